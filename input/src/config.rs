@@ -1,0 +1,105 @@
+//! The `inputs` section: common keys of an input (`id`, `enabled`, `type`) read here; everything else (credentials,
+//! services) read by the input's [`InputKind`].
+
+use crate::Puller;
+use logferry::config::{ConfigErrorKind, Section};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Names a puller in thread names, log lines and state keys:
+/// `AWSsqsPuller(sqs_collector,12345,aws_sqs_vpc,predefined)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullerIdentity {
+    /// The input's key in the configuration (`aws`, `alibaba`, `demo`...).
+    pub input: String,
+    /// The input's `id` (the seeds' `short_unique_id`), part of the state key.
+    pub input_id: String,
+    /// The service's key under `services`.
+    pub service: String,
+    /// `predefined`, or the name of a custom module.
+    pub module: String,
+    /// The puller's class name in logs, e.g. `ActionTrailStandardPuller`.
+    pub puller: String,
+}
+
+impl PullerIdentity {
+    /// `Puller(input,input_id,service,module)`, the thread name.
+    pub fn thread_name(&self) -> String {
+        format!("{}({},{},{},{})", self.puller, self.input, self.input_id, self.service, self.module)
+    }
+    /// The parts of the state key.
+    pub fn state_parts(&self) -> [&str; 4] {
+        [&self.input, &self.input_id, &self.service, &self.module]
+    }
+}
+
+/// One service to run: built in the InputProcess (after fork) from what validation produced.
+pub struct PullerSpec {
+    pub identity: PullerIdentity,
+    /// Time between the starts of two pull cycles (`request_period_in_seconds`).
+    pub request_period: Duration,
+    /// Configuration values that define the starting point; a change resets the state at start.
+    pub defining: Value,
+    /// Builds the puller (called in the InputProcess thread that runs it).
+    pub build: Box<dyn Fn() -> Box<dyn Puller> + Send + Sync>,
+}
+
+/// The common keys of an input, read before its kind reads the rest.
+#[derive(Debug, Clone)]
+pub struct InputInfo {
+    /// The input's key in the configuration.
+    pub name: String,
+    /// `id`: unique id of this input (1..=5 digits in the seeds; any 1..=32 characters here). Mandatory.
+    pub id: String,
+}
+
+/// A kind of input (`demo`, `aws`, `sqs_collector`, `alibaba`): reads its section and its services.
+pub trait InputKind: Send + Sync {
+    /// The input's name in the configuration (its key, or its `type`).
+    fn name(&self) -> &'static str;
+    /// Reads every key of the input except `id`, `enabled` and `type`, and returns one spec per enabled service.
+    /// Problems are recorded in `section`'s diagnostics; unknown keys are reported by the caller.
+    fn configure(&self, info: &InputInfo, section: &Section<'_>) -> Vec<PullerSpec>;
+}
+
+/// Reads `inputs` with the registered kinds. Disabled inputs are still validated but produce no puller.
+pub fn configure_inputs(inputs: &Section<'_>, kinds: &[&dyn InputKind]) -> Vec<PullerSpec> {
+    let mut specs = Vec::new();
+    for (name, section) in inputs.entries() {
+        let kind_name = section.optional::<String>("type").unwrap_or_else(|| name.to_owned());
+        let enabled = section.optional::<bool>("enabled").or_else(|| section.optional("input_status")).unwrap_or(true);
+        let id = match section.raw("id") {
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 32 && !s.contains(':') => Some(s.clone()),
+            Some(Value::String(_)) => {
+                section.error("id", ConfigErrorKind::InvalidValue, "must be 1..=32 characters without ':'");
+                None
+            }
+            Some(v) if !v.is_null() => {
+                section.error("id", ConfigErrorKind::WrongType, "property must be a number or a string");
+                None
+            }
+            _ => {
+                section.error("id", ConfigErrorKind::Missing, "mandatory property is missing or empty");
+                None
+            }
+        };
+        let Some(kind) = kinds.iter().find(|k| k.name() == kind_name) else {
+            let known: Vec<_> = kinds.iter().map(|k| k.name()).collect();
+            section.error("type", ConfigErrorKind::UnknownType, format!("unknown input type \"{kind_name}\"; known: {known:?}"));
+            continue;
+        };
+        let info = InputInfo { name: name.to_owned(), id: id.unwrap_or_default() };
+        let built = kind.configure(&info, &section);
+        section.finish();
+        if enabled {
+            specs.extend(built);
+        }
+    }
+    specs
+}
+
+/// Reads `request_period_in_seconds` with the given default and range.
+pub fn request_period(section: &Section<'_>, default: u64, max: u64) -> Duration {
+    Duration::from_secs(section.in_range("request_period_in_seconds", default, 0..=max))
+}

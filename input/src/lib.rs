@@ -1,0 +1,34 @@
+//! The InputProcess: the puller runtime (setup, pre-pull, pull cycles, statistics, state) and the pullers that
+//! need no cloud SDK (`demo`). Provider crates (`input/aws`, `input/alibaba`) implement [`InputKind`] and
+//! [`Puller`] and are registered by the supervisor.
+
+pub mod config;
+pub mod context;
+pub mod demo;
+pub mod error;
+pub mod process;
+pub mod runtime;
+pub mod sink;
+
+pub use config::{configure_inputs, InputKind, PullerIdentity, PullerSpec};
+pub use context::{CycleStats, PullContext};
+pub use error::{PullerError, PullerErrorType};
+pub use sink::{EventSink, SinkFactory};
+
+/// One puller: a state machine driven by the runtime's thread.
+///
+/// The runtime calls `setup` until it succeeds (retrying with backoff), `pre_pull` once, then `pull` every
+/// `request_period`. Events go out through [`PullContext::emit`]; state is committed with
+/// [`PullContext::commit_state`], which first makes sure every emitted event is in Redis.
+pub trait Puller: Send {
+    /// Builds and checks the authentication (SetupError 100/101 in the seeds).
+    fn setup(&mut self, ctx: &mut PullContext) -> Result<(), PullerError>;
+    /// Runs once before the first pull (e.g. restore a cursor from `ctx.state()`).
+    fn pre_pull(&mut self, _ctx: &mut PullContext) -> Result<(), PullerError> {
+        Ok(())
+    }
+    /// One pull cycle.
+    fn pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError>;
+    /// Controlled stop, after the last cycle (e.g. release leases).
+    fn stop(&mut self, _ctx: &mut PullContext) {}
+}

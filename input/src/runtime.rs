@@ -1,0 +1,146 @@
+//! The puller runtime: one thread per service running setup (with backoff), pre-pull once, then pull cycles.
+
+use crate::config::PullerSpec;
+use crate::context::PullContext;
+use crate::error::PullerError;
+use crate::sink::SinkFactory;
+use logferry::state::{Loaded, StateStore};
+use serde_json::Value;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// Longest wait between two failed setups or pulls.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+pub use logferry::process::sleep_unless as sleep_unless_stopped;
+
+/// Runs one puller until stop. Called on the puller's own thread.
+pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
+    let name = spec.identity.thread_name();
+    let Some(mut ctx) = open_context(spec, &factory) else { return };
+    let mut puller = (spec.build)();
+    if !retry_until_ok(&factory.stop, "Setup", || puller.setup(&mut ctx)) {
+        return;
+    }
+    log::info!("Setup for module <{}> has been successfully executed", spec.identity.puller);
+    if !retry_until_ok(&factory.stop, "PrePull", || puller.pre_pull(&mut ctx)) {
+        return;
+    }
+    log::info!("Starting data collection every {} seconds", spec.request_period.as_secs());
+    let mut failures = 0u32;
+    while !ctx.stopping() {
+        ctx.begin_cycle();
+        log::info!("Pull Started");
+        let result = puller.pull(&mut ctx).and_then(|_| ctx.flush());
+        let wait = match result {
+            Ok(()) => {
+                failures = 0;
+                ctx.log_final_stats();
+                let elapsed = ctx.cycle_elapsed();
+                let wait = spec.request_period.saturating_sub(elapsed);
+                log::info!(
+                    "Data collection completed. Elapsed time: {:.3} seconds. Waiting for {:.3} second(s) until the next one",
+                    elapsed.as_secs_f64(),
+                    wait.as_secs_f64()
+                );
+                wait
+            }
+            Err(e) if ctx.stopping() => {
+                log::info!("Pull interrupted by the stop: {e}");
+                break;
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = backoff(failures, &e);
+                log::error!("{e}. Retrying in {} s", wait.as_secs());
+                wait
+            }
+        };
+        if !sleep_unless_stopped(&factory.stop, wait) {
+            break;
+        }
+    }
+    puller.stop(&mut ctx);
+    if let Err(e) = ctx.flush() {
+        log::warn!("Events not written at stop (they were not acknowledged at the source): {e}");
+    }
+    log::info!("{name} - Thread stopped ({} events written to the queue)", ctx.sink().sent);
+}
+
+fn open_context(spec: &PullerSpec, factory: &SinkFactory) -> Option<PullContext> {
+    let mut failures = 0;
+    loop {
+        match try_open_context(spec, factory) {
+            Ok(ctx) => return Some(ctx),
+            Err(e) => {
+                failures += 1;
+                log::error!("{e}");
+                if !sleep_unless_stopped(&factory.stop, backoff(failures, &e)) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+fn try_open_context(spec: &PullerSpec, factory: &SinkFactory) -> Result<PullContext, PullerError> {
+    let key = factory.keys.state(&spec.identity.state_parts());
+    let mut store = StateStore::new(factory.connect()?, key, spec.defining.clone());
+    let state = match store.load()? {
+        Loaded::Fresh => {
+            log::info!("No persistence found: starting from the configuration ({})", spec.defining);
+            Value::Null
+        }
+        Loaded::Reset { previous } => {
+            log::warn!(
+                "The persistence has been reset: its defining values changed from {previous} to {}. Starting from the configuration",
+                spec.defining
+            );
+            Value::Null
+        }
+        Loaded::Resumed(data) => {
+            log::info!("Persistence retrieved: {data}");
+            data
+        }
+    };
+    PullContext::new(spec.identity.clone(), factory.clone(), store, state)
+}
+
+fn retry_until_ok(stop: &AtomicBool, step: &str, mut f: impl FnMut() -> Result<(), PullerError>) -> bool {
+    let mut failures = 0;
+    loop {
+        match f() {
+            Ok(()) => return true,
+            Err(e) => {
+                failures += 1;
+                let wait = backoff(failures, &e);
+                log::error!("{step} failed: {e}. Retrying in {} s", wait.as_secs());
+                if !sleep_unless_stopped(stop, wait) {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// 1, 2, 4 ... 300 s; errors that no retry can fix wait the longest.
+fn backoff(failures: u32, e: &PullerError) -> Duration {
+    if !e.retryable {
+        return MAX_BACKOFF;
+    }
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(9)).min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let e = PullerError::pull(300, "x");
+        assert_eq!(backoff(1, &e), Duration::from_secs(1));
+        assert_eq!(backoff(3, &e), Duration::from_secs(4));
+        assert_eq!(backoff(30, &e), MAX_BACKOFF);
+        assert_eq!(backoff(1, &PullerError::init(3, "future")), MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,61 @@
+//! The `outputs` section: `<name>: {type, config: {...}}`. The runtime reads `type` and
+//! `config.concurrent_connections`; the output's kind reads the rest of `config`.
+
+use crate::sender::{Sender, SenderInfo};
+use logferry::config::{ConfigErrorKind, Globals, Section};
+
+/// One configured output, ready to build senders in the OutputProcess.
+pub struct OutputSpec {
+    /// The output's key in the configuration.
+    pub name: String,
+    /// Its `type`.
+    pub kind: String,
+    /// Class name of its senders in logs (`SyslogSender`, `ConsoleSender`, `DevoSender`, `SplunkHecSender`).
+    pub sender_label: &'static str,
+    /// `concurrent_connections`: senders in the pool of the standard class. Default 1; 1..=64.
+    pub concurrent_connections: usize,
+    /// Builds one sender of the pool.
+    pub build: Box<dyn Fn(&SenderInfo) -> Box<dyn Sender> + Send + Sync>,
+}
+
+/// A kind of output, reading its `config` dictionary.
+pub trait OutputKind: Send + Sync {
+    /// The `type` values it accepts (e.g. `["syslog", "in_house_relay", "sidecar"]`).
+    fn types(&self) -> &'static [&'static str];
+    /// Reads `config` (every key except `concurrent_connections`); `None` when it is unusable.
+    fn configure(&self, name: &str, kind: &str, config: &Section<'_>, globals: &Globals) -> Option<OutputSpec>;
+}
+
+/// Reads `outputs` with the registered kinds.
+pub fn configure_outputs(outputs: &Section<'_>, kinds: &[&dyn OutputKind], globals: &Globals) -> Vec<OutputSpec> {
+    static EMPTY: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> = std::sync::OnceLock::new();
+    let empty = EMPTY.get_or_init(serde_json::Map::new);
+    let mut specs = Vec::new();
+    for (name, section) in outputs.entries() {
+        let Some(kind) = section.required::<String>("type") else {
+            section.finish();
+            continue;
+        };
+        let Some(k) = kinds.iter().find(|k| k.types().contains(&kind.as_str())) else {
+            let known: Vec<_> = kinds.iter().flat_map(|k| k.types().iter().copied()).collect();
+            section.error("type", ConfigErrorKind::UnknownType, format!("unknown output type \"{kind}\"; known: {known:?}"));
+            section.accept(&["config", "enabled"]);
+            section.finish();
+            continue;
+        };
+        let enabled = section.or("enabled", true);
+        let config = section.section("config", false).unwrap_or_else(|| section.child("config", empty));
+        let connections = config.in_range("concurrent_connections", 1usize, 1..=64);
+        let spec = k.configure(name, &kind, &config, globals);
+        config.finish();
+        section.finish();
+        if let (true, Some(mut spec)) = (enabled, spec) {
+            spec.concurrent_connections = connections;
+            specs.push(spec);
+        }
+    }
+    if specs.is_empty() && outputs.diagnostics().is_empty() {
+        outputs.error("", ConfigErrorKind::Missing, "at least one enabled output is needed");
+    }
+    specs
+}

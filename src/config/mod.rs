@@ -1,0 +1,190 @@
+//! The configuration file (`globals`, `inputs`, `outputs`, as in the seeds) and the validation vocabulary.
+//!
+//! The kernel reads the file and `globals`; the input and output crates read their own sections through
+//! [`Section`], so that every problem of the whole file is reported in one pass.
+
+pub mod error;
+pub mod reader;
+
+pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, ConfigScope};
+pub use reader::{Diagnostics, FromValue, Secret, Section};
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The parsed file, before validation.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub root: Value,
+}
+
+impl ConfigFile {
+    /// Reads a YAML or JSON file (JSON is valid YAML, but `.json` files are parsed as JSON for exact errors).
+    pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(ConfigErrorKind::FileNotReadable, "", format!("cannot read \"{}\": {e}", path.display()))
+        })?;
+        let root = Self::parse(&text, path.extension().is_some_and(|e| e == "json"))?;
+        Ok(ConfigFile { path: path.to_path_buf(), root })
+    }
+
+    pub fn parse(text: &str, json: bool) -> Result<Value, ConfigError> {
+        let parsed: Result<Value, String> = if json {
+            serde_json::from_str(text).map_err(|e| e.to_string())
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| e.to_string())
+        };
+        let root = parsed.map_err(|e| ConfigError::new(ConfigErrorKind::Syntax, "", format!("invalid syntax: {e}")))?;
+        if !root.is_object() {
+            return Err(ConfigError::new(ConfigErrorKind::Syntax, "", "the file must contain a dictionary with globals, inputs and outputs"));
+        }
+        Ok(root)
+    }
+
+    /// Directory that relative paths in the file (certificates, state) are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The root section reader; `globals`, `inputs` and `outputs` are read from it.
+    pub fn root_section<'a>(&'a self, diagnostics: &Diagnostics) -> Section<'a> {
+        Section::new("", self.root.as_object().expect("checked at parse"), diagnostics.clone(), &self.base_dir())
+    }
+}
+
+/// Where Redis (queue and state) lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Persistence {
+    /// An external Redis, `redis://host:port/db` or `unix:///path`.
+    Redis { url: String },
+    /// A `redis-server` run by the supervisor, with append-only persistence in `directory`.
+    Embedded { directory: PathBuf },
+}
+
+/// The `globals` section.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    /// Debug logging. Key `debug` (or `debug_status`). Default false.
+    pub debug: bool,
+    /// Collector id, used in Redis key prefixes and internal events. Default "1"; 1..=32 characters.
+    pub id: String,
+    /// Collector name, shown in logs and internal events. Default "logferry".
+    pub name: String,
+    /// Redis location: `persistence: {type: embedded, directory: state}` (default) or `{type: redis, url: ...}`.
+    pub persistence: Persistence,
+    /// Maximum events waiting in one stream before producers block. Default 10000; 1..=100000.
+    pub queue_max_size_in_messages: u64,
+    /// Maximum MB waiting in one stream before producers block. Default 256; 1..=5120.
+    pub queue_max_size_in_mb: u64,
+    /// Events per stream entry (wrap). Default 100; 1..=500.
+    pub queue_wrap_max_size_in_messages: usize,
+    /// Period of the sender statistics lines. Default 300; 60..=1800 (1..=1800 accepted for tests and demos).
+    pub sender_stats_period_in_sec: u64,
+    /// Period of the `[GC]` memory report. Default 300; 1..=86400.
+    pub memory_report_period_in_sec: u64,
+    /// Deadline for the output to drain the queue on a controlled stop. Default 30; 0..=3600.
+    pub stop_drain_timeout_in_sec: u64,
+    /// Gzip switch for the Devo transport: on when the mean internal queue usage reaches it; negative = always,
+    /// above 1 = never. Default 1.1 (never).
+    pub threshold_for_using_gzip_in_transport_layer: f64,
+    /// Gzip level for compressed transport. Default 6; 0..=9.
+    pub compression_level: u32,
+    /// Size of one gzip member in compressed transport. Default 51200; 1024..=16777216.
+    pub compression_buffer_in_bytes: usize,
+}
+
+impl Globals {
+    pub fn read(s: &Section<'_>) -> Globals {
+        let debug = s.optional::<bool>("debug").or_else(|| s.optional("debug_status")).unwrap_or(false);
+        let id = match s.raw("id") {
+            None => "1".to_owned(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(v)) if !v.is_empty() && v.len() <= 32 => v.clone(),
+            Some(_) => {
+                s.error("id", ConfigErrorKind::InvalidValue, "must be a number or a string of 1..=32 characters");
+                "1".to_owned()
+            }
+        };
+        let name = s.or("name", "logferry".to_owned());
+        let persistence = Self::read_persistence(s);
+        let g = Globals {
+            debug,
+            id,
+            name,
+            persistence,
+            queue_max_size_in_messages: s.in_range("queue_max_size_in_messages", 10_000, 1..=100_000),
+            queue_max_size_in_mb: s.in_range("queue_max_size_in_mb", 256, 1..=5120),
+            queue_wrap_max_size_in_messages: s.in_range("queue_wrap_max_size_in_messages", 100, 1..=500),
+            sender_stats_period_in_sec: s.in_range("sender_stats_period_in_sec", 300, 1..=1800),
+            memory_report_period_in_sec: s.in_range("memory_report_period_in_sec", 300, 1..=86_400),
+            stop_drain_timeout_in_sec: s.in_range("stop_drain_timeout_in_sec", 30, 0..=3600),
+            threshold_for_using_gzip_in_transport_layer: s.or("threshold_for_using_gzip_in_transport_layer", 1.1),
+            compression_level: s.in_range("compression_level", 6, 0..=9),
+            compression_buffer_in_bytes: s.in_range("compression_buffer_in_bytes", 51_200, 1024..=16_777_216),
+        };
+        g
+    }
+
+    fn read_persistence(s: &Section<'_>) -> Persistence {
+        let default_dir = s.base_dir().join("state");
+        let Some(p) = s.section("persistence", false) else {
+            return Persistence::Embedded { directory: default_dir };
+        };
+        let kind = p.one_of("type", "embedded", &["embedded", "redis"]);
+        let result = if kind == "redis" {
+            let url: Option<String> = p.required("url");
+            if let Some(u) = &url {
+                if !(u.starts_with("redis://") || u.starts_with("unix://") || u.starts_with("rediss://")) {
+                    p.error("url", ConfigErrorKind::InvalidValue, "must start with redis://, rediss:// or unix://");
+                }
+            }
+            Persistence::Redis { url: url.unwrap_or_default() }
+        } else {
+            let dir = p.optional::<String>("directory").map(|d| s.base_dir().join(d)).unwrap_or(default_dir);
+            if p.contains("url") {
+                p.error("url", ConfigErrorKind::Conflict, "url is only valid with type: redis");
+            }
+            Persistence::Embedded { directory: dir }
+        };
+        p.finish();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn globals(yaml: &str) -> (Globals, Vec<ConfigError>) {
+        let root = ConfigFile::parse(yaml, false).unwrap();
+        let file = ConfigFile { path: PathBuf::from("/etc/lf/c.yaml"), root };
+        let d = Diagnostics::default();
+        let r = file.root_section(&d);
+        let g = Globals::read(&r.section("globals", true).unwrap());
+        (g, d.take())
+    }
+
+    #[test]
+    fn defaults_follow_the_reference() {
+        let (g, errs) = globals("globals: {}\n");
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(g.queue_max_size_in_messages, 10_000);
+        assert_eq!(g.queue_wrap_max_size_in_messages, 100);
+        assert_eq!(g.persistence, Persistence::Embedded { directory: PathBuf::from("/etc/lf/state") });
+    }
+
+    #[test]
+    fn bad_yaml_is_a_syntax_error() {
+        let e = ConfigFile::parse("globals: [unclosed", false).unwrap_err();
+        assert_eq!(e.kind, ConfigErrorKind::Syntax);
+        assert!(e.to_string().starts_with("ConfigFileError(11)"));
+    }
+
+    #[test]
+    fn redis_needs_a_url() {
+        let (_, errs) = globals("globals:\n  persistence: {type: redis}\n");
+        assert_eq!(errs[0].path, "globals.persistence.url");
+        assert_eq!(errs[0].kind, ConfigErrorKind::Missing);
+    }
+}

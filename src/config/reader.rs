@@ -1,0 +1,377 @@
+//! `Section`: reads one dictionary of the configuration, collecting every problem instead of stopping at the
+//! first, and reporting the keys nobody asked for. Every component's config struct is built through it.
+
+use super::error::{ConfigError, ConfigErrorKind};
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fmt::Display;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Shared sink of problems for one validation pass.
+#[derive(Clone, Default)]
+pub struct Diagnostics(Rc<RefCell<Vec<ConfigError>>>);
+
+impl Diagnostics {
+    pub fn push(&self, e: ConfigError) {
+        self.0.borrow_mut().push(e);
+    }
+    pub fn take(&self) -> Vec<ConfigError> {
+        std::mem::take(&mut self.0.borrow_mut())
+    }
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.borrow().is_empty()
+    }
+}
+
+/// A secret string (key, token, password): never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Conversion of a JSON/YAML value into a typed setting.
+pub trait FromValue: Sized {
+    /// The type's name in error messages ("an integer", "a string"...).
+    const EXPECTED: &'static str;
+    fn from_value(v: &Value) -> Option<Self>;
+}
+
+impl FromValue for bool {
+    const EXPECTED: &'static str = "a boolean (true/false)";
+    fn from_value(v: &Value) -> Option<Self> {
+        v.as_bool()
+    }
+}
+impl FromValue for String {
+    const EXPECTED: &'static str = "a string";
+    fn from_value(v: &Value) -> Option<Self> {
+        v.as_str().map(str::to_owned)
+    }
+}
+impl FromValue for Secret {
+    const EXPECTED: &'static str = "a string";
+    fn from_value(v: &Value) -> Option<Self> {
+        v.as_str().map(|s| Secret(s.to_owned()))
+    }
+}
+impl FromValue for f64 {
+    const EXPECTED: &'static str = "a number";
+    fn from_value(v: &Value) -> Option<Self> {
+        v.as_f64()
+    }
+}
+impl FromValue for Vec<String> {
+    const EXPECTED: &'static str = "a list of strings";
+    fn from_value(v: &Value) -> Option<Self> {
+        v.as_array()?.iter().map(|x| x.as_str().map(str::to_owned)).collect()
+    }
+}
+macro_rules! int_from_value {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            const EXPECTED: &'static str = "an integer";
+            fn from_value(v: &Value) -> Option<Self> {
+                if let Some(i) = v.as_i64() { return <$t>::try_from(i).ok(); }
+                if let Some(u) = v.as_u64() { return <$t>::try_from(u).ok(); }
+                None
+            }
+        }
+    )*};
+}
+int_from_value!(i64, u64, u32, u16, u8, usize, i32);
+
+/// Reader over one dictionary of the configuration.
+pub struct Section<'a> {
+    path: String,
+    map: &'a Map<String, Value>,
+    used: RefCell<HashSet<&'a str>>,
+    diagnostics: Diagnostics,
+    /// Directory relative file paths are resolved against (the config file's directory).
+    base_dir: Rc<PathBuf>,
+}
+
+impl<'a> Section<'a> {
+    pub fn new(path: impl Into<String>, map: &'a Map<String, Value>, diagnostics: Diagnostics, base_dir: &Path) -> Self {
+        Section {
+            path: path.into(),
+            map,
+            used: RefCell::default(),
+            diagnostics,
+            base_dir: Rc::new(base_dir.to_path_buf()),
+        }
+    }
+
+    /// Dotted path of this section (`inputs.aws.services.x`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Dotted path of a key in this section.
+    pub fn key_path(&self, key: &str) -> String {
+        if key.is_empty() {
+            self.path.clone()
+        } else if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{}", self.path, key)
+        }
+    }
+
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.diagnostics
+    }
+
+    /// Records a problem about `key`.
+    pub fn error(&self, key: &str, kind: ConfigErrorKind, message: impl Into<String>) {
+        self.diagnostics.push(ConfigError::new(kind, self.key_path(key), message));
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// The raw value of `key`, marked as used.
+    pub fn raw(&self, key: &str) -> Option<&'a Value> {
+        let (k, v) = self.map.get_key_value(key)?;
+        self.used.borrow_mut().insert(k.as_str());
+        Some(v)
+    }
+
+    /// Marks keys as known without reading them (e.g. documentation-only keys).
+    pub fn accept(&self, keys: &[&str]) {
+        for key in keys {
+            self.raw(key);
+        }
+    }
+
+    fn convert<T: FromValue>(&self, key: &str, v: &Value) -> Option<T> {
+        let t = T::from_value(v);
+        if t.is_none() {
+            self.error(key, ConfigErrorKind::WrongType, format!("property must be {}, found {}", T::EXPECTED, describe(v)));
+        }
+        t
+    }
+
+    /// An optional setting: `None` when absent or null (a wrong type is recorded and also gives `None`).
+    pub fn optional<T: FromValue>(&self, key: &str) -> Option<T> {
+        match self.raw(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => self.convert(key, v),
+        }
+    }
+
+    /// A mandatory setting: missing, null or empty strings are recorded as `Missing`.
+    pub fn required<T: FromValue>(&self, key: &str) -> Option<T> {
+        match self.raw(key) {
+            None | Some(Value::Null) => {
+                self.error(key, ConfigErrorKind::Missing, "mandatory property is missing or empty");
+                None
+            }
+            Some(Value::String(s)) if s.is_empty() => {
+                self.error(key, ConfigErrorKind::Missing, "mandatory property is missing or empty");
+                None
+            }
+            Some(v) => self.convert(key, v),
+        }
+    }
+
+    /// A setting with a default.
+    pub fn or<T: FromValue>(&self, key: &str, default: T) -> T {
+        self.optional(key).unwrap_or(default)
+    }
+
+    /// A number with a default and an inclusive range; out-of-range values are recorded and the default is used.
+    pub fn in_range<T: FromValue + PartialOrd + Display + Copy>(&self, key: &str, default: T, range: RangeInclusive<T>) -> T {
+        match self.optional::<T>(key) {
+            Some(v) if range.contains(&v) => v,
+            Some(v) => {
+                self.error(
+                    key,
+                    ConfigErrorKind::OutOfRange,
+                    format!("value {v} is out of range {}..={}", range.start(), range.end()),
+                );
+                default
+            }
+            None => {
+                if let Some(v) = self.map.get(key).filter(|v| v.is_number()) {
+                    // A number that does not fit the integer type at all: report it as a range problem.
+                    self.diagnostics.take_last_if_wrong_type(&self.key_path(key));
+                    self.error(key, ConfigErrorKind::OutOfRange, format!("value {v} is out of range {}..={}", range.start(), range.end()));
+                }
+                default
+            }
+        }
+    }
+
+    /// A string that must be one of `allowed`.
+    pub fn one_of(&self, key: &str, default: &str, allowed: &[&str]) -> String {
+        match self.optional::<String>(key) {
+            Some(v) if allowed.contains(&v.as_str()) => v,
+            Some(v) => {
+                self.error(key, ConfigErrorKind::InvalidValue, format!("\"{v}\" is not one of {allowed:?}"));
+                default.to_owned()
+            }
+            None => default.to_owned(),
+        }
+    }
+
+    /// A readable file path (resolved against the config file's directory); problems are recorded.
+    pub fn file(&self, key: &str, required: bool) -> Option<PathBuf> {
+        let name: String = if required { self.required(key)? } else { self.optional(key)? };
+        let path = self.base_dir.join(&name);
+        match std::fs::File::open(&path) {
+            Ok(_) if path.is_file() => Some(path),
+            Ok(_) => {
+                self.error(key, ConfigErrorKind::FileUnreadable, format!("\"{}\" is not a regular file", path.display()));
+                None
+            }
+            Err(e) => {
+                self.error(key, ConfigErrorKind::FileUnreadable, format!("cannot read \"{}\": {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    /// A nested dictionary; `None` (and recorded) when missing and `required`, or not a dictionary.
+    pub fn section(&self, key: &str, required: bool) -> Option<Section<'a>> {
+        match self.raw(key) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.error(key, ConfigErrorKind::Missing, "mandatory property is missing or empty");
+                }
+                None
+            }
+            Some(Value::Object(map)) => Some(self.child(key, map)),
+            Some(v) => {
+                self.error(key, ConfigErrorKind::NotADictionary, format!("property must be a dictionary, found {}", describe(v)));
+                None
+            }
+        }
+    }
+
+    /// Every entry of a dictionary of dictionaries (e.g. `services`), each as a section; other values are recorded.
+    pub fn entries(&self) -> Vec<(&'a str, Section<'a>)> {
+        let mut out = Vec::new();
+        for (k, v) in self.map.iter() {
+            self.used.borrow_mut().insert(k.as_str());
+            match v {
+                Value::Object(map) => out.push((k.as_str(), self.child(k, map))),
+                other => self.error(k, ConfigErrorKind::NotADictionary, format!("property must be a dictionary, found {}", describe(other))),
+            }
+        }
+        out
+    }
+
+    /// A child section for an already-fetched map.
+    pub fn child(&self, key: &str, map: &'a Map<String, Value>) -> Section<'a> {
+        Section {
+            path: self.key_path(key),
+            map,
+            used: RefCell::default(),
+            diagnostics: self.diagnostics.clone(),
+            base_dir: self.base_dir.clone(),
+        }
+    }
+
+    /// Reports every key of this section that was not read (unknown keys are never silently dropped).
+    pub fn finish(self) {
+        let used = self.used.borrow();
+        for key in self.map.keys() {
+            if !used.contains(key.as_str()) {
+                self.error(key, ConfigErrorKind::UnknownKey, "unknown property (not used by this component)");
+            }
+        }
+    }
+
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+}
+
+impl Diagnostics {
+    /// Drops the last recorded error when it is a WrongType for `path` (replaced by a more precise one).
+    fn take_last_if_wrong_type(&self, path: &str) {
+        let mut v = self.0.borrow_mut();
+        if v.last().is_some_and(|e| e.kind == ConfigErrorKind::WrongType && e.path == path) {
+            v.pop();
+        }
+    }
+}
+
+/// A short description of a value for error messages.
+pub fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) => format!("string \"{}\"", s.chars().take(40).collect::<String>()),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a dictionary".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with_section(v: Value, f: impl FnOnce(&Section)) -> Vec<ConfigError> {
+        let d = Diagnostics::default();
+        let map = v.as_object().unwrap().clone();
+        let s = Section::new("globals", &map, d.clone(), Path::new("."));
+        f(&s);
+        s.finish();
+        d.take()
+    }
+
+    #[test]
+    fn collects_every_problem_with_its_path() {
+        let errs = with_section(json!({"a": "x", "b": 900, "c": "q", "zz": 1}), |s| {
+            let _: Option<u32> = s.required("a");
+            let _ = s.in_range("b", 10u32, 1..=100);
+            let _ = s.one_of("c", "p", &["p", "r"]);
+            let _: Option<String> = s.required("missing");
+        });
+        let kinds: Vec<_> = errs.iter().map(|e| (e.kind, e.path.as_str())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (ConfigErrorKind::WrongType, "globals.a"),
+                (ConfigErrorKind::OutOfRange, "globals.b"),
+                (ConfigErrorKind::InvalidValue, "globals.c"),
+                (ConfigErrorKind::Missing, "globals.missing"),
+                (ConfigErrorKind::UnknownKey, "globals.zz"),
+            ]
+        );
+    }
+
+    #[test]
+    fn negative_number_for_unsigned_is_out_of_range() {
+        let errs = with_section(json!({"n": -5}), |s| {
+            assert_eq!(s.in_range("n", 7u32, 1..=10), 7);
+        });
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].kind, ConfigErrorKind::OutOfRange);
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        assert_eq!(format!("{:?}", Secret("hunter2".into())), "Secret(***)");
+    }
+}

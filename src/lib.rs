@@ -1,0 +1,18 @@
+//! logferry kernel: everything that crosses a process boundary.
+//!
+//! The event and batch model ([`event`]), the Redis queue ([`queue`]), the configuration file with its
+//! `globals` and the validation vocabulary ([`config`]), the per-puller persistence ([`state`]), the log line
+//! format ([`logging`]) and the memory report ([`memory`]). It knows no puller and no sender.
+
+pub mod config;
+pub mod deadletter;
+pub mod event;
+pub mod logging;
+pub mod memory;
+pub mod process;
+pub mod queue;
+pub mod redis_conn;
+pub mod state;
+pub mod time;
+
+pub use event::{Event, EventClass};

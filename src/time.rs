@@ -1,0 +1,15 @@
+//! Time helpers shared by pullers and senders.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff+00:00`, the timestamp style of the seeds' statistics lines.
+pub fn format_utc_micros(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string())
+        .unwrap_or_default()
+}
