@@ -2,7 +2,13 @@
 
 use crate::config::OutputKind;
 
+pub mod conn;
+pub mod console;
+pub mod format;
+pub mod syslog;
+pub mod tls;
+
 /// Every output kind, registered by the supervisor.
 pub fn output_kinds() -> Vec<&'static dyn OutputKind> {
-    vec![]
+    vec![&console::ConsoleKind, &syslog::SyslogKind]
 }

@@ -1,0 +1,89 @@
+//! `console` / `stdout`: writes each event as one line on standard output (a debugging aid, every event class).
+//! Line format: `<14>YYYY-MM-DD HH:MM:SS.mmm HOST TAG: MESSAGE` (what Devo would receive).
+
+use crate::config::{OutputKind, OutputSpec};
+use crate::sender::{Batch, SendError, Sender, SenderInfo};
+use crate::senders::format::{short_host_name, Framing, HeaderFormat, HeaderWriter};
+use logferry::config::{Globals, Section};
+use std::io::Write;
+
+/// Configuration of a console output (under `outputs.<name>.config`).
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// `hostname`: host name written in each line. Default: the short host name of the machine.
+    pub hostname: String,
+}
+
+impl ConsoleConfig {
+    pub fn read(s: &Section<'_>) -> ConsoleConfig {
+        ConsoleConfig {
+            hostname: s.optional("hostname").unwrap_or_else(short_host_name),
+        }
+    }
+}
+
+pub struct ConsoleKind;
+
+impl OutputKind for ConsoleKind {
+    fn types(&self) -> &'static [&'static str] {
+        &["console", "stdout"]
+    }
+    fn configure(
+        &self,
+        name: &str,
+        kind: &str,
+        config: &Section<'_>,
+        _globals: &Globals,
+    ) -> Option<OutputSpec> {
+        let cfg = ConsoleConfig::read(config);
+        Some(OutputSpec {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            sender_label: "ConsoleSender",
+            concurrent_connections: 1,
+            build: Box::new(move |info: &SenderInfo| {
+                Box::new(ConsoleSender::new(&cfg, info)) as Box<dyn Sender>
+            }),
+        })
+    }
+}
+
+/// Writes to stdout through a reused buffer, one write per `send`.
+pub struct ConsoleSender {
+    writer: HeaderWriter,
+    buf: Vec<u8>,
+    name: String,
+}
+
+impl ConsoleSender {
+    pub fn new(cfg: &ConsoleConfig, info: &SenderInfo) -> Self {
+        ConsoleSender {
+            writer: HeaderWriter::new(HeaderFormat::Devo, Framing::Newline, 14, &cfg.hostname),
+            buf: Vec::with_capacity(64 * 1024),
+            name: info.name.clone(),
+        }
+    }
+}
+
+impl Sender for ConsoleSender {
+    fn send(&mut self, batches: &mut Vec<Batch>) -> Result<(), SendError> {
+        self.buf.clear();
+        for b in batches.iter() {
+            for e in b.events() {
+                self.writer
+                    .record(&mut self.buf, e.time_ms, &e.tag, &e.message);
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        out.write_all(&self.buf)
+            .and_then(|_| out.flush())
+            .map_err(|e| SendError::Write {
+                destination: format!("stdout ({})", self.name),
+                reason: e.to_string(),
+            })
+    }
+
+    fn is_connection_open(&self) -> bool {
+        true
+    }
+}
