@@ -15,7 +15,10 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     pub fn new(conn: redis::Connection, keys: &Keys) -> Self {
-        DeadLetters { conn, key: keys.dead_letters() }
+        DeadLetters {
+            conn,
+            key: keys.dead_letters(),
+        }
     }
 
     /// Sets an item aside: `origin` says where it came from (`s3://bucket/key`, `output splunk, entry 1-0`),

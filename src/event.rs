@@ -14,7 +14,11 @@ pub enum EventClass {
 }
 
 impl EventClass {
-    pub const ALL: [EventClass; 3] = [EventClass::Standard, EventClass::Lookup, EventClass::Internal];
+    pub const ALL: [EventClass; 3] = [
+        EventClass::Standard,
+        EventClass::Lookup,
+        EventClass::Internal,
+    ];
 
     /// Lower-case name used in Redis keys and thread names (`standard`, `lookup`, `internal`).
     pub fn as_str(self) -> &'static str {
@@ -48,7 +52,11 @@ pub struct Event {
 
 impl Event {
     pub fn new(tag: impl Into<String>, time_ms: i64, message: impl Into<String>) -> Self {
-        Event { tag: tag.into(), time_ms, message: message.into() }
+        Event {
+            tag: tag.into(),
+            time_ms,
+            message: message.into(),
+        }
     }
 
     /// Builds an event from raw bytes, replacing invalid UTF-8 sequences (never dropping the event).
@@ -57,7 +65,11 @@ impl Event {
             Ok(s) => s.to_owned(),
             Err(_) => String::from_utf8_lossy(bytes).into_owned(),
         };
-        Event { tag: tag.into(), time_ms, message }
+        Event {
+            tag: tag.into(),
+            time_ms,
+            message,
+        }
     }
 
     /// Approximate size in bytes, used for queue limits and MB/s statistics.
@@ -82,7 +94,10 @@ mod tests {
 
     #[test]
     fn wrap_round_trip_keeps_every_field() {
-        let events = vec![Event::new("a.b.c", 1_700_000_000_123, "héllo"), Event::new("x", -1, "")];
+        let events = vec![
+            Event::new("a.b.c", 1_700_000_000_123, "héllo"),
+            Event::new("x", -1, ""),
+        ];
         let decoded = decode_wrap(&encode_wrap(&events)).unwrap();
         assert_eq!(decoded, events);
     }

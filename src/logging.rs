@@ -24,7 +24,10 @@ pub fn set_process_name(name: &str) {
 }
 
 pub fn process_name() -> String {
-    PROCESS_NAME.read().unwrap_or_else(|e| e.into_inner()).clone()
+    PROCESS_NAME
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
 
 struct Logger {
@@ -59,7 +62,11 @@ fn forward_internal(record: &log::Record) {
     }
     let level = record.level().as_str().to_ascii_lowercase();
     let message = format!("{}::{} -> {}", process_name(), thread_name(), record.args());
-    let event = Event::new(format!("devo.collectors.out.local.{level}"), crate::time::now_ms(), message);
+    let event = Event::new(
+        format!("devo.collectors.out.local.{level}"),
+        crate::time::now_ms(),
+        message,
+    );
     if let Err(TrySendError::Full(_)) = tx.try_send(event) {
         INTERNAL_DROPPED.fetch_add(1, Ordering::Relaxed);
     }
@@ -104,7 +111,13 @@ pub fn init(debug: bool) {
             log::Level::Warn => "WARNING",
             l => l.as_str(),
         };
-        writeln!(buf, "{now} {level} {}::{} -> {}", process_name(), thread_name(), record.args())
+        writeln!(
+            buf,
+            "{now} {level} {}::{} -> {}",
+            process_name(),
+            thread_name(),
+            record.args()
+        )
     });
     builder.target(env_logger::Target::Stdout);
     let inner = builder.build();

@@ -15,10 +15,21 @@ pub struct MemorySample {
 pub fn sample(system: &mut System) -> MemorySample {
     let pid = Pid::from_u32(std::process::id());
     system.refresh_memory();
-    system.refresh_processes_specifics(ProcessesToUpdate::Some(&[pid]), true, ProcessRefreshKind::nothing().with_memory());
-    let (rss, vms) = system.process(pid).map(|p| (p.memory(), p.virtual_memory())).unwrap_or((0, 0));
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[pid]),
+        true,
+        ProcessRefreshKind::nothing().with_memory(),
+    );
+    let (rss, vms) = system
+        .process(pid)
+        .map(|p| (p.memory(), p.virtual_memory()))
+        .unwrap_or((0, 0));
     let total = system.total_memory().max(1) as f64;
-    MemorySample { global_percent: system.used_memory() as f64 * 100.0 / total, rss, vms }
+    MemorySample {
+        global_percent: system.used_memory() as f64 * 100.0 / total,
+        rss,
+        vms,
+    }
 }
 
 /// Returns freed heap pages to the operating system (glibc keeps them otherwise).
@@ -70,7 +81,10 @@ mod tests {
         let (line, after) = gc_report(&mut s);
         assert!(after.rss > 0);
         assert!(line.starts_with("[GC] global: "), "{line}");
-        assert!(line.contains("process: RSS(") && line.contains("VMS("), "{line}");
+        assert!(
+            line.contains("process: RSS(") && line.contains("VMS("),
+            "{line}"
+        );
     }
 
     #[test]

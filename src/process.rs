@@ -17,12 +17,21 @@ pub struct ProcessEnv {
     pub redis_url: String,
     pub keys: Keys,
     pub stop: Arc<AtomicBool>,
+    /// Events waiting in each stream (standard, lookup, internal) when the supervisor started this process:
+    /// what a previous run left undelivered (the emergency persistence).
+    pub backlog_at_start: [u64; 3],
 }
 
 impl ProcessEnv {
     pub fn new(globals: Globals, redis_url: String) -> Self {
         let keys = Keys::new(&globals.id);
-        ProcessEnv { globals, redis_url, keys, stop: Arc::new(AtomicBool::new(false)) }
+        ProcessEnv {
+            globals,
+            redis_url,
+            keys,
+            stop: Arc::new(AtomicBool::new(false)),
+            backlog_at_start: [0; 3],
+        }
     }
 
     pub fn limits(&self) -> QueueLimits {
@@ -31,6 +40,19 @@ impl ProcessEnv {
             max_bytes: self.globals.queue_max_size_in_mb * 1024 * 1024,
             wrap_size: self.globals.queue_wrap_max_size_in_messages,
         }
+    }
+
+    /// Reads how many events wait in each stream (called by the supervisor before it starts the output).
+    pub fn measure_backlog(&mut self) -> redis::RedisResult<()> {
+        let mut conn = crate::redis_conn::connect(&self.redis_url, Duration::from_secs(30))?;
+        for (i, class) in EventClass::ALL.iter().enumerate() {
+            let n: Option<u64> = redis::cmd("HGET")
+                .arg(self.keys.stream_size(*class))
+                .arg("n")
+                .query(&mut conn)?;
+            self.backlog_at_start[i] = n.unwrap_or(0);
+        }
+        Ok(())
     }
 
     pub fn stopping(&self) -> bool {
@@ -55,7 +77,10 @@ pub fn block_stop_signals() {
 
 /// Waits on the main thread until SIGTERM/SIGINT/SIGHUP arrives, then sets the stop flag.
 pub fn wait_for_stop_signal(stop: &AtomicBool) -> i32 {
-    let sig = stop_signals().wait().map(|s| s as i32).unwrap_or(libc::SIGTERM);
+    let sig = stop_signals()
+        .wait()
+        .map(|s| s as i32)
+        .unwrap_or(libc::SIGTERM);
     stop.store(true, Ordering::Relaxed);
     sig
 }
@@ -105,9 +130,20 @@ pub fn spawn_internal_forwarder(env: &ProcessEnv) -> JoinHandle<()> {
                 if producer.is_none() {
                     producer = crate::redis_conn::connect(&env.redis_url, Duration::from_secs(5))
                         .ok()
-                        .map(|c| QueueProducer::new(c, &env.keys, EventClass::Internal, env.limits(), never.clone()));
+                        .map(|c| {
+                            QueueProducer::new(
+                                c,
+                                &env.keys,
+                                EventClass::Internal,
+                                env.limits(),
+                                never.clone(),
+                            )
+                        });
                 }
-                let written = producer.as_mut().map(|p| p.push(&batch).is_ok()).unwrap_or(false);
+                let written = producer
+                    .as_mut()
+                    .map(|p| p.push(&batch).is_ok())
+                    .unwrap_or(false);
                 if written || batch.len() > 10_000 {
                     batch.clear();
                 } else {

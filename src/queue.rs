@@ -18,11 +18,18 @@ pub const GROUP: &str = "output";
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("redis error on {stream}: {source}")]
-    Redis { stream: String, source: redis::RedisError },
+    Redis {
+        stream: String,
+        source: redis::RedisError,
+    },
     #[error("stopping while the queue {stream} was full; {events} events not enqueued")]
     Stopping { stream: String, events: usize },
     #[error("undecodable entry {id} in {stream}: {reason}")]
-    Corrupt { stream: String, id: String, reason: String },
+    Corrupt {
+        stream: String,
+        id: String,
+        reason: String,
+    },
 }
 
 /// Limits of one stream.
@@ -75,7 +82,13 @@ pub struct QueueProducer {
 }
 
 impl QueueProducer {
-    pub fn new(conn: redis::Connection, keys: &Keys, class: EventClass, limits: QueueLimits, stop: Arc<AtomicBool>) -> Self {
+    pub fn new(
+        conn: redis::Connection,
+        keys: &Keys,
+        class: EventClass,
+        limits: QueueLimits,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
         QueueProducer {
             conn,
             stream: keys.stream(class),
@@ -103,7 +116,10 @@ impl QueueProducer {
             return Ok(());
         }
         let mut invocation = self.script.key(&self.stream);
-        invocation.key(&self.size_key).arg(self.limits.max_events).arg(self.limits.max_bytes);
+        invocation
+            .key(&self.size_key)
+            .arg(self.limits.max_events)
+            .arg(self.limits.max_bytes);
         for wrap in events.chunks(self.limits.wrap_size) {
             let bytes: usize = wrap.iter().map(Event::size).sum();
             invocation.arg(wrap.len()).arg(bytes).arg(encode_wrap(wrap));
@@ -111,23 +127,38 @@ impl QueueProducer {
         let mut wait = Duration::from_millis(1);
         let mut since = None;
         loop {
-            let done: i64 = invocation
-                .invoke(&mut self.conn)
-                .map_err(|source| QueueError::Redis { stream: self.stream.clone(), source })?;
+            let done: i64 =
+                invocation
+                    .invoke(&mut self.conn)
+                    .map_err(|source| QueueError::Redis {
+                        stream: self.stream.clone(),
+                        source,
+                    })?;
             if done == 1 {
                 if let Some(t) = since {
                     let waited: Duration = Instant::now() - t;
                     self.waited += waited;
-                    log::debug!("Queue {} had room again after {:.3} s", self.stream, waited.as_secs_f64());
+                    log::debug!(
+                        "Queue {} had room again after {:.3} s",
+                        self.stream,
+                        waited.as_secs_f64()
+                    );
                 }
                 return Ok(());
             }
             let started = *since.get_or_insert_with(Instant::now);
             if self.stop.load(Ordering::Relaxed) {
-                return Err(QueueError::Stopping { stream: self.stream.clone(), events: events.len() });
+                return Err(QueueError::Stopping {
+                    stream: self.stream.clone(),
+                    events: events.len(),
+                });
             }
             if started.elapsed() > Duration::from_secs(60) && wait == Duration::from_millis(100) {
-                log::warn!("Queue {} is full: the producer has been waiting for {} s", self.stream, started.elapsed().as_secs());
+                log::warn!(
+                    "Queue {} is full: the producer has been waiting for {} s",
+                    self.stream,
+                    started.elapsed().as_secs()
+                );
                 since = Some(Instant::now());
             }
             std::thread::sleep(wait);
@@ -160,11 +191,24 @@ pub struct QueueConsumer {
 impl QueueConsumer {
     /// Creates the group if needed and takes over every pending entry of other consumers of the group (a crashed
     /// output under another name), so that they are re-sent first.
-    pub fn open(mut conn: redis::Connection, keys: &Keys, class: EventClass, consumer: &str) -> Result<Self, QueueError> {
+    pub fn open(
+        mut conn: redis::Connection,
+        keys: &Keys,
+        class: EventClass,
+        consumer: &str,
+    ) -> Result<Self, QueueError> {
         let stream = keys.stream(class);
-        let err = |source| QueueError::Redis { stream: keys.stream(class), source };
-        let created: redis::RedisResult<()> =
-            redis::cmd("XGROUP").arg("CREATE").arg(&stream).arg(GROUP).arg("0").arg("MKSTREAM").query(&mut conn);
+        let err = |source| QueueError::Redis {
+            stream: keys.stream(class),
+            source,
+        };
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query(&mut conn);
         if let Err(e) = created {
             if e.code() != Some("BUSYGROUP") {
                 return Err(err(e));
@@ -184,7 +228,9 @@ impl QueueConsumer {
                 .query(&mut conn)
                 .map_err(err)?;
             cursor = match &reply {
-                redis::Value::Array(items) if !items.is_empty() => bulk_to_string(&items[0]).unwrap_or_else(|| "0-0".into()),
+                redis::Value::Array(items) if !items.is_empty() => {
+                    bulk_to_string(&items[0]).unwrap_or_else(|| "0-0".into())
+                }
                 _ => "0-0".into(),
             };
             if cursor == "0-0" {
@@ -213,7 +259,10 @@ impl QueueConsumer {
             .arg("n")
             .arg("b")
             .query(&mut self.conn)
-            .map_err(|source| QueueError::Redis { stream: self.stream.clone(), source })?;
+            .map_err(|source| QueueError::Redis {
+                stream: self.stream.clone(),
+                source,
+            })?;
         Ok((n.unwrap_or(0), b.unwrap_or(0)))
     }
 
@@ -232,15 +281,28 @@ impl QueueConsumer {
         self.xreadgroup(count, Some(block), ">")
     }
 
-    fn xreadgroup(&mut self, count: usize, block: Option<Duration>, id: &str) -> Result<Vec<Entry>, QueueError> {
+    fn xreadgroup(
+        &mut self,
+        count: usize,
+        block: Option<Duration>,
+        id: &str,
+    ) -> Result<Vec<Entry>, QueueError> {
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg(GROUP).arg(&self.consumer).arg("COUNT").arg(count);
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count);
         if let Some(b) = block {
             cmd.arg("BLOCK").arg(b.as_millis().max(1) as u64);
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(id);
         let reply: redis::Value =
-            cmd.query(&mut self.conn).map_err(|source| QueueError::Redis { stream: self.stream.clone(), source })?;
+            cmd.query(&mut self.conn)
+                .map_err(|source| QueueError::Redis {
+                    stream: self.stream.clone(),
+                    source,
+                })?;
         parse_read_reply(reply, &self.stream)
     }
 
@@ -254,7 +316,12 @@ impl QueueConsumer {
         for (id, n, b) in entries {
             inv.arg(id).arg(n).arg(b);
         }
-        let _: i64 = inv.invoke(&mut self.conn).map_err(|source| QueueError::Redis { stream: self.stream.clone(), source })?;
+        let _: i64 = inv
+            .invoke(&mut self.conn)
+            .map_err(|source| QueueError::Redis {
+                stream: self.stream.clone(),
+                source,
+            })?;
         Ok(())
     }
 }
@@ -280,18 +347,27 @@ fn parse_read_reply(reply: redis::Value, _stream: &str) -> Result<Vec<Entry>, Qu
     let streams = match reply {
         redis::Value::Nil => return Ok(Vec::new()),
         redis::Value::Array(items) => items,
-        redis::Value::Map(pairs) => pairs.into_iter().map(|(k, v)| redis::Value::Array(vec![k, v])).collect(),
+        redis::Value::Map(pairs) => pairs
+            .into_iter()
+            .map(|(k, v)| redis::Value::Array(vec![k, v]))
+            .collect(),
         _ => return Ok(Vec::new()),
     };
     let mut out = Vec::new();
     for s in streams {
-        let redis::Value::Array(mut parts) = s else { continue };
+        let redis::Value::Array(mut parts) = s else {
+            continue;
+        };
         if parts.len() < 2 {
             continue;
         }
-        let redis::Value::Array(entries) = parts.swap_remove(1) else { continue };
+        let redis::Value::Array(entries) = parts.swap_remove(1) else {
+            continue;
+        };
         for e in entries {
-            let redis::Value::Array(mut idf) = e else { continue };
+            let redis::Value::Array(mut idf) = e else {
+                continue;
+            };
             if idf.len() < 2 {
                 continue;
             }
@@ -302,7 +378,12 @@ fn parse_read_reply(reply: redis::Value, _stream: &str) -> Result<Vec<Entry>, Qu
                 // A pending entry that was deleted meanwhile reads as nil fields: nothing left to deliver.
                 _ => Vec::new(),
             };
-            let mut entry = Entry { id, count: 0, bytes: 0, wrap: Vec::new() };
+            let mut entry = Entry {
+                id,
+                count: 0,
+                bytes: 0,
+                wrap: Vec::new(),
+            };
             let mut it = fields.into_iter();
             while let (Some(k), Some(v)) = (it.next(), it.next()) {
                 match bulk_to_string(&k).as_deref() {

@@ -11,7 +11,9 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(collector_id: &str) -> Keys {
-        Keys { prefix: format!("logferry:{collector_id}:") }
+        Keys {
+            prefix: format!("logferry:{collector_id}:"),
+        }
     }
     /// Stream of one event class.
     pub fn stream(&self, class: crate::EventClass) -> String {

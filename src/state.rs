@@ -10,9 +10,15 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("redis error on state {key}: {source}")]
-    Redis { key: String, source: redis::RedisError },
+    Redis {
+        key: String,
+        source: redis::RedisError,
+    },
     #[error("state {key} is not valid JSON: {source}")]
-    Corrupt { key: String, source: serde_json::Error },
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -41,7 +47,11 @@ pub struct StateStore {
 
 impl StateStore {
     pub fn new(conn: redis::Connection, key: String, defining: Value) -> Self {
-        StateStore { conn, key, defining }
+        StateStore {
+            conn,
+            key,
+            defining,
+        }
     }
 
     pub fn key(&self) -> &str {
@@ -50,13 +60,31 @@ impl StateStore {
 
     /// Loads the state, resetting it when the defining values changed.
     pub fn load(&mut self) -> Result<Loaded, StateError> {
-        let raw: Option<String> =
-            redis::cmd("GET").arg(&self.key).query(&mut self.conn).map_err(|source| StateError::Redis { key: self.key.clone(), source })?;
-        let Some(raw) = raw else { return Ok(Loaded::Fresh) };
-        let stored: Stored = serde_json::from_str(&raw).map_err(|source| StateError::Corrupt { key: self.key.clone(), source })?;
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(&self.key)
+            .query(&mut self.conn)
+            .map_err(|source| StateError::Redis {
+                key: self.key.clone(),
+                source,
+            })?;
+        let Some(raw) = raw else {
+            return Ok(Loaded::Fresh);
+        };
+        let stored: Stored = serde_json::from_str(&raw).map_err(|source| StateError::Corrupt {
+            key: self.key.clone(),
+            source,
+        })?;
         if stored.defining != self.defining {
-            redis::cmd("DEL").arg(&self.key).query::<()>(&mut self.conn).map_err(|source| StateError::Redis { key: self.key.clone(), source })?;
-            return Ok(Loaded::Reset { previous: stored.defining });
+            redis::cmd("DEL")
+                .arg(&self.key)
+                .query::<()>(&mut self.conn)
+                .map_err(|source| StateError::Redis {
+                    key: self.key.clone(),
+                    source,
+                })?;
+            return Ok(Loaded::Reset {
+                previous: stored.defining,
+            });
         }
         Ok(Loaded::Resumed(stored.data))
     }
@@ -68,6 +96,9 @@ impl StateStore {
             .arg(&self.key)
             .arg(stored.to_string())
             .query::<()>(&mut self.conn)
-            .map_err(|source| StateError::Redis { key: self.key.clone(), source })
+            .map_err(|source| StateError::Redis {
+                key: self.key.clone(),
+                source,
+            })
     }
 }

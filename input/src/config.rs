@@ -25,7 +25,10 @@ pub struct PullerIdentity {
 impl PullerIdentity {
     /// `Puller(input,input_id,service,module)`, the thread name.
     pub fn thread_name(&self) -> String {
-        format!("{}({},{},{},{})", self.puller, self.input, self.input_id, self.service, self.module)
+        format!(
+            "{}({},{},{},{})",
+            self.puller, self.input, self.input_id, self.service, self.module
+        )
     }
     /// The parts of the state key.
     pub fn state_parts(&self) -> [&str; 4] {
@@ -66,30 +69,56 @@ pub trait InputKind: Send + Sync {
 pub fn configure_inputs(inputs: &Section<'_>, kinds: &[&dyn InputKind]) -> Vec<PullerSpec> {
     let mut specs = Vec::new();
     for (name, section) in inputs.entries() {
-        let kind_name = section.optional::<String>("type").unwrap_or_else(|| name.to_owned());
-        let enabled = section.optional::<bool>("enabled").or_else(|| section.optional("input_status")).unwrap_or(true);
+        let kind_name = section
+            .optional::<String>("type")
+            .unwrap_or_else(|| name.to_owned());
+        let enabled = section
+            .optional::<bool>("enabled")
+            .or_else(|| section.optional("input_status"))
+            .unwrap_or(true);
         let id = match section.raw("id") {
             Some(Value::Number(n)) => Some(n.to_string()),
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= 32 && !s.contains(':') => Some(s.clone()),
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 32 && !s.contains(':') => {
+                Some(s.clone())
+            }
             Some(Value::String(_)) => {
-                section.error("id", ConfigErrorKind::InvalidValue, "must be 1..=32 characters without ':'");
+                section.error(
+                    "id",
+                    ConfigErrorKind::InvalidValue,
+                    "must be 1..=32 characters without ':'",
+                );
                 None
             }
             Some(v) if !v.is_null() => {
-                section.error("id", ConfigErrorKind::WrongType, "property must be a number or a string");
+                section.error(
+                    "id",
+                    ConfigErrorKind::WrongType,
+                    "property must be a number or a string",
+                );
                 None
             }
             _ => {
-                section.error("id", ConfigErrorKind::Missing, "mandatory property is missing or empty");
+                section.error(
+                    "id",
+                    ConfigErrorKind::Missing,
+                    "mandatory property is missing or empty",
+                );
                 None
             }
         };
         let Some(kind) = kinds.iter().find(|k| k.name() == kind_name) else {
             let known: Vec<_> = kinds.iter().map(|k| k.name()).collect();
-            section.error("type", ConfigErrorKind::UnknownType, format!("unknown input type \"{kind_name}\"; known: {known:?}"));
+            section.error(
+                "type",
+                ConfigErrorKind::UnknownType,
+                format!("unknown input type \"{kind_name}\"; known: {known:?}"),
+            );
             continue;
         };
-        let info = InputInfo { name: name.to_owned(), id: id.unwrap_or_default() };
+        let info = InputInfo {
+            name: name.to_owned(),
+            id: id.unwrap_or_default(),
+        };
         let built = kind.configure(&info, &section);
         section.finish();
         if enabled {

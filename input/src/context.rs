@@ -33,9 +33,23 @@ pub struct PullContext {
 }
 
 impl PullContext {
-    pub(crate) fn new(identity: PullerIdentity, factory: SinkFactory, state_store: StateStore, state: Value) -> Result<Self, PullerError> {
+    pub(crate) fn new(
+        identity: PullerIdentity,
+        factory: SinkFactory,
+        state_store: StateStore,
+        state: Value,
+    ) -> Result<Self, PullerError> {
         let sink = factory.open(EventClass::Standard)?;
-        Ok(PullContext { identity, sink, factory, state_store, state, pulling_id: 0, started: Instant::now(), stats: CycleStats::default() })
+        Ok(PullContext {
+            identity,
+            sink,
+            factory,
+            state_store,
+            state,
+            pulling_id: 0,
+            started: Instant::now(),
+            stats: CycleStats::default(),
+        })
     }
 
     pub fn identity(&self) -> &PullerIdentity {
@@ -75,7 +89,12 @@ impl PullContext {
     }
 
     /// Emits a JSON object with `@devo_pulling_id` added, as the seeds' collectors do.
-    pub fn emit_json(&mut self, tag: &str, time_ms: i64, mut value: serde_json::Map<String, Value>) -> Result<(), PullerError> {
+    pub fn emit_json(
+        &mut self,
+        tag: &str,
+        time_ms: i64,
+        mut value: serde_json::Map<String, Value>,
+    ) -> Result<(), PullerError> {
         value.insert("@devo_pulling_id".into(), Value::from(self.pulling_id));
         self.emit(Event::new(tag, time_ms, Value::Object(value).to_string()))
     }

@@ -28,10 +28,18 @@ pub struct PullerError {
 
 impl PullerError {
     pub fn new(kind: PullerErrorType, id: u32, message: impl Into<String>) -> Self {
-        PullerError { kind, id, message: message.into(), retryable: true }
+        PullerError {
+            kind,
+            id,
+            message: message.into(),
+            retryable: true,
+        }
     }
     pub fn init(id: u32, message: impl Into<String>) -> Self {
-        PullerError { retryable: false, ..Self::new(PullerErrorType::InitVariablesError, id, message) }
+        PullerError {
+            retryable: false,
+            ..Self::new(PullerErrorType::InitVariablesError, id, message)
+        }
     }
     pub fn setup(id: u32, message: impl Into<String>) -> Self {
         Self::new(PullerErrorType::SetupError, id, message)

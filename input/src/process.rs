@@ -12,13 +12,24 @@ pub fn run(env: ProcessEnv, specs: Vec<PullerSpec>) -> i32 {
     logferry::process::block_stop_signals();
     log::info!("Process Started");
     let forwarder = logferry::process::spawn_internal_forwarder(&env);
-    let gc = logferry::process::spawn_gc_reporter(Duration::from_secs(env.globals.memory_report_period_in_sec), env.stop.clone());
-    let factory = SinkFactory { redis_url: env.redis_url.clone(), keys: env.keys.clone(), limits: env.limits(), stop: env.stop.clone() };
+    let gc = logferry::process::spawn_gc_reporter(
+        Duration::from_secs(env.globals.memory_report_period_in_sec),
+        env.stop.clone(),
+    );
+    let factory = SinkFactory {
+        redis_url: env.redis_url.clone(),
+        keys: env.keys.clone(),
+        limits: env.limits(),
+        stop: env.stop.clone(),
+    };
     let mut threads = Vec::new();
     for spec in specs {
         let spec = Arc::new(spec);
         let name = spec.identity.thread_name();
-        log::info!("{name} - Starting thread (execution_period={}s)", spec.request_period.as_secs());
+        log::info!(
+            "{name} - Starting thread (execution_period={}s)",
+            spec.request_period.as_secs()
+        );
         let factory = factory.clone();
         let handle = std::thread::Builder::new()
             .name(name.clone())

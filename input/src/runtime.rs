@@ -17,16 +17,24 @@ pub use logferry::process::sleep_unless as sleep_unless_stopped;
 /// Runs one puller until stop. Called on the puller's own thread.
 pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     let name = spec.identity.thread_name();
-    let Some(mut ctx) = open_context(spec, &factory) else { return };
+    let Some(mut ctx) = open_context(spec, &factory) else {
+        return;
+    };
     let mut puller = (spec.build)();
     if !retry_until_ok(&factory.stop, "Setup", || puller.setup(&mut ctx)) {
         return;
     }
-    log::info!("Setup for module <{}> has been successfully executed", spec.identity.puller);
+    log::info!(
+        "Setup for module <{}> has been successfully executed",
+        spec.identity.puller
+    );
     if !retry_until_ok(&factory.stop, "PrePull", || puller.pre_pull(&mut ctx)) {
         return;
     }
-    log::info!("Starting data collection every {} seconds", spec.request_period.as_secs());
+    log::info!(
+        "Starting data collection every {} seconds",
+        spec.request_period.as_secs()
+    );
     let mut failures = 0u32;
     while !ctx.stopping() {
         ctx.begin_cycle();
@@ -64,7 +72,10 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     if let Err(e) = ctx.flush() {
         log::warn!("Events not written at stop (they were not acknowledged at the source): {e}");
     }
-    log::info!("{name} - Thread stopped ({} events written to the queue)", ctx.sink().sent);
+    log::info!(
+        "{name} - Thread stopped ({} events written to the queue)",
+        ctx.sink().sent
+    );
 }
 
 fn open_context(spec: &PullerSpec, factory: &SinkFactory) -> Option<PullContext> {
@@ -88,7 +99,10 @@ fn try_open_context(spec: &PullerSpec, factory: &SinkFactory) -> Result<PullCont
     let mut store = StateStore::new(factory.connect()?, key, spec.defining.clone());
     let state = match store.load()? {
         Loaded::Fresh => {
-            log::info!("No persistence found: starting from the configuration ({})", spec.defining);
+            log::info!(
+                "No persistence found: starting from the configuration ({})",
+                spec.defining
+            );
             Value::Null
         }
         Loaded::Reset { previous } => {
@@ -106,7 +120,11 @@ fn try_open_context(spec: &PullerSpec, factory: &SinkFactory) -> Result<PullCont
     PullContext::new(spec.identity.clone(), factory.clone(), store, state)
 }
 
-fn retry_until_ok(stop: &AtomicBool, step: &str, mut f: impl FnMut() -> Result<(), PullerError>) -> bool {
+fn retry_until_ok(
+    stop: &AtomicBool,
+    step: &str,
+    mut f: impl FnMut() -> Result<(), PullerError>,
+) -> bool {
     let mut failures = 0;
     loop {
         match f() {

@@ -23,13 +23,24 @@ impl SinkFactory {
     pub fn open(&self, class: EventClass) -> Result<EventSink, PullerError> {
         let conn = self.connect()?;
         let producer = QueueProducer::new(conn, &self.keys, class, self.limits, self.stop.clone());
-        Ok(EventSink { producer, buffer: Vec::with_capacity(self.flush_threshold()), threshold: self.flush_threshold(), sent: 0, bytes: 0 })
+        Ok(EventSink {
+            producer,
+            buffer: Vec::with_capacity(self.flush_threshold()),
+            threshold: self.flush_threshold(),
+            sent: 0,
+            bytes: 0,
+        })
     }
 
     /// A plain Redis connection (state stores).
     pub fn connect(&self) -> Result<redis::Connection, PullerError> {
-        logferry::redis_conn::connect(&self.redis_url, Duration::from_secs(30))
-            .map_err(|e| PullerError::new(crate::PullerErrorType::QueueError, 402, format!("cannot connect to Redis: {e}")))
+        logferry::redis_conn::connect(&self.redis_url, Duration::from_secs(30)).map_err(|e| {
+            PullerError::new(
+                crate::PullerErrorType::QueueError,
+                402,
+                format!("cannot connect to Redis: {e}"),
+            )
+        })
     }
 
     fn flush_threshold(&self) -> usize {

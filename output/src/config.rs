@@ -23,12 +23,23 @@ pub trait OutputKind: Send + Sync {
     /// The `type` values it accepts (e.g. `["syslog", "in_house_relay", "sidecar"]`).
     fn types(&self) -> &'static [&'static str];
     /// Reads `config` (every key except `concurrent_connections`); `None` when it is unusable.
-    fn configure(&self, name: &str, kind: &str, config: &Section<'_>, globals: &Globals) -> Option<OutputSpec>;
+    fn configure(
+        &self,
+        name: &str,
+        kind: &str,
+        config: &Section<'_>,
+        globals: &Globals,
+    ) -> Option<OutputSpec>;
 }
 
 /// Reads `outputs` with the registered kinds.
-pub fn configure_outputs(outputs: &Section<'_>, kinds: &[&dyn OutputKind], globals: &Globals) -> Vec<OutputSpec> {
-    static EMPTY: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> = std::sync::OnceLock::new();
+pub fn configure_outputs(
+    outputs: &Section<'_>,
+    kinds: &[&dyn OutputKind],
+    globals: &Globals,
+) -> Vec<OutputSpec> {
+    static EMPTY: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
+        std::sync::OnceLock::new();
     let empty = EMPTY.get_or_init(serde_json::Map::new);
     let mut specs = Vec::new();
     for (name, section) in outputs.entries() {
@@ -37,14 +48,23 @@ pub fn configure_outputs(outputs: &Section<'_>, kinds: &[&dyn OutputKind], globa
             continue;
         };
         let Some(k) = kinds.iter().find(|k| k.types().contains(&kind.as_str())) else {
-            let known: Vec<_> = kinds.iter().flat_map(|k| k.types().iter().copied()).collect();
-            section.error("type", ConfigErrorKind::UnknownType, format!("unknown output type \"{kind}\"; known: {known:?}"));
+            let known: Vec<_> = kinds
+                .iter()
+                .flat_map(|k| k.types().iter().copied())
+                .collect();
+            section.error(
+                "type",
+                ConfigErrorKind::UnknownType,
+                format!("unknown output type \"{kind}\"; known: {known:?}"),
+            );
             section.accept(&["config", "enabled"]);
             section.finish();
             continue;
         };
         let enabled = section.or("enabled", true);
-        let config = section.section("config", false).unwrap_or_else(|| section.child("config", empty));
+        let config = section
+            .section("config", false)
+            .unwrap_or_else(|| section.child("config", empty));
         let connections = config.in_range("concurrent_connections", 1usize, 1..=64);
         let spec = k.configure(name, &kind, &config, globals);
         config.finish();
@@ -55,7 +75,11 @@ pub fn configure_outputs(outputs: &Section<'_>, kinds: &[&dyn OutputKind], globa
         }
     }
     if specs.is_empty() && outputs.diagnostics().is_empty() {
-        outputs.error("", ConfigErrorKind::Missing, "at least one enabled output is needed");
+        outputs.error(
+            "",
+            ConfigErrorKind::Missing,
+            "at least one enabled output is needed",
+        );
     }
     specs
 }

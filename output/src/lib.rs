@@ -2,6 +2,9 @@
 //! of `concurrent_connections` senders, a statistics monitor; one module per sender kind in [`senders`].
 
 pub mod config;
+pub mod consumer;
+pub mod manager;
+pub mod process;
 pub mod sender;
 pub mod senders;
 

@@ -16,8 +16,20 @@ pub(crate) struct EntryTicket {
 }
 
 impl EntryTicket {
-    pub(crate) fn new(id: String, count: u64, bytes: u64, outputs: usize, acks: crossbeam_channel::Sender<(String, u64, u64)>) -> Arc<Self> {
-        Arc::new(EntryTicket { id, count, bytes, remaining: AtomicUsize::new(outputs), acks })
+    pub(crate) fn new(
+        id: String,
+        count: u64,
+        bytes: u64,
+        outputs: usize,
+        acks: crossbeam_channel::Sender<(String, u64, u64)>,
+    ) -> Arc<Self> {
+        Arc::new(EntryTicket {
+            id,
+            count,
+            bytes,
+            remaining: AtomicUsize::new(outputs),
+            acks,
+        })
     }
     fn complete(&self) {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -35,14 +47,31 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub(crate) fn new(class: EventClass, events: Arc<Vec<Event>>, ticket: Arc<EntryTicket>) -> Self {
-        Batch { class, events, ticket }
+    pub(crate) fn new(
+        class: EventClass,
+        events: Arc<Vec<Event>>,
+        ticket: Arc<EntryTicket>,
+    ) -> Self {
+        Batch {
+            class,
+            events,
+            ticket,
+        }
     }
 
     /// A batch whose completion is reported on `acks` as `(id, count, bytes)`; for tests of senders.
-    pub fn for_test(class: EventClass, events: Vec<Event>, id: &str, acks: crossbeam_channel::Sender<(String, u64, u64)>) -> Self {
+    pub fn for_test(
+        class: EventClass,
+        events: Vec<Event>,
+        id: &str,
+        acks: crossbeam_channel::Sender<(String, u64, u64)>,
+    ) -> Self {
         let n = events.len() as u64;
-        Batch::new(class, Arc::new(events), EntryTicket::new(id.into(), n, 0, 1, acks))
+        Batch::new(
+            class,
+            Arc::new(events),
+            EntryTicket::new(id.into(), n, 0, 1, acks),
+        )
     }
 
     pub fn events(&self) -> &[Event] {
@@ -70,9 +99,18 @@ pub enum SendError {
     #[error("write to {destination} failed: {reason}")]
     Write { destination: String, reason: String },
     #[error("{destination} rejected the data (status {status}): {reason}")]
-    Rejected { destination: String, status: u16, reason: String },
+    Rejected {
+        destination: String,
+        status: u16,
+        reason: String,
+    },
     #[error("{destination} is busy (status {status}): {reason}")]
-    Busy { destination: String, status: u16, reason: String, retry_after: Option<Duration> },
+    Busy {
+        destination: String,
+        status: u16,
+        reason: String,
+        retry_after: Option<Duration>,
+    },
 }
 
 /// A sender: one connection to a destination, driven by one pool thread.
@@ -105,7 +143,10 @@ pub struct QueueUsage {
 
 impl QueueUsage {
     pub fn new(capacity: usize) -> Self {
-        QueueUsage { len: Arc::default(), capacity }
+        QueueUsage {
+            len: Arc::default(),
+            capacity,
+        }
     }
     /// 0.0 (empty) ..= 1.0 (full).
     pub fn ratio(&self) -> f64 {

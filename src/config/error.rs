@@ -86,11 +86,18 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(kind: ConfigErrorKind, path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { kind, path: path.into(), message: message.into() }
+        ConfigError {
+            kind,
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     pub fn scope(&self) -> ConfigScope {
-        if matches!(self.kind, ConfigErrorKind::Syntax | ConfigErrorKind::FileNotReadable) {
+        if matches!(
+            self.kind,
+            ConfigErrorKind::Syntax | ConfigErrorKind::FileNotReadable
+        ) {
             ConfigScope::File
         } else {
             ConfigScope::of_path(&self.path)
@@ -106,7 +113,14 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     /// `ServiceConfigurationError(4) "inputs.aws.services.x.region": value 70000 is out of range 1..=65535`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}({}) \"{}\": {}", self.scope().error_type(), self.kind.id(), self.path, self.message)
+        write!(
+            f,
+            "{}({}) \"{}\": {}",
+            self.scope().error_type(),
+            self.kind.id(),
+            self.path,
+            self.message
+        )
     }
 }
 
@@ -136,15 +150,31 @@ mod tests {
 
     #[test]
     fn scope_follows_the_path() {
-        assert_eq!(ConfigScope::of_path("globals.queue_max_size_in_mb"), ConfigScope::Globals);
+        assert_eq!(
+            ConfigScope::of_path("globals.queue_max_size_in_mb"),
+            ConfigScope::Globals
+        );
         assert_eq!(ConfigScope::of_path("inputs.aws.id"), ConfigScope::Input);
-        assert_eq!(ConfigScope::of_path("inputs.aws.services.x.tag"), ConfigScope::Service);
-        assert_eq!(ConfigScope::of_path("outputs.relay.config.port"), ConfigScope::Output);
+        assert_eq!(
+            ConfigScope::of_path("inputs.aws.services.x.tag"),
+            ConfigScope::Service
+        );
+        assert_eq!(
+            ConfigScope::of_path("outputs.relay.config.port"),
+            ConfigScope::Output
+        );
     }
 
     #[test]
     fn display_names_type_id_and_path() {
-        let e = ConfigError::new(ConfigErrorKind::OutOfRange, "outputs.r.config.port", "70000 is out of range");
-        assert_eq!(e.to_string(), "OutputConfigurationError(4) \"outputs.r.config.port\": 70000 is out of range");
+        let e = ConfigError::new(
+            ConfigErrorKind::OutOfRange,
+            "outputs.r.config.port",
+            "70000 is out of range",
+        );
+        assert_eq!(
+            e.to_string(),
+            "OutputConfigurationError(4) \"outputs.r.config.port\": 70000 is out of range"
+        );
     }
 }

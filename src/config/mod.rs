@@ -23,10 +23,17 @@ impl ConfigFile {
     /// Reads a YAML or JSON file (JSON is valid YAML, but `.json` files are parsed as JSON for exact errors).
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new(ConfigErrorKind::FileNotReadable, "", format!("cannot read \"{}\": {e}", path.display()))
+            ConfigError::new(
+                ConfigErrorKind::FileNotReadable,
+                "",
+                format!("cannot read \"{}\": {e}", path.display()),
+            )
         })?;
         let root = Self::parse(&text, path.extension().is_some_and(|e| e == "json"))?;
-        Ok(ConfigFile { path: path.to_path_buf(), root })
+        Ok(ConfigFile {
+            path: path.to_path_buf(),
+            root,
+        })
     }
 
     pub fn parse(text: &str, json: bool) -> Result<Value, ConfigError> {
@@ -35,21 +42,35 @@ impl ConfigFile {
         } else {
             serde_saphyr::from_str(text).map_err(|e| e.to_string())
         };
-        let root = parsed.map_err(|e| ConfigError::new(ConfigErrorKind::Syntax, "", format!("invalid syntax: {e}")))?;
+        let root = parsed.map_err(|e| {
+            ConfigError::new(ConfigErrorKind::Syntax, "", format!("invalid syntax: {e}"))
+        })?;
         if !root.is_object() {
-            return Err(ConfigError::new(ConfigErrorKind::Syntax, "", "the file must contain a dictionary with globals, inputs and outputs"));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Syntax,
+                "",
+                "the file must contain a dictionary with globals, inputs and outputs",
+            ));
         }
         Ok(root)
     }
 
     /// Directory that relative paths in the file (certificates, state) are resolved against.
     pub fn base_dir(&self) -> PathBuf {
-        self.path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 
     /// The root section reader; `globals`, `inputs` and `outputs` are read from it.
     pub fn root_section<'a>(&'a self, diagnostics: &Diagnostics) -> Section<'a> {
-        Section::new("", self.root.as_object().expect("checked at parse"), diagnostics.clone(), &self.base_dir())
+        Section::new(
+            "",
+            self.root.as_object().expect("checked at parse"),
+            diagnostics.clone(),
+            &self.base_dir(),
+        )
     }
 }
 
@@ -96,13 +117,20 @@ pub struct Globals {
 
 impl Globals {
     pub fn read(s: &Section<'_>) -> Globals {
-        let debug = s.optional::<bool>("debug").or_else(|| s.optional("debug_status")).unwrap_or(false);
+        let debug = s
+            .optional::<bool>("debug")
+            .or_else(|| s.optional("debug_status"))
+            .unwrap_or(false);
         let id = match s.raw("id") {
             None => "1".to_owned(),
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::String(v)) if !v.is_empty() && v.len() <= 32 => v.clone(),
             Some(_) => {
-                s.error("id", ConfigErrorKind::InvalidValue, "must be a number or a string of 1..=32 characters");
+                s.error(
+                    "id",
+                    ConfigErrorKind::InvalidValue,
+                    "must be a number or a string of 1..=32 characters",
+                );
                 "1".to_owned()
             }
         };
@@ -113,15 +141,28 @@ impl Globals {
             id,
             name,
             persistence,
-            queue_max_size_in_messages: s.in_range("queue_max_size_in_messages", 10_000, 1..=100_000),
+            queue_max_size_in_messages: s.in_range(
+                "queue_max_size_in_messages",
+                10_000,
+                1..=100_000,
+            ),
             queue_max_size_in_mb: s.in_range("queue_max_size_in_mb", 256, 1..=5120),
-            queue_wrap_max_size_in_messages: s.in_range("queue_wrap_max_size_in_messages", 100, 1..=500),
+            queue_wrap_max_size_in_messages: s.in_range(
+                "queue_wrap_max_size_in_messages",
+                100,
+                1..=500,
+            ),
             sender_stats_period_in_sec: s.in_range("sender_stats_period_in_sec", 300, 1..=1800),
             memory_report_period_in_sec: s.in_range("memory_report_period_in_sec", 300, 1..=86_400),
             stop_drain_timeout_in_sec: s.in_range("stop_drain_timeout_in_sec", 30, 0..=3600),
-            threshold_for_using_gzip_in_transport_layer: s.or("threshold_for_using_gzip_in_transport_layer", 1.1),
+            threshold_for_using_gzip_in_transport_layer: s
+                .or("threshold_for_using_gzip_in_transport_layer", 1.1),
             compression_level: s.in_range("compression_level", 6, 0..=9),
-            compression_buffer_in_bytes: s.in_range("compression_buffer_in_bytes", 51_200, 1024..=16_777_216),
+            compression_buffer_in_bytes: s.in_range(
+                "compression_buffer_in_bytes",
+                51_200,
+                1024..=16_777_216,
+            ),
         };
         g
     }
@@ -129,21 +170,39 @@ impl Globals {
     fn read_persistence(s: &Section<'_>) -> Persistence {
         let default_dir = s.base_dir().join("state");
         let Some(p) = s.section("persistence", false) else {
-            return Persistence::Embedded { directory: default_dir };
+            return Persistence::Embedded {
+                directory: default_dir,
+            };
         };
         let kind = p.one_of("type", "embedded", &["embedded", "redis"]);
         let result = if kind == "redis" {
             let url: Option<String> = p.required("url");
             if let Some(u) = &url {
-                if !(u.starts_with("redis://") || u.starts_with("unix://") || u.starts_with("rediss://")) {
-                    p.error("url", ConfigErrorKind::InvalidValue, "must start with redis://, rediss:// or unix://");
+                if !(u.starts_with("redis://")
+                    || u.starts_with("unix://")
+                    || u.starts_with("rediss://"))
+                {
+                    p.error(
+                        "url",
+                        ConfigErrorKind::InvalidValue,
+                        "must start with redis://, rediss:// or unix://",
+                    );
                 }
             }
-            Persistence::Redis { url: url.unwrap_or_default() }
+            Persistence::Redis {
+                url: url.unwrap_or_default(),
+            }
         } else {
-            let dir = p.optional::<String>("directory").map(|d| s.base_dir().join(d)).unwrap_or(default_dir);
+            let dir = p
+                .optional::<String>("directory")
+                .map(|d| s.base_dir().join(d))
+                .unwrap_or(default_dir);
             if p.contains("url") {
-                p.error("url", ConfigErrorKind::Conflict, "url is only valid with type: redis");
+                p.error(
+                    "url",
+                    ConfigErrorKind::Conflict,
+                    "url is only valid with type: redis",
+                );
             }
             Persistence::Embedded { directory: dir }
         };
@@ -158,7 +217,10 @@ mod tests {
 
     fn globals(yaml: &str) -> (Globals, Vec<ConfigError>) {
         let root = ConfigFile::parse(yaml, false).unwrap();
-        let file = ConfigFile { path: PathBuf::from("/etc/lf/c.yaml"), root };
+        let file = ConfigFile {
+            path: PathBuf::from("/etc/lf/c.yaml"),
+            root,
+        };
         let d = Diagnostics::default();
         let r = file.root_section(&d);
         let g = Globals::read(&r.section("globals", true).unwrap());
@@ -171,7 +233,12 @@ mod tests {
         assert!(errs.is_empty(), "{errs:?}");
         assert_eq!(g.queue_max_size_in_messages, 10_000);
         assert_eq!(g.queue_wrap_max_size_in_messages, 100);
-        assert_eq!(g.persistence, Persistence::Embedded { directory: PathBuf::from("/etc/lf/state") });
+        assert_eq!(
+            g.persistence,
+            Persistence::Embedded {
+                directory: PathBuf::from("/etc/lf/state")
+            }
+        );
     }
 
     #[test]

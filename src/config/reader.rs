@@ -79,7 +79,10 @@ impl FromValue for f64 {
 impl FromValue for Vec<String> {
     const EXPECTED: &'static str = "a list of strings";
     fn from_value(v: &Value) -> Option<Self> {
-        v.as_array()?.iter().map(|x| x.as_str().map(str::to_owned)).collect()
+        v.as_array()?
+            .iter()
+            .map(|x| x.as_str().map(str::to_owned))
+            .collect()
     }
 }
 macro_rules! int_from_value {
@@ -107,7 +110,12 @@ pub struct Section<'a> {
 }
 
 impl<'a> Section<'a> {
-    pub fn new(path: impl Into<String>, map: &'a Map<String, Value>, diagnostics: Diagnostics, base_dir: &Path) -> Self {
+    pub fn new(
+        path: impl Into<String>,
+        map: &'a Map<String, Value>,
+        diagnostics: Diagnostics,
+        base_dir: &Path,
+    ) -> Self {
         Section {
             path: path.into(),
             map,
@@ -139,7 +147,8 @@ impl<'a> Section<'a> {
 
     /// Records a problem about `key`.
     pub fn error(&self, key: &str, kind: ConfigErrorKind, message: impl Into<String>) {
-        self.diagnostics.push(ConfigError::new(kind, self.key_path(key), message));
+        self.diagnostics
+            .push(ConfigError::new(kind, self.key_path(key), message));
     }
 
     pub fn contains(&self, key: &str) -> bool {
@@ -163,7 +172,11 @@ impl<'a> Section<'a> {
     fn convert<T: FromValue>(&self, key: &str, v: &Value) -> Option<T> {
         let t = T::from_value(v);
         if t.is_none() {
-            self.error(key, ConfigErrorKind::WrongType, format!("property must be {}, found {}", T::EXPECTED, describe(v)));
+            self.error(
+                key,
+                ConfigErrorKind::WrongType,
+                format!("property must be {}, found {}", T::EXPECTED, describe(v)),
+            );
         }
         t
     }
@@ -180,11 +193,19 @@ impl<'a> Section<'a> {
     pub fn required<T: FromValue>(&self, key: &str) -> Option<T> {
         match self.raw(key) {
             None | Some(Value::Null) => {
-                self.error(key, ConfigErrorKind::Missing, "mandatory property is missing or empty");
+                self.error(
+                    key,
+                    ConfigErrorKind::Missing,
+                    "mandatory property is missing or empty",
+                );
                 None
             }
             Some(Value::String(s)) if s.is_empty() => {
-                self.error(key, ConfigErrorKind::Missing, "mandatory property is missing or empty");
+                self.error(
+                    key,
+                    ConfigErrorKind::Missing,
+                    "mandatory property is missing or empty",
+                );
                 None
             }
             Some(v) => self.convert(key, v),
@@ -197,22 +218,40 @@ impl<'a> Section<'a> {
     }
 
     /// A number with a default and an inclusive range; out-of-range values are recorded and the default is used.
-    pub fn in_range<T: FromValue + PartialOrd + Display + Copy>(&self, key: &str, default: T, range: RangeInclusive<T>) -> T {
+    pub fn in_range<T: FromValue + PartialOrd + Display + Copy>(
+        &self,
+        key: &str,
+        default: T,
+        range: RangeInclusive<T>,
+    ) -> T {
         match self.optional::<T>(key) {
             Some(v) if range.contains(&v) => v,
             Some(v) => {
                 self.error(
                     key,
                     ConfigErrorKind::OutOfRange,
-                    format!("value {v} is out of range {}..={}", range.start(), range.end()),
+                    format!(
+                        "value {v} is out of range {}..={}",
+                        range.start(),
+                        range.end()
+                    ),
                 );
                 default
             }
             None => {
                 if let Some(v) = self.map.get(key).filter(|v| v.is_number()) {
                     // A number that does not fit the integer type at all: report it as a range problem.
-                    self.diagnostics.take_last_if_wrong_type(&self.key_path(key));
-                    self.error(key, ConfigErrorKind::OutOfRange, format!("value {v} is out of range {}..={}", range.start(), range.end()));
+                    self.diagnostics
+                        .take_last_if_wrong_type(&self.key_path(key));
+                    self.error(
+                        key,
+                        ConfigErrorKind::OutOfRange,
+                        format!(
+                            "value {v} is out of range {}..={}",
+                            range.start(),
+                            range.end()
+                        ),
+                    );
                 }
                 default
             }
@@ -224,7 +263,11 @@ impl<'a> Section<'a> {
         match self.optional::<String>(key) {
             Some(v) if allowed.contains(&v.as_str()) => v,
             Some(v) => {
-                self.error(key, ConfigErrorKind::InvalidValue, format!("\"{v}\" is not one of {allowed:?}"));
+                self.error(
+                    key,
+                    ConfigErrorKind::InvalidValue,
+                    format!("\"{v}\" is not one of {allowed:?}"),
+                );
                 default.to_owned()
             }
             None => default.to_owned(),
@@ -233,16 +276,28 @@ impl<'a> Section<'a> {
 
     /// A readable file path (resolved against the config file's directory); problems are recorded.
     pub fn file(&self, key: &str, required: bool) -> Option<PathBuf> {
-        let name: String = if required { self.required(key)? } else { self.optional(key)? };
+        let name: String = if required {
+            self.required(key)?
+        } else {
+            self.optional(key)?
+        };
         let path = self.base_dir.join(&name);
         match std::fs::File::open(&path) {
             Ok(_) if path.is_file() => Some(path),
             Ok(_) => {
-                self.error(key, ConfigErrorKind::FileUnreadable, format!("\"{}\" is not a regular file", path.display()));
+                self.error(
+                    key,
+                    ConfigErrorKind::FileUnreadable,
+                    format!("\"{}\" is not a regular file", path.display()),
+                );
                 None
             }
             Err(e) => {
-                self.error(key, ConfigErrorKind::FileUnreadable, format!("cannot read \"{}\": {e}", path.display()));
+                self.error(
+                    key,
+                    ConfigErrorKind::FileUnreadable,
+                    format!("cannot read \"{}\": {e}", path.display()),
+                );
                 None
             }
         }
@@ -253,13 +308,21 @@ impl<'a> Section<'a> {
         match self.raw(key) {
             None | Some(Value::Null) => {
                 if required {
-                    self.error(key, ConfigErrorKind::Missing, "mandatory property is missing or empty");
+                    self.error(
+                        key,
+                        ConfigErrorKind::Missing,
+                        "mandatory property is missing or empty",
+                    );
                 }
                 None
             }
             Some(Value::Object(map)) => Some(self.child(key, map)),
             Some(v) => {
-                self.error(key, ConfigErrorKind::NotADictionary, format!("property must be a dictionary, found {}", describe(v)));
+                self.error(
+                    key,
+                    ConfigErrorKind::NotADictionary,
+                    format!("property must be a dictionary, found {}", describe(v)),
+                );
                 None
             }
         }
@@ -272,7 +335,11 @@ impl<'a> Section<'a> {
             self.used.borrow_mut().insert(k.as_str());
             match v {
                 Value::Object(map) => out.push((k.as_str(), self.child(k, map))),
-                other => self.error(k, ConfigErrorKind::NotADictionary, format!("property must be a dictionary, found {}", describe(other))),
+                other => self.error(
+                    k,
+                    ConfigErrorKind::NotADictionary,
+                    format!("property must be a dictionary, found {}", describe(other)),
+                ),
             }
         }
         out
@@ -294,7 +361,11 @@ impl<'a> Section<'a> {
         let used = self.used.borrow();
         for key in self.map.keys() {
             if !used.contains(key.as_str()) {
-                self.error(key, ConfigErrorKind::UnknownKey, "unknown property (not used by this component)");
+                self.error(
+                    key,
+                    ConfigErrorKind::UnknownKey,
+                    "unknown property (not used by this component)",
+                );
             }
         }
     }
@@ -308,7 +379,9 @@ impl Diagnostics {
     /// Drops the last recorded error when it is a WrongType for `path` (replaced by a more precise one).
     fn take_last_if_wrong_type(&self, path: &str) {
         let mut v = self.0.borrow_mut();
-        if v.last().is_some_and(|e| e.kind == ConfigErrorKind::WrongType && e.path == path) {
+        if v.last()
+            .is_some_and(|e| e.kind == ConfigErrorKind::WrongType && e.path == path)
+        {
             v.pop();
         }
     }

@@ -1,1 +1,103 @@
-fn main() {}
+//! `logferry`: the command line and the supervisor (MainProcess).
+
+mod embedded_redis;
+mod plan;
+mod supervisor;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// logferry pulls audit and security events from AWS and Alibaba Cloud and delivers them to a SIEM
+/// (Devo, a syslog relay, Splunk HEC) through a Redis-backed queue, losing none.
+#[derive(Parser)]
+#[command(name = "logferry", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector (the supervisor forks the InputProcess and the OutputProcess). Stops on SIGTERM/SIGINT:
+    /// the input commits its state, the output drains the queue (up to globals.stop_drain_timeout_in_sec), and
+    /// whatever is left stays in Redis for the next start.
+    Run {
+        /// Configuration file (YAML or JSON) with globals, inputs and outputs.
+        #[arg(short, long, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Check a configuration file: syntax, types, ranges, references, certificate files. Prints every problem, one
+    /// per line, as `ErrorType(id) "field.path": message`; exit code 0 when valid, 1 otherwise.
+    Validate {
+        /// Configuration file (YAML or JSON).
+        #[arg(short, long, value_name = "PATH")]
+        config: PathBuf,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Run { config } => run(&config),
+    };
+    std::process::exit(code);
+}
+
+fn validate(path: &std::path::Path) -> i32 {
+    let v = plan::validate(path);
+    for p in &v.problems {
+        println!("{p}");
+    }
+    if v.problems.is_empty() {
+        let plan = v.plan.expect("valid");
+        println!(
+            "{}: valid ({} puller(s), {} output(s))",
+            path.display(),
+            plan.pullers.len(),
+            plan.outputs.len()
+        );
+        0
+    } else {
+        println!("{}: {} problem(s)", path.display(), v.problems.len());
+        1
+    }
+}
+
+fn run(path: &std::path::Path) -> i32 {
+    let v = plan::validate(path);
+    let debug = v.plan.as_ref().map(|p| p.globals.debug).unwrap_or(false);
+    logferry::logging::init(debug);
+    logferry::logging::set_process_name("MainProcess");
+    let blocking: Vec<_> = v.blocking().collect();
+    if !blocking.is_empty() {
+        for p in &blocking {
+            log::error!("{p}");
+        }
+        log::error!(
+            "The configuration {} has {} problem(s): nothing started",
+            path.display(),
+            blocking.len()
+        );
+        return 2;
+    }
+    for w in v.warnings() {
+        log::warn!("{w} (ignored)");
+    }
+    let plan = v.plan.expect("no blocking problem");
+    log::info!(
+        "Starting logferry {} ({}, id {}): {} puller(s), {} output(s)",
+        env!("CARGO_PKG_VERSION"),
+        plan.globals.name,
+        plan.globals.id,
+        plan.pullers.len(),
+        plan.outputs.len()
+    );
+    match supervisor::Supervisor::prepare(plan) {
+        Ok(s) => s.run(),
+        Err(e) => {
+            log::error!("{e}");
+            1
+        }
+    }
+}

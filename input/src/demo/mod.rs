@@ -45,7 +45,9 @@ impl InputKind for DemoInput {
     }
 
     fn configure(&self, info: &InputInfo, section: &Section<'_>) -> Vec<PullerSpec> {
-        let Some(services) = section.section("services", true) else { return Vec::new() };
+        let Some(services) = section.section("services", true) else {
+            return Vec::new();
+        };
         let mut specs = Vec::new();
         for (service, s) in services.entries() {
             let config = read_service(&s);
@@ -72,7 +74,10 @@ impl InputKind for DemoInput {
 }
 
 fn read_service(s: &Section<'_>) -> DemoConfig {
-    let format = match s.one_of("format", "cloudtrail", &["cloudtrail", "vpc_flow"]).as_str() {
+    let format = match s
+        .one_of("format", "cloudtrail", &["cloudtrail", "vpc_flow"])
+        .as_str()
+    {
         "vpc_flow" => DemoFormat::VpcFlow,
         _ => DemoFormat::CloudTrail,
     };
@@ -108,7 +113,11 @@ pub struct DemoPuller {
 
 impl DemoPuller {
     pub fn new(config: DemoConfig) -> Self {
-        DemoPuller { config, next_seq: 0, line: String::with_capacity(512) }
+        DemoPuller {
+            config,
+            next_seq: 0,
+            line: String::with_capacity(512),
+        }
     }
 
     /// Events to generate in this cycle.
@@ -166,7 +175,11 @@ impl Puller for DemoPuller {
     }
 
     fn pre_pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
-        self.next_seq = ctx.state().get("next_seq").and_then(Value::as_u64).unwrap_or(0);
+        self.next_seq = ctx
+            .state()
+            .get("next_seq")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         log::info!("Demo generation starts at seq {}", self.next_seq);
         Ok(())
     }
@@ -174,7 +187,10 @@ impl Puller for DemoPuller {
     fn pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
         let quota = self.cycle_quota();
         if quota == 0 {
-            log::info!("The data is up to date! (count of {} events reached)", self.config.count);
+            log::info!(
+                "The data is up to date! (count of {} events reached)",
+                self.config.count
+            );
             return Ok(());
         }
         let now = logferry::time::now_ms();
@@ -184,7 +200,11 @@ impl Puller for DemoPuller {
         for seq in self.next_seq..end {
             self.render(seq, now, pulling_id);
             ctx.stats.received += 1;
-            ctx.emit(logferry::Event::new(self.config.tag.as_str(), now, self.line.as_str()))?;
+            ctx.emit(logferry::Event::new(
+                self.config.tag.as_str(),
+                now,
+                self.line.as_str(),
+            ))?;
             if ctx.stopping() && seq % 1000 == 999 {
                 self.commit(ctx, seq + 1)?;
                 return Ok(());

@@ -1,0 +1,192 @@
+//! The consumer of one event class: reads entries from its stream (pending ones of a previous run first), hands
+//! each entry to every output's sender manager, and acknowledges it once all of them completed it.
+
+use crate::manager::{HardStop, SenderManager};
+use crate::sender::{Batch, EntryTicket};
+use logferry::deadletter::DeadLetters;
+use logferry::event::{decode_wrap, EventClass};
+use logferry::process::ProcessEnv;
+use logferry::queue::QueueConsumer;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Entries read per XREADGROUP.
+const READ_COUNT: usize = 64;
+
+type Ack = (String, u64, u64);
+
+pub struct Consumer {
+    class: EventClass,
+    env: ProcessEnv,
+    managers: Vec<SenderManager>,
+    hard_stop: HardStop,
+    /// Entries handed out and not yet acknowledged.
+    in_flight: Arc<AtomicU64>,
+}
+
+impl Consumer {
+    pub fn new(
+        class: EventClass,
+        env: ProcessEnv,
+        managers: Vec<SenderManager>,
+        hard_stop: HardStop,
+    ) -> Self {
+        Consumer {
+            class,
+            env,
+            managers,
+            hard_stop,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// `OutputStandardConsumer(standard_senders_consumer_0)`.
+    pub fn thread_name(class: EventClass) -> String {
+        format!(
+            "Output{}Consumer({}_senders_consumer_0)",
+            class.title(),
+            class.as_str()
+        )
+    }
+
+    /// Runs until stop; then drains until the stream is empty or `drain_deadline` after the stop passed.
+    pub fn run(self) {
+        let name = Self::thread_name(self.class);
+        let mut queue = loop {
+            match self.open() {
+                Ok(q) => break q,
+                Err(e) => {
+                    log::error!("{e}; retrying in 1 s");
+                    if !logferry::process::sleep_unless(&self.env.stop, Duration::from_secs(1)) {
+                        return self.shutdown();
+                    }
+                }
+            }
+        };
+        let class_index = EventClass::ALL
+            .iter()
+            .position(|c| *c == self.class)
+            .unwrap_or(0);
+        match self.env.backlog_at_start[class_index] {
+            0 => log::info!("[EMERGENCY PERSISTENCE SYSTEM] {name} -> Nothing retrieved from the persistence."),
+            n => log::info!("[EMERGENCY PERSISTENCE SYSTEM] {name} -> retrieved {n} messages left undelivered by the previous run: sending them first"),
+        }
+        let (ack_tx, ack_rx) = crossbeam_channel::unbounded::<Ack>();
+        let mut dead = None;
+        let mut drain_until: Option<Instant> = None;
+        let mut acks = Vec::new();
+        loop {
+            if self.env.stopping() && drain_until.is_none() {
+                let deadline = Duration::from_secs(self.env.globals.stop_drain_timeout_in_sec);
+                log::info!(
+                    "Stop requested: draining {} for up to {} s",
+                    queue.stream(),
+                    deadline.as_secs()
+                );
+                drain_until = Some(Instant::now() + deadline);
+            }
+            acks.extend(ack_rx.try_iter());
+            if !acks.is_empty() {
+                match queue.ack(&acks) {
+                    Ok(()) => {
+                        self.in_flight
+                            .fetch_sub(acks.len() as u64, Ordering::Relaxed);
+                        acks.clear();
+                    }
+                    Err(e) => {
+                        log::error!("{e}");
+                        std::thread::sleep(Duration::from_millis(200));
+                        continue;
+                    }
+                }
+            }
+            if let Some(until) = drain_until {
+                let drained = self.in_flight.load(Ordering::Relaxed) == 0
+                    && queue.backlog().map(|(n, _)| n == 0).unwrap_or(false);
+                if drained || Instant::now() >= until {
+                    if !drained {
+                        let left = queue.backlog().map(|(n, _)| n).unwrap_or(0);
+                        log::warn!("Drain deadline passed: {left} messages stay in Redis and are sent first at the next start");
+                        self.hard_stop.store(true, Ordering::Relaxed);
+                    }
+                    break;
+                }
+            }
+            // Wait briefly when acknowledgements are due, longer when idle.
+            let block = if self.in_flight.load(Ordering::Relaxed) > 0 {
+                Duration::from_millis(20)
+            } else {
+                Duration::from_millis(200)
+            };
+            let entries = match queue.read(READ_COUNT, block) {
+                Ok(e) => e,
+                Err(e) => {
+                    log::error!("{e}");
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+            };
+            for entry in entries {
+                match decode_wrap(&entry.wrap) {
+                    Ok(events) if !events.is_empty() => {
+                        self.in_flight.fetch_add(1, Ordering::Relaxed);
+                        let events = Arc::new(events);
+                        let ticket = EntryTicket::new(
+                            entry.id,
+                            entry.count,
+                            entry.bytes,
+                            self.managers.len(),
+                            ack_tx.clone(),
+                        );
+                        for m in &self.managers {
+                            m.submit(Batch::new(self.class, events.clone(), ticket.clone()));
+                        }
+                    }
+                    Ok(_) => acks.push((entry.id, entry.count, entry.bytes)),
+                    Err(e) => {
+                        let origin = format!("{} entry {}", queue.stream(), entry.id);
+                        let dl = dead.get_or_insert_with(|| {
+                            logferry::redis_conn::connect(
+                                &self.env.redis_url,
+                                Duration::from_secs(5),
+                            )
+                            .map(|c| DeadLetters::new(c, &self.env.keys))
+                        });
+                        let kept = dl
+                            .as_mut()
+                            .map(|d| {
+                                d.put(&origin, &format!("undecodable wrap: {e}"), &entry.wrap)
+                                    .is_ok()
+                            })
+                            .unwrap_or(false);
+                        if kept {
+                            acks.push((entry.id, entry.count, entry.bytes));
+                        } else {
+                            log::error!("{origin}: undecodable wrap ({e}) and the dead-letter stream is not writable: left pending");
+                        }
+                    }
+                }
+            }
+        }
+        self.shutdown();
+    }
+
+    fn open(&self) -> Result<QueueConsumer, String> {
+        let conn = logferry::redis_conn::connect(&self.env.redis_url, Duration::from_secs(10))
+            .map_err(|e| format!("cannot connect to Redis: {e}"))?;
+        QueueConsumer::open(
+            conn,
+            &self.env.keys,
+            self.class,
+            &format!("{}-output", self.env.globals.id),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn shutdown(self) {
+        for m in self.managers {
+            m.shutdown();
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! A sender manager: for one output and one event class, a pool of senders sharing an internal queue of batches,
+//! and a monitor that logs the seeds' statistics lines every `sender_stats_period_in_sec`.
+
+use crate::config::OutputSpec;
+use crate::sender::{Batch, QueueUsage, Sender, SenderInfo};
+use logferry::config::Globals;
+use logferry::event::EventClass;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Batches a manager's internal queue holds before the consumer waits (Redis keeps the rest).
+const INTERNAL_QUEUE_CAPACITY: usize = 256;
+/// Batches a sender takes from the internal queue for one `send` call.
+const BATCHES_PER_SEND: usize = 32;
+
+/// Live figures of one sender.
+#[derive(Default)]
+pub struct SenderStatus {
+    pub name: String,
+    pub connection_open: AtomicBool,
+    pub in_flight: AtomicU64,
+}
+
+/// Live figures of a manager, read by its monitor.
+#[derive(Default)]
+pub struct ManagerStats {
+    /// Events accepted by the destination since start.
+    pub sent: AtomicU64,
+    pub bytes: AtomicU64,
+    pub senders: Mutex<Vec<Arc<SenderStatus>>>,
+}
+
+/// The consumer's handle on a manager.
+pub struct SenderManager {
+    pub name: String,
+    tx: Option<crossbeam_channel::Sender<Batch>>,
+    /// Dropped at shutdown: ends the monitor.
+    monitor_done: Option<crossbeam_channel::Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+    pub stats: Arc<ManagerStats>,
+    usage: QueueUsage,
+}
+
+/// Set when the drain deadline passed: senders stop retrying and close.
+pub type HardStop = Arc<AtomicBool>;
+
+impl SenderManager {
+    /// Starts the pool and its monitor.
+    pub fn start(
+        spec: &OutputSpec,
+        class: EventClass,
+        globals: &Globals,
+        hard_stop: HardStop,
+    ) -> SenderManager {
+        let group = format!("{}_senders", class.as_str());
+        let manager_name = format!(
+            "{}Manager({group},manager,{})",
+            spec.sender_label, spec.name
+        );
+        let (tx, rx) = crossbeam_channel::bounded::<Batch>(INTERNAL_QUEUE_CAPACITY);
+        let usage = QueueUsage::new(INTERNAL_QUEUE_CAPACITY);
+        let stats = Arc::new(ManagerStats::default());
+        let pool_size = if class == EventClass::Standard {
+            spec.concurrent_connections
+        } else {
+            1
+        };
+        let mut threads = Vec::new();
+        log::info!("{manager_name} -> Starting thread");
+        for index in 0..pool_size {
+            let name = format!(
+                "{}({group},{}_sender_{index})",
+                spec.sender_label, spec.kind
+            );
+            let info = SenderInfo {
+                class,
+                index,
+                name: name.clone(),
+                globals: globals.clone(),
+                usage: usage.clone(),
+            };
+            let sender = (spec.build)(&info);
+            let status = Arc::new(SenderStatus {
+                name: name.clone(),
+                ..Default::default()
+            });
+            stats
+                .senders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(status.clone());
+            let worker = PoolWorker {
+                sender,
+                rx: rx.clone(),
+                stats: stats.clone(),
+                status,
+                hard_stop: hard_stop.clone(),
+                usage: usage.clone(),
+            };
+            log::info!("{name} -> Starting thread");
+            threads.push(
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || worker.run())
+                    .expect("spawn sender"),
+            );
+        }
+        let monitor_name = format!("{}ManagerMonitor({group},{})", spec.sender_label, spec.name);
+        log::info!(
+            "{monitor_name} -> Starting thread (every {} seconds)",
+            globals.sender_stats_period_in_sec
+        );
+        let monitor = Monitor {
+            class,
+            stats: stats.clone(),
+            usage: usage.clone(),
+            pool_size,
+            period: Duration::from_secs(globals.sender_stats_period_in_sec),
+        };
+        let stop = hard_stop.clone();
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+        threads.push(
+            std::thread::Builder::new()
+                .name(monitor_name)
+                .spawn(move || monitor.run(done_rx, stop))
+                .expect("spawn monitor"),
+        );
+        SenderManager {
+            name: manager_name,
+            tx: Some(tx),
+            monitor_done: Some(done_tx),
+            threads,
+            stats,
+            usage,
+        }
+    }
+
+    /// Hands a batch to the pool; blocks while the internal queue is full.
+    pub fn submit(&self, batch: Batch) -> bool {
+        let Some(tx) = &self.tx else { return false };
+        let ok = tx.send(batch).is_ok();
+        self.usage.len.store(tx.len(), Ordering::Relaxed);
+        ok
+    }
+
+    /// Batches waiting in the internal queue.
+    pub fn queued(&self) -> usize {
+        self.tx.as_ref().map(|t| t.len()).unwrap_or(0)
+    }
+
+    /// Closes the internal queue and waits for the pool: senders finish what they hold, unless `hard_stop` is set.
+    pub fn shutdown(mut self) {
+        self.tx = None;
+        self.monitor_done = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+struct PoolWorker {
+    sender: Box<dyn Sender>,
+    rx: crossbeam_channel::Receiver<Batch>,
+    stats: Arc<ManagerStats>,
+    status: Arc<SenderStatus>,
+    hard_stop: HardStop,
+    usage: QueueUsage,
+}
+
+impl PoolWorker {
+    fn run(mut self) {
+        let mut pending: Vec<Batch> = Vec::with_capacity(BATCHES_PER_SEND);
+        let mut failures = 0u32;
+        loop {
+            if pending.is_empty() {
+                match self.rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(b) => pending.push(b),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        self.poll();
+                        if self.hard_stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                }
+                pending.extend(self.rx.try_iter().take(BATCHES_PER_SEND - 1));
+                self.usage.len.store(self.rx.len(), Ordering::Relaxed);
+            }
+            if self.hard_stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let events: u64 = pending.iter().map(|b| b.events.len() as u64).sum();
+            let bytes: u64 = pending
+                .iter()
+                .flat_map(|b| b.events.iter())
+                .map(|e| e.size() as u64)
+                .sum();
+            match self.sender.send(&mut pending) {
+                Ok(()) => {
+                    failures = 0;
+                    // Batches the sender kept (deferred acknowledgement) are counted when it completes them.
+                    let kept: u64 =
+                        events - pending.iter().map(|b| b.events.len() as u64).sum::<u64>();
+                    let delivered = events - kept;
+                    for b in pending.drain(..) {
+                        b.complete();
+                    }
+                    self.stats.sent.fetch_add(delivered, Ordering::Relaxed);
+                    self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = Duration::from_millis(100 * (1u64 << failures.min(9)))
+                        .min(Duration::from_secs(60));
+                    if failures == 1 || failures % 10 == 0 {
+                        log::warn!(
+                            "{e} ({} events held, attempt {failures}); retrying in {:.1} s",
+                            events,
+                            wait.as_secs_f64()
+                        );
+                    }
+                    if !logferry::process::sleep_unless(&self.hard_stop, wait) {
+                        break;
+                    }
+                }
+            }
+            self.poll();
+        }
+        self.sender.close();
+        self.status.connection_open.store(false, Ordering::Relaxed);
+        if !pending.is_empty() {
+            log::info!("{} batches not delivered at stop: they stay in Redis and are sent first at the next start", pending.len());
+        }
+    }
+
+    fn poll(&mut self) {
+        if let Err(e) = self.sender.poll() {
+            log::warn!("{e}");
+        }
+        self.status
+            .connection_open
+            .store(self.sender.is_connection_open(), Ordering::Relaxed);
+        self.status
+            .in_flight
+            .store(self.sender.in_flight() as u64, Ordering::Relaxed);
+    }
+}
+
+struct Monitor {
+    class: EventClass,
+    stats: Arc<ManagerStats>,
+    usage: QueueUsage,
+    pool_size: usize,
+    period: Duration,
+}
+
+impl Monitor {
+    fn run(self, done: crossbeam_channel::Receiver<()>, hard_stop: HardStop) {
+        let mut last_total = 0u64;
+        let mut last_time = chrono::Utc::now();
+        let mut last_instant = Instant::now();
+        loop {
+            match done.recv_timeout(self.period) {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            if hard_stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let queued = self.usage.len.load(Ordering::Relaxed);
+            log::info!(
+                "Number of available senders: {}, sender manager internal queue size: {queued}",
+                self.pool_size
+            );
+            log::info!("enqueued_elapsed_times_in_seconds_stats: {{}}");
+            for s in self
+                .stats
+                .senders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+            {
+                log::info!(
+                    "Sender: {}, status: {{\"internal_queue_size\": {}, \"is_connection_open\": {}}}",
+                    s.name,
+                    s.in_flight.load(Ordering::Relaxed),
+                    if s.connection_open.load(Ordering::Relaxed) { "True" } else { "False" }
+                );
+            }
+            let total = self.stats.sent.load(Ordering::Relaxed);
+            log::info!(
+                "{} - Total number of messages sent: {total}, messages sent since \"{}\": {} (elapsed {:.3} seconds)",
+                self.class.title(),
+                last_time.format("%Y-%m-%d %H:%M:%S%.6f+00:00"),
+                total - last_total,
+                last_instant.elapsed().as_secs_f64()
+            );
+            last_total = total;
+            last_time = chrono::Utc::now();
+            last_instant = Instant::now();
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The MainProcess: single-threaded; forks the InputProcess and the OutputProcess (before any thread exists),
+//! restarts a child that dies with exponential backoff, stops everything on SIGTERM/SIGINT in order (input first,
+//! then output after its drain, Redis last).
+
+use crate::embedded_redis::EmbeddedRedis;
+use crate::plan::Plan;
+use logferry::config::Persistence;
+use logferry::process::ProcessEnv;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Deaths of one child within [`DEATH_WINDOW`] that stop the collector.
+const MAX_DEATHS: usize = 5;
+const DEATH_WINDOW: Duration = Duration::from_secs(120);
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Input,
+    Output,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Input => "InputProcess",
+            Role::Output => "OutputProcess",
+        }
+    }
+}
+
+struct ChildState {
+    role: Role,
+    pid: Option<Pid>,
+    deaths: VecDeque<Instant>,
+    restart_at: Option<Instant>,
+}
+
+impl ChildState {
+    fn new(role: Role) -> Self {
+        ChildState {
+            role,
+            pid: None,
+            deaths: VecDeque::new(),
+            restart_at: None,
+        }
+    }
+}
+
+pub struct Supervisor {
+    plan: Plan,
+    redis: Option<EmbeddedRedis>,
+    redis_url: String,
+    children: [ChildState; 2],
+}
+
+impl Supervisor {
+    /// Starts Redis (embedded or checks the external one).
+    pub fn prepare(plan: Plan) -> Result<Supervisor, String> {
+        let (redis, redis_url) = match &plan.globals.persistence {
+            Persistence::Embedded { directory } => {
+                let r = EmbeddedRedis::start(directory).map_err(|e| e.to_string())?;
+                let url = r.url();
+                log::info!(
+                    "Embedded Redis started (pid {}, state directory {})",
+                    r.child.id(),
+                    r.dir().display()
+                );
+                (Some(r), url)
+            }
+            Persistence::Redis { url } => {
+                logferry::redis_conn::connect(url, Duration::from_secs(30))
+                    .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+                (None, url.clone())
+            }
+        };
+        Ok(Supervisor {
+            plan,
+            redis,
+            redis_url,
+            children: [ChildState::new(Role::Input), ChildState::new(Role::Output)],
+        })
+    }
+
+    /// Runs until a controlled stop (exit 0) or too many deaths (exit 1).
+    pub fn run(mut self) -> i32 {
+        let signals = supervisor_signals();
+        let _ = signals.thread_block();
+        // Output first: it is ready to take what the input queues.
+        self.spawn(1);
+        self.spawn(0);
+        loop {
+            match wait_signal(&signals, Duration::from_millis(500)) {
+                Some(Signal::SIGCHLD) => {
+                    if let Some(code) = self.reap() {
+                        return code;
+                    }
+                }
+                Some(sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP)) => {
+                    log::info!(
+                        "Received {sig}: controlled stop (input first, then output after draining)"
+                    );
+                    return self.stop_all();
+                }
+                _ => {}
+            }
+            let now = Instant::now();
+            for i in 0..2 {
+                if self.children[i].restart_at.is_some_and(|t| t <= now) {
+                    self.children[i].restart_at = None;
+                    self.spawn(i);
+                }
+            }
+        }
+    }
+
+    fn env(&self) -> ProcessEnv {
+        ProcessEnv::new(self.plan.globals.clone(), self.redis_url.clone())
+    }
+
+    fn spawn(&mut self, index: usize) {
+        let role = self.children[index].role;
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        let mut env = self.env();
+        if role == Role::Output {
+            if let Err(e) = env.measure_backlog() {
+                log::warn!("Cannot measure what the previous run left in Redis: {e}");
+            }
+        }
+        // SAFETY: the supervisor is single-threaded (it never starts a thread), so the child may run freely.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                let _ = SigSet::all().thread_unblock();
+                // SAFETY: prctl only sets a flag of this process.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                let code = match role {
+                    Role::Input => {
+                        logferry_input::process::run(env, std::mem::take(&mut self.plan.pullers))
+                    }
+                    Role::Output => logferry_output::process::run(env, &self.plan.outputs),
+                };
+                log::logger().flush();
+                std::process::exit(code);
+            }
+            Ok(ForkResult::Parent { child }) => {
+                log::info!("{} started (pid {child})", role.name());
+                self.children[index].pid = Some(child);
+            }
+            Err(e) => {
+                log::error!("Cannot fork the {}: {e}; retrying", role.name());
+                self.children[index].restart_at = Some(Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
+
+    /// Reaps dead children; schedules restarts; `Some(exit code)` when the collector must stop.
+    fn reap(&mut self) -> Option<i32> {
+        loop {
+            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return None,
+                Ok(s) => s,
+            };
+            let Some(pid) = status.pid() else { return None };
+            if self
+                .redis
+                .as_ref()
+                .is_some_and(|r| r.child.id() as i32 == pid.as_raw())
+            {
+                log::error!("The embedded Redis (pid {pid}) died: {status:?}. Stopping the collector (its data is in the append-only file)");
+                self.redis = None;
+                self.stop_all();
+                return Some(1);
+            }
+            let Some(i) = self.children.iter().position(|c| c.pid == Some(pid)) else {
+                continue;
+            };
+            let child = &mut self.children[i];
+            child.pid = None;
+            let now = Instant::now();
+            child.deaths.push_back(now);
+            while child
+                .deaths
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > DEATH_WINDOW)
+            {
+                child.deaths.pop_front();
+            }
+            let deaths = child.deaths.len();
+            if deaths >= MAX_DEATHS {
+                log::error!(
+                    "The {} died {deaths} times within {} s (last: {}). Stopping the collector",
+                    child.role.name(),
+                    DEATH_WINDOW.as_secs(),
+                    describe(status)
+                );
+                self.stop_all();
+                return Some(1);
+            }
+            let backoff = Duration::from_secs(1u64 << (deaths - 1).min(5)).min(MAX_RESTART_BACKOFF);
+            log::error!(
+                "The {} (pid {pid}) died unexpectedly ({}); restarting it in {} s ({deaths} death(s) in the last {} s)",
+                child.role.name(),
+                describe(status),
+                backoff.as_secs(),
+                DEATH_WINDOW.as_secs()
+            );
+            child.restart_at = Some(now + backoff);
+        }
+    }
+
+    /// Controlled stop: input (commits state), then output (drains), then Redis. Returns 0.
+    fn stop_all(&mut self) -> i32 {
+        let drain = Duration::from_secs(self.plan.globals.stop_drain_timeout_in_sec);
+        self.stop_child(0, Duration::from_secs(60));
+        self.stop_child(1, drain + Duration::from_secs(15));
+        if let Some(r) = self.redis.take() {
+            log::info!("Stopping the embedded Redis");
+            r.stop();
+        }
+        log::info!("Collector stopped");
+        0
+    }
+
+    fn stop_child(&mut self, index: usize, deadline: Duration) {
+        let child = &mut self.children[index];
+        child.restart_at = None;
+        let Some(pid) = child.pid.take() else { return };
+        let _ = kill(pid, Signal::SIGTERM);
+        let until = Instant::now() + deadline;
+        loop {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(status) => {
+                    log::info!("{} stopped ({})", child.role.name(), describe(status));
+                    return;
+                }
+                Err(_) => return,
+            }
+            if Instant::now() >= until {
+                log::error!(
+                    "The {} did not stop within {} s: killing it",
+                    child.role.name(),
+                    deadline.as_secs()
+                );
+                let _ = kill(pid, Signal::SIGKILL);
+                let _ = waitpid(pid, None);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn describe(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, code) => format!("exit code {code}"),
+        WaitStatus::Signaled(_, sig, _) => format!("killed by {sig}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn supervisor_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Waits for one of `set` (blocked) for up to `timeout`.
+fn wait_signal(set: &SigSet, timeout: Duration) -> Option<Signal> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: set is a valid sigset_t; info may be null.
+    let sig = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &ts) };
+    if sig > 0 {
+        Signal::try_from(sig).ok()
+    } else {
+        None
+    }
+}
