@@ -1,6 +1,8 @@
 //! Test support shared by every crate's tests: start real peers on free loopback ports, stop them by pid when
 //! the guard drops (also when the test panics), and wait on conditions with deadlines (never plain sleeps).
 
+pub mod moto;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -171,3 +173,4 @@ pub fn read_all(mut r: impl Read) -> String {
     let _ = r.read_to_string(&mut s);
     s
 }
+pub mod senders;

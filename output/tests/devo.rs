@@ -1,0 +1,375 @@
+//! Devo sender: byte-for-byte against devo-sdk (plain, multiline, lookups, compressed), mutual TLS against a
+//! receiver with a generated test CA, config errors naming files, recovery after the receiver goes away.
+
+mod common;
+
+use common::*;
+use logferry::config::ConfigErrorKind;
+use logferry::event::Event;
+use logferry::lookup::{ColumnType, Lookup, LookupAction};
+use logferry_output::senders::conn::{Connection, Endpoint};
+use logferry_output::senders::devo::DevoKind;
+use logferry_output::senders::tls::client_config;
+use logferry_output::{SendError, Sender};
+use logferry_testkit::senders::{CaptureMode, CaptureServer, TestPki};
+use logferry_testkit::{wait_until, TempDir};
+use serde_json::json;
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const HOST: &str = "testhost";
+const DATE: &str = "2023-06-02 08:31:15.123";
+
+fn devo_sender(
+    cfg: serde_json::Value,
+    ty: &str,
+    globals: logferry::config::Globals,
+) -> Box<dyn Sender> {
+    let (spec, errs) = configure(&DevoKind, ty, cfg, Path::new("/"));
+    assert!(errs.is_empty(), "{errs:?}");
+    (spec.unwrap().build)(&info(globals))
+}
+
+fn plain_relay(port: u16, globals: logferry::config::Globals) -> Box<dyn Sender> {
+    devo_sender(
+        json!({"address": "127.0.0.1", "port": port, "tls": false, "hostname": HOST, "send_retry_initial_wait_in_seconds": 0,
+               "connect_retry_initial_wait_in_seconds": 0, "connect_retries": 1}),
+        "relay",
+        globals,
+    )
+}
+
+fn send_all(s: &mut dyn Sender, events: Vec<Event>) {
+    let (b, acks) = batch(events, "1-0");
+    let mut v = vec![b];
+    s.send(&mut v).unwrap();
+    for b in v.drain(..) {
+        b.complete();
+    }
+    assert!(acks.try_recv().is_ok());
+    s.close();
+}
+
+fn sample_events() -> Vec<Event> {
+    vec![
+        Event::new("my.app.test", T, r#"{"a":1,"text":"héllo ✓"}"#),
+        Event::new("my.app.test", T, "ends with newline\n"),
+        Event::new("cloud.aws.x", T, "first line\nsecond line\nthird"),
+        Event::new("cloud.aws.x", T, "multi\nline ending\n"),
+        Event::new("my.app.other", T, ""),
+    ]
+}
+
+fn run_devo_sdk(port: u16, spec: serde_json::Value) {
+    let dir = TempDir::new("sdkspec");
+    let p = dir.path().join("spec.json");
+    std::fs::write(&p, spec.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/devo_sdk_send.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(&p)
+        .output()
+        .expect("python3 with devo-sdk");
+    assert!(
+        out.status.success(),
+        "devo-sdk sender failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sdk_events(events: &[Event]) -> serde_json::Value {
+    events
+        .iter()
+        .map(|e| json!({"tag": e.tag, "date": DATE, "msg": e.message, "multiline": e.message.trim_end_matches('\n').contains('\n')}))
+        .collect()
+}
+
+fn normalise_lookup_id(bytes: &[u8]) -> String {
+    let s = String::from_utf8(bytes.to_vec()).unwrap();
+    // `<id>_my_table|` -> `ID_my_table|`; ids are "seconds.fraction".
+    let mut out = String::new();
+    for line in s.split_inclusive('\n') {
+        match line.find("_my_table|") {
+            Some(end) => {
+                let start = line[..end].rfind(": ").map(|i| i + 2).unwrap();
+                out.push_str(&line[..start]);
+                out.push_str("ID");
+                out.push_str(&line[end..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+#[test]
+fn same_bytes_as_devo_sdk_for_events_multiline_and_lookups() {
+    let events = sample_events();
+    let lookup = Lookup::with_id(
+        "my_table",
+        &[
+            ("name", ColumnType::Str),
+            ("id", ColumnType::Int),
+            ("ip", ColumnType::Ip4),
+        ],
+        "id",
+        "1.5",
+    )
+    .unwrap();
+    let rows = vec![
+        vec!["alice", "1", "10.0.0.1"],
+        vec![" bob smith ", "2", "host-b"],
+    ];
+    let deletions = vec![vec!["carol", "3", "x"]];
+    let lookup_events = lookup
+        .publish(LookupAction::Inc, &rows, &deletions, T)
+        .unwrap();
+
+    let sdk = CaptureServer::start(CaptureMode::Plain);
+    run_devo_sdk(
+        sdk.port,
+        json!({"hostname": HOST, "zip": false, "events": sdk_events(&events), "lookup": {
+            "name": "my_table", "date": DATE, "headers": ["name", "id", "ip"], "types": ["str", "int", "ip4"], "key_index": 1,
+            "action": "INC", "rows": rows, "deletions": deletions}}),
+    );
+    let ours = CaptureServer::start(CaptureMode::Plain);
+    let mut s = plain_relay(ours.port, globals());
+    let mut all = events.clone();
+    all.extend(lookup_events);
+    send_all(s.as_mut(), all);
+
+    wait_until(
+        Duration::from_secs(10),
+        "both senders' connections closed",
+        || sdk.closed_connections().len() == 1 && ours.closed_connections().len() == 1,
+    );
+    let expected = normalise_lookup_id(&sdk.bytes());
+    let got = normalise_lookup_id(&ours.bytes());
+    assert!(expected.contains("ID_my_table|START|"), "{expected}");
+    assert!(
+        expected.starts_with("<14>2023-06-02 08:31:15.123 testhost my.app.test: {\"a\":1"),
+        "{expected}"
+    );
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn compressed_mode_decompresses_to_the_same_bytes_as_devo_sdk() {
+    // Enough single-line events for several 51200-byte gzip members.
+    let events: Vec<Event> = (0..3000)
+        .map(|i| {
+            Event::new(
+                "my.app.zip",
+                T,
+                format!(
+                    "{{\"n\":{i},\"pad\":\"{}\",\"u\":\"ü\"}}",
+                    "x".repeat(i % 50)
+                ),
+            )
+        })
+        .collect();
+    let sdk = CaptureServer::start(CaptureMode::Plain);
+    run_devo_sdk(
+        sdk.port,
+        json!({"hostname": HOST, "zip": true, "events": sdk_events(&events), "lookup": null}),
+    );
+    let ours = CaptureServer::start(CaptureMode::Plain);
+    let mut s = plain_relay(
+        ours.port,
+        globals_from(json!({"threshold_for_using_gzip_in_transport_layer": -1})),
+    );
+    send_all(s.as_mut(), events);
+    wait_until(Duration::from_secs(10), "both connections closed", || {
+        sdk.closed_connections().len() == 1 && ours.closed_connections().len() == 1
+    });
+    let unzip = |b: Vec<u8>| {
+        assert_eq!(&b[..2], &[0x1f, 0x8b], "starts with a gzip member");
+        let mut s = Vec::new();
+        flate2::read::MultiGzDecoder::new(&b[..])
+            .read_to_end(&mut s)
+            .unwrap();
+        s
+    };
+    let raw = ours.bytes();
+    let (expected, got) = (unzip(sdk.bytes()), unzip(raw.clone()));
+    assert!(expected.len() > 3 * 51200);
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        String::from_utf8(expected.clone()).unwrap()
+    );
+    assert!(
+        raw.len() < expected.len() / 3,
+        "compressed {} of {}",
+        raw.len(),
+        expected.len()
+    );
+}
+
+fn mtls_config(pki: &TestPki, port: u16, cert: &str) -> serde_json::Value {
+    json!({"address": "127.0.0.1", "port": port, "chain": pki.cert("ca"), "cert": pki.cert(cert), "key": pki.key(cert),
+           "hostname": HOST, "connect_retries": 1, "send_retries": 1})
+}
+
+#[test]
+fn mutual_tls_delivers_and_refusals_name_the_cause() {
+    let pki = TestPki::generate();
+    let server = CaptureServer::start(CaptureMode::Tls {
+        pki: &pki,
+        require_client: true,
+    });
+    let mut s = devo_sender(
+        mtls_config(&pki, server.port, "client"),
+        "devo_platform",
+        globals(),
+    );
+    send_all(
+        s.as_mut(),
+        vec![Event::new("my.app.tls", T, "over mutual TLS")],
+    );
+    let got = server.wait_bytes(10, Duration::from_secs(10));
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        format!("<14>{DATE} {HOST} my.app.tls: over mutual TLS\n")
+    );
+
+    let connect = |chain: &str, client: Option<&str>| {
+        let tls = client_config(
+            &pki.cert(chain),
+            client
+                .map(|c| (pki.cert(c), pki.key(c)))
+                .as_ref()
+                .map(|(a, b)| (a.as_path(), b.as_path())),
+        )
+        .unwrap();
+        let ep = Endpoint {
+            address: "127.0.0.1".into(),
+            port: server.port,
+            tls: Some(tls),
+            connect_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(5),
+            max_age: None,
+            max_idle: None,
+        };
+        let mut c = Connection::new(ep, "test");
+        let r = c
+            .ensure_open()
+            .and_then(|_| c.write_all(b"x\n"))
+            .and_then(|_| c.flush());
+        // A refusal seen only after the handshake shows on the next use.
+        r.and_then(|_| {
+            std::thread::sleep(Duration::from_millis(300));
+            c.ensure_open()
+                .and_then(|_| c.write_all(b"y\n"))
+                .and_then(|_| c.flush())
+        })
+    };
+    let cases = [
+        ("ca", None, "CertificateRequired"),
+        ("ca", Some("foreign_client"), "UnknownCA"),
+        ("ca", Some("expired_client"), "CertificateExpired"),
+        ("other_ca", Some("client"), "UnknownIssuer"),
+    ];
+    for (chain, client, cause) in cases {
+        let err = connect(chain, client)
+            .expect_err(&format!("{client:?} with chain {chain} must be refused"));
+        assert!(matches!(err, SendError::Tls { .. }), "{client:?}: {err}");
+        assert!(
+            err.to_string().contains(cause),
+            "{client:?}: expected {cause} in: {err}"
+        );
+    }
+    assert!(
+        server.errors().contains("certificate"),
+        "receiver log: {}",
+        server.errors()
+    );
+}
+
+#[test]
+fn missing_mismatched_or_unreadable_files_are_config_errors_naming_the_file() {
+    let pki = TestPki::generate();
+    let base = json!({"address": "127.0.0.1", "port": 443});
+    let (spec, errs) = configure(&DevoKind, "devo_platform", base.clone(), Path::new("/"));
+    assert!(spec.is_none());
+    for k in ["chain", "cert", "key"] {
+        assert!(
+            errs.iter().any(|e| e.kind == ConfigErrorKind::Missing
+                && e.path == format!("outputs.out.config.{k}")),
+            "{k}: {errs:?}"
+        );
+    }
+    let mut cfg = mtls_config(&pki, 443, "client");
+    cfg["key"] = json!(pki.key("foreign_client"));
+    let (spec, errs) = configure(&DevoKind, "devo_platform", cfg, Path::new("/"));
+    assert!(spec.is_none());
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].path, "outputs.out.config.key");
+    assert!(
+        errs[0].message.contains("client.pem") && errs[0].message.contains("foreign_client.key"),
+        "{}",
+        errs[0].message
+    );
+
+    let mut cfg = mtls_config(&pki, 443, "client");
+    cfg["chain"] = json!("/nonexistent/ca.pem");
+    let (_, errs) = configure(&DevoKind, "devo_platform", cfg, Path::new("/"));
+    assert!(
+        errs.iter()
+            .any(|e| e.kind == ConfigErrorKind::FileUnreadable
+                && e.message.contains("/nonexistent/ca.pem")),
+        "{errs:?}"
+    );
+
+    let mut cfg = mtls_config(&pki, 443, "client");
+    cfg["cert"] = json!(pki.key("client")); // a key where a certificate is expected
+    let (_, errs) = configure(&DevoKind, "devo_platform", cfg, Path::new("/"));
+    assert!(
+        errs.iter()
+            .any(|e| e.path == "outputs.out.config.cert" && e.message.contains("client.key")),
+        "{errs:?}"
+    );
+
+    let mut cfg = mtls_config(&pki, 443, "client");
+    cfg["tls"] = json!(false);
+    let (spec, errs) = configure(&DevoKind, "devo_platform", cfg, Path::new("/"));
+    assert!(spec.is_none() || !errs.is_empty());
+    assert!(
+        errs.iter().any(|e| e.path == "outputs.out.config.tls"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn receiver_down_then_back_loses_nothing() {
+    let mut server = CaptureServer::start(CaptureMode::Plain);
+    let port = server.port;
+    let mut s = plain_relay(port, globals());
+    let (b, _) = batch(vec![Event::new("t", T, "before")], "1-0");
+    let mut v = vec![b];
+    s.send(&mut v).unwrap();
+    server.wait_bytes(10, Duration::from_secs(5));
+    let before = server.bytes();
+    server.kill();
+    wait_until(Duration::from_secs(5), "receiver gone", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    // The closed connection is noticed before writing (no event written into a dead socket); reconnecting fails
+    // and the batch stays with the runtime.
+    let (b, acks) = batch(vec![Event::new("t", T, "during")], "2-0");
+    let mut v = vec![b];
+    let err = s.send(&mut v).unwrap_err();
+    assert!(matches!(err, SendError::Connect { .. }), "{err}");
+    assert!(!s.is_connection_open());
+    let back = CaptureServer::start_on(port, CaptureMode::Plain);
+    s.send(&mut v).unwrap();
+    let got = String::from_utf8(back.wait_bytes(10, Duration::from_secs(5))).unwrap();
+    assert!(String::from_utf8(before).unwrap().contains("before"));
+    assert!(got.contains(": during\n"), "{got}");
+    for b in v.drain(..) {
+        b.complete();
+    }
+    assert_eq!(acks.try_recv().unwrap().0, "2-0");
+}
