@@ -177,3 +177,87 @@ impl CaptureServer {
         self.bytes()
     }
 }
+
+/// A real `rsyslogd` (Debian `rsyslog`, `rsyslog-gnutls` for TLS) receiving on a free port and writing each
+/// message as `HOSTNAME|PROGRAMNAME|MSG` (one line per message) to a file; killed by pid on drop.
+pub struct Rsyslog {
+    pub port: u16,
+    dir: TempDir,
+    _guard: ChildGuard,
+}
+
+impl Rsyslog {
+    /// `tls`: TLS with the PKI's server certificate; client certificates are then required and verified
+    /// against the PKI's CA (`x509/certvalid`) when `require_client`.
+    pub fn start(tls: Option<(&TestPki, bool)>) -> Rsyslog {
+        let dir = TempDir::new("rsyslog");
+        let port = free_port();
+        let out = dir.path().join("out.log");
+        let mut conf = format!(
+            "global(workDirectory=\"{}\" maxMessageSize=\"64k\")\n",
+            dir.path().display()
+        );
+        match tls {
+            None => conf.push_str(&format!(
+                "module(load=\"imtcp\")\ninput(type=\"imtcp\" port=\"{port}\" address=\"127.0.0.1\")\n"
+            )),
+            Some((pki, require_client)) => {
+                conf.push_str(&format!(
+                    "global(defaultNetstreamDriver=\"gtls\" defaultNetstreamDriverCAFile=\"{}\" \
+                     defaultNetstreamDriverCertFile=\"{}\" defaultNetstreamDriverKeyFile=\"{}\")\n",
+                    pki.cert("ca").display(),
+                    pki.cert("server").display(),
+                    pki.key("server").display()
+                ));
+                let auth = if require_client { "x509/certvalid" } else { "anon" };
+                conf.push_str(&format!(
+                    "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"{auth}\")\n\
+                     input(type=\"imtcp\" port=\"{port}\" address=\"127.0.0.1\")\n"
+                ));
+            }
+        }
+        conf.push_str(&format!(
+            "template(name=\"fields\" type=\"string\" string=\"%hostname%|%programname%|%msg%\\n\")\n\
+             *.* action(type=\"omfile\" file=\"{}\" template=\"fields\" flushOnTXEnd=\"on\" asyncWriting=\"off\")\n",
+            out.display()
+        ));
+        let conf_path = dir.path().join("rsyslog.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("/usr/sbin/rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf_path)
+            .arg("-i")
+            .arg(dir.path().join("rsyslog.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("stderr.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("start rsyslogd (apt-get install rsyslog rsyslog-gnutls)");
+        let guard = ChildGuard {
+            child,
+            name: "rsyslogd".into(),
+        };
+        crate::wait_for_port(port, Duration::from_secs(10), "rsyslogd to listen");
+        Rsyslog {
+            port,
+            dir,
+            _guard: guard,
+        }
+    }
+
+    /// Lines written so far (`HOSTNAME|PROGRAMNAME|MSG`).
+    pub fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("out.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// rsyslogd's own error output.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+}
