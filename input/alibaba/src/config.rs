@@ -1,0 +1,480 @@
+//! Configuration of the `alibaba` input: credentials and the six services of the seed
+//! (`actiontrail`, `actiontrail_log_service`, `access_log_service`, `db_log_service`, `internal_audit_service`, `smq`).
+//!
+//! ```yaml
+//! inputs:
+//!   alibaba:
+//!     id: 12341
+//!     credentials: {access_key_id: LTAI..., access_key_secret: ..., security_token: optional}
+//!     services:
+//!       actiontrail: {region: cn-hangzhou, initial_start_time_in_utc: "2025-02-01T00:00:00Z"}
+//! ```
+
+use logferry::config::{ConfigErrorKind, Secret, Section};
+use logferry_input::PullerError;
+use std::time::Duration;
+
+/// The seed's datetime format of `initial_start_time_in_utc`.
+pub const DATETIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
+
+/// `credentials` of the input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credentials {
+    /// `access_key_id`: the AccessKey ID of the account or RAM user. Mandatory.
+    pub access_key_id: String,
+    /// `access_key_secret`: its secret. Mandatory, never logged.
+    pub access_key_secret: Secret,
+    /// `security_token`: STS token when the key pair is temporary. Optional.
+    pub security_token: Option<Secret>,
+}
+
+/// The services of the seed's table, each with its default tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    ActionTrail,
+    ActionTrailLogService,
+    AccessLogService,
+    DbLogService,
+    InternalAuditService,
+    Smq,
+}
+
+impl ServiceKind {
+    pub const ALL: [ServiceKind; 6] = [
+        ServiceKind::ActionTrail,
+        ServiceKind::ActionTrailLogService,
+        ServiceKind::AccessLogService,
+        ServiceKind::DbLogService,
+        ServiceKind::InternalAuditService,
+        ServiceKind::Smq,
+    ];
+
+    /// The service name in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::ActionTrail => "actiontrail",
+            ServiceKind::ActionTrailLogService => "actiontrail_log_service",
+            ServiceKind::AccessLogService => "access_log_service",
+            ServiceKind::DbLogService => "db_log_service",
+            ServiceKind::InternalAuditService => "internal_audit_service",
+            ServiceKind::Smq => "smq",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<ServiceKind> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// The default tag (the seed's "Devo Table").
+    pub fn default_tag(self) -> &'static str {
+        match self {
+            ServiceKind::ActionTrail => "cloud.alibaba.actiontrail.events",
+            ServiceKind::ActionTrailLogService => "cloud.alibaba.log_service.events",
+            ServiceKind::AccessLogService => "cloud.alibaba.log_service.access_log",
+            ServiceKind::DbLogService => "cloud.alibaba.log_service.db_log",
+            ServiceKind::InternalAuditService => "cloud.alibaba.log_service.audit_service_log",
+            ServiceKind::Smq => "my.app.alibaba.smq",
+        }
+    }
+
+    /// The puller's class name in log lines.
+    pub fn puller_name(self) -> &'static str {
+        match self {
+            ServiceKind::ActionTrail => "ActionTrailStandardPuller",
+            ServiceKind::Smq => "SmqPuller",
+            _ => "LogServicePuller",
+        }
+    }
+
+    pub fn is_log_service(self) -> bool {
+        !matches!(self, ServiceKind::ActionTrail | ServiceKind::Smq)
+    }
+}
+
+/// Which ActionTrail signature to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureVersion {
+    /// `v3`: ACS3-HMAC-SHA256 in headers (default).
+    V3,
+    /// `v2`: RPC HMAC-SHA1 in the query (legacy, still accepted).
+    V2,
+}
+
+/// One `LookupAttribute` filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupAttribute {
+    pub key: String,
+    pub value: String,
+}
+
+/// Keys accepted by LookupEvents' `LookupAttribute.N.Key`.
+pub const LOOKUP_KEYS: [&str; 12] = [
+    "ServiceName",
+    "EventName",
+    "User",
+    "EventId",
+    "ResourceType",
+    "ResourceName",
+    "EventRW",
+    "EventAccessKeyId",
+    "SensitiveAction",
+    "SourceIpAddress",
+    "EventType",
+    "RoleName",
+];
+
+/// The `actiontrail` service (LookupEvents API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionTrailConfig {
+    /// `region`: region id, e.g. `cn-hangzhou`. Mandatory unless `endpoint` is set.
+    pub region: String,
+    /// `endpoint`: scheme://host[:port] override (VPC `https://actiontrail-vpc.<region>.aliyuncs.com`, tests).
+    /// Default `https://actiontrail.<region>.aliyuncs.com`.
+    pub endpoint: String,
+    /// `initial_start_time_in_utc`: `YYYY-MM-DDTHH:MM:SSZ`, in the past. Default: 1 day before the first start.
+    /// Changing it resets the persistence at the next start.
+    pub initial_start_time_in_utc: Option<chrono::DateTime<chrono::Utc>>,
+    /// `request_period_in_seconds`: time between two pull cycles. Default 60; 1..=86400.
+    pub request_period: Duration,
+    /// `lag_in_seconds`: windows end this long before now (events appear ~10 min late). Default 600; 600..=86400.
+    pub lag: Duration,
+    /// `window_size_in_seconds`: longest window per request series; the state is committed after each. Default
+    /// 3600; 60..=86400.
+    pub window: Duration,
+    /// `max_results`: page size (`MaxResults`). Default 50; 1..=50.
+    pub max_results: u32,
+    /// `requests_per_second`: request budget (the API allows ~2/s). Default 2; 0.1..=10.
+    pub requests_per_second: f64,
+    /// `max_retries`: retries of a throttled or failed (5xx) request before the cycle fails. Default 6; 0..=20.
+    pub max_retries: u32,
+    /// `signature_version`: `v3` (default) or `v2`.
+    pub signature_version: SignatureVersion,
+    /// `lookup_attributes`: up to 2 `{key, value}` filters (keys as `LOOKUP_KEYS`). Default none.
+    pub lookup_attributes: Vec<LookupAttribute>,
+    /// `tag`: tag of the events. Default `cloud.alibaba.actiontrail.events`.
+    pub tag: String,
+    /// `timeout_in_seconds`: HTTP timeout per request. Default 30; 1..=300.
+    pub timeout: Duration,
+}
+
+/// Where a Log Service reader starts when no checkpoint exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartPosition {
+    Begin,
+    End,
+    /// Unix seconds (from `initial_start_time_in_utc`).
+    Time(i64),
+}
+
+impl StartPosition {
+    /// The `from` parameter of GetCursor.
+    pub fn as_from(&self) -> String {
+        match self {
+            StartPosition::Begin => "begin".into(),
+            StartPosition::End => "end".into(),
+            StartPosition::Time(t) => t.to_string(),
+        }
+    }
+}
+
+/// The four Log Service services (PullLogs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogServiceConfig {
+    pub kind: ServiceKind,
+    /// `region`: region id. Mandatory unless `endpoint` is set.
+    pub region: String,
+    /// `project`: the Log Service project. Mandatory.
+    pub project: String,
+    /// `logstore`: the logstore (ActionTrail trails deliver to `actiontrail_<trail>`). Mandatory.
+    pub logstore: String,
+    /// `endpoint`: scheme://host[:port] override; the project is NOT prepended to an override.
+    /// Default `https://<project>.<region>.log.aliyuncs.com` (`-intranet` hosts through the override).
+    pub endpoint: String,
+    /// `use_consumer_group`: share shards through a server-side consumer group (default true). With false, every
+    /// shard is read by this collector and the cursors live in the local persistence.
+    pub use_consumer_group: bool,
+    /// `consumer_group`: group name. Default `logferry`.
+    pub consumer_group: String,
+    /// `consumer_name`: this collector's name in the group. Default `<hostname>-<input id>`; unique per collector.
+    pub consumer_name: String,
+    /// `heartbeat_interval_in_seconds`: consumer-group heartbeat. Default 20; 1..=300 (group timeout = 2x).
+    pub heartbeat_interval: Duration,
+    /// `initial_start_time_in_utc`: where to start shards without checkpoint; `YYYY-MM-DDTHH:MM:SSZ`.
+    /// Default: `start_position`. Changing it resets the local persistence.
+    pub initial_start_time_in_utc: Option<chrono::DateTime<chrono::Utc>>,
+    /// `start_position`: `begin` (default) or `end`, when `initial_start_time_in_utc` is absent.
+    pub start: StartPosition,
+    /// `fetch_count`: log groups per PullLogs. Default 1000; 1..=1000.
+    pub fetch_count: u32,
+    /// `request_period_in_seconds`: pause between cycles once every shard is caught up. Default 2; 0..=3600.
+    pub request_period: Duration,
+    /// `max_cycle_seconds`: a cycle returns after this long even when data keeps coming. Default 60; 1..=3600.
+    pub max_cycle: Duration,
+    /// `parse_event_field`: parse the `event` JSON string of ActionTrail logs. Default true for
+    /// `actiontrail_log_service`, false otherwise.
+    pub parse_event_field: bool,
+    /// `tag`: tag of the events. Default per service (seed table).
+    pub tag: String,
+    /// `timeout_in_seconds`: HTTP timeout per request. Default 30; 1..=300.
+    pub timeout: Duration,
+}
+
+/// Parses `initial_start_time_in_utc` with the seed's errors: InitVariablesError 1 (no format), 2 (wrong format),
+/// 3 (in the future).
+pub fn parse_start_time(
+    value: &str,
+    format: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, PullerError> {
+    if format.is_empty() {
+        return Err(PullerError::init(
+            1,
+            "Datetime format is not present in module globals.",
+        ));
+    }
+    let dt = chrono::NaiveDateTime::parse_from_str(value, format)
+        .map_err(|_| {
+            PullerError::init(
+                2,
+                format!(
+                    "initial_start_time_in_utc is not set as per the datetime_format : {format}"
+                ),
+            )
+        })?
+        .and_utc();
+    if dt > now {
+        return Err(PullerError::init(
+            3,
+            format!("Date {value} is in the future"),
+        ));
+    }
+    Ok(dt)
+}
+
+/// Reads the start time of a service; errors are recorded with the seed's error text.
+fn read_start_time(s: &Section<'_>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let format = s.or("datetime_format", DATETIME_FORMAT.to_owned());
+    let value: String = s.optional("initial_start_time_in_utc")?;
+    match parse_start_time(&value, &format, chrono::Utc::now()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            s.error(
+                "initial_start_time_in_utc",
+                ConfigErrorKind::InvalidValue,
+                e.to_string(),
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn read_credentials(s: &Section<'_>) -> Credentials {
+    Credentials {
+        access_key_id: s.required("access_key_id").unwrap_or_default(),
+        access_key_secret: s.required("access_key_secret").unwrap_or_default(),
+        security_token: s.optional("security_token"),
+    }
+}
+
+fn timeout(s: &Section<'_>) -> Duration {
+    Duration::from_secs(s.in_range("timeout_in_seconds", 30u64, 1..=300))
+}
+
+fn region_and_endpoint(s: &Section<'_>, default: impl FnOnce(&str) -> String) -> (String, String) {
+    let endpoint: Option<String> = s.optional("endpoint");
+    let region: Option<String> = if endpoint.is_some() {
+        s.optional("region")
+    } else {
+        s.required("region")
+    };
+    let region = region.unwrap_or_default();
+    if let Some(r) = Some(&region).filter(|r| !r.is_empty()) {
+        if !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            s.error(
+                "region",
+                ConfigErrorKind::InvalidValue,
+                format!("\"{r}\" is not a region id (e.g. cn-hangzhou)"),
+            );
+        }
+    }
+    let endpoint = match endpoint {
+        Some(e) if e.starts_with("http://") || e.starts_with("https://") => {
+            e.trim_end_matches('/').to_owned()
+        }
+        Some(e) => {
+            s.error(
+                "endpoint",
+                ConfigErrorKind::InvalidValue,
+                format!("\"{e}\" must start with http:// or https://"),
+            );
+            String::new()
+        }
+        None => default(&region),
+    };
+    (region, endpoint)
+}
+
+pub(crate) fn read_actiontrail(s: &Section<'_>) -> ActionTrailConfig {
+    let (region, endpoint) =
+        region_and_endpoint(s, |r| format!("https://actiontrail.{r}.aliyuncs.com"));
+    let signature_version = match s.one_of("signature_version", "v3", &["v3", "v2"]).as_str() {
+        "v2" => SignatureVersion::V2,
+        _ => SignatureVersion::V3,
+    };
+    let mut lookup_attributes = Vec::new();
+    match s.raw("lookup_attributes") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Array(items)) if items.len() <= 2 => {
+            for (i, item) in items.iter().enumerate() {
+                let key = item.get("key").and_then(|v| v.as_str());
+                let value = item.get("value").and_then(|v| v.as_str());
+                match (key, value) {
+                    (Some(k), Some(v))
+                        if LOOKUP_KEYS.contains(&k)
+                            && item.as_object().is_some_and(|o| o.len() == 2) =>
+                    {
+                        lookup_attributes.push(LookupAttribute {
+                            key: k.into(),
+                            value: v.into(),
+                        })
+                    }
+                    _ => s.error(
+                        &format!("lookup_attributes.{i}"),
+                        ConfigErrorKind::InvalidValue,
+                        format!("must be {{key, value}} with key one of {LOOKUP_KEYS:?}"),
+                    ),
+                }
+            }
+        }
+        Some(_) => s.error(
+            "lookup_attributes",
+            ConfigErrorKind::InvalidValue,
+            "must be a list of at most 2 {key, value} filters",
+        ),
+    }
+    let rps: f64 = s.or("requests_per_second", 2.0);
+    if !(0.1..=10.0).contains(&rps) {
+        s.error(
+            "requests_per_second",
+            ConfigErrorKind::OutOfRange,
+            format!("value {rps} is out of range 0.1..=10"),
+        );
+    }
+    ActionTrailConfig {
+        region,
+        endpoint,
+        initial_start_time_in_utc: read_start_time(s),
+        request_period: Duration::from_secs(s.in_range(
+            "request_period_in_seconds",
+            60u64,
+            1..=86_400,
+        )),
+        lag: Duration::from_secs(s.in_range("lag_in_seconds", 600u64, 600..=86_400)),
+        window: Duration::from_secs(s.in_range("window_size_in_seconds", 3600u64, 60..=86_400)),
+        max_results: s.in_range("max_results", 50u32, 1..=50),
+        requests_per_second: rps.clamp(0.1, 10.0),
+        max_retries: s.in_range("max_retries", 6u32, 0..=20),
+        signature_version,
+        lookup_attributes,
+        tag: s.or("tag", ServiceKind::ActionTrail.default_tag().to_owned()),
+        timeout: timeout(s),
+    }
+}
+
+pub(crate) fn read_log_service(
+    kind: ServiceKind,
+    s: &Section<'_>,
+    input_id: &str,
+) -> LogServiceConfig {
+    let project: String = s.required("project").unwrap_or_default();
+    let logstore: String = s.required("logstore").unwrap_or_default();
+    for (key, v) in [("project", &project), ("logstore", &logstore)] {
+        if !v.is_empty()
+            && !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            s.error(
+                key,
+                ConfigErrorKind::InvalidValue,
+                format!("\"{v}\" may only hold letters, digits, - and _"),
+            );
+        }
+    }
+    let p = project.clone();
+    let (region, endpoint) =
+        region_and_endpoint(s, |r| format!("https://{p}.{r}.log.aliyuncs.com"));
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "logferry".into());
+    let start = match s
+        .one_of("start_position", "begin", &["begin", "end"])
+        .as_str()
+    {
+        "end" => StartPosition::End,
+        _ => StartPosition::Begin,
+    };
+    let initial = read_start_time(s);
+    LogServiceConfig {
+        kind,
+        region,
+        project,
+        logstore,
+        endpoint,
+        use_consumer_group: s.or("use_consumer_group", true),
+        consumer_group: s.or("consumer_group", "logferry".to_owned()),
+        consumer_name: s.or("consumer_name", format!("{host}-{input_id}")),
+        heartbeat_interval: Duration::from_secs(s.in_range(
+            "heartbeat_interval_in_seconds",
+            20u64,
+            1..=300,
+        )),
+        start: initial
+            .map(|t| StartPosition::Time(t.timestamp()))
+            .unwrap_or(start),
+        initial_start_time_in_utc: initial,
+        fetch_count: s.in_range("fetch_count", 1000u32, 1..=1000),
+        request_period: Duration::from_secs(s.in_range(
+            "request_period_in_seconds",
+            2u64,
+            0..=3600,
+        )),
+        max_cycle: Duration::from_secs(s.in_range("max_cycle_seconds", 60u64, 1..=3600)),
+        parse_event_field: s.or(
+            "parse_event_field",
+            kind == ServiceKind::ActionTrailLogService,
+        ),
+        tag: s.or("tag", kind.default_tag().to_owned()),
+        timeout: timeout(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_errors_follow_the_seed_table() {
+        let now = chrono::Utc::now();
+        assert_eq!(
+            parse_start_time("2024-01-01T00:00:00Z", "", now)
+                .unwrap_err()
+                .id,
+            1
+        );
+        let e = parse_start_time("2024-01-01 00:00", DATETIME_FORMAT, now).unwrap_err();
+        assert_eq!((e.id, e.message.as_str()), (2, "initial_start_time_in_utc is not set as per the datetime_format : %Y-%m-%dT%H:%M:%SZ"));
+        let e = parse_start_time("2999-01-01T00:00:00Z", DATETIME_FORMAT, now).unwrap_err();
+        assert_eq!(
+            (e.id, e.message.as_str()),
+            (3, "Date 2999-01-01T00:00:00Z is in the future")
+        );
+        assert_eq!(
+            parse_start_time("2024-01-01T00:00:00Z", DATETIME_FORMAT, now)
+                .unwrap()
+                .timestamp(),
+            1_704_067_200
+        );
+    }
+}

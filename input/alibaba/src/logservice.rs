@@ -1,0 +1,422 @@
+//! The four Log Service services (`actiontrail_log_service`, `access_log_service`, `db_log_service`,
+//! `internal_audit_service`): PullLogs over the shards this collector holds.
+//!
+//! With a consumer group (default) the shards are shared by every collector of the group: a heartbeat every
+//! `heartbeat_interval` reports the shards held and receives those assigned; checkpoints live server-side. A batch
+//! of log groups is emitted, flushed to Redis, and only then its next cursor is committed as the checkpoint, so a
+//! crash re-reads at most the last uncommitted batch. Without a consumer group the cursors are the local state.
+//!
+//! Deliberate recoveries (the Python consumer silently jumps to the END on `InvalidCursor`, losing data):
+//! - `InvalidCursor`: the cursor expired (TTL) or is corrupt; reading resumes at the time of the last log read from
+//!   that shard (GetCursor `from=<that second>`: duplicates of that second only), or at `begin` when no time is
+//!   known; logged as an error with both cursors.
+//! - `ReadQuotaExceed`/`ShardReadQuotaExceed`/`ServerBusy`/5xx/transport: that shard backs off (1 s .. 60 s),
+//!   other shards go on.
+//! - `ShardNotExist`: the shard is dropped and the shard list is read again at the next heartbeat.
+//! - A checkpoint refused because the shard moved to another consumer: the shard is dropped.
+
+use crate::config::{Credentials, LogServiceConfig, ServiceKind};
+use crate::http::ApiError;
+use crate::pb::{self, LogGroup};
+use crate::sls::SlsClient;
+use logferry_input::{PullContext, Puller, PullerError};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Progress of one held shard.
+#[derive(Debug, Default, Clone)]
+struct Shard {
+    cursor: Option<String>,
+    /// Time (unix s) of the last log read, for InvalidCursor recovery.
+    last_time: Option<u32>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// Flattens decoded log groups into events (JSON objects), parsing ActionTrail's `event` field when asked.
+/// Calls `f(time_ms, object)` for each log; returns the number of logs.
+pub fn for_each_event(
+    groups: &[LogGroup],
+    parse_event: bool,
+    mut f: impl FnMut(i64, Map<String, Value>) -> Result<(), PullerError>,
+) -> Result<u64, PullerError> {
+    let mut n = 0;
+    for g in groups {
+        for log in &g.logs {
+            let mut m = pb::flatten(g, log);
+            if parse_event {
+                if let Some(Value::String(s)) = m.get("event") {
+                    match serde_json::from_str::<Value>(s) {
+                        Ok(v @ Value::Object(_)) => {
+                            m.insert("event".into(), v);
+                        }
+                        _ => log::warn!(
+                            "The event field of a log (topic {}, source {}, time {}) is not a JSON object: kept as a string",
+                            g.topic,
+                            g.source,
+                            log.time
+                        ),
+                    }
+                }
+            }
+            f(pb::time_ms(log), m)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+pub struct LogServicePuller {
+    cfg: LogServiceConfig,
+    creds: Credentials,
+    client: Option<SlsClient>,
+    shards: BTreeMap<u32, Shard>,
+    last_heartbeat: Option<Instant>,
+}
+
+impl LogServicePuller {
+    pub fn new(cfg: LogServiceConfig, creds: Credentials) -> Self {
+        LogServicePuller {
+            cfg,
+            creds,
+            client: None,
+            shards: BTreeMap::new(),
+            last_heartbeat: None,
+        }
+    }
+
+    fn client(&self) -> &SlsClient {
+        self.client.as_ref().expect("setup ran")
+    }
+
+    fn group_timeout(&self) -> u64 {
+        self.cfg.heartbeat_interval.as_secs().max(1) * 2
+    }
+
+    /// Heartbeat (consumer group) or shard listing (no group), when due; updates the held shards.
+    fn refresh_shards(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
+        if self
+            .last_heartbeat
+            .is_some_and(|t| t.elapsed() < self.cfg.heartbeat_interval)
+        {
+            return Ok(());
+        }
+        self.last_heartbeat = Some(Instant::now());
+        let assigned = if self.cfg.use_consumer_group {
+            let held: Vec<u32> = self.shards.keys().copied().collect();
+            ctx.stats.requests += 1;
+            match self
+                .client()
+                .heartbeat(&self.cfg.consumer_group, &self.cfg.consumer_name, &held)
+            {
+                Ok(a) => a,
+                Err(e) if e.is_retryable() => {
+                    log::warn!("Heartbeat failed, keeping the shards held ({e})");
+                    return Ok(());
+                }
+                Err(e) => return Err(pull_error(&e)),
+            }
+        } else {
+            ctx.stats.requests += 1;
+            self.client().list_shards().map_err(|e| pull_error(&e))?
+        };
+        let dropped: Vec<u32> = self
+            .shards
+            .keys()
+            .filter(|s| !assigned.contains(s))
+            .copied()
+            .collect();
+        for s in dropped {
+            self.shards.remove(&s);
+            log::info!(
+                "Shard {s} of {} released (now read by another consumer of group {})",
+                self.cfg.logstore,
+                self.cfg.consumer_group
+            );
+        }
+        for s in assigned {
+            if let std::collections::btree_map::Entry::Vacant(v) = self.shards.entry(s) {
+                v.insert(Shard::default());
+                log::info!(
+                    "Shard {s} of {} assigned to this collector ({})",
+                    self.cfg.logstore,
+                    self.cfg.consumer_name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The cursor to read a shard from: its checkpoint, else the configured start.
+    fn start_cursor(&self, ctx: &mut PullContext, shard: u32) -> Result<String, ApiError> {
+        if self.cfg.use_consumer_group {
+            ctx.stats.requests += 1;
+            if let Some(c) = self
+                .client()
+                .get_checkpoint(&self.cfg.consumer_group, shard)?
+            {
+                log::info!("Shard {shard}: resuming from the group's checkpoint {c}");
+                return Ok(c);
+            }
+        } else if let Some(c) = ctx
+            .state()
+            .get("cursors")
+            .and_then(|c| c.get(shard.to_string()))
+            .and_then(Value::as_str)
+        {
+            log::info!("Shard {shard}: resuming from the persistence, cursor {c}");
+            return Ok(c.to_owned());
+        }
+        ctx.stats.requests += 1;
+        let from = self.cfg.start.as_from();
+        let c = self.client().get_cursor(shard, &from)?;
+        log::info!("Shard {shard}: no checkpoint, starting from {from} (cursor {c})");
+        Ok(c)
+    }
+
+    /// Emits a pulled batch, flushes it to Redis, then commits its next cursor.
+    fn deliver(
+        &mut self,
+        ctx: &mut PullContext,
+        shard: u32,
+        groups: &[LogGroup],
+        next: &str,
+    ) -> Result<bool, PullerError> {
+        let tag = self.cfg.tag.clone();
+        let mut last = None;
+        let n = for_each_event(groups, self.cfg.parse_event_field, |t, m| {
+            last = Some((t / 1000) as u32);
+            ctx.emit_json(&tag, t, m)
+        })?;
+        ctx.stats.received += n;
+        ctx.flush()?;
+        if self.cfg.use_consumer_group {
+            ctx.stats.requests += 1;
+            if let Err(e) = self.client().checkpoint(
+                &self.cfg.consumer_group,
+                &self.cfg.consumer_name,
+                shard,
+                next,
+                false,
+            ) {
+                if matches!(
+                    e.code(),
+                    "ConsumerNotMatch" | "ConsumerNotExsit" | "ConsumerNotExist" | "ShardNotExist"
+                ) {
+                    log::warn!("Checkpoint of shard {shard} refused ({e}): the shard now belongs to another consumer; dropping it");
+                    self.shards.remove(&shard);
+                    return Ok(false);
+                }
+                return Err(pull_error(&e));
+            }
+        } else {
+            let mut cursors = Map::new();
+            for (s, st) in &self.shards {
+                if let Some(c) = if *s == shard {
+                    Some(next)
+                } else {
+                    st.cursor.as_deref()
+                } {
+                    cursors.insert(s.to_string(), Value::from(c));
+                }
+            }
+            ctx.commit_state(json!({"cursors": cursors}))?;
+        }
+        if let Some(st) = self.shards.get_mut(&shard) {
+            st.cursor = Some(next.to_owned());
+            if last.is_some() {
+                st.last_time = last;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads one batch of a shard; returns whether data came.
+    fn pull_shard(&mut self, ctx: &mut PullContext, shard: u32) -> Result<bool, PullerError> {
+        let st = self.shards.get(&shard).cloned().unwrap_or_default();
+        if st.retry_at.is_some_and(|t| Instant::now() < t) {
+            return Ok(false);
+        }
+        let cursor = match st.cursor {
+            Some(c) => c,
+            None => match self.start_cursor(ctx, shard) {
+                Ok(c) => {
+                    if let Some(s) = self.shards.get_mut(&shard) {
+                        s.cursor = Some(c.clone());
+                    }
+                    c
+                }
+                Err(e) => return self.shard_failed(shard, &e).map(|_| false),
+            },
+        };
+        ctx.stats.requests += 1;
+        match self
+            .client()
+            .pull_logs(shard, &cursor, self.cfg.fetch_count)
+        {
+            Ok(p) => {
+                if let Some(s) = self.shards.get_mut(&shard) {
+                    s.failures = 0;
+                    s.retry_at = None;
+                }
+                if p.count == 0 && p.next_cursor == cursor {
+                    return Ok(false);
+                }
+                self.deliver(ctx, shard, &p.groups, &p.next_cursor)?;
+                Ok(p.count > 0)
+            }
+            Err(e) if e.code() == "InvalidCursor" => {
+                let from = st
+                    .last_time
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "begin".into());
+                log::error!(
+                    "InvalidCursor on shard {shard} of {} (cursor {cursor}): the data at that position expired or the cursor is corrupt. \
+                     Resuming at {from} (the time of the last log read, or the oldest data kept): logs of that second may be repeated, \
+                     logs removed by the retention are lost ({e})",
+                    self.cfg.logstore
+                );
+                ctx.stats.requests += 1;
+                match self.client().get_cursor(shard, &from) {
+                    Ok(c) => {
+                        if let Some(s) = self.shards.get_mut(&shard) {
+                            s.cursor = Some(c);
+                        }
+                        Ok(true)
+                    }
+                    Err(e) => self.shard_failed(shard, &e).map(|_| false),
+                }
+            }
+            Err(e) if e.code() == "ShardNotExist" => {
+                log::warn!(
+                    "Shard {shard} of {} does not exist any more ({e}); dropping it",
+                    self.cfg.logstore
+                );
+                self.shards.remove(&shard);
+                self.last_heartbeat = None;
+                Ok(false)
+            }
+            Err(e) => self.shard_failed(shard, &e).map(|_| false),
+        }
+    }
+
+    /// Backs a shard off after a retryable error; fails the cycle otherwise.
+    fn shard_failed(&mut self, shard: u32, e: &ApiError) -> Result<(), PullerError> {
+        if !e.is_retryable() {
+            return Err(pull_error(e));
+        }
+        let st = self.shards.entry(shard).or_default();
+        st.failures += 1;
+        let wait = Duration::from_secs(1u64 << st.failures.min(6).saturating_sub(1))
+            .min(Duration::from_secs(60));
+        st.retry_at = Some(Instant::now() + wait);
+        let quota = matches!(e.code(), "ReadQuotaExceed" | "ShardReadQuotaExceed");
+        log::warn!(
+            "{} on shard {shard}: backing off {} s ({e})",
+            if quota {
+                "Read quota exceeded"
+            } else {
+                "Temporary failure"
+            },
+            wait.as_secs()
+        );
+        Ok(())
+    }
+}
+
+fn pull_error(e: &ApiError) -> PullerError {
+    let err = PullerError::pull(301, format!("Error during pull: {e}"));
+    if matches!(
+        e.code(),
+        "Unauthorized"
+            | "SignatureNotMatch"
+            | "LogStoreNotExist"
+            | "ProjectNotExist"
+            | "ConsumerGroupNotExist"
+    ) {
+        err.fatal()
+    } else {
+        err
+    }
+}
+
+impl Puller for LogServicePuller {
+    fn setup(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
+        let client = SlsClient::new(
+            &self.cfg.endpoint,
+            &self.cfg.logstore,
+            self.creds.clone(),
+            self.cfg.timeout,
+        )
+        .map_err(|e| {
+            PullerError::setup(100, format!("Failed to build authentication. Reason {e}")).fatal()
+        })?;
+        self.client = Some(client);
+        let test = |e: ApiError| {
+            let err = PullerError::setup(101, format!("Authentication test failed. Reason {e}"));
+            if e.is_retryable() {
+                err
+            } else {
+                err.fatal()
+            }
+        };
+        ctx.stats.requests += 1;
+        let shards = self.client().list_shards().map_err(test)?;
+        log::info!(
+            "Logstore {}/{} has {} shard(s)",
+            self.cfg.project,
+            self.cfg.logstore,
+            shards.len()
+        );
+        if self.cfg.use_consumer_group {
+            self.client()
+                .ensure_consumer_group(&self.cfg.consumer_group, self.group_timeout())
+                .map_err(test)?;
+            log::info!(
+                "Consumer group {} ready (timeout {} s); this collector is consumer {}",
+                self.cfg.consumer_group,
+                self.group_timeout(),
+                self.cfg.consumer_name
+            );
+        }
+        Ok(())
+    }
+
+    fn pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
+        let deadline = Instant::now() + self.cfg.max_cycle;
+        loop {
+            self.refresh_shards(ctx)?;
+            let mut data = false;
+            let held: Vec<u32> = self.shards.keys().copied().collect();
+            for shard in held {
+                if ctx.stopping() {
+                    return Ok(());
+                }
+                data |= self.pull_shard(ctx, shard)?;
+            }
+            if data {
+                ctx.log_partial_stats();
+            }
+            if !data || ctx.stopping() || Instant::now() >= deadline {
+                break;
+            }
+        }
+        if self.shards.values().all(|s| s.retry_at.is_none()) {
+            log::info!("The data is up to date!");
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self, _ctx: &mut PullContext) {
+        if self.cfg.kind != ServiceKind::ActionTrail && self.cfg.use_consumer_group {
+            log::info!(
+                "Consumer {} stops; its {} shard(s) go to the other consumers of group {} after the group timeout ({} s). Checkpoints are committed",
+                self.cfg.consumer_name,
+                self.shards.len(),
+                self.cfg.consumer_group,
+                self.group_timeout()
+            );
+        }
+    }
+}

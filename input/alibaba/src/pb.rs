@@ -1,0 +1,257 @@
+//! Decoding of Log Service PullLogs bodies: a raw LZ4 block holding a protobuf (proto2) `LogGroupList`, and the
+//! flattening of each log into one JSON object (`__time__`, `__topic__`, `__source__`, `__tag__:<key>`, then the
+//! contents), as aliyun-log-python-sdk's `loggroups_to_flattern_list` does.
+//!
+//! ```text
+//! Log { required uint32 Time=1; repeated Content Contents=2; optional fixed32 Time_ns=4 }
+//! Content { required string Key=1; required string Value=2 }   LogTag { Key=1; Value=2 }
+//! LogGroup { repeated Log Logs=1; Reserved=2; Topic=3; Source=4; MachineUUID=5; repeated LogTag LogTags=6 }
+//! LogGroupList { repeated LogGroup LogGroups=1 }
+//! ```
+
+use serde_json::{Map, Value};
+
+/// A body that cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("lz4: {0}")]
+    Lz4(String),
+    #[error("decompressed size {got} differs from x-log-bodyrawsize {expected}")]
+    RawSize { expected: usize, got: usize },
+    #[error("protobuf: {what} at byte {offset}")]
+    Protobuf { what: &'static str, offset: usize },
+}
+
+/// Decompresses a raw LZ4 block of `raw_size` bytes.
+pub fn lz4_decompress(body: &[u8], raw_size: usize) -> Result<Vec<u8>, DecodeError> {
+    let out =
+        lz4_flex::block::decompress(body, raw_size).map_err(|e| DecodeError::Lz4(e.to_string()))?;
+    if out.len() != raw_size {
+        return Err(DecodeError::RawSize {
+            expected: raw_size,
+            got: out.len(),
+        });
+    }
+    Ok(out)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    base: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8], base: usize) -> Self {
+        Reader { buf, pos: 0, base }
+    }
+
+    fn err(&self, what: &'static str) -> DecodeError {
+        DecodeError::Protobuf {
+            what,
+            offset: self.base + self.pos,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self
+                .buf
+                .get(self.pos)
+                .ok_or_else(|| self.err("truncated varint"))?;
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.err("varint too long"))
+    }
+
+    /// (field number, wire type).
+    fn key(&mut self) -> Result<(u64, u8), DecodeError> {
+        let k = self.varint()?;
+        Ok((k >> 3, (k & 7) as u8))
+    }
+
+    fn bytes(&mut self) -> Result<(&'a [u8], usize), DecodeError> {
+        let len = self.varint()? as usize;
+        let start = self.pos;
+        let end = start
+            .checked_add(len)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or_else(|| self.err("length past the end"))?;
+        self.pos = end;
+        Ok((&self.buf[start..end], self.base + start))
+    }
+
+    fn fixed32(&mut self) -> Result<u32, DecodeError> {
+        let b = self
+            .buf
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.err("truncated fixed32"))?;
+        self.pos += 4;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn skip(&mut self, wire: u8) -> Result<(), DecodeError> {
+        match wire {
+            0 => self.varint().map(|_| ()),
+            1 => {
+                self.pos = self
+                    .pos
+                    .checked_add(8)
+                    .filter(|p| *p <= self.buf.len())
+                    .ok_or_else(|| self.err("truncated fixed64"))?;
+                Ok(())
+            }
+            2 => self.bytes().map(|_| ()),
+            5 => self.fixed32().map(|_| ()),
+            _ => Err(self.err("unsupported wire type")),
+        }
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A key/value pair (Content, LogTag).
+fn pair(buf: &[u8], base: usize) -> Result<(String, String), DecodeError> {
+    let mut r = Reader::new(buf, base);
+    let (mut k, mut v) = (String::new(), String::new());
+    while !r.done() {
+        match r.key()? {
+            (1, 2) => k = text(r.bytes()?.0),
+            (2, 2) => v = text(r.bytes()?.0),
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok((k, v))
+}
+
+/// One decoded log.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Log {
+    pub time: u32,
+    pub time_ns: Option<u32>,
+    pub contents: Vec<(String, String)>,
+}
+
+/// One decoded log group.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogGroup {
+    pub logs: Vec<Log>,
+    pub topic: String,
+    pub source: String,
+    pub tags: Vec<(String, String)>,
+}
+
+fn log(buf: &[u8], base: usize) -> Result<Log, DecodeError> {
+    let mut r = Reader::new(buf, base);
+    let mut out = Log::default();
+    while !r.done() {
+        match r.key()? {
+            (1, 0) => out.time = r.varint()? as u32,
+            (2, 2) => {
+                let (b, o) = r.bytes()?;
+                out.contents.push(pair(b, o)?);
+            }
+            (4, 5) => out.time_ns = Some(r.fixed32()?),
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok(out)
+}
+
+fn group(buf: &[u8], base: usize) -> Result<LogGroup, DecodeError> {
+    let mut r = Reader::new(buf, base);
+    let mut out = LogGroup::default();
+    while !r.done() {
+        match r.key()? {
+            (1, 2) => {
+                let (b, o) = r.bytes()?;
+                out.logs.push(log(b, o)?);
+            }
+            (3, 2) => out.topic = text(r.bytes()?.0),
+            (4, 2) => out.source = text(r.bytes()?.0),
+            (6, 2) => {
+                let (b, o) = r.bytes()?;
+                out.tags.push(pair(b, o)?);
+            }
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes a (decompressed) LogGroupList.
+pub fn decode_log_group_list(buf: &[u8]) -> Result<Vec<LogGroup>, DecodeError> {
+    let mut r = Reader::new(buf, 0);
+    let mut out = Vec::new();
+    while !r.done() {
+        match r.key()? {
+            (1, 2) => {
+                let (b, o) = r.bytes()?;
+                out.push(group(b, o)?);
+            }
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok(out)
+}
+
+/// The flattened JSON object of one log, as the Python SDK builds it (`__time_ns_part__` when non-zero).
+pub fn flatten(group: &LogGroup, log: &Log) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("__time__".into(), Value::from(log.time));
+    m.insert("__topic__".into(), Value::from(group.topic.as_str()));
+    m.insert("__source__".into(), Value::from(group.source.as_str()));
+    if let Some(ns) = log.time_ns.filter(|n| *n != 0) {
+        m.insert("__time_ns_part__".into(), Value::from(ns));
+    }
+    for (k, v) in &group.tags {
+        m.insert(format!("__tag__:{k}"), Value::from(v.as_str()));
+    }
+    for (k, v) in &log.contents {
+        m.insert(k.clone(), Value::from(v.as_str()));
+    }
+    m
+}
+
+/// Event time in ms of a log.
+pub fn time_ms(log: &Log) -> i64 {
+    i64::from(log.time) * 1000 + i64::from(log.time_ns.unwrap_or(0) / 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_input_is_an_error_not_a_panic() {
+        assert!(matches!(
+            decode_log_group_list(&[0x0a, 0x05, 0x0a]),
+            Err(DecodeError::Protobuf { .. })
+        ));
+        assert!(matches!(
+            decode_log_group_list(&[0x0a]),
+            Err(DecodeError::Protobuf { .. })
+        ));
+        assert!(lz4_decompress(&[0xff, 0x00], 100).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_skipped() {
+        // LogGroupList { field 7 varint 1, LogGroups { Topic "t" } }
+        let buf = [0x38, 0x01, 0x0a, 0x03, 0x1a, 0x01, b't'];
+        let groups = decode_log_group_list(&buf).unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].topic, "t");
+    }
+}

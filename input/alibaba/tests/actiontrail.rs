@@ -1,0 +1,482 @@
+//! The `actiontrail` puller against a local LookupEvents server that speaks the real JSON wire format, pages with
+//! NextToken, throttles, and VERIFIES the V3 / V2 signatures (a wrong signature fails the test).
+
+mod common;
+
+use chrono::{TimeZone, Utc};
+use common::*;
+use logferry_input_alibaba::actiontrail::{api_time, ActionTrailClient};
+use logferry_input_alibaba::config::{ActionTrailConfig, Credentials, SignatureVersion};
+use logferry_input_alibaba::sign;
+use logferry_testkit::wait_until;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const AK: &str = "testid";
+const SECRET: &str = "testsecret";
+
+/// The server's view of the world.
+struct Trail {
+    events: Mutex<Vec<Value>>,
+    throttle_next: AtomicU32,
+}
+
+fn event(id: &str, t: i64) -> Value {
+    json!({
+        "eventId": id,
+        "eventVersion": if t % 2 == 0 { json!(1) } else { json!("1") },
+        "eventName": "ConsoleSignin",
+        "eventTime": api_time(Utc.timestamp_opt(t, 0).unwrap()),
+        "eventType": "ConsoleSignin",
+        "eventRW": "Write",
+        "acsRegion": "cn-hangzhou",
+        "sourceIpAddress": "198.51.100.7",
+        "userIdentity": {"type": "ram-user", "principalId": "2046", "accountId": "1234567890", "userName": "alice"},
+    })
+}
+
+/// Checks the request's signature the way ActionTrail does; None when it matches.
+fn signature_problem(req: &Req) -> Option<String> {
+    if let Some(auth) = req.header("Authorization") {
+        let rest = auth.strip_prefix("ACS3-HMAC-SHA256 ")?;
+        let mut cred = "";
+        let mut signed = "";
+        let mut sig = "";
+        for part in rest.split(',') {
+            let (k, v) = part.split_once('=').unwrap();
+            match k.trim() {
+                "Credential" => cred = v,
+                "SignedHeaders" => signed = v,
+                "Signature" => sig = v,
+                _ => {}
+            }
+        }
+        if cred != AK {
+            return Some(format!("unknown AccessKeyId {cred}"));
+        }
+        for needed in [
+            "host",
+            "x-acs-action",
+            "x-acs-content-sha256",
+            "x-acs-date",
+            "x-acs-signature-nonce",
+            "x-acs-version",
+        ] {
+            if !signed.split(';').any(|h| h == needed) {
+                return Some(format!("header {needed} is not signed"));
+            }
+        }
+        let headers: Vec<(&str, &str)> = signed
+            .split(';')
+            .map(|h| (h, req.header(h).unwrap_or("")))
+            .collect();
+        let q = sign::canonical_query(&req.query);
+        let ours = sign::acs3_sign(SECRET, &req.method, &req.path, &q, &headers, &req.body);
+        if ours.signature != sig {
+            return Some(format!(
+                "server string to sign is: ACS3-HMAC-SHA256\n{}",
+                ours.hashed_canonical_request
+            ));
+        }
+        if req.header("x-acs-action") != Some("LookupEvents")
+            || req.header("x-acs-version") != Some("2020-07-06")
+        {
+            return Some("wrong action or version".into());
+        }
+        let date =
+            chrono::DateTime::parse_from_rfc3339(req.header("x-acs-date").unwrap_or("")).ok()?;
+        if (Utc::now().timestamp() - date.timestamp()).abs() > 900 {
+            return Some("x-acs-date skew".into());
+        }
+        None
+    } else {
+        let sig = req.param("Signature").unwrap_or("").to_owned();
+        let rest: Vec<(String, String)> = req
+            .query
+            .iter()
+            .filter(|(k, _)| k != "Signature")
+            .cloned()
+            .collect();
+        if req.param("AccessKeyId") != Some(AK) || req.param("Action") != Some("LookupEvents") {
+            return Some("missing common parameters".into());
+        }
+        let ours = sign::rpc_v2_signature(SECRET, &req.method, &rest);
+        (ours != sig).then(|| {
+            format!(
+                "server string to sign is: {}",
+                sign::rpc_v2_string_to_sign(&req.method, &rest)
+            )
+        })
+    }
+}
+
+fn parse(t: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp()
+}
+
+fn handle(trail: &Trail, req: &Req) -> Resp {
+    if let Some(p) = signature_problem(req) {
+        return Resp::json(
+            400,
+            &json!({"RequestId": "r1", "HostId": "h", "Code": "SignatureDoesNotMatch", "Message": format!("Specified signature is not matched with our calculation. {p}")}),
+        );
+    }
+    if trail.throttle_next.load(Ordering::SeqCst) > 0 {
+        trail.throttle_next.fetch_sub(1, Ordering::SeqCst);
+        return Resp::json(
+            400,
+            &json!({"RequestId": "r2", "HostId": "h", "Code": "Throttling", "Message": "Request was denied due to request throttling."}),
+        );
+    }
+    let (Some(st), Some(et)) = (req.param("StartTime"), req.param("EndTime")) else {
+        return Resp::json(
+            400,
+            &json!({"RequestId": "r3", "Code": "InvalidParameter", "Message": "StartTime and EndTime"}),
+        );
+    };
+    let (s, e) = (parse(st), parse(et));
+    if e > Utc::now().timestamp() {
+        return Resp::json(
+            400,
+            &json!({"RequestId": "r4", "Code": "InvalidParameterStartTimeExceedsCurrent", "Message": "future"}),
+        );
+    }
+    let max: usize = req.param("MaxResults").unwrap().parse().unwrap();
+    assert!((1..=50).contains(&max));
+    let mut matching: Vec<Value> = trail
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|ev| (s..=e).contains(&parse(ev["eventTime"].as_str().unwrap())))
+        .cloned()
+        .collect();
+    matching.sort_by_key(|ev| std::cmp::Reverse(parse(ev["eventTime"].as_str().unwrap())));
+    // The token holds characters that need percent-encoding (and must come back intact).
+    let offset = match req.param("NextToken") {
+        None => 0,
+        Some(t) => match t.strip_prefix("pg/").and_then(|r| r.strip_suffix("+=")) {
+            Some(n) => n.parse().unwrap(),
+            None => {
+                return Resp::json(
+                    400,
+                    &json!({"RequestId": "r5", "Code": "InvalidNextToken", "Message": t}),
+                )
+            }
+        },
+    };
+    let page: Vec<Value> = matching.iter().skip(offset).take(max).cloned().collect();
+    let mut body = json!({"RequestId": "ok", "StartTime": st, "EndTime": et, "Events": page});
+    if offset + max < matching.len() {
+        body["NextToken"] = json!(format!("pg/{}+=", offset + max));
+    }
+    Resp::json(200, &body)
+}
+
+fn server(events: Vec<Value>) -> (HttpServer, Arc<Trail>) {
+    let trail = Arc::new(Trail {
+        events: Mutex::new(events),
+        throttle_next: AtomicU32::new(0),
+    });
+    let t2 = trail.clone();
+    (HttpServer::start(move |r| handle(&t2, r)), trail)
+}
+
+fn config(endpoint: &str, start: &str, sig: &str) -> Value {
+    json!({"alibaba": {"id": 12341, "credentials": {"access_key_id": AK, "access_key_secret": SECRET},
+        "services": {"actiontrail": {"region": "cn-hangzhou", "endpoint": endpoint, "initial_start_time_in_utc": start,
+            "signature_version": sig, "max_results": 7, "requests_per_second": 10, "window_size_in_seconds": 1800}}}})
+}
+
+/// The pull requests (not the setup's authentication test, which asks for 1 result).
+fn pulls(reqs: &[Req]) -> Vec<Req> {
+    reqs.iter()
+        .filter(|r| r.param("MaxResults") != Some("1") && signature_problem(r).is_none())
+        .cloned()
+        .collect()
+}
+
+fn ids(p: &Pipeline) -> Vec<String> {
+    p.events()
+        .iter()
+        .map(|e| {
+            assert_eq!(e.tag, "cloud.alibaba.actiontrail.events");
+            let v: Value = serde_json::from_str(&e.message).unwrap();
+            assert!(v["@devo_pulling_id"].as_u64().is_some());
+            v["eventId"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn windows_paging_dedup_state_and_restart() {
+    for sig in ["v3", "v2"] {
+        let now = Utc::now().timestamp();
+        let start = now - 3 * 3600;
+        // Events every 97 s over 3 hours, three sharing one second; some newer than now-600 (not yet due).
+        let mut events: Vec<Value> = (0..110)
+            .map(|i| event(&format!("e{i}"), start + i * 97))
+            .collect();
+        events.push(event("same-a", start + 1800));
+        events.push(event("same-b", start + 1800));
+        events.push(event("too-old", start - 10));
+        let due: HashSet<String> = events
+            .iter()
+            .filter(|e| (start..=now - 601).contains(&parse(e["eventTime"].as_str().unwrap())))
+            .map(|e| e["eventId"].as_str().unwrap().to_owned())
+            .collect();
+        let (srv, trail) = server(events);
+        trail.throttle_next.store(1, Ordering::SeqCst);
+        let p = Pipeline::start("at");
+        let cfg = config(
+            &srv.url(),
+            &api_time(Utc.timestamp_opt(start, 0).unwrap()),
+            sig,
+        );
+        let (mut specs, errs) = configure(cfg.clone());
+        assert!(errs.is_empty(), "{errs:?}");
+        let run = Running::start(specs.remove(0), p.factory());
+        wait_until(
+            Duration::from_secs(30),
+            "every due event in Redis and the state committed",
+            || {
+                ids(&p).len() >= due.len()
+                    && p.state(&["alibaba", "12341", "actiontrail", "predefined"])
+                        .is_some_and(|s| s["data"]["next_start"].is_string())
+            },
+        );
+        run.stop();
+        let got = ids(&p);
+        assert_eq!(got.len(), due.len(), "{sig}: no duplicates");
+        assert_eq!(
+            got.iter().cloned().collect::<HashSet<_>>(),
+            due,
+            "{sig}: exactly the due events"
+        );
+        let state = p
+            .state(&["alibaba", "12341", "actiontrail", "predefined"])
+            .unwrap();
+        let next = parse(state["data"]["next_start"].as_str().unwrap());
+        assert!(
+            (now - 602..=now - 600).contains(&next),
+            "{sig}: window ends at the end of the previous second of now-600: {state}"
+        );
+        // Every request repeated StartTime/EndTime inside the windows; the throttled one was retried.
+        let reqs = srv.requests();
+        assert!(
+            reqs.len() > due.len() / 7,
+            "{sig}: paged ({} requests)",
+            reqs.len()
+        );
+
+        // A late event lands in the edge second; another event at the same second was already sent.
+        trail.events.lock().unwrap().push(event("late-edge", next));
+        let edge_sent: Vec<String> = state["data"]["edge_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        let (mut specs, _) = configure(cfg.clone());
+        let before = srv.requests().len();
+        let run = Running::start(specs.remove(0), p.factory());
+        wait_until(Duration::from_secs(30), "the late event", || {
+            ids(&p).contains(&"late-edge".to_owned())
+        });
+        run.stop();
+        let restarted = pulls(&srv.requests()[before..]);
+        assert_eq!(
+            parse(restarted[0].param("StartTime").unwrap()),
+            next,
+            "{sig}: resumed from the state"
+        );
+        let got = ids(&p);
+        assert_eq!(
+            got.len(),
+            due.len() + 1,
+            "{sig}: only the late event is new (edge ids {edge_sent:?} filtered)"
+        );
+
+        // Changing initial_start_time_in_utc resets the persistence: everything is read again.
+        let cfg2 = config(
+            &srv.url(),
+            &api_time(Utc.timestamp_opt(start + 3600, 0).unwrap()),
+            sig,
+        );
+        let (mut specs, _) = configure(cfg2);
+        let before = srv.requests().len();
+        let run = Running::start(specs.remove(0), p.factory());
+        wait_until(Duration::from_secs(30), "requests after reset", || {
+            !pulls(&srv.requests()[before..]).is_empty()
+                && p.state(&["alibaba", "12341", "actiontrail", "predefined"])
+                    .is_some_and(|s| {
+                        s["defining"]["initial_start_time_in_utc"]
+                            != cfg["alibaba"]["services"]["actiontrail"]
+                                ["initial_start_time_in_utc"]
+                    })
+        });
+        run.stop();
+        assert_eq!(
+            parse(
+                pulls(&srv.requests()[before..])[0]
+                    .param("StartTime")
+                    .unwrap()
+            ),
+            start + 3600,
+            "{sig}: reset to the new start"
+        );
+    }
+}
+
+fn client_cfg(endpoint: &str, sig: SignatureVersion) -> ActionTrailConfig {
+    let (mut specs, errs) = configure(
+        json!({"alibaba": {"id": 1, "credentials": {"access_key_id": AK, "access_key_secret": SECRET},
+        "services": {"actiontrail": {"endpoint": endpoint}}}}),
+    );
+    assert!(errs.is_empty(), "{errs:?}");
+    drop(specs.remove(0));
+    ActionTrailConfig {
+        region: "cn-hangzhou".into(),
+        endpoint: endpoint.into(),
+        initial_start_time_in_utc: None,
+        request_period: Duration::from_secs(60),
+        lag: Duration::from_secs(600),
+        window: Duration::from_secs(3600),
+        max_results: 50,
+        requests_per_second: 2.0,
+        max_retries: 3,
+        signature_version: sig,
+        lookup_attributes: vec![],
+        tag: "t".into(),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn wrong_secret_is_refused_by_the_server() {
+    let (srv, _) = server(vec![]);
+    for sig in [SignatureVersion::V3, SignatureVersion::V2] {
+        let creds = Credentials {
+            access_key_id: AK.into(),
+            access_key_secret: logferry::config::Secret("wrong".into()),
+            security_token: None,
+        };
+        let mut c = ActionTrailClient::new(
+            client_cfg(&srv.url(), sig),
+            creds,
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
+        let e = c
+            .lookup(
+                "2024-01-01T00:00:00Z",
+                "2024-01-01T01:00:00Z",
+                50,
+                Some("a b*c~d/é+=&"),
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), "SignatureDoesNotMatch", "{sig:?}");
+        let creds = Credentials {
+            access_key_id: AK.into(),
+            access_key_secret: logferry::config::Secret(SECRET.into()),
+            security_token: None,
+        };
+        let mut c = ActionTrailClient::new(
+            client_cfg(&srv.url(), sig),
+            creds,
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
+        let e = c
+            .lookup(
+                "2024-01-01T00:00:00Z",
+                "2024-01-01T01:00:00Z",
+                50,
+                Some("a b*c~d/é+=&"),
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.code(),
+            "InvalidNextToken",
+            "{sig:?}: the signature of an odd token is accepted; only the token is refused"
+        );
+    }
+}
+
+#[test]
+fn throttling_is_retried_within_the_request_budget() {
+    let (srv, trail) = server(vec![]);
+    trail.throttle_next.store(2, Ordering::SeqCst);
+    let creds = Credentials {
+        access_key_id: AK.into(),
+        access_key_secret: logferry::config::Secret(SECRET.into()),
+        security_token: None,
+    };
+    let mut c = ActionTrailClient::new(
+        client_cfg(&srv.url(), SignatureVersion::V3),
+        creds,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    let page = c
+        .lookup("2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z", 50, None)
+        .unwrap();
+    assert!(page.events.is_empty() && page.next_token.is_none());
+    let reqs = srv.requests();
+    assert_eq!(reqs.len(), 3, "two throttled, then accepted");
+    for w in reqs.windows(2) {
+        assert!(
+            w[1].at - w[0].at >= Duration::from_millis(450),
+            "2 requests/s budget kept: {:?}",
+            w[1].at - w[0].at
+        );
+    }
+    trail.throttle_next.store(10, Ordering::SeqCst);
+    let e = c
+        .lookup("2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z", 50, None)
+        .unwrap_err();
+    assert_eq!(e.code(), "Throttling", "gives up after max_retries");
+}
+
+#[test]
+fn config_errors_follow_the_seed_table() {
+    let (_, errs) = configure(config("http://127.0.0.1:1", "2999-01-01T00:00:00Z", "v3"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0]
+            .to_string()
+            .contains("InitVariablesError(3): Date 2999-01-01T00:00:00Z is in the future"),
+        "{}",
+        errs[0]
+    );
+    let (_, errs) = configure(config("http://127.0.0.1:1", "2024-01-01 00:00:00", "v3"));
+    assert!(errs[0].to_string().contains("InitVariablesError(2): initial_start_time_in_utc is not set as per the datetime_format : %Y-%m-%dT%H:%M:%SZ"), "{}", errs[0]);
+    let (_, errs) = configure(config("http://127.0.0.1:1", "2024-01-01T00:00:00Z", "v9"));
+    assert_eq!(
+        errs[0].path,
+        "inputs.alibaba.services.actiontrail.signature_version"
+    );
+    let (_, errs) = configure(
+        json!({"alibaba": {"id": 1, "credentials": {"access_key_id": "a"}, "services": {"actiontrail": {"bogus": 1}, "nope": {}}}}),
+    );
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert!(
+        paths.contains(&"inputs.alibaba.credentials.access_key_secret"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"inputs.alibaba.services.actiontrail.region"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"inputs.alibaba.services.actiontrail.bogus"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"inputs.alibaba.services.nope.type"),
+        "{paths:?}"
+    );
+}
