@@ -1,6 +1,402 @@
-//! aws pullers (being written).
+//! AWS pullers. Two input kinds:
+//! - `aws` (seed 002): S3+SQS services `audit-events-all` (CloudTrail), `non-cloudwatch-logs` (VPC flow logs,
+//!   CloudFront), `cisco-umbrella`, and SQS services `service-events-all` (EventBridge) and
+//!   `sqs-cloudwatch-consumer` (Security Hub findings);
+//! - `sqs_collector` (seed 001): the generic SQS collector (S3 notifications or direct messages).
+//!
+//! Every service is one [`PullerSpec`] running an [`puller::SqsPuller`].
+
+pub mod config;
+pub mod decode;
+pub mod notify;
+pub mod puller;
+pub mod session;
+pub mod tag;
+
+use config::*;
+use logferry::config::{ConfigErrorKind, Section};
+use logferry_input::config::{InputInfo, InputKind, PullerIdentity, PullerSpec};
+use serde_json::json;
+use tag::TagTemplate;
 
 /// The input kinds this crate provides, registered by the supervisor.
 pub fn input_kinds() -> Vec<&'static dyn logferry_input::InputKind> {
-    Vec::new()
+    vec![&AwsInput, &SqsCollectorInput]
+}
+
+/// The `{format_version}` of the default tags.
+pub const FORMAT_VERSION: &str = "1";
+
+/// The `aws` input of seed 002.
+pub struct AwsInput;
+
+/// The services of the `aws` input this crate implements: (name, puller class, default tag, default event type).
+const AWS_SERVICES: [(&str, &str, &str, &str); 5] = [
+    (
+        "audit-events-all",
+        "AwsSqsS3CloudTrailPuller",
+        "cloud.aws.cloudtrail.{event_type}.{account_id}.{region_id}.{format_version}",
+        "events",
+    ),
+    (
+        "non-cloudwatch-logs",
+        "AwsSqsS3VpcFlowlogsPuller",
+        "cloud.aws.vpc.{event_type}.{account_id}.{region_id}.{format_version}",
+        "unknown",
+    ),
+    (
+        "cisco-umbrella",
+        "AwsSqsS3CiscoUmbrellaPuller",
+        "sig.cisco.umbrella.{event_type}",
+        "unknown",
+    ),
+    (
+        "service-events-all",
+        "AwsCloudwatchEventsPuller",
+        "cloud.aws.cloudwatch.{event_type}.{account_id}.{region_id}.{format_version}",
+        "events",
+    ),
+    (
+        "sqs-cloudwatch-consumer",
+        "AwsCloudwatchEventsPuller",
+        "cloud.aws.securityhub.{event_type}.{account_id}.{region_id}.{format_version}",
+        "findings",
+    ),
+];
+
+const CLOUDFRONT_TAG: &str =
+    "cloud.aws.cloudfront.{event_type}.{account_id}.{region_id}.{format_version}";
+
+/// Services of seed 002 that other parts of logferry (or nobody yet) provide: a clear error instead of silence.
+const OTHER_AWS_SERVICES: [&str; 4] = [
+    "metrics-all",
+    "aws-guardduty",
+    "custom_service",
+    "cloudwatch-logs",
+];
+
+impl InputKind for AwsInput {
+    fn name(&self) -> &'static str {
+        "aws"
+    }
+
+    fn configure(&self, info: &InputInfo, section: &Section<'_>) -> Vec<PullerSpec> {
+        let credentials = match section.section("credentials", false) {
+            Some(c) => {
+                let r = read_credentials(&c, &AWS_KEYS);
+                c.finish();
+                r
+            }
+            None => CredentialsConfig {
+                session_duration: std::time::Duration::from_secs(3600),
+                ..Default::default()
+            },
+        };
+        let region = read_region(section, "region");
+        let endpoint = read_endpoint(section);
+        let environment: Option<String> = section.optional("environment");
+        let Some(services) = section.section("services", true) else {
+            return Vec::new();
+        };
+        let mut specs = Vec::new();
+        for (service, s) in services.entries() {
+            let Some(&(_, puller_name, default_tag, default_et)) =
+                AWS_SERVICES.iter().find(|x| x.0 == service)
+            else {
+                let why = if OTHER_AWS_SERVICES.contains(&service) {
+                    "is not provided by the S3/SQS pullers"
+                } else {
+                    "is not a known service"
+                };
+                let known: Vec<_> = AWS_SERVICES.iter().map(|x| x.0).collect();
+                services.error(
+                    service,
+                    ConfigErrorKind::UnknownType,
+                    format!("service \"{service}\" {why}; known: {known:?}"),
+                );
+                continue;
+            };
+            let enabled = s.or("enabled", true);
+            let mode = match service {
+                "audit-events-all" => {
+                    let types = s
+                        .optional::<Vec<String>>("types")
+                        .unwrap_or_else(|| vec!["audits_s3".into()]);
+                    if types.iter().any(|t| t != "audits_s3") {
+                        s.error(
+                            "types",
+                            ConfigErrorKind::InvalidValue,
+                            format!("{types:?}: only \"audits_s3\" (S3+SQS) is provided here"),
+                        );
+                    }
+                    Mode::S3(ObjectFormat::CloudTrail)
+                }
+                "non-cloudwatch-logs" => {
+                    let types = s
+                        .optional::<Vec<String>>("types")
+                        .unwrap_or_else(|| vec!["flowlogs".into(), "cloudfrontlogs".into()]);
+                    for t in &types {
+                        if t != "flowlogs" && t != "cloudfrontlogs" {
+                            s.error(
+                                "types",
+                                ConfigErrorKind::InvalidValue,
+                                format!("\"{t}\" is not one of [\"flowlogs\", \"cloudfrontlogs\"]"),
+                            );
+                        }
+                    }
+                    if types.is_empty() {
+                        s.error(
+                            "types",
+                            ConfigErrorKind::Missing,
+                            "mandatory property is missing or empty",
+                        );
+                    }
+                    Mode::S3(ObjectFormat::NonCloudwatchLogs {
+                        flowlogs: types.iter().any(|t| t == "flowlogs"),
+                        cloudfront: types.iter().any(|t| t == "cloudfrontlogs"),
+                    })
+                }
+                "cisco-umbrella" => Mode::S3(ObjectFormat::Umbrella),
+                "service-events-all" => Mode::Direct(DirectKind::EventBridge),
+                _ => Mode::Direct(DirectKind::SecurityHub),
+            };
+            let queue = read_queue(&s, &info.id, service);
+            let tag_src: Option<String> = s.optional("tag");
+            let tag = parse_tag(
+                &s,
+                tag_src.as_deref().unwrap_or(default_tag),
+                environment.as_deref(),
+                service,
+            );
+            let tag_alt = match (mode, &tag_src) {
+                (Mode::S3(ObjectFormat::NonCloudwatchLogs { .. }), None) => {
+                    parse_tag(&s, CLOUDFRONT_TAG, environment.as_deref(), service)
+                }
+                _ => None,
+            };
+            let auto_event_type = s.or("auto_event_type", false);
+            let ack_messages = s.or("ack_messages", true);
+            let common = read_common(&s, false);
+            let do_not_send = s.or("do_not_send", false);
+            let debug_md5 = s.or("debug_md5", false);
+            s.finish();
+            let (Some(region), Some(queue), Some(tag)) = (region.clone(), queue, tag) else {
+                continue;
+            };
+            let cfg = SqsServiceConfig {
+                client: ClientConfig {
+                    region: region.clone(),
+                    endpoint: endpoint.clone(),
+                    credentials: credentials.clone(),
+                },
+                queue,
+                mode,
+                tag,
+                tag_alt,
+                auto_event_type,
+                event_type_default: default_et.to_owned(),
+                environment: environment.clone(),
+                key_regex: common.key_regex,
+                event_type_file_patterns: common.event_type_file_patterns,
+                workers: common.workers,
+                max_messages: common.max_messages,
+                wait_time: common.wait_time,
+                visibility_timeout: common.visibility_timeout,
+                max_receive_count: common.max_receive_count,
+                ack_messages,
+                compression: common.compression,
+                bad_object_policy: common.bad_object_policy,
+                do_not_send,
+                debug_md5,
+                request_period: common.request_period,
+                puller_name,
+            };
+            if enabled {
+                specs.push(spec(info, service, &region, cfg));
+            }
+        }
+        services.finish();
+        specs
+    }
+}
+
+fn spec(info: &InputInfo, service: &str, region: &str, cfg: SqsServiceConfig) -> PullerSpec {
+    let identity = PullerIdentity {
+        input: info.name.clone(),
+        input_id: info.id.clone(),
+        service: service.to_owned(),
+        module: format!("predefined,{region}"),
+        puller: cfg.puller_name.to_owned(),
+    };
+    let defining = json!({"queue": format!("{:?}", cfg.queue), "region": region});
+    let request_period = cfg.request_period;
+    let service = service.to_owned();
+    PullerSpec {
+        identity,
+        request_period,
+        defining,
+        build: Box::new(move || Box::new(puller::SqsPuller::new(cfg.clone(), &service))),
+    }
+}
+
+fn parse_tag(
+    s: &Section<'_>,
+    src: &str,
+    environment: Option<&str>,
+    service: &str,
+) -> Option<TagTemplate> {
+    match TagTemplate::parse(src, FORMAT_VERSION, environment, service) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            s.error("tag", ConfigErrorKind::InvalidValue, e.to_string());
+            None
+        }
+    }
+}
+
+/// `sqs_queue_url`, or `sqs_queue_name` (default `<service>-<input id>`; `{input_id}` is replaced).
+fn read_queue(s: &Section<'_>, input_id: &str, service: &str) -> Option<QueueRef> {
+    if let Some(url) = s.optional::<String>("sqs_queue_url") {
+        if s.contains("sqs_queue_name") {
+            s.error(
+                "sqs_queue_name",
+                ConfigErrorKind::Conflict,
+                "give either sqs_queue_url or sqs_queue_name",
+            );
+        }
+        return check_url(s, "sqs_queue_url", url);
+    }
+    let name = s
+        .optional::<String>("sqs_queue_name")
+        .unwrap_or_else(|| format!("{service}-{{input_id}}"));
+    let name = name.replace("{input_id}", input_id);
+    let ok = !name.is_empty()
+        && name.len() <= 80
+        && name
+            .trim_end_matches(".fifo")
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        s.error(
+            "sqs_queue_name",
+            ConfigErrorKind::InvalidValue,
+            format!(
+                "\"{name}\" is not a valid SQS queue name (1..80 of A-Za-z0-9_- , optional .fifo)"
+            ),
+        );
+        return None;
+    }
+    Some(QueueRef::Name(name))
+}
+
+fn check_url(s: &Section<'_>, key: &str, url: String) -> Option<QueueRef> {
+    if !(url.starts_with("https://") || url.starts_with("http://"))
+        || url
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .is_none_or(str::is_empty)
+    {
+        s.error(key, ConfigErrorKind::InvalidValue, format!("\"{url}\" is not a queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue>)"));
+        return None;
+    }
+    Some(QueueRef::Url(url))
+}
+
+/// The generic SQS collector of seed 001 (`type: sqs_collector`).
+pub struct SqsCollectorInput;
+
+impl InputKind for SqsCollectorInput {
+    fn name(&self) -> &'static str {
+        "sqs_collector"
+    }
+
+    fn configure(&self, info: &InputInfo, section: &Section<'_>) -> Vec<PullerSpec> {
+        let credentials = read_credentials(section, &SQS_COLLECTOR_KEYS);
+        let region = read_region(section, "region");
+        let endpoint = read_endpoint(section);
+        let queue = section
+            .required::<String>("base_url")
+            .and_then(|u| check_url(section, "base_url", u));
+        let ack_messages: Option<bool> = section.required("ack_messages");
+        let direct_mode = section.or("direct_mode", false);
+        let do_not_send = section.or("do_not_send", false);
+        let debug_md5 = section.or("debug_md5", false);
+        let common = read_common(section, true);
+        let Some(services) = section.section("services", true) else {
+            return Vec::new();
+        };
+        let mut specs = Vec::new();
+        for (service, s) in services.entries() {
+            let tag_src = s.or("tag", "my.app.sqs.{service_name}".to_owned());
+            let tag = parse_tag(&s, &tag_src, None, service);
+            let format = match s
+                .one_of("format", "auto", &["auto", "cloudtrail", "lines"])
+                .as_str()
+            {
+                "cloudtrail" => ObjectFormat::CloudTrail,
+                "lines" => ObjectFormat::Lines,
+                _ => ObjectFormat::Auto,
+            };
+            let key_regex =
+                s.optional::<String>("key_regex")
+                    .and_then(|r| match regex::Regex::new(&r) {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            s.error(
+                                "key_regex",
+                                ConfigErrorKind::InvalidValue,
+                                format!("property is not a valid regular expression: {e}"),
+                            );
+                            None
+                        }
+                    });
+            let enabled = s.or("enabled", true);
+            s.finish();
+            let (Some(region), Some(queue), Some(tag), Some(ack)) =
+                (region.clone(), queue.clone(), tag, ack_messages)
+            else {
+                continue;
+            };
+            let cfg = SqsServiceConfig {
+                client: ClientConfig {
+                    region: region.clone(),
+                    endpoint: endpoint.clone(),
+                    credentials: credentials.clone(),
+                },
+                queue,
+                mode: if direct_mode {
+                    Mode::Direct(DirectKind::Body)
+                } else {
+                    Mode::S3(format)
+                },
+                tag,
+                tag_alt: None,
+                auto_event_type: false,
+                event_type_default: "events".into(),
+                environment: None,
+                key_regex: key_regex.or_else(|| common.key_regex.clone()),
+                event_type_file_patterns: common.event_type_file_patterns.clone(),
+                workers: common.workers,
+                max_messages: common.max_messages,
+                wait_time: common.wait_time,
+                visibility_timeout: common.visibility_timeout,
+                max_receive_count: common.max_receive_count,
+                ack_messages: ack,
+                compression: common.compression,
+                bad_object_policy: common.bad_object_policy,
+                do_not_send,
+                debug_md5,
+                request_period: common.request_period,
+                puller_name: "AWSsqsPuller",
+            };
+            if enabled {
+                let mut sp = spec(info, service, &region, cfg);
+                sp.identity.module = "predefined".into();
+                specs.push(sp);
+            }
+        }
+        services.finish();
+        specs
+    }
 }

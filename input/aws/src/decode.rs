@@ -1,0 +1,415 @@
+//! Streaming decoding of S3 objects: gzip detected by magic bytes, text as UTF-8 with a latin-1 fallback,
+//! `{"Records": [...]}` documents split element by element, and lines. Nothing is ever read whole: memory is
+//! bounded by the read buffers and the largest single record or line.
+
+use std::borrow::Cow;
+use std::io::{self, BufRead, BufReader, Read};
+
+use crate::config::Compression;
+
+/// Why an object could not be turned into events.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// The object is not what its format says (corrupt gzip, truncated or invalid JSON): a bad object.
+    #[error("{0}")]
+    Corrupt(String),
+    /// Reading from S3 failed (network, throttling): retry later, the message is not acknowledged.
+    #[error("transient read error: {0}")]
+    Transient(String),
+    /// The events could not be written to Redis (or the collector is stopping).
+    #[error("{0}")]
+    Sink(logferry_input::PullerError),
+}
+
+/// Error type used by readers whose failure is the transport's, not the content's.
+#[derive(Debug)]
+pub struct TransportError(pub String);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for TransportError {}
+
+fn classify(e: io::Error) -> ObjectError {
+    if let Some(t) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<TransportError>())
+    {
+        return ObjectError::Transient(t.0.clone());
+    }
+    ObjectError::Corrupt(format!("unreadable content: {e}"))
+}
+
+/// Where decoded units go.
+pub trait Out {
+    /// One element of a `Records` array (raw JSON bytes of the element), `index` from 0.
+    fn record(&mut self, bytes: &[u8], index: u64) -> Result<(), ObjectError>;
+    /// One non-empty line (without its line end), `line_no` from 1.
+    fn line(&mut self, text: &str, line_no: u64) -> Result<(), ObjectError>;
+}
+
+/// How to cut the decoded text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// `{"Records": [...]}`.
+    Records,
+    /// Lines.
+    Lines,
+    /// Records when the document starts with `{"Records":`, lines otherwise.
+    Auto,
+}
+
+/// What was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Decompressed bytes.
+    pub bytes: u64,
+    /// Records or lines handed to [`Out`].
+    pub units: u64,
+    pub gzip: bool,
+}
+
+const READ_BUF: usize = 256 * 1024;
+
+/// Decodes one object from `raw` into `out`.
+pub fn read_object<R: Read>(
+    raw: R,
+    compression: Compression,
+    cut: Cut,
+    out: &mut dyn Out,
+) -> Result<ReadStats, ObjectError> {
+    let mut raw = BufReader::with_capacity(64 * 1024, raw);
+    let head = raw.fill_buf().map_err(classify)?;
+    let gzip = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+    if compression == Compression::Gzip && !gzip && !head.is_empty() {
+        return Err(ObjectError::Corrupt(
+            "compressed_events is true but the object is not gzip".into(),
+        ));
+    }
+    let mut stats = if gzip {
+        let mut r = BufReader::with_capacity(READ_BUF, flate2::read::MultiGzDecoder::new(raw));
+        read_text(&mut r, cut, out)?
+    } else {
+        read_text(&mut raw, cut, out)?
+    };
+    stats.gzip = gzip;
+    Ok(stats)
+}
+
+fn read_text<R: BufRead>(r: &mut R, cut: Cut, out: &mut dyn Out) -> Result<ReadStats, ObjectError> {
+    let cut = match cut {
+        Cut::Auto => {
+            let head = r.fill_buf().map_err(classify)?;
+            if starts_with_records(head) {
+                Cut::Records
+            } else {
+                Cut::Lines
+            }
+        }
+        c => c,
+    };
+    match cut {
+        Cut::Records => split_records(r, out),
+        _ => split_lines(r, out),
+    }
+}
+
+/// True when `head` starts (after whitespace and a BOM) with `{"Records":`.
+pub fn starts_with_records(head: &[u8]) -> bool {
+    let s = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    let mut it = s.iter().copied().skip_while(u8::is_ascii_whitespace);
+    if it.next() != Some(b'{') {
+        return false;
+    }
+    let rest: Vec<u8> = it.skip_while(u8::is_ascii_whitespace).take(10).collect();
+    rest.starts_with(b"\"Records\"")
+}
+
+/// Text of a line: UTF-8, or latin-1 when it is not valid UTF-8 (every byte is a character: nothing is lost).
+pub fn text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(bytes.iter().map(|&b| b as char).collect()),
+    }
+}
+
+fn split_lines<R: BufRead>(r: &mut R, out: &mut dyn Out) -> Result<ReadStats, ObjectError> {
+    let mut stats = ReadStats::default();
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let n = r.read_until(b'\n', &mut buf).map_err(classify)?;
+        if n == 0 {
+            break;
+        }
+        stats.bytes += n as u64;
+        line_no += 1;
+        let mut end = buf.len();
+        while end > 0 && (buf[end - 1] == b'\n' || buf[end - 1] == b'\r') {
+            end -= 1;
+        }
+        let mut line = &buf[..end];
+        if line_no == 1 {
+            line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        stats.units += 1;
+        out.line(&text(line), line_no)?;
+    }
+    Ok(stats)
+}
+
+/// Streams the elements of the top-level `Records` array.
+fn split_records<R: BufRead>(r: &mut R, out: &mut dyn Out) -> Result<ReadStats, ObjectError> {
+    let mut stats = ReadStats::default();
+    let mut depth = 0u32;
+    let mut in_str = false;
+    let mut esc = false;
+    let mut started = false;
+    // Last string seen at depth 1 and whether a ':' followed it.
+    let mut key = Vec::new();
+    let mut capturing_key = false;
+    let mut key_colon = false;
+    // Inside the Records array (its depth is 2) and inside one element.
+    let mut in_array = false;
+    let mut elem: Vec<u8> = Vec::new();
+    let mut in_elem = false;
+    let mut index = 0u64;
+    let mut seen_records = false;
+    loop {
+        let chunk = r.fill_buf().map_err(classify)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let len = chunk.len();
+        stats.bytes += len as u64;
+        let mut seg_start = 0usize;
+        for (i, &b) in chunk.iter().enumerate() {
+            if !started {
+                if b.is_ascii_whitespace()
+                    || (stats.bytes == len as u64 && i < 3 && matches!(b, 0xef | 0xbb | 0xbf))
+                {
+                    continue;
+                }
+                if b != b'{' {
+                    return Err(ObjectError::Corrupt(format!(
+                        "expected a JSON object with \"Records\", found byte 0x{b:02x}"
+                    )));
+                }
+                started = true;
+            }
+            if in_str {
+                if esc {
+                    esc = false;
+                } else if b == b'\\' {
+                    esc = true;
+                } else if b == b'"' {
+                    in_str = false;
+                    if capturing_key {
+                        capturing_key = false;
+                    }
+                } else if capturing_key && key.len() < 16 {
+                    key.push(b);
+                }
+                continue;
+            }
+            match b {
+                b'"' => {
+                    in_str = true;
+                    if depth == 1 && !in_array {
+                        key.clear();
+                        capturing_key = true;
+                        key_colon = false;
+                    }
+                }
+                b':' if depth == 1 => key_colon = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth == 2 && b == b'[' && key_colon && key == b"Records" {
+                        in_array = true;
+                        seen_records = true;
+                    } else if in_array && depth == 3 && !in_elem {
+                        if b != b'{' {
+                            return Err(ObjectError::Corrupt(format!(
+                                "Records element {index} is not an object"
+                            )));
+                        }
+                        in_elem = true;
+                        elem.clear();
+                        seg_start = i;
+                    }
+                }
+                b'}' | b']' => {
+                    if depth == 0 {
+                        return Err(ObjectError::Corrupt("unbalanced JSON".into()));
+                    }
+                    depth -= 1;
+                    if in_elem && depth == 2 {
+                        elem.extend_from_slice(&chunk[seg_start..=i]);
+                        in_elem = false;
+                        stats.units += 1;
+                        out.record(&elem, index)?;
+                        index += 1;
+                    } else if in_array && depth == 1 {
+                        in_array = false;
+                        key.clear();
+                    }
+                }
+                b',' | b' ' | b'\n' | b'\r' | b'\t' => {}
+                _ if in_array && depth == 2 && !in_elem => {
+                    return Err(ObjectError::Corrupt(format!(
+                        "Records element {index} is not an object"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if in_elem {
+            elem.extend_from_slice(&chunk[seg_start..]);
+        }
+        r.consume(len);
+    }
+    if !started {
+        return Ok(stats);
+    }
+    if depth != 0 || in_str {
+        return Err(ObjectError::Corrupt(format!(
+            "truncated JSON document after {index} record(s)"
+        )));
+    }
+    if !seen_records {
+        log::debug!("JSON document without a \"Records\" array");
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[derive(Default)]
+    struct Collect {
+        records: Vec<String>,
+        lines: Vec<(String, u64)>,
+    }
+    impl Out for Collect {
+        fn record(&mut self, bytes: &[u8], _i: u64) -> Result<(), ObjectError> {
+            self.records
+                .push(String::from_utf8(bytes.to_vec()).unwrap());
+            Ok(())
+        }
+        fn line(&mut self, text: &str, n: u64) -> Result<(), ObjectError> {
+            self.lines.push((text.to_owned(), n));
+            Ok(())
+        }
+    }
+
+    /// A reader that returns at most `n` bytes per read, to cut records across chunk boundaries.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn records_are_split_across_chunks() {
+        let doc = br#"{"Records":[{"a":"x}]\"{","n":[1,{"b":2}]} , {"eventTime":"2024-01-01T00:00:00Z"}],"other":{"Records":[9]}}"#;
+        for step in [1, 3, 7, 1000] {
+            let mut c = Collect::default();
+            let s =
+                read_object(Trickle(doc, step), Compression::Auto, Cut::Records, &mut c).unwrap();
+            assert_eq!(
+                c.records,
+                vec![
+                    r#"{"a":"x}]\"{","n":[1,{"b":2}]}"#,
+                    r#"{"eventTime":"2024-01-01T00:00:00Z"}"#
+                ],
+                "step {step}"
+            );
+            assert_eq!(s.units, 2);
+        }
+    }
+
+    #[test]
+    fn gzip_is_detected_and_lines_keep_latin1() {
+        let data = b"# comment\r\nl\xe9ger\n\n{\"x\":1}\n";
+        let mut c = Collect::default();
+        let s = read_object(&gz(data)[..], Compression::Auto, Cut::Auto, &mut c).unwrap();
+        assert!(s.gzip);
+        assert_eq!(
+            c.lines,
+            vec![
+                ("# comment".into(), 1),
+                ("léger".into(), 2),
+                ("{\"x\":1}".into(), 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn auto_detects_records() {
+        let mut c = Collect::default();
+        read_object(
+            &b"  {\n \"Records\" : [{\"a\":1}]}"[..],
+            Compression::Auto,
+            Cut::Auto,
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(c.records.len(), 1);
+        assert!(c.lines.is_empty());
+    }
+
+    #[test]
+    fn corrupt_inputs_are_bad_objects() {
+        let mut c = Collect::default();
+        let mut bad = gz(b"hello world\n");
+        let n = bad.len();
+        bad[n / 2] ^= 0xff;
+        bad.truncate(n - 4);
+        assert!(matches!(
+            read_object(&bad[..], Compression::Auto, Cut::Lines, &mut c),
+            Err(ObjectError::Corrupt(_))
+        ));
+        assert!(matches!(
+            read_object(
+                &b"{\"Records\":[{\"a\":1}"[..],
+                Compression::Auto,
+                Cut::Records,
+                &mut c
+            ),
+            Err(ObjectError::Corrupt(_))
+        ));
+        assert!(matches!(
+            read_object(&b"[1,2]"[..], Compression::Auto, Cut::Records, &mut c),
+            Err(ObjectError::Corrupt(_))
+        ));
+        assert!(matches!(
+            read_object(&b"plain"[..], Compression::Gzip, Cut::Lines, &mut c),
+            Err(ObjectError::Corrupt(_))
+        ));
+        // An empty object is not an error: it has no events.
+        assert_eq!(
+            read_object(&b""[..], Compression::Auto, Cut::Records, &mut c)
+                .unwrap()
+                .units,
+            0
+        );
+    }
+}

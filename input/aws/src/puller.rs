@@ -1,0 +1,1098 @@
+//! The SQS-driven puller shared by every service: receive messages (long poll), turn each into events (the S3
+//! objects a notification names, or the message itself), write them to Redis, and only then delete the message.
+//!
+//! `workers` threads each receive and process their own messages and acknowledge each as soon as its events are
+//! in Redis: one slow object never holds back the acknowledgement of another. While a message is processed its
+//! visibility timeout is extended (every half timeout), so a large object is not handed to another collector.
+//! Several collectors on the same queue share the work the way SQS scales: each message goes to one of them.
+
+use crate::config::{BadObjectPolicy, DirectKind, Mode, ObjectFormat, SqsServiceConfig};
+use crate::decode::{self, Cut, ObjectError, Out, TransportError};
+use crate::notify::{self, Notice, ObjectRef};
+use crate::session::{self, Session};
+use crate::tag::{TagCache, TagTemplate, TagVars};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use logferry::deadletter::DeadLetters;
+use logferry::event::{Event, EventClass};
+use logferry_input::{EventSink, PullContext, Puller, PullerError, SinkFactory};
+use serde::Deserialize;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+
+/// Tag of the `debug_md5` events (seed 001).
+pub const MD5_TAG: &str = "my.app.sqs.message_body";
+
+/// Text of an SDK error with its cause chain (the SDK's Display alone says only "service error").
+pub fn err_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// Counters of one cycle (summed over the workers).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    pub responses: u64,
+    pub from_sqs: u64,
+    pub generated: u64,
+    pub discarded_files: u64,
+    pub objects: u64,
+    pub bad_objects: u64,
+    pub set_aside_messages: u64,
+    pub deleted: u64,
+    pub bytes: u64,
+    pub busy: Duration,
+}
+
+impl Counters {
+    fn add(&mut self, o: &Counters) {
+        self.responses += o.responses;
+        self.from_sqs += o.from_sqs;
+        self.generated += o.generated;
+        self.discarded_files += o.discarded_files;
+        self.objects += o.objects;
+        self.bad_objects += o.bad_objects;
+        self.set_aside_messages += o.set_aside_messages;
+        self.deleted += o.deleted;
+        self.bytes += o.bytes;
+        self.busy += o.busy;
+    }
+}
+
+/// The puller of one SQS service.
+pub struct SqsPuller {
+    cfg: Arc<SqsServiceConfig>,
+    service: String,
+    rt: Option<Arc<Runtime>>,
+    clients: Option<Clients>,
+    /// Totals since start (tests and the bench read them through the log).
+    pub totals: Counters,
+}
+
+#[derive(Clone)]
+struct Clients {
+    session: Session,
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    queue_url: String,
+    queue_name: String,
+}
+
+impl SqsPuller {
+    pub fn new(cfg: SqsServiceConfig, service: &str) -> Self {
+        SqsPuller {
+            cfg: Arc::new(cfg),
+            service: service.to_owned(),
+            rt: None,
+            clients: None,
+            totals: Counters::default(),
+        }
+    }
+}
+
+impl Puller for SqsPuller {
+    fn setup(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
+        let rt = match &self.rt {
+            Some(rt) => rt.clone(),
+            None => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("aws-sdk")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        PullerError::setup(100, format!("cannot start the async runtime: {e}"))
+                    })?;
+                let rt = Arc::new(rt);
+                self.rt = Some(rt.clone());
+                rt
+            }
+        };
+        let id = ctx.identity();
+        let session_name = format!("logferry-{}-{}", id.input_id, id.service)
+            .chars()
+            .take(64)
+            .collect::<String>();
+        let session = rt
+            .block_on(session::start(&self.cfg.client, &session_name))
+            .map_err(|e| PullerError::setup(101, e.to_string()))?;
+        let sqs = session.sqs();
+        let (queue_url, queue_name) = match &self.cfg.queue {
+            crate::config::QueueRef::Url(u) => {
+                (u.clone(), self.cfg.queue.display_name().to_owned())
+            }
+            crate::config::QueueRef::Name(n) => {
+                let url = rt.block_on(sqs.get_queue_url().queue_name(n).send()).map_err(|e| {
+                    PullerError::setup(
+                        102,
+                        format!(
+                            "Queue \"{n}\" used by service \"{}\" in \"{}\" region is not available: reason: {}",
+                            self.service,
+                            self.cfg.client.region,
+                            err_text(&e)
+                        ),
+                    )
+                })?;
+                (url.queue_url().unwrap_or_default().to_owned(), n.clone())
+            }
+        };
+        let s3 = session.s3();
+        self.clients = Some(Clients {
+            session,
+            sqs,
+            s3,
+            queue_url,
+            queue_name,
+        });
+        Ok(())
+    }
+
+    fn pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
+        let (Some(rt), Some(clients)) = (self.rt.clone(), self.clients.clone()) else {
+            return Err(PullerError::pull(300, "pull before setup"));
+        };
+        log::info!(
+            "Starting a new pulling from \"{}\" queue at \"{}\"",
+            clients.queue_name,
+            logferry::time::format_utc_micros(logferry::time::now_ms())
+        );
+        let factory = ctx.sink_factory().clone();
+        let stop = ctx.stop_flag();
+        let cfg = self.cfg.clone();
+        let pulling_id = ctx.pulling_id();
+        let results: Vec<Result<Counters, PullerError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..cfg.workers)
+                .map(|n| {
+                    let (rt, clients, factory, stop, cfg) = (
+                        rt.clone(),
+                        clients.clone(),
+                        factory.clone(),
+                        stop.clone(),
+                        cfg.clone(),
+                    );
+                    let name = format!("{}-w{n}", ctx.identity().thread_name());
+                    std::thread::Builder::new()
+                        .name(name)
+                        .spawn_scoped(scope, move || {
+                            Worker::open(rt, clients, cfg, &factory, stop, pulling_id)?.run()
+                        })
+                        .expect("spawn worker")
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(PullerError::pull(399, "worker panicked")))
+                })
+                .collect()
+        });
+        let mut c = Counters::default();
+        let mut first_err = None;
+        for r in results {
+            match r {
+                Ok(w) => c.add(&w),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.totals.add(&c);
+        ctx.stats.requests += c.responses;
+        ctx.stats.received += c.from_sqs;
+        ctx.stats.generated += c.generated;
+        let avg = if c.from_sqs > 0 {
+            c.busy.as_secs_f64() * 1000.0 / c.from_sqs as f64
+        } else {
+            0.0
+        };
+        log::info!(
+            "Received {} response(s), messages (fromSQS/generated): {}/{}, discarded files: {}, avg_time_per_source_message: {:.3} ms",
+            c.responses,
+            c.from_sqs,
+            c.generated,
+            c.discarded_files,
+            avg
+        );
+        if c.bad_objects + c.set_aside_messages > 0 {
+            log::warn!(
+                "Bad objects: {}, messages set aside: {} (see the dead-letter stream)",
+                c.bad_objects,
+                c.set_aside_messages
+            );
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What to do with a message once processed.
+enum Outcome {
+    /// Its events are in Redis (or it was set aside): delete it.
+    Ack,
+    /// Leave it in the queue (transient failure, or the `retry` policy for a bad object).
+    Leave,
+}
+
+struct Worker {
+    rt: Arc<Runtime>,
+    c: Clients,
+    cfg: Arc<SqsServiceConfig>,
+    sink: EventSink,
+    dead: DeadLetters,
+    stop: Arc<AtomicBool>,
+    n: Counters,
+    tags: TagCache,
+    pulling_id: u64,
+}
+
+async fn until_stop(stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Worker {
+    fn open(
+        rt: Arc<Runtime>,
+        c: Clients,
+        cfg: Arc<SqsServiceConfig>,
+        f: &SinkFactory,
+        stop: Arc<AtomicBool>,
+        pulling_id: u64,
+    ) -> Result<Worker, PullerError> {
+        let sink = f.open(EventClass::Standard)?;
+        let dead = DeadLetters::new(f.connect()?, &f.keys);
+        Ok(Worker {
+            rt,
+            c,
+            cfg,
+            sink,
+            dead,
+            stop,
+            n: Counters::default(),
+            tags: TagCache::default(),
+            pulling_id,
+        })
+    }
+
+    fn run(mut self) -> Result<Counters, PullerError> {
+        while !self.stop.load(Ordering::Relaxed) {
+            let req = self
+                .c
+                .sqs
+                .receive_message()
+                .queue_url(&self.c.queue_url)
+                .max_number_of_messages(self.cfg.max_messages)
+                .wait_time_seconds(self.cfg.wait_time)
+                .visibility_timeout(self.cfg.visibility_timeout)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send();
+            let stop = self.stop.clone();
+            let got = self.rt.block_on(async {
+                tokio::select! {
+                    r = req => Some(r),
+                    _ = until_stop(stop) => None,
+                }
+            });
+            let Some(resp) = got else { break };
+            let resp = resp.map_err(|e| {
+                PullerError::pull(
+                    301,
+                    format!(
+                        "ReceiveMessage on \"{}\" failed: {}",
+                        self.c.queue_name,
+                        err_text(&e)
+                    ),
+                )
+            })?;
+            self.n.responses += 1;
+            let msgs = resp.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                break;
+            }
+            for m in msgs {
+                self.handle(m)?;
+            }
+        }
+        Ok(self.n)
+    }
+
+    fn origin(&self, m: &Message) -> String {
+        format!(
+            "sqs://{}/{}",
+            self.c.queue_name,
+            m.message_id().unwrap_or("?")
+        )
+    }
+
+    fn handle(&mut self, m: Message) -> Result<(), PullerError> {
+        let t0 = Instant::now();
+        self.n.from_sqs += 1;
+        let receipt = m.receipt_handle().unwrap_or("").to_owned();
+        let count: u32 = m
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let outcome = if self.cfg.max_receive_count > 0 && count > self.cfg.max_receive_count {
+            let reason = format!(
+                "received {count} times (max_receive_count {}): never processed successfully",
+                self.cfg.max_receive_count
+            );
+            log::error!("Message {} {reason}; set aside", self.origin(&m));
+            self.set_aside_message(&m, &reason)?;
+            Outcome::Ack
+        } else {
+            if self.cfg.debug_md5 {
+                let md5 = serde_json::json!({"md5": m.md5_of_body(), "message_id": m.message_id(), "queue": self.c.queue_name}).to_string();
+                self.sink
+                    .emit(Event::new(MD5_TAG, logferry::time::now_ms(), md5))?;
+            }
+            let mut hb = Heartbeat::new(
+                self.rt.clone(),
+                self.c.sqs.clone(),
+                &self.c.queue_url,
+                receipt.clone(),
+                self.cfg.visibility_timeout,
+            );
+            let before = self.n.generated;
+            let out = match self.cfg.mode {
+                Mode::S3(format) => self.handle_notification(&m, format, &mut hb),
+                Mode::Direct(kind) => self.handle_direct(&m, kind),
+            };
+            match out {
+                Ok(o) => o,
+                Err(e) => {
+                    // Redis failed or stopping: what is buffered is not acknowledged anywhere; keep the message.
+                    let dropped = self.sink.discard();
+                    self.n.generated = before;
+                    log::warn!(
+                        "Message {} left in the queue ({dropped} buffered events dropped): {e}",
+                        self.origin(&m)
+                    );
+                    return Err(e);
+                }
+            }
+        };
+        // Every event of every object of this message goes to Redis before the message is deleted.
+        self.sink.flush()?;
+        if let Outcome::Ack = outcome {
+            if self.cfg.ack_messages {
+                self.delete(&receipt, &m)?;
+            }
+        }
+        self.n.busy += t0.elapsed();
+        Ok(())
+    }
+
+    fn delete(&mut self, receipt: &str, m: &Message) -> Result<(), PullerError> {
+        let r = self.rt.block_on(
+            self.c
+                .sqs
+                .delete_message()
+                .queue_url(&self.c.queue_url)
+                .receipt_handle(receipt)
+                .send(),
+        );
+        match r {
+            Ok(_) => {
+                self.n.deleted += 1;
+                log::debug!("Acked message receiptHandle: {receipt}");
+                Ok(())
+            }
+            Err(e) => {
+                // The events are in Redis; the message will come back and be processed again (a duplicate, no loss).
+                log::warn!(
+                    "Could not delete message {}: {} (it will be received again)",
+                    self.origin(m),
+                    err_text(&e)
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn set_aside_message(&mut self, m: &Message, reason: &str) -> Result<(), PullerError> {
+        self.n.set_aside_messages += 1;
+        let origin = self.origin(m);
+        self.dead
+            .put(&origin, reason, m.body().unwrap_or("").as_bytes())
+            .map_err(|e| {
+                PullerError::new(
+                    logferry_input::PullerErrorType::QueueError,
+                    403,
+                    format!("cannot write dead letter: {e}"),
+                )
+            })
+    }
+
+    fn bad_message(&mut self, m: &Message, reason: &str) -> Result<Outcome, PullerError> {
+        log::error!("Message {} cannot be processed: {reason}", self.origin(m));
+        match self.cfg.bad_object_policy {
+            BadObjectPolicy::SetAside => {
+                self.set_aside_message(m, reason)?;
+                Ok(Outcome::Ack)
+            }
+            BadObjectPolicy::Retry => Ok(Outcome::Leave),
+        }
+    }
+
+    fn handle_notification(
+        &mut self,
+        m: &Message,
+        format: ObjectFormat,
+        hb: &mut Heartbeat,
+    ) -> Result<Outcome, PullerError> {
+        let objects = match notify::parse(m.body().unwrap_or("")) {
+            Ok(Notice::Objects(o)) => o,
+            Ok(Notice::Skip(why)) => {
+                log::debug!("Message {} skipped: {why}", self.origin(m));
+                return Ok(Outcome::Ack);
+            }
+            Err(e) => return self.bad_message(m, &e.to_string()),
+        };
+        let mut outcome = Outcome::Ack;
+        for obj in objects {
+            if let Some(re) = &self.cfg.key_regex {
+                if !re.is_match(&obj.key) {
+                    log::debug!("Discarded file {} (key_regex)", obj.origin());
+                    self.n.discarded_files += 1;
+                    continue;
+                }
+            }
+            match self.read_object(&obj, format, hb) {
+                Ok(true) => {}
+                Ok(false) => self.n.discarded_files += 1,
+                Err(ObjectError::Sink(e)) => return Err(e),
+                Err(ObjectError::Transient(why)) => {
+                    log::warn!(
+                        "Object {} could not be read now ({why}); the message stays in the queue",
+                        obj.origin()
+                    );
+                    outcome = Outcome::Leave;
+                }
+                Err(ObjectError::Corrupt(why)) => {
+                    self.n.bad_objects += 1;
+                    log::error!("Bad object {}: {why}", obj.origin());
+                    match self.cfg.bad_object_policy {
+                        BadObjectPolicy::SetAside => {
+                            self.dead
+                                .put(
+                                    &obj.origin(),
+                                    &why,
+                                    format!(
+                                        "{{\"bucket\":{:?},\"key\":{:?}}}",
+                                        obj.bucket, obj.key
+                                    )
+                                    .as_bytes(),
+                                )
+                                .map_err(|e| {
+                                    PullerError::new(
+                                        logferry_input::PullerErrorType::QueueError,
+                                        403,
+                                        format!("cannot write dead letter: {e}"),
+                                    )
+                                })?;
+                        }
+                        BadObjectPolicy::Retry => outcome = Outcome::Leave,
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Reads one object into the sink. Ok(false) when the object was discarded (type not collected).
+    fn read_object(
+        &mut self,
+        obj: &ObjectRef,
+        format: ObjectFormat,
+        hb: &mut Heartbeat,
+    ) -> Result<bool, ObjectError> {
+        self.n.objects += 1;
+        let got = self.rt.block_on(
+            self.c
+                .s3
+                .get_object()
+                .bucket(&obj.bucket)
+                .key(&obj.key)
+                .send(),
+        );
+        let resp = match got {
+            Ok(r) => r,
+            Err(e) => {
+                let text = err_text(&e);
+                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key());
+                return Err(if missing {
+                    ObjectError::Corrupt(format!("object not found: {text}"))
+                } else {
+                    ObjectError::Transient(text)
+                });
+            }
+        };
+        let body = BodyReader {
+            rt: self.rt.clone(),
+            body: resp.body,
+            cur: bytes_empty(),
+            stop: self.stop.clone(),
+        };
+        let file_event_type = self
+            .cfg
+            .event_type_file_patterns
+            .iter()
+            .find(|(_, re)| re.is_match(&obj.key))
+            .map(|(t, _)| t.clone());
+        let cut = match format {
+            ObjectFormat::CloudTrail => Cut::Records,
+            ObjectFormat::Auto => Cut::Auto,
+            _ => Cut::Lines,
+        };
+        let key_account = key_account(&obj.key);
+        let key_region = key_region(&obj.key);
+        let mut em = Emitter {
+            w: self,
+            obj,
+            format,
+            file_event_type,
+            key_account,
+            key_region,
+            line_kind: None,
+            discard: false,
+            hb,
+            units: 0,
+        };
+        let stats = decode::read_object(body, em.w.cfg.compression, cut, &mut em)?;
+        let discarded = em.discard;
+        self.n.bytes += stats.bytes;
+        Ok(!discarded)
+    }
+
+    fn handle_direct(&mut self, m: &Message, kind: DirectKind) -> Result<Outcome, PullerError> {
+        let body = m.body().unwrap_or("");
+        let now = logferry::time::now_ms();
+        match kind {
+            DirectKind::Body => {
+                for line in body.lines().filter(|l| !l.trim().is_empty()) {
+                    let tag = self.cfg.tag.render(TagVars {
+                        event_type: &self.cfg.event_type_default,
+                        account_id: "",
+                        region_id: "",
+                    });
+                    self.emit(Event::new(tag, now, line))?;
+                }
+                Ok(Outcome::Ack)
+            }
+            DirectKind::EventBridge | DirectKind::SecurityHub => {
+                let v: Value = match serde_json::from_str(body) {
+                    Ok(v @ Value::Object(_)) => v,
+                    Ok(_) => {
+                        return self.bad_message(
+                            m,
+                            "message body is not a JSON object (EventBridge event expected)",
+                        )
+                    }
+                    Err(e) => {
+                        return self.bad_message(m, &format!("message body is not JSON: {e}"))
+                    }
+                };
+                let account = v
+                    .get("account")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&self.c.session.account_id)
+                    .to_owned();
+                let region = v
+                    .get("region")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&self.cfg.client.region)
+                    .to_owned();
+                if kind == DirectKind::EventBridge {
+                    let source = v.get("source").and_then(Value::as_str).unwrap_or("");
+                    let et = if self.cfg.auto_event_type && !source.is_empty() {
+                        event_type_of_source(source)
+                    } else {
+                        self.cfg.event_type_default.clone()
+                    };
+                    let time = v
+                        .get("time")
+                        .and_then(Value::as_str)
+                        .and_then(parse_time)
+                        .unwrap_or(now);
+                    let tag = self.cfg.tag.render(TagVars {
+                        event_type: &et,
+                        account_id: &account,
+                        region_id: &region,
+                    });
+                    self.emit(Event::new(tag, time, body.trim()))?;
+                } else {
+                    let Some(findings) = v.pointer("/detail/findings").and_then(Value::as_array)
+                    else {
+                        return self.bad_message(m, "EventBridge event without detail.findings (Security Hub findings expected)");
+                    };
+                    for f in findings {
+                        let acc = f
+                            .get("AwsAccountId")
+                            .and_then(Value::as_str)
+                            .unwrap_or(&account);
+                        let reg = f.get("Region").and_then(Value::as_str).unwrap_or(&region);
+                        let time = f
+                            .get("UpdatedAt")
+                            .and_then(Value::as_str)
+                            .and_then(parse_time)
+                            .unwrap_or(now);
+                        let tag = self.cfg.tag.render(TagVars {
+                            event_type: &self.cfg.event_type_default,
+                            account_id: acc,
+                            region_id: reg,
+                        });
+                        self.emit(Event::new(tag, time, f.to_string()))?;
+                    }
+                }
+                Ok(Outcome::Ack)
+            }
+        }
+    }
+
+    fn emit(&mut self, e: Event) -> Result<(), PullerError> {
+        self.n.generated += 1;
+        if self.cfg.do_not_send {
+            return Ok(());
+        }
+        let _ = self.pulling_id;
+        self.sink.emit(e)
+    }
+}
+
+fn bytes_empty() -> bytes::Bytes {
+    bytes::Bytes::new()
+}
+
+/// `s3.amazonaws.com` -> `s3`; `aws.ec2` -> `ec2`; `com.acme.app` -> `com_acme_app`.
+pub fn event_type_of_source(source: &str) -> String {
+    let s = source.strip_prefix("aws.").unwrap_or(source);
+    let s = s.strip_suffix(".amazonaws.com").unwrap_or(s);
+    s.replace('.', "_")
+}
+
+/// `2024-01-02T03:04:05Z` (or with fraction/offset) -> ms.
+pub fn parse_time(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.timestamp_millis())
+}
+
+/// The account id in `.../AWSLogs/<12 digits>/...`.
+pub fn key_account(key: &str) -> Option<String> {
+    let mut it = key.split('/');
+    while let Some(p) = it.next() {
+        if p == "AWSLogs" {
+            let acc = it.next()?;
+            // Organization trails: AWSLogs/<org id>/<account>/...
+            let acc = if acc.starts_with("o-") {
+                it.next()?
+            } else {
+                acc
+            };
+            return (acc.len() == 12 && acc.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| acc.to_owned());
+        }
+    }
+    None
+}
+
+/// The region in `.../AWSLogs/<account>/<Service>/<region>/...`.
+pub fn key_region(key: &str) -> Option<String> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let i = parts.iter().position(|p| *p == "AWSLogs")?;
+    parts
+        .iter()
+        .skip(i + 1)
+        .find(|p| {
+            p.split('-').count() >= 3
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+        .map(|s| s.to_string())
+}
+
+/// Extends the visibility timeout of the message being processed, every half timeout.
+struct Heartbeat {
+    rt: Arc<Runtime>,
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    receipt: String,
+    timeout: i32,
+    last: Instant,
+}
+
+impl Heartbeat {
+    fn new(
+        rt: Arc<Runtime>,
+        sqs: aws_sdk_sqs::Client,
+        url: &str,
+        receipt: String,
+        timeout: i32,
+    ) -> Self {
+        Heartbeat {
+            rt,
+            sqs,
+            url: url.to_owned(),
+            receipt,
+            timeout,
+            last: Instant::now(),
+        }
+    }
+
+    fn tick(&mut self) {
+        if self.last.elapsed() < Duration::from_secs((self.timeout as u64 / 2).max(1)) {
+            return;
+        }
+        self.last = Instant::now();
+        let r = self.rt.block_on(
+            self.sqs
+                .change_message_visibility()
+                .queue_url(&self.url)
+                .receipt_handle(&self.receipt)
+                .visibility_timeout(self.timeout)
+                .send(),
+        );
+        match r {
+            Ok(_) => log::info!(
+                "Extended the visibility timeout of the message being processed by {} s",
+                self.timeout
+            ),
+            Err(e) => log::warn!("Could not extend the visibility timeout: {}", err_text(&e)),
+        }
+    }
+}
+
+/// `Read` over an S3 body, chunk by chunk (never the whole object).
+struct BodyReader {
+    rt: Arc<Runtime>,
+    body: aws_sdk_s3::primitives::ByteStream,
+    cur: bytes::Bytes,
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(std::io::Error::other(TransportError("stopping".into())));
+            }
+            match self.rt.block_on(self.body.try_next()) {
+                Ok(Some(b)) => self.cur = b,
+                Ok(None) => return Ok(0),
+                Err(e) => {
+                    return Err(std::io::Error::other(TransportError(format!(
+                        "reading the object body: {}",
+                        err_text(&e)
+                    ))))
+                }
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Line formats of `non-cloudwatch-logs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineKind {
+    Flow,
+    CloudFront,
+}
+
+/// Turns decoded units of one object into events.
+struct Emitter<'a> {
+    w: &'a mut Worker,
+    obj: &'a ObjectRef,
+    format: ObjectFormat,
+    file_event_type: Option<String>,
+    key_account: Option<String>,
+    key_region: Option<String>,
+    line_kind: Option<LineKind>,
+    discard: bool,
+    hb: &'a mut Heartbeat,
+    units: u64,
+}
+
+#[derive(Deserialize)]
+struct CtHead<'a> {
+    #[serde(rename = "eventTime", borrow)]
+    event_time: Option<Cow<'a, str>>,
+    #[serde(rename = "eventSource", borrow)]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(rename = "recipientAccountId", borrow)]
+    account: Option<Cow<'a, str>>,
+    #[serde(rename = "awsRegion", borrow)]
+    region: Option<Cow<'a, str>>,
+}
+
+impl Emitter<'_> {
+    fn tick(&mut self) -> Result<(), ObjectError> {
+        self.units += 1;
+        if self.units.is_multiple_of(1024) {
+            self.hb.tick();
+            if self.w.stop.load(Ordering::Relaxed) {
+                return Err(ObjectError::Transient("stopping".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_with(
+        &mut self,
+        template: Option<&TagTemplate>,
+        event_type: &str,
+        account: &str,
+        region: &str,
+        time: i64,
+        msg: String,
+    ) -> Result<(), ObjectError> {
+        let t = template.unwrap_or(&self.w.cfg.tag);
+        let tag = self
+            .w
+            .tags
+            .get(
+                t,
+                TagVars {
+                    event_type,
+                    account_id: account,
+                    region_id: region,
+                },
+            )
+            .to_owned();
+        self.w
+            .emit(Event {
+                tag,
+                time_ms: time,
+                message: msg,
+            })
+            .map_err(ObjectError::Sink)
+    }
+}
+
+impl Out for Emitter<'_> {
+    fn record(&mut self, bytes: &[u8], index: u64) -> Result<(), ObjectError> {
+        self.tick()?;
+        let head: CtHead = match serde_json::from_slice(bytes) {
+            Ok(h) => h,
+            Err(e) => {
+                let origin = format!("{}#Records[{index}]", self.obj.origin());
+                self.w.n.bad_objects += 1;
+                log::error!("Bad record {origin}: {e}");
+                return self
+                    .w
+                    .dead
+                    .put(
+                        &origin,
+                        &format!("undecodable JSON record: {e}"),
+                        &bytes[..bytes.len().min(1 << 20)],
+                    )
+                    .map_err(|e| {
+                        ObjectError::Sink(PullerError::new(
+                            logferry_input::PullerErrorType::QueueError,
+                            403,
+                            e.to_string(),
+                        ))
+                    });
+            }
+        };
+        let cfg = self.w.cfg.clone();
+        let et: String = match (
+            &self.file_event_type,
+            cfg.auto_event_type,
+            &head.event_source,
+        ) {
+            (Some(t), _, _) => t.clone(),
+            (None, true, Some(src)) => event_type_of_source(src),
+            _ => cfg.event_type_default.clone(),
+        };
+        let account = head
+            .account
+            .as_deref()
+            .or(self.key_account.as_deref())
+            .unwrap_or(&self.w.c.session.account_id)
+            .to_owned();
+        let region = head
+            .region
+            .as_deref()
+            .or(self.key_region.as_deref())
+            .unwrap_or(&cfg.client.region)
+            .to_owned();
+        let time = head
+            .event_time
+            .as_deref()
+            .and_then(parse_time)
+            .unwrap_or_else(logferry::time::now_ms);
+        let msg = decode::text(bytes).into_owned();
+        self.emit_with(None, &et, &account, &region, time, msg)
+    }
+
+    fn line(&mut self, text: &str, line_no: u64) -> Result<(), ObjectError> {
+        if self.discard {
+            return Ok(());
+        }
+        self.tick()?;
+        let cfg = self.w.cfg.clone();
+        let now = logferry::time::now_ms();
+        let account = self
+            .key_account
+            .clone()
+            .unwrap_or_else(|| self.w.c.session.account_id.clone());
+        let region = self
+            .key_region
+            .clone()
+            .unwrap_or_else(|| cfg.client.region.clone());
+        match self.format {
+            ObjectFormat::NonCloudwatchLogs {
+                flowlogs,
+                cloudfront,
+            } => {
+                if self.line_kind.is_none() {
+                    let kind = if text.starts_with('#') {
+                        LineKind::CloudFront
+                    } else if (line_no == 1 && is_flow_header(text))
+                        || self.obj.key.contains("vpcflowlogs")
+                        || flowlogs
+                        || !cloudfront
+                    {
+                        LineKind::Flow
+                    } else {
+                        LineKind::CloudFront
+                    };
+                    let wanted = match kind {
+                        LineKind::Flow => flowlogs,
+                        LineKind::CloudFront => cloudfront,
+                    };
+                    if !wanted {
+                        log::info!(
+                            "Discarded file {}: {:?} logs are not in the service's types",
+                            self.obj.origin(),
+                            kind
+                        );
+                        self.discard = true;
+                        return Ok(());
+                    }
+                    self.line_kind = Some(kind);
+                    if kind == LineKind::Flow && line_no == 1 && is_flow_header(text) {
+                        return Ok(());
+                    }
+                }
+                let kind = self.line_kind.unwrap_or(LineKind::Flow);
+                if text.starts_with('#') && kind == LineKind::CloudFront {
+                    return Ok(());
+                }
+                let (template, et) = match kind {
+                    LineKind::Flow => (
+                        None,
+                        if cfg.auto_event_type {
+                            "flowlogs"
+                        } else {
+                            cfg.event_type_default.as_str()
+                        },
+                    ),
+                    LineKind::CloudFront => (
+                        cfg_alt(&cfg),
+                        if cfg.auto_event_type {
+                            "access"
+                        } else {
+                            cfg.event_type_default.as_str()
+                        },
+                    ),
+                };
+                let et = self
+                    .file_event_type
+                    .clone()
+                    .unwrap_or_else(|| et.to_owned());
+                self.emit_with(template, &et, &account, &region, now, text.to_owned())
+            }
+            ObjectFormat::Umbrella => {
+                let et = self
+                    .file_event_type
+                    .clone()
+                    .unwrap_or_else(|| umbrella_type(&self.obj.key).to_owned());
+                self.emit_with(None, &et, &account, &region, now, text.to_owned())
+            }
+            _ => {
+                let et = self
+                    .file_event_type
+                    .clone()
+                    .unwrap_or_else(|| cfg.event_type_default.clone());
+                self.emit_with(None, &et, &account, &region, now, text.to_owned())
+            }
+        }
+    }
+}
+
+fn cfg_alt(cfg: &SqsServiceConfig) -> Option<&TagTemplate> {
+    cfg.tag_alt.as_ref()
+}
+
+/// A VPC flow log header: field names only (`version account-id interface-id ...`).
+pub fn is_flow_header(line: &str) -> bool {
+    line.split(' ').all(|w| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_')
+    })
+}
+
+/// Umbrella event type by key path.
+pub fn umbrella_type(key: &str) -> &'static str {
+    if key.contains("dnslogs/") {
+        "dns"
+    } else if key.contains("iplogs/") {
+        "ip"
+    } else if key.contains("proxylogs/") {
+        "proxy"
+    } else {
+        "unknown"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_parts() {
+        let k = "p/AWSLogs/123456789012/CloudTrail/eu-west-1/2024/01/02/x.json.gz";
+        assert_eq!(key_account(k).as_deref(), Some("123456789012"));
+        assert_eq!(key_region(k).as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            key_account("AWSLogs/o-abc/210987654321/CloudTrail/x").as_deref(),
+            Some("210987654321")
+        );
+        assert_eq!(key_account("logs/x.gz"), None);
+    }
+
+    #[test]
+    fn sources_and_headers() {
+        assert_eq!(event_type_of_source("s3.amazonaws.com"), "s3");
+        assert_eq!(event_type_of_source("aws.ec2"), "ec2");
+        assert_eq!(event_type_of_source("com.acme.app"), "com_acme_app");
+        assert!(is_flow_header("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"));
+        assert!(!is_flow_header(
+            "2 123456789012 eni-1 10.0.0.1 10.0.0.2 443 1024 6 1 40 1 2 ACCEPT OK"
+        ));
+        assert_eq!(umbrella_type("x/dnslogs/2024-01-01/a.csv.gz"), "dns");
+        assert_eq!(umbrella_type("x/other/a.csv.gz"), "unknown");
+        assert_eq!(parse_time("2024-01-02T03:04:05Z"), Some(1_704_164_645_000));
+    }
+}

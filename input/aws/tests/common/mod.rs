@@ -1,0 +1,288 @@
+//! Shared test fixture: a real redis-server and moto server, AWS clients pointed at moto, a puller run on a
+//! thread through the real runtime, and readers of what arrived in Redis.
+#![allow(dead_code)]
+
+use logferry::config::{Diagnostics, Section};
+use logferry::event::{decode_wrap, Event, EventClass};
+use logferry::queue::QueueLimits;
+use logferry::redis_conn::Keys;
+use logferry_input::config::{InputInfo, InputKind, PullerSpec};
+use logferry_input::SinkFactory;
+use logferry_testkit::moto::MotoServer;
+use logferry_testkit::RedisServer;
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub struct Fixture {
+    pub redis: RedisServer,
+    pub moto: MotoServer,
+    pub rt: tokio::runtime::Runtime,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub keys: Keys,
+}
+
+impl Fixture {
+    pub fn start() -> Fixture {
+        let redis = RedisServer::start();
+        let moto = MotoServer::start();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let creds = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "test");
+        let sdk = rt.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(moto.url())
+                .credentials_provider(creds)
+                .http_client(logferry_input_aws::session::https_client())
+                .load(),
+        );
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        Fixture {
+            redis,
+            moto,
+            rt,
+            sqs,
+            s3,
+            keys: Keys::new("t"),
+        }
+    }
+
+    /// A bucket whose object-created notifications go to a new queue; returns the queue URL.
+    pub fn bucket_to_queue(&self, bucket: &str, queue: &str) -> String {
+        let url = self.queue(queue);
+        let arn = self.queue_arn(&url);
+        self.rt
+            .block_on(self.s3.create_bucket().bucket(bucket).send())
+            .unwrap();
+        use aws_sdk_s3::types::{Event as S3Event, NotificationConfiguration, QueueConfiguration};
+        let qc = QueueConfiguration::builder()
+            .queue_arn(arn)
+            .events(S3Event::S3ObjectCreated)
+            .build()
+            .unwrap();
+        let nc = NotificationConfiguration::builder()
+            .queue_configurations(qc)
+            .build();
+        self.rt
+            .block_on(
+                self.s3
+                    .put_bucket_notification_configuration()
+                    .bucket(bucket)
+                    .notification_configuration(nc)
+                    .send(),
+            )
+            .unwrap();
+        url
+    }
+
+    pub fn queue(&self, name: &str) -> String {
+        let mut req = self.sqs.create_queue().queue_name(name);
+        if name.ends_with(".fifo") {
+            use aws_sdk_sqs::types::QueueAttributeName as A;
+            req = req
+                .attributes(A::FifoQueue, "true")
+                .attributes(A::ContentBasedDeduplication, "true");
+        }
+        self.rt
+            .block_on(req.send())
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub fn queue_arn(&self, url: &str) -> String {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let r = self
+            .rt
+            .block_on(
+                self.sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(A::QueueArn)
+                    .send(),
+            )
+            .unwrap();
+        r.attributes().unwrap().get(&A::QueueArn).unwrap().clone()
+    }
+
+    pub fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        self.rt
+            .block_on(
+                self.s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(aws_sdk_s3::primitives::ByteStream::from(body))
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    pub fn send(&self, url: &str, body: &str) {
+        let mut req = self.sqs.send_message().queue_url(url).message_body(body);
+        if url.ends_with(".fifo") {
+            req = req.message_group_id("devo-collector");
+        }
+        self.rt.block_on(req.send()).unwrap();
+    }
+
+    /// Visible + in-flight messages of the queue.
+    pub fn queue_depth(&self, url: &str) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let r = self
+            .rt
+            .block_on(
+                self.sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(A::ApproximateNumberOfMessages)
+                    .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                    .send(),
+            )
+            .unwrap();
+        let a = r.attributes().unwrap();
+        let n = |k: A| a.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
+    }
+
+    pub fn factory(&self, stop: Arc<AtomicBool>) -> SinkFactory {
+        SinkFactory {
+            redis_url: self.redis.url(),
+            keys: self.keys.clone(),
+            limits: QueueLimits {
+                max_events: 10_000_000,
+                max_bytes: 4 << 30,
+                wrap_size: 100,
+            },
+            stop,
+        }
+    }
+
+    fn xrange(&self, key: &str) -> Vec<std::collections::HashMap<String, Vec<u8>>> {
+        let mut c = redis::Client::open(self.redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+            .arg(key)
+            .arg("-")
+            .arg("+")
+            .query(&mut c)
+            .unwrap();
+        entries
+            .into_iter()
+            .map(|(_, kv)| {
+                kv.chunks(2)
+                    .map(|p| (String::from_utf8(p[0].clone()).unwrap(), p[1].clone()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Every event in the standard stream.
+    pub fn events(&self) -> Vec<Event> {
+        let mut out = Vec::new();
+        for e in self.xrange(&self.keys.stream(EventClass::Standard)) {
+            out.extend(decode_wrap(&e["w"]).unwrap());
+        }
+        out
+    }
+
+    /// Entries of the dead-letter stream: (origin, reason).
+    pub fn dead_letters(&self) -> Vec<(String, String)> {
+        self.xrange(&self.keys.dead_letters())
+            .iter()
+            .map(|e| {
+                (
+                    String::from_utf8_lossy(&e["origin"]).into_owned(),
+                    String::from_utf8_lossy(&e["reason"]).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// `{"id": .., "region": us-east-1, "endpoint": moto, "credentials": testing}` merged with `extra`.
+    pub fn aws_input(&self, extra: Value) -> Value {
+        let mut v = serde_json::json!({
+            "region": "us-east-1",
+            "endpoint": self.moto.url(),
+            "credentials": {"access_key": "testing", "access_secret": "testing"},
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    }
+}
+
+/// Reads an input section with `kind`; panics on any configuration problem.
+pub fn specs(kind: &dyn InputKind, input: &Value) -> Vec<PullerSpec> {
+    let (specs, errors) = specs_and_errors(kind, input);
+    assert!(errors.is_empty(), "config errors: {errors:?}");
+    specs
+}
+
+pub fn specs_and_errors(kind: &dyn InputKind, input: &Value) -> (Vec<PullerSpec>, Vec<String>) {
+    let d = Diagnostics::default();
+    let map = input.as_object().unwrap().clone();
+    let s = Section::new("inputs.x", &map, d.clone(), Path::new("."));
+    let specs = kind.configure(
+        &InputInfo {
+            name: "x".into(),
+            id: "1".into(),
+        },
+        &s,
+    );
+    s.finish();
+    let errors = d.take().into_iter().map(|e| e.to_string()).collect();
+    (specs, errors)
+}
+
+/// A puller running on its thread until `stop`.
+pub struct Running {
+    pub stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+pub fn run(spec: PullerSpec, factory_of: impl FnOnce(Arc<AtomicBool>) -> SinkFactory) -> Running {
+    let stop = Arc::new(AtomicBool::new(false));
+    let factory = factory_of(stop.clone());
+    let handle = std::thread::spawn(move || logferry_input::runtime::run_puller(&spec, factory));
+    Running {
+        stop,
+        handle: Some(handle),
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+pub fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+pub fn init_log() {
+    let _ = env_logger::builder().is_test(true).try_init();
+}

@@ -1,0 +1,99 @@
+//! Configuration validation of both inputs: ranges, combinations and error paths.
+
+mod common;
+
+use common::specs_and_errors;
+use logferry_input_aws::{AwsInput, SqsCollectorInput};
+use serde_json::json;
+
+#[test]
+fn seed_001_ranges_and_mandatory_keys() {
+    let (specs, errors) = specs_and_errors(
+        &SqsCollectorInput,
+        &json!({
+            "region": "us-east-1", "sqs_visibility_timeout": 100, "sqs_wait_timeout": 10, "sqs_max_messages": 7,
+            "aws_access_key_id": "a", "services": {"s": {"tag": "x.{bogus}"}}
+        }),
+    );
+    assert!(specs.is_empty());
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    assert!(
+        has("(4) \"inputs.x.sqs_visibility_timeout\""),
+        "{errors:#?}"
+    );
+    assert!(has("(4) \"inputs.x.sqs_wait_timeout\""), "{errors:#?}");
+    assert!(has("(4) \"inputs.x.sqs_max_messages\""), "{errors:#?}");
+    assert!(has("(1) \"inputs.x.base_url\""), "{errors:#?}");
+    assert!(has("(1) \"inputs.x.ack_messages\""), "{errors:#?}");
+    assert!(has("(1) \"inputs.x.aws_secret_access_key\""), "{errors:#?}");
+    assert!(
+        has("ServiceConfigurationError(5) \"inputs.x.services.s.tag\""),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn aws_services_credentials_and_unknown_keys() {
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "us-east-1",
+            "credentials": {"target_assume_role": "arn:aws:iam::1:role/x", "assume_role_external_id": "e"},
+            "services": {
+                "audit-events-all": {"types": ["audits_api"], "bogus": 1},
+                "non-cloudwatch-logs": {"types": ["flowlogs", "nope"], "key_regex": "("},
+                "metrics-all": {},
+                "cisco-umbrella": {"sqs_queue_name": "bad name!"}
+            }
+        }),
+    );
+    assert!(specs.is_empty() || specs.len() < 3);
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    assert!(
+        has("(1) \"inputs.x.credentials.base_assume_role\""),
+        "{errors:#?}"
+    );
+    assert!(
+        has("(5) \"inputs.x.services.audit-events-all.types\""),
+        "{errors:#?}"
+    );
+    assert!(
+        has("(6) \"inputs.x.services.audit-events-all.bogus\""),
+        "{errors:#?}"
+    );
+    assert!(
+        has("(5) \"inputs.x.services.non-cloudwatch-logs.types\""),
+        "{errors:#?}"
+    );
+    assert!(
+        has("(5) \"inputs.x.services.non-cloudwatch-logs.key_regex\""),
+        "{errors:#?}"
+    );
+    assert!(has("(8) \"inputs.x.services.metrics-all\""), "{errors:#?}");
+    assert!(
+        has("(5) \"inputs.x.services.cisco-umbrella.sqs_queue_name\""),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn a_valid_aws_input_gives_one_puller_per_service() {
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "eu-west-1", "environment": "prod-1",
+            "credentials": {"access_key": "a", "access_secret": "b", "base_assume_role": "arn:aws:iam::123456789012:role/r"},
+            "services": {
+                "audit-events-all": {"sqs_queue_name": "q1", "tag": "cloud.aws.cloudtrail.{event_type}.{account_id}.{region_id}.{format_version}.{environment}"},
+                "service-events-all": {"sqs_queue_name": "q2.fifo", "auto_event_type": true, "workers": 8}
+            }
+        }),
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(specs.len(), 2);
+    assert_eq!(specs[0].identity.puller, "AwsSqsS3CloudTrailPuller");
+    assert_eq!(
+        specs[0].identity.thread_name(),
+        "AwsSqsS3CloudTrailPuller(x,1,audit-events-all,predefined,eu-west-1)"
+    );
+}
