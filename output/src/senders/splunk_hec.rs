@@ -1,0 +1,793 @@
+//! `splunk_hec`: Splunk HTTP Event Collector. Events are batched (by bytes and by time) into posts of JSON
+//! envelopes (`time` from the event, `host`/`index`/`sourcetype`/`source` from the config with a per-tag mapping),
+//! gzip-compressed, sent with the token on one channel GUID. With indexer acknowledgement a stream entry is
+//! completed only when every post holding its events is acknowledged (`ackId` polling); unacknowledged posts are
+//! re-posted after `ack_timeout_in_seconds`. 503/429 are retried with backoff; 401/403 are not retried quickly
+//! (the batch is held and the error logged); a post refused as invalid data is split until the bad event is
+//! isolated, which is reported and set aside ([`crate::senders::rejects`]) while the rest is delivered.
+
+use crate::config::{OutputKind, OutputSpec};
+use crate::sender::{Batch, SendError, Sender, SenderInfo};
+use crate::senders::format::system_host_name;
+use crate::senders::gzip::GzipMembers;
+use crate::senders::rejects::{self, RejectSink, Rejected};
+use logferry::config::{ConfigErrorKind, Globals, Secret, Section};
+use logferry::event::Event;
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Per-tag overrides: the longest matching dotted prefix of the event tag wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagMapping {
+    /// A tag (`cloud.aws.cloudtrail.events`) or a dotted prefix of tags (`cloud.aws`).
+    pub tag: String,
+    pub index: Option<String>,
+    pub sourcetype: Option<String>,
+    pub source: Option<String>,
+}
+
+/// Configuration of a Splunk HEC output (under `outputs.<name>.config`).
+#[derive(Clone)]
+pub struct HecConfig {
+    /// `url`: base URL of the collector, `https://splunk.example.com:8088` (http:// allowed for tests). Mandatory.
+    pub url: String,
+    /// `token`: HEC token, sent as `Authorization: Splunk <token>`. Mandatory.
+    pub token: Secret,
+    /// `index`: default index; absent = the token's default.
+    pub index: Option<String>,
+    /// `sourcetype`: default sourcetype; absent = the token's default.
+    pub sourcetype: Option<String>,
+    /// `source`: default source; absent = the token's default.
+    pub source: Option<String>,
+    /// `host`: host field. Default: the machine's host name.
+    pub host: String,
+    /// `tag_mapping`: `{<tag or dotted prefix>: {index, sourcetype, source}}`.
+    pub tag_mapping: Vec<TagMapping>,
+    /// `chain`: CA file to verify the server; absent = the public web PKI roots.
+    pub chain: Option<Vec<ureq::tls::Certificate<'static>>>,
+    /// `gzip`: compress posts (`Content-Encoding: gzip`). Default true.
+    pub gzip: bool,
+    /// `batch_max_bytes`: a post is sent once its JSON reaches this size. Default 1048576; 1024..=16777216.
+    pub batch_max_bytes: usize,
+    /// `batch_max_wait_in_ms`: a non-full post is sent once its oldest event waited this long. Default 500; 0..=60000.
+    pub batch_max_wait: Duration,
+    /// `use_ack`: indexer acknowledgement. Default true.
+    pub use_ack: bool,
+    /// `ack_poll_interval_in_ms`: default 500; 50..=60000.
+    pub ack_poll_interval: Duration,
+    /// `ack_timeout_in_seconds`: a post not acknowledged after this is posted again. Default 120; 1..=3600.
+    pub ack_timeout: Duration,
+    /// `max_pending_posts`: posts waiting for acknowledgement before new batches are refused (backpressure).
+    /// Default 32; 1..=1024.
+    pub max_pending_posts: usize,
+    /// `request_timeout_in_seconds`: default 30; 1..=300.
+    pub request_timeout: Duration,
+}
+
+impl HecConfig {
+    pub fn read(s: &Section<'_>) -> Option<HecConfig> {
+        let url: Option<String> = s.required("url");
+        let url = url.and_then(|u| {
+            if u.starts_with("https://") || u.starts_with("http://") {
+                Some(u.trim_end_matches('/').to_owned())
+            } else {
+                s.error(
+                    "url",
+                    ConfigErrorKind::InvalidValue,
+                    format!("\"{u}\" must start with https:// or http://"),
+                );
+                None
+            }
+        });
+        let token: Option<Secret> = s.required("token");
+        let chain = s
+            .file("chain", false)
+            .and_then(|p| match std::fs::read(&p) {
+                Ok(bytes) => {
+                    let certs: Vec<_> = ureq::tls::parse_pem(&bytes)
+                        .filter_map(|i| match i {
+                            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                            _ => None,
+                        })
+                        .collect();
+                    if certs.is_empty() {
+                        s.error(
+                            "chain",
+                            ConfigErrorKind::InvalidValue,
+                            format!("\"{}\" holds no PEM certificate", p.display()),
+                        );
+                        None
+                    } else {
+                        Some(certs)
+                    }
+                }
+                Err(e) => {
+                    s.error(
+                        "chain",
+                        ConfigErrorKind::FileUnreadable,
+                        format!("cannot read \"{}\": {e}", p.display()),
+                    );
+                    None
+                }
+            });
+        let mut tag_mapping = Vec::new();
+        if let Some(m) = s.section("tag_mapping", false) {
+            for (tag, t) in m.entries() {
+                tag_mapping.push(TagMapping {
+                    tag: tag.to_owned(),
+                    index: t.optional("index"),
+                    sourcetype: t.optional("sourcetype"),
+                    source: t.optional("source"),
+                });
+                t.finish();
+            }
+            m.finish();
+        }
+        tag_mapping.sort_by_key(|m| std::cmp::Reverse(m.tag.len()));
+        let cfg = HecConfig {
+            url: url.unwrap_or_default(),
+            token: token.unwrap_or_default(),
+            index: s.optional("index"),
+            sourcetype: s.optional("sourcetype"),
+            source: s.optional("source"),
+            host: s.optional("host").unwrap_or_else(system_host_name),
+            tag_mapping,
+            chain,
+            gzip: s.or("gzip", true),
+            batch_max_bytes: s.in_range("batch_max_bytes", 1_048_576usize, 1024..=16_777_216),
+            batch_max_wait: Duration::from_millis(s.in_range(
+                "batch_max_wait_in_ms",
+                500u64,
+                0..=60_000,
+            )),
+            use_ack: s.or("use_ack", true),
+            ack_poll_interval: Duration::from_millis(s.in_range(
+                "ack_poll_interval_in_ms",
+                500u64,
+                50..=60_000,
+            )),
+            ack_timeout: Duration::from_secs(s.in_range(
+                "ack_timeout_in_seconds",
+                120u64,
+                1..=3600,
+            )),
+            max_pending_posts: s.in_range("max_pending_posts", 32usize, 1..=1024),
+            request_timeout: Duration::from_secs(s.in_range(
+                "request_timeout_in_seconds",
+                30u64,
+                1..=300,
+            )),
+        };
+        if cfg.url.is_empty() || cfg.token.expose().is_empty() {
+            return None;
+        }
+        Some(cfg)
+    }
+
+    fn mapping(&self, tag: &str) -> Option<&TagMapping> {
+        self.tag_mapping.iter().find(|m| {
+            tag == m.tag
+                || (tag.len() > m.tag.len()
+                    && tag.starts_with(&m.tag)
+                    && tag.as_bytes()[m.tag.len()] == b'.')
+        })
+    }
+}
+
+pub struct SplunkHecKind;
+
+impl OutputKind for SplunkHecKind {
+    fn types(&self) -> &'static [&'static str] {
+        &["splunk_hec"]
+    }
+    fn configure(
+        &self,
+        name: &str,
+        kind: &str,
+        config: &Section<'_>,
+        _globals: &Globals,
+    ) -> Option<OutputSpec> {
+        let cfg = HecConfig::read(config)?;
+        let output = name.to_owned();
+        Some(OutputSpec {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            sender_label: "SplunkHecSender",
+            concurrent_connections: 1,
+            build: Box::new(move |info: &SenderInfo| {
+                Box::new(SplunkHecSender::new(
+                    &cfg,
+                    info,
+                    &output,
+                    rejects::current(),
+                )) as Box<dyn Sender>
+            }),
+        })
+    }
+}
+
+/// One post: JSON envelopes, with the byte range and stream entry of each event.
+struct Post {
+    body: Vec<u8>,
+    /// (start, end, entry key) of each event in `body`.
+    events: Vec<(usize, usize, u64)>,
+    /// Distinct entries with events in this post.
+    entries: Vec<u64>,
+    opened: Instant,
+    sent: Option<Instant>,
+}
+
+impl Post {
+    fn new() -> Post {
+        Post {
+            body: Vec::new(),
+            events: Vec::new(),
+            entries: Vec::new(),
+            opened: Instant::now(),
+            sent: None,
+        }
+    }
+}
+
+struct Held {
+    batch: Batch,
+    /// Posts holding events of this entry that are not yet confirmed.
+    remaining: usize,
+}
+
+/// What the collector answered to a post.
+enum Outcome {
+    Accepted(Option<u64>),
+    Invalid {
+        reason: String,
+        index: Option<usize>,
+    },
+}
+
+/// HEC answer body.
+#[derive(serde::Deserialize, Default)]
+struct Answer {
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(rename = "ackId", default)]
+    ack_id: Option<u64>,
+    #[serde(rename = "invalid-event-number", default)]
+    invalid_event_number: Option<usize>,
+}
+
+/// Counters of one sender, for tests and statistics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HecCounters {
+    pub posts: u64,
+    pub acked_posts: u64,
+    pub reposts_after_ack_timeout: u64,
+    pub rejected_events: u64,
+    pub completed_entries: u64,
+}
+
+pub struct SplunkHecSender {
+    cfg: HecConfig,
+    agent: ureq::Agent,
+    channel: String,
+    name: String,
+    origin: String,
+    reject: Arc<dyn RejectSink>,
+    next_key: u64,
+    held: HashMap<u64, Held>,
+    current: Post,
+    ready: VecDeque<Post>,
+    awaiting: HashMap<u64, Post>,
+    last_ack_poll: Instant,
+    gzip: GzipMembers,
+    zbuf: Vec<u8>,
+    health_checked: bool,
+    pub counters: HecCounters,
+}
+
+/// A random (version 4) UUID from the kernel's generator.
+fn channel_guid() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    if b == [0u8; 16] {
+        let t = logferry::time::now_ms() as u128 ^ ((std::process::id() as u128) << 64);
+        b = t.to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("strings always serialize");
+}
+
+impl SplunkHecSender {
+    pub fn new(
+        cfg: &HecConfig,
+        info: &SenderInfo,
+        output: &str,
+        reject: Arc<dyn RejectSink>,
+    ) -> Self {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(chain) = &cfg.chain {
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(chain));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(cfg.request_timeout))
+            .tls_config(tls.build())
+            .build()
+            .into();
+        SplunkHecSender {
+            cfg: cfg.clone(),
+            agent,
+            channel: channel_guid(),
+            name: info.name.clone(),
+            origin: format!("output {output} ({})", info.name),
+            reject,
+            next_key: 0,
+            held: HashMap::new(),
+            current: Post::new(),
+            ready: VecDeque::new(),
+            awaiting: HashMap::new(),
+            last_ack_poll: Instant::now(),
+            gzip: GzipMembers::new(6),
+            zbuf: Vec::new(),
+            health_checked: false,
+            counters: HecCounters::default(),
+        }
+    }
+
+    /// The channel GUID of this sender (`X-Splunk-Request-Channel`).
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    fn envelope(&self, out: &mut Vec<u8>, e: &Event) {
+        let m = self.cfg.mapping(&e.tag);
+        let secs = e.time_ms.div_euclid(1000);
+        let ms = e.time_ms.rem_euclid(1000);
+        let _ = write!(out, "{{\"time\":{secs}.{ms:03},\"host\":");
+        push_json_str(out, &self.cfg.host);
+        let fields = [
+            (
+                "index",
+                m.and_then(|m| m.index.as_ref()).or(self.cfg.index.as_ref()),
+            ),
+            (
+                "sourcetype",
+                m.and_then(|m| m.sourcetype.as_ref())
+                    .or(self.cfg.sourcetype.as_ref()),
+            ),
+            (
+                "source",
+                m.and_then(|m| m.source.as_ref())
+                    .or(self.cfg.source.as_ref()),
+            ),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                let _ = write!(out, ",\"{k}\":");
+                push_json_str(out, v);
+            }
+        }
+        out.extend_from_slice(b",\"event\":");
+        push_json_str(out, &e.message);
+        out.extend_from_slice(b",\"fields\":{\"tag\":");
+        push_json_str(out, &e.tag);
+        out.extend_from_slice(b"}}\n");
+    }
+
+    fn finalize_current(&mut self) {
+        if !self.current.events.is_empty() {
+            let post = std::mem::replace(&mut self.current, Post::new());
+            self.ready.push_back(post);
+        }
+    }
+
+    fn stage(&mut self, batch: Batch) {
+        let key = self.next_key;
+        self.next_key += 1;
+        let events = batch.events.clone();
+        self.held.insert(
+            key,
+            Held {
+                batch,
+                remaining: 0,
+            },
+        );
+        if events.is_empty() {
+            // Nothing to deliver: complete right away.
+            if let Some(h) = self.held.remove(&key) {
+                h.batch.complete();
+            }
+            return;
+        }
+        for e in events.iter() {
+            if self.current.events.is_empty() {
+                self.current.opened = Instant::now();
+            }
+            let start = self.current.body.len();
+            let mut body = std::mem::take(&mut self.current.body);
+            self.envelope(&mut body, e);
+            self.current.body = body;
+            let end = self.current.body.len();
+            self.current.events.push((start, end, key));
+            if self.current.entries.last() != Some(&key) {
+                self.current.entries.push(key);
+                self.held.get_mut(&key).expect("held above").remaining += 1;
+            }
+            if self.current.body.len() >= self.cfg.batch_max_bytes {
+                self.finalize_current();
+            }
+        }
+    }
+
+    /// One post is confirmed (acknowledged, accepted without ack, or its bad event set aside).
+    fn confirm(&mut self, post: &Post) {
+        for key in &post.entries {
+            let done = match self.held.get_mut(key) {
+                Some(h) => {
+                    h.remaining -= 1;
+                    h.remaining == 0
+                }
+                None => false,
+            };
+            if done {
+                if let Some(h) = self.held.remove(key) {
+                    h.batch.complete();
+                    self.counters.completed_entries += 1;
+                }
+            }
+        }
+    }
+
+    /// Builds the sub-post of `post` holding events `range`.
+    fn sub_post(&mut self, post: &Post, range: std::ops::Range<usize>) -> Post {
+        let mut p = Post::new();
+        for &(s, e, key) in &post.events[range] {
+            let start = p.body.len();
+            p.body.extend_from_slice(&post.body[s..e]);
+            p.events.push((start, p.body.len(), key));
+            if p.entries.last() != Some(&key) {
+                p.entries.push(key);
+                if let Some(h) = self.held.get_mut(&key) {
+                    h.remaining += 1;
+                }
+            }
+        }
+        p
+    }
+
+    /// A post was refused as invalid: split it to isolate the bad event(s); a single bad event is set aside.
+    fn isolate(&mut self, post: Post, reason: String, index: Option<usize>) {
+        let n = post.events.len();
+        if n == 1 {
+            let (s, e, key) = post.events[0];
+            let entry = self
+                .held
+                .get(&key)
+                .map(|h| h.batch.entry_id().to_owned())
+                .unwrap_or_default();
+            self.reject.reject(&Rejected {
+                origin: format!("{}, entry {entry}", self.origin),
+                reason: reason.clone(),
+                payload: post.body[s..e].to_vec(),
+            });
+            self.counters.rejected_events += 1;
+            self.confirm(&post);
+            return;
+        }
+        let parts: Vec<std::ops::Range<usize>> = match index {
+            Some(i) if i < n => [0..i, i..i + 1, i + 1..n]
+                .into_iter()
+                .filter(|r| !r.is_empty())
+                .collect(),
+            _ => vec![0..n / 2, n / 2..n],
+        };
+        let subs: Vec<Post> = parts.into_iter().map(|r| self.sub_post(&post, r)).collect();
+        // The sub-posts hold the entries now; release the original's share.
+        self.confirm(&post);
+        for p in subs.into_iter().rev() {
+            self.ready.push_front(p);
+        }
+    }
+
+    fn request(
+        &mut self,
+        path: &str,
+        body: &[u8],
+        gzip: bool,
+    ) -> Result<(u16, Answer, Option<Duration>), SendError> {
+        let url = format!("{}{path}", self.cfg.url);
+        let mut req = self
+            .agent
+            .post(&url)
+            .header(
+                "Authorization",
+                &format!("Splunk {}", self.cfg.token.expose()),
+            )
+            .header("X-Splunk-Request-Channel", &self.channel)
+            .header("Content-Type", "application/json");
+        let payload: &[u8] = if gzip {
+            self.zbuf.clear();
+            self.gzip.member(body, &mut self.zbuf);
+            req = req.header("Content-Encoding", "gzip");
+            &self.zbuf
+        } else {
+            body
+        };
+        let mut resp = req.send(payload).map_err(|e| SendError::Write {
+            destination: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let answer: Answer = serde_json::from_str(&text).unwrap_or(Answer {
+            text,
+            ..Answer::default()
+        });
+        Ok((status, answer, retry_after))
+    }
+
+    fn post(&mut self, body: &[u8]) -> Result<Outcome, SendError> {
+        let (status, a, retry_after) =
+            self.request("/services/collector/event", body, self.cfg.gzip)?;
+        self.counters.posts += 1;
+        let destination = self.cfg.url.clone();
+        let reason = format!(
+            "code {}: {}",
+            a.code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            a.text
+        );
+        match status {
+            200..=299 => Ok(Outcome::Accepted(a.ack_id)),
+            400 if matches!(a.code, Some(6 | 7 | 12 | 13)) => Ok(Outcome::Invalid {
+                reason: format!("status 400, {reason}"),
+                index: a.invalid_event_number,
+            }),
+            429 | 503 => Err(SendError::Busy {
+                destination,
+                status,
+                reason,
+                retry_after,
+            }),
+            401 | 403 => Err(SendError::Rejected {
+                destination,
+                status,
+                reason: format!("{reason} (check the token)"),
+            }),
+            400..=499 => Err(SendError::Rejected {
+                destination,
+                status,
+                reason,
+            }),
+            _ => Err(SendError::Busy {
+                destination,
+                status,
+                reason,
+                retry_after,
+            }),
+        }
+    }
+
+    fn health_check(&mut self) {
+        if self.health_checked {
+            return;
+        }
+        self.health_checked = true;
+        let url = format!("{}/services/collector/health", self.cfg.url);
+        match self.agent.get(&url).call() {
+            Ok(mut r) => {
+                let status = r.status().as_u16();
+                let text = r.body_mut().read_to_string().unwrap_or_default();
+                let a: Answer = serde_json::from_str(&text).unwrap_or_default();
+                if status == 200 {
+                    log::info!(
+                        "{} -> Splunk HEC {} is healthy (code {})",
+                        self.name,
+                        self.cfg.url,
+                        a.code.unwrap_or(-1)
+                    );
+                } else {
+                    log::warn!(
+                        "{} -> Splunk HEC {} is NOT healthy: status {status}, code {}, \"{}\"; events are held until it accepts them",
+                        self.name,
+                        self.cfg.url,
+                        a.code.unwrap_or(-1),
+                        a.text
+                    );
+                }
+            }
+            Err(e) => log::warn!(
+                "{} -> Splunk HEC {} health check failed: {e}",
+                self.name,
+                self.cfg.url
+            ),
+        }
+    }
+
+    /// Sends what is due: the current post when full or old enough, then every ready post (within the
+    /// acknowledgement window).
+    fn pump(&mut self) -> Result<(), SendError> {
+        if !self.current.events.is_empty()
+            && (self.current.body.len() >= self.cfg.batch_max_bytes
+                || self.current.opened.elapsed() >= self.cfg.batch_max_wait)
+        {
+            self.finalize_current();
+        }
+        while let Some(mut post) = self.ready.pop_front() {
+            if self.cfg.use_ack && self.awaiting.len() >= self.cfg.max_pending_posts {
+                self.ready.push_front(post);
+                break;
+            }
+            match self.post(&post.body) {
+                Ok(Outcome::Accepted(ack)) => match (self.cfg.use_ack, ack) {
+                    (true, Some(id)) => {
+                        post.sent = Some(Instant::now());
+                        self.awaiting.insert(id, post);
+                    }
+                    (true, None) => {
+                        log::warn!("{} -> the collector returned no ackId (acknowledgement disabled on the token?)", self.name);
+                        self.confirm(&post);
+                    }
+                    (false, _) => self.confirm(&post),
+                },
+                Ok(Outcome::Invalid { reason, index }) => self.isolate(post, reason, index),
+                Err(e) => {
+                    self.ready.push_front(post);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls the acknowledgement endpoint for every awaited post; re-posts the ones that timed out.
+    fn poll_acks(&mut self, force: bool) -> Result<(), SendError> {
+        if self.awaiting.is_empty()
+            || (!force && self.last_ack_poll.elapsed() < self.cfg.ack_poll_interval)
+        {
+            return Ok(());
+        }
+        self.last_ack_poll = Instant::now();
+        let mut ids: Vec<u64> = self.awaiting.keys().copied().collect();
+        ids.sort_unstable();
+        let body = serde_json::to_vec(&serde_json::json!({ "acks": ids })).expect("json");
+        let url = format!(
+            "{}/services/collector/ack?channel={}",
+            self.cfg.url, self.channel
+        );
+        let resp = self
+            .agent
+            .post(&url)
+            .header(
+                "Authorization",
+                &format!("Splunk {}", self.cfg.token.expose()),
+            )
+            .header("X-Splunk-Request-Channel", &self.channel)
+            .send(&body[..]);
+        match resp {
+            Ok(mut r) if r.status().as_u16() == 200 => {
+                let text = r.body_mut().read_to_string().unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                if let Some(acks) = v.get("acks").and_then(|a| a.as_object()) {
+                    for (id, ok) in acks {
+                        if ok.as_bool() == Some(true) {
+                            if let Some(post) = id
+                                .parse::<u64>()
+                                .ok()
+                                .and_then(|id| self.awaiting.remove(&id))
+                            {
+                                self.counters.acked_posts += 1;
+                                self.confirm(&post);
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(r) => log::debug!(
+                "{} -> ack poll answered status {}",
+                self.name,
+                r.status().as_u16()
+            ),
+            Err(e) => log::debug!("{} -> ack poll failed: {e}", self.name),
+        }
+        let timeout = self.cfg.ack_timeout;
+        let expired: Vec<u64> = self
+            .awaiting
+            .iter()
+            .filter(|(_, p)| p.sent.is_some_and(|s| s.elapsed() >= timeout))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(post) = self.awaiting.remove(&id) {
+                log::warn!(
+                    "{} -> ackId {id} not acknowledged after {} s: posting its {} events again",
+                    self.name,
+                    timeout.as_secs(),
+                    post.events.len()
+                );
+                self.counters.reposts_after_ack_timeout += 1;
+                self.ready.push_back(post);
+            }
+        }
+        Ok(())
+    }
+
+    fn pending_posts(&self) -> usize {
+        self.ready.len() + self.awaiting.len()
+    }
+}
+
+impl Sender for SplunkHecSender {
+    fn send(&mut self, batches: &mut Vec<Batch>) -> Result<(), SendError> {
+        self.health_check();
+        if self.pending_posts() >= self.cfg.max_pending_posts {
+            self.poll_acks(true)?;
+            self.pump()?;
+            if self.pending_posts() >= self.cfg.max_pending_posts {
+                return Err(SendError::Busy {
+                    destination: self.cfg.url.clone(),
+                    status: 0,
+                    reason: format!(
+                        "{} posts wait for indexer acknowledgement",
+                        self.pending_posts()
+                    ),
+                    retry_after: Some(self.cfg.ack_poll_interval),
+                });
+            }
+        }
+        for b in batches.drain(..) {
+            self.stage(b);
+        }
+        self.pump()
+    }
+
+    fn poll(&mut self) -> Result<(), SendError> {
+        self.health_check();
+        self.pump()?;
+        self.poll_acks(false)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.held.len()
+    }
+
+    fn is_connection_open(&self) -> bool {
+        self.health_checked
+    }
+
+    fn close(&mut self) {
+        self.finalize_current();
+        let _ = self.pump();
+        let _ = self.poll_acks(true);
+        if !self.held.is_empty() {
+            log::info!(
+                "{} -> {} entries not acknowledged at stop: they stay in Redis",
+                self.name,
+                self.held.len()
+            );
+        }
+    }
+}
