@@ -480,3 +480,22 @@ fn config_errors_follow_the_seed_table() {
         "{paths:?}"
     );
 }
+
+#[test]
+fn example_configs_validate() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("alibaba") {
+            continue;
+        }
+        let file = logferry::config::ConfigFile::load(&path).unwrap();
+        let (specs, errs) = configure(file.root["inputs"].clone());
+        assert!(errs.is_empty(), "{name}: {errs:?}");
+        assert!(!specs.is_empty(), "{name}");
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
+}
