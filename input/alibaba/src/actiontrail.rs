@@ -283,7 +283,7 @@ impl ActionTrailClient {
             let retry_after = reply
                 .header("x-acs-retry-after")
                 .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_millis);
+                .map(|ms| Duration::from_millis(ms).min(Duration::from_secs(60)));
             return Err(ApiError::Service(Box::new(ServiceError {
                 api: API,
                 status: reply.status,

@@ -76,13 +76,17 @@ impl InputKind for AlibabaInput {
                     }
                 }
                 ServiceKind::Smq => {
-                    s.error(
-                        "type",
-                        ConfigErrorKind::UnknownType,
-                        "the smq service is not available in this build of the alibaba input",
-                    );
-                    s.finish();
-                    continue;
+                    let cfg = crate::smq::read_smq(&s);
+                    let request_period = cfg.request_period;
+                    let defining = json!({"endpoint": cfg.endpoint, "queue": cfg.queue});
+                    PullerSpec {
+                        identity,
+                        request_period,
+                        defining,
+                        build: Box::new(move || {
+                            Box::new(crate::smq::SmqPuller::new(cfg.clone(), creds.clone()))
+                        }),
+                    }
                 }
                 _ => {
                     let cfg = read_log_service(kind, &s, &info.id);

@@ -8,6 +8,7 @@ pub mod logservice;
 pub mod pb;
 pub mod sign;
 pub mod sls;
+pub mod smq;
 
 /// The input kinds this crate provides, registered by the supervisor.
 pub fn input_kinds() -> Vec<&'static dyn logferry_input::InputKind> {

@@ -497,5 +497,5 @@ fn example_configs_validate() {
         assert!(!specs.is_empty(), "{name}");
         seen += 1;
     }
-    assert_eq!(seen, 3);
+    assert_eq!(seen, 4);
 }

@@ -1,0 +1,508 @@
+//! The `smq` service: Simple Message Queue (MNS) BatchReceiveMessage with long polling.
+//!
+//! Each received batch is emitted, flushed to Redis, and only then deleted (DeleteMessage with the receipt handle).
+//! A message whose body cannot be decoded is set aside (dead letters, origin `smq://<queue>/<MessageId>`) and then
+//! deleted, so it does not come back forever. With `visibility_timeout_in_seconds`, the visibility of each message
+//! is changed right after receiving it, and the NEW receipt handle the service returns is the one used to delete.
+//! A crash before the delete lets the messages become visible again: at-least-once.
+
+use crate::config::Credentials;
+use crate::http::{authority, ApiError, Http, Reply, ServiceError};
+use crate::sign;
+use base64::Engine;
+use logferry::config::{ConfigErrorKind, Section};
+use logferry_input::{PullContext, Puller, PullerError};
+use serde_json::{Map, Value};
+use std::time::{Duration, Instant};
+
+const API: &str = "MNS";
+
+/// The `smq` service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmqConfig {
+    /// `account_id`: the Alibaba Cloud account id (part of the host). Mandatory unless `endpoint` is set.
+    pub account_id: String,
+    /// `region`: region id. Mandatory unless `endpoint` is set.
+    pub region: String,
+    /// `endpoint`: scheme://host[:port] override. Default `https://<account_id>.mns.<region>.aliyuncs.com`.
+    pub endpoint: String,
+    /// `queue`: the queue name. Mandatory.
+    pub queue: String,
+    /// `batch_size`: messages per BatchReceiveMessage (`numOfMessages`). Default 16; 1..=16.
+    pub batch_size: u32,
+    /// `wait_seconds`: long-polling wait (`waitseconds`). Default 20; 0..=30.
+    pub wait_seconds: u32,
+    /// `base64_decode_body`: the bodies are base64 (the SDKs' default). Default true; false = bodies as sent.
+    pub base64_decode_body: bool,
+    /// `visibility_timeout_in_seconds`: when set, each received message's visibility is changed to this
+    /// (ChangeMessageVisibility) and its new receipt handle used. Default none; 1..=43200.
+    pub visibility_timeout: Option<u32>,
+    /// `request_period_in_seconds`: pause after the queue was found empty. Default 0; 0..=3600.
+    pub request_period: Duration,
+    /// `max_cycle_seconds`: a cycle returns after this long even when messages keep coming. Default 60; 1..=3600.
+    pub max_cycle: Duration,
+    /// `tag`: tag of the events. Default `my.app.alibaba.smq`.
+    pub tag: String,
+    /// `timeout_in_seconds`: HTTP timeout, added to `wait_seconds`. Default 30; 1..=300.
+    pub timeout: Duration,
+}
+
+pub(crate) fn read_smq(s: &Section<'_>) -> SmqConfig {
+    let endpoint: Option<String> = s.optional("endpoint");
+    let (account_id, region): (Option<String>, Option<String>) = if endpoint.is_some() {
+        (s.optional("account_id"), s.optional("region"))
+    } else {
+        (s.required("account_id"), s.required("region"))
+    };
+    let (account_id, region) = (account_id.unwrap_or_default(), region.unwrap_or_default());
+    let endpoint = match endpoint {
+        Some(e) if e.starts_with("http://") || e.starts_with("https://") => {
+            e.trim_end_matches('/').to_owned()
+        }
+        Some(e) => {
+            s.error(
+                "endpoint",
+                ConfigErrorKind::InvalidValue,
+                format!("\"{e}\" must start with http:// or https://"),
+            );
+            String::new()
+        }
+        None => format!("https://{account_id}.mns.{region}.aliyuncs.com"),
+    };
+    let queue: String = s.required("queue").unwrap_or_default();
+    if !queue.is_empty() && !queue.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        s.error(
+            "queue",
+            ConfigErrorKind::InvalidValue,
+            format!("\"{queue}\" may only hold letters, digits and -"),
+        );
+    }
+    let visibility = s.optional::<u32>("visibility_timeout_in_seconds");
+    if let Some(v) = visibility.filter(|v| !(1..=43_200).contains(v)) {
+        s.error(
+            "visibility_timeout_in_seconds",
+            ConfigErrorKind::OutOfRange,
+            format!("value {v} is out of range 1..=43200"),
+        );
+    }
+    SmqConfig {
+        account_id,
+        region,
+        endpoint,
+        queue,
+        batch_size: s.in_range("batch_size", 16u32, 1..=16),
+        wait_seconds: s.in_range("wait_seconds", 20u32, 0..=30),
+        base64_decode_body: s.or("base64_decode_body", true),
+        visibility_timeout: visibility.filter(|v| (1..=43_200).contains(v)),
+        request_period: Duration::from_secs(s.in_range(
+            "request_period_in_seconds",
+            0u64,
+            0..=3600,
+        )),
+        max_cycle: Duration::from_secs(s.in_range("max_cycle_seconds", 60u64, 1..=3600)),
+        tag: s.or(
+            "tag",
+            crate::config::ServiceKind::Smq.default_tag().to_owned(),
+        ),
+        timeout: Duration::from_secs(s.in_range("timeout_in_seconds", 30u64, 1..=300)),
+    }
+}
+
+/// One received message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Message {
+    pub fields: Vec<(String, String)>,
+}
+
+impl Message {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&#13;", "\r")
+        .replace("&#10;", "\n")
+        .replace("&amp;", "&")
+}
+
+/// The text of every `<tag>...</tag>` child of `xml` (flat elements only).
+fn children(xml: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(open) = rest.find('<') {
+        rest = &rest[open + 1..];
+        let Some(end) = rest.find('>') else { break };
+        let name = rest[..end]
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        rest = &rest[end + 1..];
+        if name.starts_with('/') || name.starts_with('?') || name.ends_with('/') {
+            continue;
+        }
+        let close = format!("</{name}>");
+        if let Some(c) = rest.find(&close) {
+            out.push((name, unescape(&rest[..c])));
+            rest = &rest[c + close.len()..];
+        }
+    }
+    out
+}
+
+/// Parses a BatchReceiveMessage answer.
+pub fn parse_messages(xml: &str) -> Vec<Message> {
+    xml.split("<Message>")
+        .skip(1)
+        .map(|block| Message {
+            fields: children(block.split("</Message>").next().unwrap_or("")),
+        })
+        .collect()
+}
+
+/// An MNS client for one queue.
+pub struct SmqClient {
+    http: Http,
+    cfg: SmqConfig,
+    creds: Credentials,
+}
+
+impl SmqClient {
+    pub fn new(cfg: SmqConfig, creds: Credentials) -> Result<Self, String> {
+        if creds.access_key_id.is_empty() || creds.access_key_secret.expose().is_empty() {
+            return Err("access_key_id and access_key_secret are required".into());
+        }
+        if cfg.endpoint.is_empty() || authority(&cfg.endpoint).is_empty() {
+            return Err("no usable endpoint (set account_id and region, or endpoint)".into());
+        }
+        let http = Http::new(cfg.timeout + Duration::from_secs(u64::from(cfg.wait_seconds)));
+        Ok(SmqClient { http, cfg, creds })
+    }
+
+    /// A signed request; `resource` is the path and query exactly as sent.
+    fn request(&self, method: &str, resource: &str) -> Result<Reply, ApiError> {
+        let date = sign::http_date(chrono::Utc::now().timestamp());
+        let mut headers: Vec<(String, String)> =
+            vec![("x-mns-version".into(), "2015-06-06".into())];
+        if let Some(t) = &self.creds.security_token {
+            headers.push(("security-token".into(), t.expose().to_owned()));
+        }
+        let signed: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let sts = sign::mns_string_to_sign(method, "", "", &date, &signed, resource);
+        let sig = sign::mns_signature(self.creds.access_key_secret.expose(), &sts);
+        headers.push(("Date".into(), date));
+        headers.push((
+            "Authorization".into(),
+            format!("MNS {}:{sig}", self.creds.access_key_id),
+        ));
+        let reply = self.http.call(
+            API,
+            method,
+            &format!("{}{resource}", self.cfg.endpoint),
+            &headers,
+            None,
+        )?;
+        if reply.status >= 300 {
+            let text = String::from_utf8_lossy(&reply.body).into_owned();
+            let f = children(
+                text.split("<Error")
+                    .nth(1)
+                    .map(|e| e.split_once('>').map(|(_, r)| r).unwrap_or(e))
+                    .unwrap_or(""),
+            );
+            let get = |n: &str| {
+                f.iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            if get("Code") == "SignatureDoesNotMatch" {
+                log::error!(
+                    "MNS refused the signature: {}; our StringToSign was {sts:?}",
+                    get("Message")
+                );
+            }
+            return Err(ApiError::Service(Box::new(ServiceError {
+                api: API,
+                status: reply.status,
+                code: get("Code"),
+                message: get("Message"),
+                request_id: get("RequestId"),
+                context: format!("{method} {resource}, queue {}", self.cfg.queue),
+                retry_after: None,
+            })));
+        }
+        Ok(reply)
+    }
+
+    /// BatchReceiveMessage with long polling; an empty queue gives an empty list.
+    pub fn receive(&self) -> Result<Vec<Message>, ApiError> {
+        let resource = format!(
+            "/queues/{}/messages?numOfMessages={}&waitseconds={}",
+            self.cfg.queue, self.cfg.batch_size, self.cfg.wait_seconds
+        );
+        match self.request("GET", &resource) {
+            Ok(r) => Ok(parse_messages(&String::from_utf8_lossy(&r.body))),
+            Err(e) if e.code() == "MessageNotExist" => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// DeleteMessage.
+    pub fn delete(&self, receipt_handle: &str) -> Result<(), ApiError> {
+        self.request(
+            "DELETE",
+            &format!(
+                "/queues/{}/messages?ReceiptHandle={receipt_handle}",
+                self.cfg.queue
+            ),
+        )
+        .map(|_| ())
+    }
+
+    /// ChangeMessageVisibility: returns the NEW receipt handle.
+    pub fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> Result<String, ApiError> {
+        let r = self.request(
+            "PUT",
+            &format!(
+                "/queues/{}/messages?ReceiptHandle={receipt_handle}&VisibilityTimeout={seconds}",
+                self.cfg.queue
+            ),
+        )?;
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        children(&text)
+            .into_iter()
+            .flat_map(|(k, v)| {
+                if k == "ChangeVisibility" {
+                    children(&v)
+                } else {
+                    vec![(k, v)]
+                }
+            })
+            .find(|(k, _)| k == "ReceiptHandle")
+            .map(|(_, v)| v)
+            .ok_or_else(|| ApiError::BadResponse {
+                api: API,
+                context: format!("ChangeMessageVisibility, queue {}", self.cfg.queue),
+                detail: "no ReceiptHandle".into(),
+            })
+    }
+}
+
+pub struct SmqPuller {
+    cfg: SmqConfig,
+    creds: Credentials,
+    client: Option<SmqClient>,
+    dead: Option<logferry::deadletter::DeadLetters>,
+}
+
+impl SmqPuller {
+    pub fn new(cfg: SmqConfig, creds: Credentials) -> Self {
+        SmqPuller {
+            cfg,
+            creds,
+            client: None,
+            dead: None,
+        }
+    }
+
+    fn client(&self) -> &SmqClient {
+        self.client.as_ref().expect("setup ran")
+    }
+
+    fn set_aside(
+        &mut self,
+        ctx: &PullContext,
+        origin: &str,
+        reason: &str,
+        payload: &[u8],
+    ) -> Result<(), PullerError> {
+        if self.dead.is_none() {
+            self.dead = Some(logferry::deadletter::DeadLetters::new(
+                ctx.sink_factory().connect()?,
+                &ctx.sink_factory().keys,
+            ));
+        }
+        self.dead
+            .as_mut()
+            .expect("just opened")
+            .put(origin, reason, payload)
+            .map_err(|e| {
+                PullerError::new(
+                    logferry_input::PullerErrorType::QueueError,
+                    401,
+                    format!("cannot write a dead letter: {e}"),
+                )
+            })
+    }
+
+    /// The event of one message, or the reason it cannot be decoded.
+    fn event(&self, m: &Message) -> Result<Map<String, Value>, String> {
+        let raw = m.get("MessageBody").unwrap_or("");
+        let body = if self.cfg.base64_decode_body {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(raw.trim())
+                .map_err(|e| format!("MessageBody is not base64 ({e})"))?;
+            String::from_utf8(bytes)
+                .map_err(|_| "MessageBody is not UTF-8 text once decoded".to_owned())?
+        } else {
+            raw.to_owned()
+        };
+        let mut out = Map::new();
+        for (k, v) in &m.fields {
+            if k == "ReceiptHandle" || k == "MessageBody" {
+                continue;
+            }
+            let value = if matches!(
+                k.as_str(),
+                "EnqueueTime"
+                    | "NextVisibleTime"
+                    | "FirstDequeueTime"
+                    | "DequeueCount"
+                    | "Priority"
+            ) {
+                v.parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::from(v.as_str()))
+            } else {
+                Value::from(v.as_str())
+            };
+            out.insert(k.clone(), value);
+        }
+        out.insert("MessageBody".into(), Value::from(body));
+        Ok(out)
+    }
+}
+
+fn pull_error(e: &ApiError) -> PullerError {
+    let err = PullerError::pull(302, format!("Error during pull: {e}"));
+    if matches!(
+        e.code(),
+        "QueueNotExist" | "AccessDenied" | "SignatureDoesNotMatch" | "InvalidAccessKeyId"
+    ) {
+        err.fatal()
+    } else {
+        err
+    }
+}
+
+impl Puller for SmqPuller {
+    fn setup(&mut self, _ctx: &mut PullContext) -> Result<(), PullerError> {
+        let client = SmqClient::new(self.cfg.clone(), self.creds.clone()).map_err(|e| {
+            PullerError::setup(100, format!("Failed to build authentication. Reason {e}")).fatal()
+        })?;
+        // GetQueueAttributes proves the credentials and the queue without touching messages.
+        client
+            .request("GET", &format!("/queues/{}", self.cfg.queue))
+            .map_err(|e| {
+                let err =
+                    PullerError::setup(101, format!("Authentication test failed. Reason {e}"));
+                if e.is_retryable() {
+                    err
+                } else {
+                    err.fatal()
+                }
+            })?;
+        self.client = Some(client);
+        Ok(())
+    }
+
+    fn pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
+        let deadline = Instant::now() + self.cfg.max_cycle;
+        while !ctx.stopping() && Instant::now() < deadline {
+            ctx.stats.requests += 1;
+            let mut batch = self.client().receive().map_err(|e| pull_error(&e))?;
+            if batch.is_empty() {
+                break;
+            }
+            ctx.stats.received += batch.len() as u64;
+            if let Some(v) = self.cfg.visibility_timeout {
+                for m in &mut batch {
+                    let Some(h) = m.get("ReceiptHandle").map(str::to_owned) else {
+                        continue;
+                    };
+                    ctx.stats.requests += 1;
+                    let new = self
+                        .client()
+                        .change_visibility(&h, v)
+                        .map_err(|e| pull_error(&e))?;
+                    m.fields.retain(|(k, _)| k != "ReceiptHandle");
+                    m.fields.push(("ReceiptHandle".into(), new));
+                }
+            }
+            for m in &batch {
+                match self.event(m) {
+                    Ok(ev) => {
+                        let time_ms = ev
+                            .get("EnqueueTime")
+                            .and_then(Value::as_i64)
+                            .unwrap_or_else(logferry::time::now_ms);
+                        ctx.emit_json(&self.cfg.tag, time_ms, ev)?;
+                    }
+                    Err(reason) => {
+                        let origin = format!(
+                            "smq://{}/{}",
+                            self.cfg.queue,
+                            m.get("MessageId").unwrap_or("?")
+                        );
+                        self.set_aside(
+                            ctx,
+                            &origin,
+                            &reason,
+                            m.get("MessageBody").unwrap_or("").as_bytes(),
+                        )?;
+                    }
+                }
+            }
+            ctx.flush()?;
+            for m in &batch {
+                if let Some(h) = m.get("ReceiptHandle") {
+                    ctx.stats.requests += 1;
+                    if let Err(e) = self.client().delete(h) {
+                        // The message comes back after its visibility timeout: a duplicate, never a loss.
+                        log::warn!(
+                            "Message {} was sent but not deleted ({e}); it will be received again",
+                            m.get("MessageId").unwrap_or("?")
+                        );
+                    }
+                }
+            }
+            ctx.log_partial_stats();
+        }
+        log::info!("The data is up to date!");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_batch_receive_xml() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?><Messages xmlns="http://mns.aliyuncs.com/doc/v1/"><Message><MessageId>5F29</MessageId><ReceiptHandle>1-ODU4OTkzNDU5My0xNDMyNzI3ODI3LTItOA==</ReceiptHandle><MessageBody>PGE+Jmx0Ow==</MessageBody><MessageBodyMD5>C5DD</MessageBodyMD5><EnqueueTime>1250700979248</EnqueueTime><DequeueCount>1</DequeueCount></Message><Message><MessageId>6A</MessageId><MessageBody>a &amp; b &lt;c&gt;</MessageBody></Message></Messages>"#;
+        let m = parse_messages(xml);
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            m[0].get("ReceiptHandle"),
+            Some("1-ODU4OTkzNDU5My0xNDMyNzI3ODI3LTItOA==")
+        );
+        assert_eq!(m[0].get("EnqueueTime"), Some("1250700979248"));
+        assert_eq!(m[1].get("MessageBody"), Some("a & b <c>"));
+    }
+}
