@@ -373,3 +373,103 @@ fn receiver_down_then_back_loses_nothing() {
     }
     assert_eq!(acks.try_recv().unwrap().0, "2-0");
 }
+
+/// A receiver that closes connections at random moments (FIN after a random number of lines, then it reads
+/// what is still in flight, as a relay restarting its listener would), keeping every complete line.
+struct ClosingReceiver {
+    port: u16,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ClosingReceiver {
+    fn start() -> ClosingReceiver {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (l, c) = (lines.clone(), connections.clone());
+        std::thread::spawn(move || {
+            let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let close_after = 50 + (seed >> 33) % 400;
+                let l = l.clone();
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    let mut n = 0u64;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) if line.ends_with('\n') => {
+                                l.lock().unwrap().push(line.trim_end().to_owned());
+                                n += 1;
+                                if n == close_after {
+                                    let _ = stream.shutdown(std::net::Shutdown::Write);
+                                }
+                            }
+                            Ok(_) => break, // partial line at EOF
+                        }
+                    }
+                });
+            }
+        });
+        ClosingReceiver {
+            port,
+            lines,
+            connections,
+        }
+    }
+}
+
+#[test]
+fn receiver_closing_connections_at_random_loses_nothing() {
+    let rx = ClosingReceiver::start();
+    let mut s = plain_relay(rx.port, globals());
+    let total_batches = 60;
+    for b in 0..total_batches {
+        let evs: Vec<Event> = (0..50)
+            .map(|i| Event::new("t", T, format!("b{b}e{i}")))
+            .collect();
+        let (batch, acks) = batch(evs, &format!("{b}-0"));
+        let mut v = vec![batch];
+        // The runtime's loop: the same batch until it is accepted.
+        wait_until(Duration::from_secs(20), "batch accepted", || {
+            s.send(&mut v).is_ok()
+        });
+        v.pop().unwrap().complete();
+        assert!(acks.try_recv().is_ok());
+        // Pace the sender on the receiver so that its closes fall between and inside sends.
+        let last = format!("<14>{DATE} {HOST} t: b{b}e49");
+        wait_until(
+            Duration::from_secs(10),
+            "batch read by the receiver",
+            || rx.lines.lock().unwrap().contains(&last),
+        );
+    }
+    s.close();
+    let want: std::collections::HashSet<String> = (0..total_batches)
+        .flat_map(|b| (0..50).map(move |i| format!("<14>{DATE} {HOST} t: b{b}e{i}")))
+        .collect();
+    wait_until(
+        Duration::from_secs(10),
+        "every event at the receiver",
+        || {
+            let got: std::collections::HashSet<String> =
+                rx.lines.lock().unwrap().iter().cloned().collect();
+            want.is_subset(&got)
+        },
+    );
+    let conns = rx.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        conns >= 3,
+        "the receiver closed connections, the sender reconnected: {conns} connections"
+    );
+}

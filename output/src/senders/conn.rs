@@ -279,7 +279,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Flushes buffered TLS records to the socket.
+    /// Flushes buffered TLS records to the socket, then checks that the server did not close the connection
+    /// meanwhile: data written after its close may not have been read, so the send counts as failed (and is
+    /// sent again: duplicates are possible, loss is not).
     pub fn flush(&mut self) -> Result<(), SendError> {
         if let Some(stream) = self.stream.as_mut() {
             if let Err(err) = stream.flush() {
@@ -287,6 +289,13 @@ impl Connection {
                 return Err(SendError::Write {
                     destination: self.endpoint.destination(),
                     reason: describe_tls(&err),
+                });
+            }
+            if self.peer_closed() {
+                self.close();
+                return Err(SendError::Write {
+                    destination: self.endpoint.destination(),
+                    reason: "the server closed the connection during the send".into(),
                 });
             }
         }
