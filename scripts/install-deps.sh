@@ -21,5 +21,5 @@ if [ "${1:-}" = "--demo-only" ]; then
 fi
 
 # Python peers used by the tests (moto's AWS server, Devo's reference sender, Alibaba SDKs as oracles).
-python_packages=('moto[server]' devo-sdk)
+python_packages=('moto[server]' devo-sdk cryptography)
 python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true

@@ -1,0 +1,211 @@
+//! End-to-end benchmark (not a test): the `logferry` binary runs the demo input -> Redis -> Devo sender (mutual
+//! TLS) -> a local counting TLS sink. Prints events/s and MB/s at the sink, measured from the first 10% of the
+//! events to the last (start-up excluded), and the CPU of the whole collector.
+//!
+//! Run: `bench/senders/run.sh e2e` (builds target/release/logferry). Env: EVENTS (default 3000000),
+//! CONNECTIONS (concurrent_connections, default 2), LOGFERRY_BIN.
+
+use logferry_testkit::senders::TestPki;
+use logferry_testkit::{wait_until, TempDir};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn env_n(k: &str, d: u64) -> u64 {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn tls_sink(pki: &TestPki) -> (u16, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(pki.cert("ca")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let certs: Vec<_> = CertificateDer::pem_file_iter(pki.cert("server"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(pki.key("server")).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let (bytes, lines) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (b, l) = (bytes.clone(), lines.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let (b, l, config) = (b.clone(), l.clone(), config.clone());
+            std::thread::spawn(move || {
+                let mut tls = rustls::StreamOwned::new(
+                    rustls::ServerConnection::new(config).unwrap(),
+                    stream,
+                );
+                let mut buf = vec![0u8; 1 << 18];
+                while let Ok(n) = tls.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    b.fetch_add(n as u64, Ordering::Relaxed);
+                    l.fetch_add(
+                        buf[..n].iter().filter(|&&c| c == b'\n').count() as u64,
+                        Ordering::Relaxed,
+                    );
+                }
+            });
+        }
+    });
+    (port, bytes, lines)
+}
+
+fn cpu_of(pid: u32) -> f64 {
+    // utime + stime of the process and its waited-for children, from /proc (clock ticks).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    if f.len() < 15 {
+        return 0.0;
+    }
+    (f[11] + f[12] + f[13] + f[14]) / tick
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
+fn main() {
+    let n = env_n("EVENTS", 3_000_000);
+    let conns = env_n("CONNECTIONS", 2);
+    let bin = std::env::var("LOGFERRY_BIN").unwrap_or_else(|_| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/release/logferry")
+            .to_string_lossy()
+            .into_owned()
+    });
+    let pki = TestPki::generate();
+    let (port, bytes, lines) = tls_sink(&pki);
+    let dir = TempDir::new("e2e");
+    let config = format!(
+        r#"globals:
+  id: bench
+  persistence: {{type: embedded, directory: "{state}"}}
+  queue_max_size_in_messages: 100000
+  queue_wrap_max_size_in_messages: 500
+  sender_stats_period_in_sec: 60
+  stop_drain_timeout_in_sec: 5
+inputs:
+  demo:
+    id: 1
+    services:
+      cloudtrail:
+        format: cloudtrail
+        events_per_second: 0
+        count: {n}
+        request_period_in_seconds: 1
+        tag: my.app.bench.cloudtrail
+outputs:
+  devo:
+    type: devo_platform
+    config:
+      address: 127.0.0.1
+      port: {port}
+      chain: "{chain}"
+      cert: "{cert}"
+      key: "{key}"
+      concurrent_connections: {conns}
+"#,
+        state = dir.path().join("state").display(),
+        chain = pki.cert("ca").display(),
+        cert = pki.cert("client").display(),
+        key = pki.key("client").display(),
+    );
+    let cfg = dir.path().join("bench.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    let log = std::fs::File::create(dir.path().join("logferry.log")).unwrap();
+    let mut child = Command::new(&bin)
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+    let pid = child.id();
+    let tenth = n / 10;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_until(
+            Duration::from_secs(120),
+            "10% of the events at the sink",
+            || lines.load(Ordering::Relaxed) >= tenth,
+        );
+        let (t0, b0, l0) = (
+            Instant::now(),
+            bytes.load(Ordering::Relaxed),
+            lines.load(Ordering::Relaxed),
+        );
+        let cpu0: f64 = cpu_of(pid) + children_of(pid).iter().map(|&c| cpu_of(c)).sum::<f64>();
+        wait_until(Duration::from_secs(600), "every event at the sink", || {
+            lines.load(Ordering::Relaxed) >= n
+        });
+        let secs = t0.elapsed().as_secs_f64();
+        let cpu1: f64 = cpu_of(pid) + children_of(pid).iter().map(|&c| cpu_of(c)).sum::<f64>();
+        let (b1, l1) = (bytes.load(Ordering::Relaxed), lines.load(Ordering::Relaxed));
+        (secs, b1 - b0, l1 - l0, cpu1 - cpu0)
+    }));
+    // Controlled stop (SIGTERM) of the collector, by pid.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let until = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let Ok((secs, b, l, cpu)) = result else {
+        eprintln!(
+            "{}",
+            std::fs::read_to_string(dir.path().join("logferry.log")).unwrap_or_default()
+        );
+        std::process::exit(1);
+    };
+    println!("| end to end (demo -> Redis -> Devo sender, mutual TLS -> sink) | value |");
+    println!("| --- | ---: |");
+    println!("| events measured (after the first 10%) | {l} |");
+    println!("| concurrent_connections | {conns} |");
+    println!("| seconds | {secs:.2} |");
+    println!("| events/s | {:.0} |", l as f64 / secs);
+    println!("| MB/s on the wire | {:.1} |", b as f64 / secs / 1e6);
+    println!("| collector CPU s (all processes, incl. Redis) | {cpu:.2} |");
+    println!(
+        "| mean wire bytes per event | {:.0} |",
+        b as f64 / l.max(1) as f64
+    );
+}
