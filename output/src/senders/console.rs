@@ -48,11 +48,12 @@ impl OutputKind for ConsoleKind {
     }
 }
 
-/// Writes to stdout through a reused buffer, one write per `send`.
+/// Writes to stdout (or another writer, for tests) through a reused buffer, one write per `send`.
 pub struct ConsoleSender {
     writer: HeaderWriter,
     buf: Vec<u8>,
     name: String,
+    out: Option<Box<dyn Write + Send>>,
 }
 
 impl ConsoleSender {
@@ -61,6 +62,15 @@ impl ConsoleSender {
             writer: HeaderWriter::new(HeaderFormat::Devo, Framing::Newline, 14, &cfg.hostname),
             buf: Vec::with_capacity(64 * 1024),
             name: info.name.clone(),
+            out: None,
+        }
+    }
+
+    /// Writes to `out` instead of stdout.
+    pub fn with_writer(cfg: &ConsoleConfig, info: &SenderInfo, out: Box<dyn Write + Send>) -> Self {
+        ConsoleSender {
+            out: Some(out),
+            ..Self::new(cfg, info)
         }
     }
 }
@@ -74,13 +84,18 @@ impl Sender for ConsoleSender {
                     .record(&mut self.buf, e.time_ms, &e.tag, &e.message);
             }
         }
-        let mut out = std::io::stdout().lock();
-        out.write_all(&self.buf)
-            .and_then(|_| out.flush())
-            .map_err(|e| SendError::Write {
-                destination: format!("stdout ({})", self.name),
-                reason: e.to_string(),
-            })
+        let destination = || format!("stdout ({})", self.name);
+        let result = match self.out.as_mut() {
+            Some(w) => w.write_all(&self.buf).and_then(|_| w.flush()),
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&self.buf).and_then(|_| out.flush())
+            }
+        };
+        result.map_err(|e| SendError::Write {
+            destination: destination(),
+            reason: e.to_string(),
+        })
     }
 
     fn is_connection_open(&self) -> bool {
