@@ -130,7 +130,7 @@ inputs:
         format: cloudtrail
         events_per_second: 0
         count: {n}
-        request_period_in_seconds: 1
+        request_period_in_seconds: 0
         tag: my.app.bench.cloudtrail
 outputs:
   devo:
