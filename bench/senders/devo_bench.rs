@@ -42,7 +42,8 @@ struct Sink {
 }
 
 impl Sink {
-    fn start(tls: Option<&TestPki>) -> Sink {
+    /// `gzip`: the stream is a sequence of gzip members; lines are counted after decompression, bytes before.
+    fn start(tls: Option<&TestPki>, gzip: bool) -> Sink {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (bytes, lines) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -79,18 +80,25 @@ impl Sink {
                 let (b, l, config) = (b.clone(), l.clone(), config.clone());
                 std::thread::spawn(move || {
                     let mut buf = vec![0u8; 1 << 18];
-                    let mut reader: Box<dyn Read> = match config {
+                    let raw: Box<dyn Read + Send> = match config {
                         Some(c) => Box::new(rustls::StreamOwned::new(
                             rustls::ServerConnection::new(c).unwrap(),
                             stream,
                         )),
                         None => Box::new(stream),
                     };
+                    let counted = Counting(raw, b.clone());
+                    let mut reader: Box<dyn Read> = if gzip {
+                        Box::new(flate2::read::MultiGzDecoder::new(
+                            std::io::BufReader::with_capacity(1 << 18, counted),
+                        ))
+                    } else {
+                        Box::new(counted)
+                    };
                     while let Ok(n) = reader.read(&mut buf) {
                         if n == 0 {
                             break;
                         }
-                        b.fetch_add(n as u64, Ordering::Relaxed);
                         l.fetch_add(
                             buf[..n].iter().filter(|&&c| c == b'\n').count() as u64,
                             Ordering::Relaxed,
@@ -107,6 +115,16 @@ impl Sink {
     }
 }
 
+/// Counts the bytes read from the wire.
+struct Counting(Box<dyn Read + Send>, Arc<AtomicU64>);
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 fn globals() -> Globals {
     let map = serde_json::Map::new();
     let s = Section::new("globals", &map, Diagnostics::default(), Path::new("."));
@@ -114,11 +132,15 @@ fn globals() -> Globals {
 }
 
 fn info() -> SenderInfo {
+    info_with(globals())
+}
+
+fn info_with(globals: Globals) -> SenderInfo {
     SenderInfo {
         class: EventClass::Standard,
         index: 0,
         name: "DevoSender(bench)".into(),
-        globals: globals(),
+        globals,
         usage: QueueUsage::new(10),
     }
 }
@@ -155,7 +177,7 @@ struct Row {
     cpu: f64,
 }
 
-fn run_logferry(sink: &Sink, pki: Option<&TestPki>, n: u64) -> Row {
+fn run_logferry(sink: &Sink, pki: Option<&TestPki>, n: u64, gzip: bool) -> Row {
     sink.reset();
     let mut cfg = serde_json::json!({"address": "127.0.0.1", "port": sink.port, "hostname": HOST});
     let ty = match pki {
@@ -177,7 +199,11 @@ fn run_logferry(sink: &Sink, pki: Option<&TestPki>, n: u64) -> Row {
         .configure("bench", ty, &s, &globals())
         .expect("config");
     assert!(d.is_empty(), "{:?}", d.take());
-    let mut sender = (spec.build)(&info());
+    let mut g = globals();
+    if gzip {
+        g.threshold_for_using_gzip_in_transport_layer = -1.0;
+    }
+    let mut sender = (spec.build)(&info_with(g));
     // Wraps of 100 events, 64 wraps per send call (as the pool does).
     let msg = message();
     let wrap: Arc<Vec<Event>> = Arc::new(
@@ -221,12 +247,13 @@ fn run_logferry(sink: &Sink, pki: Option<&TestPki>, n: u64) -> Row {
     assert_eq!(rx.try_iter().count() as u64, wraps);
     Row {
         name: format!(
-            "logferry Devo sender ({})",
+            "logferry Devo sender ({}{})",
             if pki.is_some() {
                 "mutual TLS"
             } else {
                 "plain TCP"
-            }
+            },
+            if gzip { ", gzip level 6" } else { "" }
         ),
         events: total,
         secs,
@@ -366,13 +393,15 @@ fn main() {
     let sdk_n = env_n("SDK_EVENTS", 200_000);
     let hec_n = env_n("HEC_EVENTS", 200_000);
     let pki = TestPki::generate();
-    let tls_sink = Sink::start(Some(&pki));
-    let plain_sink = Sink::start(None);
+    let tls_sink = Sink::start(Some(&pki), false);
+    let plain_sink = Sink::start(None, false);
+    let gzip_sink = Sink::start(Some(&pki), true);
     let rows = vec![
-        run_logferry(&tls_sink, Some(&pki), n),
+        run_logferry(&tls_sink, Some(&pki), n, false),
         run_sdk(&tls_sink, Some(&pki), sdk_n),
-        run_logferry(&plain_sink, None, n),
+        run_logferry(&plain_sink, None, n, false),
         run_sdk(&plain_sink, None, sdk_n),
+        run_logferry(&gzip_sink, Some(&pki), n / 4, true),
         run_hec(hec_n),
     ];
     println!(
