@@ -94,6 +94,55 @@ fn cpu_of(pid: u32) -> f64 {
     (f[11] + f[12] + f[13] + f[14]) / tick
 }
 
+/// CPU seconds of one thread.
+fn cpu_of_task(pid: u32, tid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    if f.len() < 13 {
+        return 0.0;
+    }
+    (f[11] + f[12]) / tick
+}
+
+/// CPU seconds per process role and, inside the collector's processes, per thread name (up to the first '(').
+fn breakdown(pid: u32, log: &Path) -> std::collections::BTreeMap<String, f64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let role_of = |child: u32| {
+        for role in ["InputProcess", "OutputProcess"] {
+            if text.contains(&format!("{role} started (pid {child})")) {
+                return role.to_owned();
+            }
+        }
+        std::fs::read_to_string(format!("/proc/{child}/comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let mut out = std::collections::BTreeMap::new();
+    let mut procs = vec![(pid, "MainProcess".to_owned())];
+    procs.extend(children_of(pid).into_iter().map(|c| (c, role_of(c))));
+    for (p, role) in procs {
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for t in tasks {
+            let comm =
+                std::fs::read_to_string(format!("/proc/{p}/task/{t}/comm")).unwrap_or_default();
+            let thread = comm.trim().split('(').next().unwrap_or("").to_owned();
+            *out.entry(format!("{role} / {thread}")).or_insert(0.0) += cpu_of_task(p, t);
+        }
+    }
+    out
+}
+
 fn children_of(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
@@ -150,7 +199,8 @@ outputs:
     );
     let cfg = dir.path().join("bench.yaml");
     std::fs::write(&cfg, config).unwrap();
-    let log = std::fs::File::create(dir.path().join("logferry.log")).unwrap();
+    let log_path = dir.path().join("logferry.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut child = Command::new(&bin)
         .arg("run")
         .arg("--config")
@@ -173,13 +223,20 @@ outputs:
             lines.load(Ordering::Relaxed),
         );
         let cpu0: f64 = cpu_of(pid) + children_of(pid).iter().map(|&c| cpu_of(c)).sum::<f64>();
+        let threads0 = breakdown(pid, &log_path);
         wait_until(Duration::from_secs(600), "every event at the sink", || {
             lines.load(Ordering::Relaxed) >= n
         });
         let secs = t0.elapsed().as_secs_f64();
         let cpu1: f64 = cpu_of(pid) + children_of(pid).iter().map(|&c| cpu_of(c)).sum::<f64>();
+        let threads1 = breakdown(pid, &log_path);
         let (b1, l1) = (bytes.load(Ordering::Relaxed), lines.load(Ordering::Relaxed));
-        (secs, b1 - b0, l1 - l0, cpu1 - cpu0)
+        let threads: Vec<(String, f64)> = threads1
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v - threads0.get(&k).copied().unwrap_or(0.0)))
+            .filter(|(_, v)| *v >= 0.05)
+            .collect();
+        (secs, b1 - b0, l1 - l0, cpu1 - cpu0, threads)
     }));
     // Controlled stop (SIGTERM) of the collector, by pid.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
@@ -189,7 +246,7 @@ outputs:
     }
     let _ = child.kill();
     let _ = child.wait();
-    let Ok((secs, b, l, cpu)) = result else {
+    let Ok((secs, b, l, cpu, threads)) = result else {
         eprintln!(
             "{}",
             std::fs::read_to_string(dir.path().join("logferry.log")).unwrap_or_default()
@@ -208,4 +265,10 @@ outputs:
         "| mean wire bytes per event | {:.0} |",
         b as f64 / l.max(1) as f64
     );
+    println!();
+    println!("| process / thread | CPU s | share of one core |");
+    println!("| --- | ---: | ---: |");
+    for (name, v) in threads {
+        println!("| {name} | {v:.2} | {:.0}% |", v / secs * 100.0);
+    }
 }
