@@ -1,8 +1,8 @@
 """A local Splunk HEC receiver implementing ../shared/reference/splunk-hec.md for the sender tests.
-Usage: hec_receiver.py PORT TOKEN READY_FILE
+Usage: hec_receiver.py PORT TOKEN READY_FILE [CERT KEY]   (HTTPS with CERT/KEY)
 Control: POST /control {"ack": "immediate"|"late"|"never", "late_polls": N, "busy": N, "invalid_marker": "BAD"}
 Inspect: GET /received -> {"events": [...accepted envelopes...], "gzip_posts": n, "posts": n, "ack_polls": n}"""
-import gzip, json, sys, threading
+import gzip, json, ssl, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 port, token, ready = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -113,5 +113,9 @@ class H(BaseHTTPRequestHandler):
 
 
 srv = ThreadingHTTPServer(("127.0.0.1", port), H)
+if len(sys.argv) > 5:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 open(ready, "w").close()
 srv.serve_forever()

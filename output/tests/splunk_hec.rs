@@ -10,6 +10,7 @@ use logferry::event::Event;
 use logferry_output::senders::rejects::{RejectSink, Rejected};
 use logferry_output::senders::splunk_hec::{HecConfig, SplunkHecKind, SplunkHecSender};
 use logferry_output::{SendError, Sender};
+use logferry_testkit::senders::TestPki;
 use logferry_testkit::{free_port, wait_until, ChildGuard, TempDir};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -19,21 +20,29 @@ use std::time::Duration;
 
 struct Receiver {
     port: u16,
+    scheme: &'static str,
     _guard: ChildGuard,
     _dir: TempDir,
 }
 
 impl Receiver {
     fn start() -> Receiver {
+        Self::start_with(None)
+    }
+
+    /// `tls`: HTTPS with the PKI's server certificate.
+    fn start_with(tls: Option<&TestPki>) -> Receiver {
         let dir = TempDir::new("hec");
         let port = free_port();
         let ready = dir.path().join("ready");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hec_receiver.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg("tok")
-            .arg(&ready)
+        let mut cmd = Command::new("python3");
+        cmd.arg(script).arg(port.to_string()).arg("tok").arg(&ready);
+        if let Some(pki) = tls {
+            cmd.arg(pki.cert("server")).arg(pki.key("server"));
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -47,12 +56,13 @@ impl Receiver {
         });
         Receiver {
             port,
+            scheme,
             _guard: guard,
             _dir: dir,
         }
     }
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
     fn control(&self, v: Value) {
         ureq::post(&format!("{}/control", self.url()))
@@ -304,4 +314,25 @@ fn config_is_checked() {
     ] {
         assert!(paths.contains(&p), "{p} in {paths:?}");
     }
+}
+
+#[test]
+fn https_collector_is_verified_against_chain() {
+    let pki = TestPki::generate();
+    let rx = Receiver::start_with(Some(&pki));
+    let mut s = sender(&rx, json!({"chain": pki.cert("ca")}), Arc::default());
+    let (b, acks) = batch(events(2, "t", "tls"), "10-0");
+    s.send(&mut vec![b]).unwrap();
+    poll_until(&mut s, "acknowledged over HTTPS", |s| s.in_flight() == 0);
+    assert_eq!(acks.try_recv().unwrap().0, "10-0");
+    // Without the chain the public roots do not know the test CA: refused, nothing completed.
+    let mut s = sender(&rx, json!({}), Arc::default());
+    let (b, acks) = batch(events(1, "t", "untrusted"), "11-0");
+    let err = s.send(&mut vec![b]).unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("certificate")
+            || err.to_string().contains("UnknownIssuer"),
+        "{err}"
+    );
+    assert!(acks.try_recv().is_err());
 }
