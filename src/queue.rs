@@ -79,6 +79,8 @@ pub struct QueueProducer {
     stop: Arc<AtomicBool>,
     /// Time spent waiting for room, for the statistics.
     pub waited: Duration,
+    /// When the "queue is full" line was last logged (once a minute at most).
+    last_full_log: Option<Instant>,
 }
 
 impl QueueProducer {
@@ -97,6 +99,7 @@ impl QueueProducer {
             script: redis::Script::new(PUSH_SCRIPT),
             stop,
             waited: Duration::ZERO,
+            last_full_log: None,
         }
     }
 
@@ -145,6 +148,19 @@ impl QueueProducer {
                     );
                 }
                 return Ok(());
+            }
+            if since.is_none()
+                && self
+                    .last_full_log
+                    .is_none_or(|t| t.elapsed() > Duration::from_secs(60))
+            {
+                self.last_full_log = Some(Instant::now());
+                log::info!(
+                    "Queue {} is full (limits: {} messages, {} MB): waiting for the output to make room",
+                    self.stream,
+                    self.limits.max_events,
+                    self.limits.max_bytes / (1024 * 1024)
+                );
             }
             let started = *since.get_or_insert_with(Instant::now);
             if self.stop.load(Ordering::Relaxed) {

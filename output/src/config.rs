@@ -4,6 +4,9 @@
 use crate::sender::{Sender, SenderInfo};
 use logferry::config::{ConfigErrorKind, Globals, Section};
 
+/// Builds one sender of a pool from its place in the pool.
+pub type SenderFactory = Box<dyn Fn(&SenderInfo) -> Box<dyn Sender> + Send + Sync>;
+
 /// One configured output, ready to build senders in the OutputProcess.
 pub struct OutputSpec {
     /// The output's key in the configuration.
@@ -15,7 +18,7 @@ pub struct OutputSpec {
     /// `concurrent_connections`: senders in the pool of the standard class. Default 1; 1..=64.
     pub concurrent_connections: usize,
     /// Builds one sender of the pool.
-    pub build: Box<dyn Fn(&SenderInfo) -> Box<dyn Sender> + Send + Sync>,
+    pub build: SenderFactory,
 }
 
 /// A kind of output, reading its `config` dictionary.

@@ -215,7 +215,7 @@ impl PoolWorker {
                     failures += 1;
                     let wait = Duration::from_millis(100 * (1u64 << failures.min(9)))
                         .min(Duration::from_secs(60));
-                    if failures == 1 || failures % 10 == 0 {
+                    if failures == 1 || failures.is_multiple_of(10) {
                         log::warn!(
                             "{e} ({} events held, attempt {failures}); retrying in {:.1} s",
                             events,

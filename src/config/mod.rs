@@ -136,7 +136,7 @@ impl Globals {
         };
         let name = s.or("name", "logferry".to_owned());
         let persistence = Self::read_persistence(s);
-        let g = Globals {
+        Globals {
             debug,
             id,
             name,
@@ -163,8 +163,7 @@ impl Globals {
                 51_200,
                 1024..=16_777_216,
             ),
-        };
-        g
+        }
     }
 
     fn read_persistence(s: &Section<'_>) -> Persistence {

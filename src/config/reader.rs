@@ -171,7 +171,13 @@ impl<'a> Section<'a> {
 
     fn convert<T: FromValue>(&self, key: &str, v: &Value) -> Option<T> {
         let t = T::from_value(v);
-        if t.is_none() {
+        if t.is_none() && T::EXPECTED == "an integer" && (v.is_i64() || v.is_u64()) {
+            self.error(
+                key,
+                ConfigErrorKind::OutOfRange,
+                format!("value {v} is out of range for this property"),
+            );
+        } else if t.is_none() {
             self.error(
                 key,
                 ConfigErrorKind::WrongType,
@@ -238,23 +244,7 @@ impl<'a> Section<'a> {
                 );
                 default
             }
-            None => {
-                if let Some(v) = self.map.get(key).filter(|v| v.is_number()) {
-                    // A number that does not fit the integer type at all: report it as a range problem.
-                    self.diagnostics
-                        .take_last_if_wrong_type(&self.key_path(key));
-                    self.error(
-                        key,
-                        ConfigErrorKind::OutOfRange,
-                        format!(
-                            "value {v} is out of range {}..={}",
-                            range.start(),
-                            range.end()
-                        ),
-                    );
-                }
-                default
-            }
+            None => default,
         }
     }
 
@@ -372,18 +362,6 @@ impl<'a> Section<'a> {
 
     pub fn base_dir(&self) -> &Path {
         &self.base_dir
-    }
-}
-
-impl Diagnostics {
-    /// Drops the last recorded error when it is a WrongType for `path` (replaced by a more precise one).
-    fn take_last_if_wrong_type(&self, path: &str) {
-        let mut v = self.0.borrow_mut();
-        if v.last()
-            .is_some_and(|e| e.kind == ConfigErrorKind::WrongType && e.path == path)
-        {
-            v.pop();
-        }
     }
 }
 

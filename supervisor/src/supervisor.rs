@@ -165,7 +165,7 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return None,
                 Ok(s) => s,
             };
-            let Some(pid) = status.pid() else { return None };
+            let pid = status.pid()?;
             if self
                 .redis
                 .as_ref()

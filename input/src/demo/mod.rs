@@ -162,7 +162,7 @@ impl DemoPuller {
                     64 * (1 + seq % 300),
                     secs - 60,
                     secs,
-                    if seq % 10 == 0 { "REJECT" } else { "ACCEPT" }
+                    if seq.is_multiple_of(10) { "REJECT" } else { "ACCEPT" }
                 );
             }
         }

@@ -1,0 +1,555 @@
+//! End-to-end tests of the backbone: the real `logferry` binary with its embedded Redis, the demo input and the
+//! syslog output, against a TCP receiver started by the test. Processes are killed to prove nothing is lost.
+
+use logferry_testkit::{free_port, wait_until, ChildGuard, LineSink, TempDir};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TAG: &str = "my.app.test.demo";
+
+/// One running collector, its directory (config, state, log) and its log file.
+struct Collector {
+    guard: Option<ChildGuard>,
+    log: PathBuf,
+}
+
+impl Collector {
+    fn start(dir: &Path, config: &str) -> Collector {
+        Self::start_with_env(dir, config, &[])
+    }
+
+    fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Collector {
+        let config_path = dir.join("config.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let n = std::fs::read_dir(dir).unwrap().count();
+        let log = dir.join(format!("run-{n}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_logferry"));
+        cmd.args(["run", "--config"])
+            .arg(&config_path)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start logferry");
+        Collector {
+            guard: Some(ChildGuard {
+                child,
+                name: "logferry".into(),
+            }),
+            log,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The pid of the last started `InputProcess` / `OutputProcess`, from the supervisor's log line.
+    fn child_pid(&self, role: &str) -> i32 {
+        let needle = format!("{role} started (pid ");
+        let text = self.log_text();
+        let at = text
+            .rfind(&needle)
+            .unwrap_or_else(|| panic!("no '{needle}' in log:\n{text}"));
+        text[at + needle.len()..]
+            .split(')')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn wait_log(&self, what: &str, deadline: Duration) {
+        wait_until(deadline, what, || self.log_text().contains(what));
+    }
+
+    /// SIGTERM; returns the exit code and how long the stop took.
+    fn stop(&mut self) -> (i32, Duration) {
+        let mut guard = self.guard.take().unwrap();
+        let t = Instant::now();
+        unsafe { libc::kill(guard.pid() as i32, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = guard.child.try_wait().unwrap() {
+                return (status.code().unwrap_or(-1), t.elapsed());
+            }
+            assert!(
+                Instant::now() < until,
+                "collector did not stop:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_exit(&mut self, deadline: Duration) -> i32 {
+        let guard = self.guard.as_mut().unwrap();
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = guard.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < until, "collector did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+struct Demo {
+    count: u64,
+    rate: u64,
+    period: u64,
+    start: &'static str,
+    queue_max: u64,
+    drain: u64,
+}
+
+impl Default for Demo {
+    fn default() -> Self {
+        Demo {
+            count: 5000,
+            rate: 0,
+            period: 1,
+            start: "2026-01-01T00:00:00Z",
+            queue_max: 10000,
+            drain: 10,
+        }
+    }
+}
+
+fn config(dir: &Path, sink_port: u16, d: &Demo) -> String {
+    format!(
+        r#"globals:
+  id: e2e
+  persistence: {{type: embedded, directory: {state}}}
+  queue_max_size_in_messages: {queue_max}
+  queue_wrap_max_size_in_messages: 100
+  sender_stats_period_in_sec: 1
+  memory_report_period_in_sec: 1
+  stop_drain_timeout_in_sec: {drain}
+inputs:
+  demo:
+    id: 7
+    services:
+      trail:
+        format: cloudtrail
+        events_per_second: {rate}
+        count: {count}
+        request_period_in_seconds: {period}
+        tag: {TAG}
+        initial_start_time_in_utc: "{start}"
+outputs:
+  relay:
+    type: syslog
+    config:
+      address: 127.0.0.1
+      port: {sink_port}
+"#,
+        state = dir.join("state").display(),
+        queue_max = d.queue_max,
+        drain = d.drain,
+        rate = d.rate,
+        count = d.count,
+        period = d.period,
+        start = d.start,
+    )
+}
+
+/// Sequence numbers of the demo events in the received lines (duplicates collapse).
+fn seqs(lines: &[String]) -> BTreeSet<u64> {
+    lines
+        .iter()
+        .filter(|l| l.contains(TAG))
+        .filter_map(|l| {
+            let at = l.find("\"seq\":")? + 6;
+            l[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+fn wait_all_seqs(sink: &LineSink, count: u64, deadline: Duration, c: &Collector) {
+    let until = Instant::now() + deadline;
+    loop {
+        let got = seqs(&sink.lines());
+        if got.len() as u64 == count && got.iter().next_back() == Some(&(count - 1)) {
+            return;
+        }
+        if Instant::now() > until {
+            let missing: Vec<_> = (0..count).filter(|s| !got.contains(s)).take(10).collect();
+            panic!(
+                "{} of {count} sequence ids received; first missing: {missing:?}\nlog:\n{}",
+                got.len(),
+                tail(&c.log_text())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn tail(s: &str) -> String {
+    s.lines()
+        .rev()
+        .take(60)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn demo_events_all_arrive_at_a_syslog_receiver() {
+    let dir = TempDir::new("e2e-demo");
+    let sink = LineSink::start();
+    let mut c = Collector::start(
+        dir.path(),
+        &config(
+            dir.path(),
+            sink.port,
+            &Demo {
+                count: 20_000,
+                ..Default::default()
+            },
+        ),
+    );
+    wait_all_seqs(&sink, 20_000, Duration::from_secs(60), &c);
+    c.wait_log(
+        "Standard - Total number of messages sent: ",
+        Duration::from_secs(10),
+    );
+    c.wait_log("[GC] global: ", Duration::from_secs(10));
+    let (code, _) = c.stop();
+    assert_eq!(code, 0, "{}", tail(&c.log_text()));
+    let log = c.log_text();
+    assert!(
+        log.contains("InputProcess::DemoPuller(demo,7,trail,predefined) -> Pull Started"),
+        "{}",
+        tail(&log)
+    );
+    assert!(log.contains("Statistics for this pull cycle (@devo_pulling_id="));
+    assert!(log.contains("Number of available senders: 1, sender manager internal queue size: "));
+    // The collector's own log lines travel as internal events too.
+    assert!(sink
+        .lines()
+        .iter()
+        .any(|l| l.contains("devo.collectors.out.local.info")));
+}
+
+#[test]
+fn killing_the_output_process_loses_nothing() {
+    let dir = TempDir::new("e2e-kill-out");
+    let sink = LineSink::start();
+    let count = 150_000;
+    let c = Collector::start(
+        dir.path(),
+        &config(
+            dir.path(),
+            sink.port,
+            &Demo {
+                count,
+                rate: 50_000,
+                ..Default::default()
+            },
+        ),
+    );
+    wait_until(Duration::from_secs(60), "first events", || {
+        sink.count() > 10_000
+    });
+    let pid = c.child_pid("OutputProcess");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until(Duration::from_secs(30), "output restarted", || {
+        c.child_pid("OutputProcess") != pid
+    });
+    assert!(
+        c.log_text().contains("The OutputProcess (pid"),
+        "{}",
+        tail(&c.log_text())
+    );
+    wait_all_seqs(&sink, count, Duration::from_secs(120), &c);
+}
+
+#[test]
+fn killing_the_input_process_resumes_from_state() {
+    let dir = TempDir::new("e2e-kill-in");
+    let sink = LineSink::start();
+    let count = 150_000;
+    let c = Collector::start(
+        dir.path(),
+        &config(
+            dir.path(),
+            sink.port,
+            &Demo {
+                count,
+                rate: 50_000,
+                ..Default::default()
+            },
+        ),
+    );
+    // Kill it once a cycle was committed and while the next one is under way.
+    wait_until(Duration::from_secs(60), "two committed cycles", || {
+        c.log_text().matches("Data collection completed").count() >= 2
+    });
+    let pid = c.child_pid("InputProcess");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until(Duration::from_secs(30), "input restarted", || {
+        c.child_pid("InputProcess") != pid
+    });
+    c.wait_log(
+        "Persistence retrieved: {\"next_seq\":",
+        Duration::from_secs(30),
+    );
+    wait_all_seqs(&sink, count, Duration::from_secs(120), &c);
+}
+
+#[test]
+fn controlled_stop_keeps_undelivered_events_for_the_next_start() {
+    let dir = TempDir::new("e2e-stop");
+    let port = free_port();
+    let count = 3000;
+    let cfg = config(
+        dir.path(),
+        port,
+        &Demo {
+            count,
+            drain: 2,
+            ..Default::default()
+        },
+    );
+    let mut c = Collector::start(dir.path(), &cfg);
+    c.wait_log(
+        "Number of events generated and sent: 3000",
+        Duration::from_secs(30),
+    );
+    let (code, took) = c.stop();
+    assert_eq!(code, 0, "{}", tail(&c.log_text()));
+    assert!(took < Duration::from_secs(2 + 15), "stop took {took:?}");
+    assert!(
+        c.log_text().contains("Drain deadline passed"),
+        "{}",
+        tail(&c.log_text())
+    );
+
+    let sink = LineSink::start_on(port);
+    let c2 = Collector::start(dir.path(), &cfg);
+    c2.wait_log("[EMERGENCY PERSISTENCE SYSTEM] OutputStandardConsumer(standard_senders_consumer_0) -> retrieved 3000 messages", Duration::from_secs(30));
+    wait_all_seqs(&sink, count, Duration::from_secs(60), &c2);
+}
+
+#[test]
+fn a_full_queue_blocks_the_input_and_drops_nothing() {
+    let dir = TempDir::new("e2e-backpressure");
+    // A receiver that accepts connections but does not read until told to.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = 60_000;
+    let c = Collector::start(
+        dir.path(),
+        &config(
+            dir.path(),
+            port,
+            &Demo {
+                count,
+                queue_max: 1000,
+                ..Default::default()
+            },
+        ),
+    );
+    let (stalled, _) = listener.accept().unwrap();
+    c.wait_log("is full (limits: 1000 messages", Duration::from_secs(60));
+    let (input, output) = (c.child_pid("InputProcess"), c.child_pid("OutputProcess"));
+    for pid in [input, output] {
+        let rss = rss_kib(pid);
+        assert!(rss > 0 && rss < 64 * 1024, "RSS of pid {pid} is {rss} KiB");
+    }
+    // Now read: everything generated must arrive, nothing was dropped while blocked.
+    let sink_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let read_all = |stream: std::net::TcpStream,
+                    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>| {
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                lines.lock().unwrap().push(l);
+            }
+        });
+    };
+    read_all(stalled, sink_lines.clone());
+    let lines = sink_lines.clone();
+    std::thread::spawn(move || {
+        // The sender may have reconnected meanwhile (write timeout): accept and read every connection.
+        for stream in listener.incoming().map_while(Result::ok) {
+            read_all(stream, lines.clone());
+        }
+    });
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = seqs(&sink_lines.lock().unwrap());
+        if got.len() as u64 == count {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "{} of {count} received\n{}",
+            got.len(),
+            tail(&c.log_text())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn changing_the_initial_start_time_resets_the_state() {
+    let dir = TempDir::new("e2e-reset");
+    let sink = LineSink::start();
+    let first = Demo {
+        count: 100,
+        ..Default::default()
+    };
+    let mut c = Collector::start(dir.path(), &config(dir.path(), sink.port, &first));
+    wait_all_seqs(&sink, 100, Duration::from_secs(30), &c);
+    assert_eq!(c.stop().0, 0);
+    let before = sink
+        .lines()
+        .iter()
+        .filter(|l| l.contains("\"seq\":0,"))
+        .count();
+
+    // Same start time: resumes (no new events, count reached).
+    let mut c = Collector::start(dir.path(), &config(dir.path(), sink.port, &first));
+    c.wait_log(
+        "Persistence retrieved: {\"next_seq\":100}",
+        Duration::from_secs(30),
+    );
+    assert_eq!(c.stop().0, 0);
+
+    let second = Demo {
+        start: "2026-02-01T00:00:00Z",
+        ..first
+    };
+    let c = Collector::start(dir.path(), &config(dir.path(), sink.port, &second));
+    c.wait_log("The persistence has been reset", Duration::from_secs(30));
+    wait_until(Duration::from_secs(30), "seq 0 sent again", || {
+        sink.lines()
+            .iter()
+            .filter(|l| l.contains("\"seq\":0,"))
+            .count()
+            > before
+    });
+}
+
+#[test]
+fn missing_redis_server_is_a_clear_error() {
+    let dir = TempDir::new("e2e-noredis");
+    let mut c = Collector::start_with_env(
+        dir.path(),
+        &config(dir.path(), 9, &Demo::default()),
+        &[("LOGFERRY_REDIS_SERVER", "/nonexistent/redis-server")],
+    );
+    let code = c.wait_exit(Duration::from_secs(20));
+    assert_ne!(code, 0);
+    let log = c.log_text();
+    assert!(
+        log.contains("redis-server is not installed")
+            && log.contains("apt-get install redis-server"),
+        "{log}"
+    );
+    assert!(!log.contains("InputProcess started"), "{log}");
+}
+
+/// Broken configurations: each gives its error type, id and path from `validate`, and `run` refuses to start.
+#[test]
+fn broken_configs_are_reported_with_type_id_and_path() {
+    let dir = TempDir::new("e2e-config");
+    let base = |globals: &str, service: &str, output: &str| {
+        format!(
+            "globals:\n  persistence: {{type: embedded, directory: st}}\n{globals}inputs:\n  demo:\n    id: 1\n    services:\n      s:\n        tag: my.app.t\n{service}outputs:\n  o:\n{output}"
+        )
+    };
+    let ok_out = "    type: syslog\n    config: {address: 127.0.0.1, port: 5514}\n";
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("wrong type", base("  queue_max_size_in_messages: lots\n", "", ok_out), "GlobalsConfigurationError(3) \"globals.queue_max_size_in_messages\""),
+        ("out of range", base("  queue_wrap_max_size_in_messages: 900\n", "", ok_out), "GlobalsConfigurationError(4) \"globals.queue_wrap_max_size_in_messages\""),
+        ("unknown key", base("  queue_max_size_in_messagez: 5\n", "", ok_out), "GlobalsConfigurationError(6) \"globals.queue_max_size_in_messagez\""),
+        ("unknown service key", base("", "        colour: blue\n", ok_out), "ServiceConfigurationError(6) \"inputs.demo.services.s.colour\""),
+        ("bad enum", base("", "        format: xml\n", ok_out), "ServiceConfigurationError(5) \"inputs.demo.services.s.format\""),
+        ("future start", base("", "        initial_start_time_in_utc: \"2999-01-01T00:00:00Z\"\n", ok_out), "ServiceConfigurationError(5) \"inputs.demo.services.s.initial_start_time_in_utc\""),
+        ("unknown output type", base("", "", "    type: carrier_pigeon\n"), "OutputConfigurationError(8) \"outputs.o.type\""),
+        ("port range", base("", "", "    type: syslog\n    config: {address: 127.0.0.1, port: 70000}\n"), "OutputConfigurationError(4) \"outputs.o.config.port\""),
+        (
+            "missing cert file",
+            base("", "", "    type: syslog\n    config: {address: 127.0.0.1, port: 6514, tls: true, chain: nowhere/chain.crt}\n"),
+            "OutputConfigurationError(7) \"outputs.o.config.chain\"",
+        ),
+        ("bad yaml", "globals: [unclosed\n".to_string(), "ConfigFileError(11)"),
+        ("missing inputs", "globals: {}\noutputs:\n  o:\n    type: console\n".to_string(), "InputConfigurationError(1) \"inputs\""),
+    ];
+    for (name, yaml, expected) in cases {
+        let path = dir.path().join(format!("{}.yaml", name.replace(' ', "_")));
+        std::fs::write(&path, &yaml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_logferry"))
+            .args(["validate", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: validate should fail:\n{text}"
+        );
+        assert!(
+            text.contains(expected),
+            "{name}: expected {expected} in:\n{text}"
+        );
+        if name.starts_with("unknown") && name != "unknown output type" {
+            // Unknown keys are warnings for `run`; it would start, so it is not run here.
+            continue;
+        }
+        let run = Command::new(env!("CARGO_BIN_EXE_logferry"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let run_text = String::from_utf8_lossy(&run.stdout);
+        assert_eq!(
+            run.status.code(),
+            Some(2),
+            "{name}: run should refuse:\n{run_text}"
+        );
+        assert!(run_text.contains("nothing started"), "{name}: {run_text}");
+    }
+    let valid = base("", "", ok_out);
+    let path = dir.path().join("valid.yaml");
+    std::fs::write(&path, valid).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_logferry"))
+        .args(["validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
