@@ -473,3 +473,60 @@ fn receiver_closing_connections_at_random_loses_nothing() {
         "the receiver closed connections, the sender reconnected: {conns} connections"
     );
 }
+
+#[test]
+fn idle_and_old_connections_are_replaced() {
+    let server = CaptureServer::start(CaptureMode::Plain);
+    for (key, label) in [
+        ("connection_max_idle_in_seconds", "idle"),
+        ("connection_max_age_in_seconds", "age"),
+    ] {
+        let mut cfg =
+            json!({"address": "127.0.0.1", "port": server.port, "tls": false, "hostname": HOST});
+        cfg[key] = json!(1);
+        let mut s = devo_sender(cfg, "relay", globals());
+        let (b, _) = batch(vec![Event::new("t", T, format!("{label} 1"))], "1-0");
+        s.send(&mut vec![b]).unwrap();
+        let opened = std::time::Instant::now();
+        if label == "age" {
+            // Keep the connection busy (never idle) until it is older than its max age.
+            while opened.elapsed() < Duration::from_millis(1200) {
+                let (b, _) = batch(vec![Event::new("t", T, format!("{label} busy"))], "1-1");
+                s.send(&mut vec![b]).unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        } else {
+            wait_until(
+                Duration::from_secs(5),
+                "the connection idle for more than 1 s",
+                || opened.elapsed() > Duration::from_millis(1100),
+            );
+        }
+        let (b, _) = batch(vec![Event::new("t", T, format!("{label} 2"))], "2-0");
+        s.send(&mut vec![b]).unwrap();
+        s.close();
+    }
+    // idle: 2 connections; age: 2 connections.
+    wait_until(Duration::from_secs(5), "4 connections closed", || {
+        server.closed_connections().len() == 4
+    });
+    let conns: Vec<String> = server
+        .closed_connections()
+        .into_iter()
+        .map(|b| String::from_utf8(b).unwrap())
+        .collect();
+    assert!(
+        conns[0].ends_with(": idle 1\n") && conns[1] == format!("<14>{DATE} {HOST} t: idle 2\n"),
+        "{conns:?}"
+    );
+    // The busy connection was replaced once older than 1 s, although it was never idle.
+    assert!(
+        conns[2].starts_with(&format!("<14>{DATE} {HOST} t: age 1\n"))
+            && !conns[2].contains("age 2"),
+        "{conns:?}"
+    );
+    assert!(
+        conns[3].ends_with(": age 2\n") && !conns[3].contains("age 1"),
+        "{conns:?}"
+    );
+}
