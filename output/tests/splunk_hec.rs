@@ -336,3 +336,47 @@ fn https_collector_is_verified_against_chain() {
     );
     assert!(acks.try_recv().is_err());
 }
+
+#[test]
+fn set_aside_events_land_in_the_dead_letter_stream() {
+    use logferry_output::senders::rejects::DeadLetterRejects;
+    let redis = logferry_testkit::RedisServer::start();
+    let keys = logferry::redis_conn::Keys::new("hecdl");
+    let sink = Arc::new(DeadLetterRejects::new(&redis.url(), &keys));
+    let rx = Receiver::start();
+    rx.control(json!({"invalid_marker": "BAD"}));
+    let mut s = SplunkHecSender::new(&hec_config(&rx, json!({})), &info(globals()), "hec", sink);
+    let (b, acks) = batch(
+        vec![Event::new("t", T, "ok"), Event::new("t", T, "BAD one")],
+        "12-0",
+    );
+    s.send(&mut vec![b]).unwrap();
+    poll_until(&mut s, "entry completed", |s| s.in_flight() == 0);
+    assert_eq!(acks.try_recv().unwrap().0, "12-0");
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(keys.dead_letters())
+        .arg("-")
+        .arg("+")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    let fields = &entries[0].1;
+    let field = |k: &str| -> String {
+        let at = fields
+            .iter()
+            .position(|f| f == k)
+            .unwrap_or_else(|| panic!("no {k} in {fields:?}"));
+        fields[at + 1].clone()
+    };
+    assert!(
+        field("origin").contains("output hec") && field("origin").contains("entry 12-0"),
+        "{}",
+        field("origin")
+    );
+    assert!(field("reason").contains("code 6"));
+    assert!(field("payload").contains("BAD one"));
+}
