@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Polls `cond` until it is true or `deadline` passes; panics with `what` on timeout.
@@ -20,7 +23,10 @@ pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool
     let until = Instant::now() + deadline;
     let mut step = Duration::from_millis(5);
     while !cond() {
-        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for: {what}");
+        assert!(
+            Instant::now() < until,
+            "timed out after {deadline:?} waiting for: {what}"
+        );
         std::thread::sleep(step);
         step = (step * 2).min(Duration::from_millis(100));
     }
@@ -47,7 +53,9 @@ impl Drop for ChildGuard {
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
 pub fn wait_for_port(port: u16, deadline: Duration, what: &str) {
-    wait_until(deadline, what, || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    wait_until(deadline, what, || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
 }
 
 /// A real `redis-server` on a free port, without persistence, in a temporary directory.
@@ -62,16 +70,32 @@ impl RedisServer {
         let dir = TempDir::new("redis");
         let port = free_port();
         let child = Command::new(redis_server_path())
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server (apt-get install redis-server)");
-        let guard = ChildGuard { child, name: "redis-server".into() };
+        let guard = ChildGuard {
+            child,
+            name: "redis-server".into(),
+        };
         wait_for_port(port, Duration::from_secs(10), "redis-server to listen");
-        RedisServer { port, _guard: guard, _dir: dir }
+        RedisServer {
+            port,
+            _guard: guard,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self) -> String {
