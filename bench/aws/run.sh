@@ -1,0 +1,57 @@
+#!/bin/bash
+# S3+SQS pull path benchmark (not a test): moto_server (S3 + SQS) and redis-server on free loopback ports; for each
+# shape, N gzip objects of ~GZ_MB MB are uploaded to a bucket whose object-created notifications go to an SQS queue
+# (the queue holds N messages: shallow); the puller (release build) drains them into Redis while a separate consumer
+# process drains Redis (read + ack with the output's consumer group). Prints one table row per shape, measured on
+# the puller process only, plus moto's CPU over the same run.
+# Usage: bench/aws/run.sh [objects per shape, default 8] [gzip MB per object, default 25] [workers, default 2]
+# PERF_DIR=<dir>: also record a CPU profile of each pull (perf record -g) into <dir>/<shape>.perf.data
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-8}
+GZ_MB=${2:-25}
+WORKERS=${3:-2}
+cargo build --release -q -p logferry-input-aws --example aws_bench
+BIN=target/release/examples/aws_bench
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_of() { awk '{sub(/.*\) /, ""); split($0, f, " "); printf "%.2f", (f[12]+f[13])/100}' "/proc/$1/stat"; }
+PIDS=()
+TMP=$(mktemp -d)
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+MOTO_PORT=$(free_port)
+moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$TMP/moto.log" 2>&1 &
+MOTO_PID=$!
+PIDS+=("$MOTO_PID")
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+PIDS+=($!)
+MOTO=http://127.0.0.1:$MOTO_PORT
+REDIS=redis://127.0.0.1:$REDIS_PORT/
+for _ in $(seq 100); do
+    curl -sf "$MOTO/moto-api/" >/dev/null 2>&1 && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    sleep 0.2
+done
+
+echo "objects per shape: $N x ~$GZ_MB MB gzip, workers: $WORKERS, $(nproc) cores"
+echo "| shape | objects | MiB uncompressed | events | seconds | MiB/s | events/s | CPU s (user+sys) | MiB per CPU s | µs CPU/event | peak RSS MiB | moto CPU s |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+for SHAPE in jsonl cloudtrail; do
+    read -r EVENTS BYTES GZ URL < <("$BIN" setup "$MOTO" "$SHAPE" "$N" "$GZ_MB" "bench-$SHAPE")
+    "$BIN" consume "$REDIS" "bench-$SHAPE" &
+    CONSUMER=$!
+    PIDS+=("$CONSUMER")
+    M0=$(cpu_of "$MOTO_PID")
+    PERF=()
+    [ -n "${PERF_DIR:-}" ] && PERF=(perf record -q -g -o "$PERF_DIR/$SHAPE.perf.data" --)
+    ROW=$("${PERF[@]}" "$BIN" pull "$MOTO" "$REDIS" "$SHAPE" "$URL" "bench-$SHAPE" "$EVENTS" "$BYTES" "$N" "$WORKERS")
+    M1=$(cpu_of "$MOTO_PID")
+    kill "$CONSUMER"; wait "$CONSUMER" 2>/dev/null || true
+    echo "$ROW $(awk -v a="$M0" -v b="$M1" 'BEGIN{printf "%.2f", b-a}') |"
+done

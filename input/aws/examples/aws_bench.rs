@@ -1,0 +1,498 @@
+//! Helper of `bench/aws/run.sh` (not a test): the S3+SQS pull path against moto and a real Redis.
+//!
+//! - `setup <moto_url> <shape> <objects> <gzip_mb> <name>`: creates bucket `<name>` whose object-created
+//!   notifications go to SQS queue `<name>`, generates one gzip object of `<shape>` (`jsonl`: JSON lines of
+//!   ~1.2 KB; `cloudtrail`: one `{"Records":[...]}` document of ~1.2 KB records) of about `<gzip_mb>` MB and uploads
+//!   it `<objects>` times (one notification each). Prints `<events> <uncompressed bytes> <gzip bytes> <queue url>`.
+//! - `consume <redis_url> <collector_id>`: drains the standard stream with the output's consumer group (read +
+//!   ack, as the OutputProcess would) and keeps the number of drained events in Redis key `bench:<id>:drained`.
+//! - `pull <moto_url> <redis_url> <shape> <queue_url> <collector_id> <events> <bytes> <objects> <workers>`: runs
+//!   the puller (`sqs_collector` with `format: lines` for `jsonl`, the `aws` input's `audit-events-all` service
+//!   for `cloudtrail`) until the consumer has drained `<events>` events and the SQS queue is empty, then prints one
+//!   table row measured on this process only: wall time, CPU (user+sys from /proc/self/stat) and peak RSS (VmHWM).
+
+use logferry::config::{Diagnostics, Section};
+use logferry::event::EventClass;
+use logferry::queue::{QueueConsumer, QueueLimits};
+use logferry::redis_conn::Keys;
+use logferry_input::config::{InputInfo, InputKind, PullerSpec};
+use logferry_input::SinkFactory;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .try_init();
+    let a: Vec<String> = std::env::args().collect();
+    match a.get(1).map(String::as_str) {
+        Some("setup") if a.len() == 7 => setup(
+            &a[2],
+            &a[3],
+            a[4].parse().unwrap(),
+            a[5].parse().unwrap(),
+            &a[6],
+        ),
+        Some("consume") if a.len() == 4 => consume(&a[2], &a[3]),
+        Some("pull") if a.len() == 11 => pull(PullArgs {
+            moto: a[2].clone(),
+            redis: a[3].clone(),
+            shape: a[4].clone(),
+            queue_url: a[5].clone(),
+            id: a[6].clone(),
+            events: a[7].parse().unwrap(),
+            bytes: a[8].parse().unwrap(),
+            objects: a[9].parse().unwrap(),
+            workers: a[10].parse().unwrap(),
+        }),
+        _ => {
+            eprintln!("usage: aws_bench setup|consume|pull ... (see the source)");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn clients(rt: &tokio::runtime::Runtime, moto: &str) -> (aws_sdk_sqs::Client, aws_sdk_s3::Client) {
+    let creds = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "bench");
+    let sdk = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(moto)
+            .credentials_provider(creds)
+            .http_client(logferry_input_aws::session::https_client())
+            .load(),
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    (aws_sdk_sqs::Client::new(&sdk), s3)
+}
+
+/// xorshift64*: deterministic filler without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
+        words[(self.next() % words.len() as u64) as usize]
+    }
+}
+
+const WORDS: &[&str] = &[
+    "request",
+    "completed",
+    "user",
+    "session",
+    "token",
+    "refresh",
+    "cache",
+    "miss",
+    "hit",
+    "upstream",
+    "timeout",
+    "retry",
+    "backend",
+    "pool",
+    "connection",
+    "opened",
+    "closed",
+    "latency",
+    "bytes",
+    "sent",
+    "received",
+    "error",
+    "warning",
+    "db",
+    "query",
+    "select",
+    "insert",
+    "update",
+    "auth",
+    "ok",
+    "denied",
+    "queue",
+    "worker",
+    "job",
+    "done",
+    "started",
+    "shard",
+    "replica",
+    "leader",
+    "follower",
+    "gc",
+    "pause",
+    "heap",
+    "alloc",
+    "route",
+    "matched",
+    "tls",
+    "handshake",
+    "cert",
+    "expired",
+    "renewed",
+    "dns",
+    "lookup",
+    "resolved",
+    "ipv4",
+    "ipv6",
+    "client",
+    "server",
+    "metric",
+    "span",
+    "trace",
+    "sampled",
+    "dropped",
+    "flushed",
+];
+const SOURCES: &[&str] = &[
+    "ec2.amazonaws.com",
+    "s3.amazonaws.com",
+    "iam.amazonaws.com",
+    "sts.amazonaws.com",
+    "kms.amazonaws.com",
+    "lambda.amazonaws.com",
+];
+
+fn filler(r: &mut Rng, s: &mut String, len: usize) {
+    let start = s.len();
+    while s.len() - start < len {
+        s.push_str(r.pick(WORDS));
+        s.push(' ');
+    }
+}
+
+fn hex(r: &mut Rng) -> String {
+    format!("{:016x}{:016x}", r.next(), r.next())
+}
+
+/// One JSON line of about 1.2 KB (with its trailing newline).
+fn jsonl_event(r: &mut Rng, i: u64, s: &mut String) {
+    let ms = 1_704_164_645_000 + i;
+    s.push_str(&format!(
+        "{{\"ts\":{ms},\"host\":\"web-{}\",\"level\":\"{}\",\"req_id\":\"{}\",\"src_ip\":\"10.{}.{}.{}\",\"user\":\"user{}\",\"path\":\"/api/v1/items/{}\",\"status\":{},\"bytes\":{},\"msg\":\"",
+        r.next() % 64,
+        ["INFO", "WARN", "ERROR", "DEBUG"][(r.next() % 4) as usize],
+        hex(r),
+        r.next() % 256,
+        r.next() % 256,
+        r.next() % 256,
+        r.next() % 10_000,
+        r.next() % 1_000_000,
+        [200, 201, 204, 301, 404, 500][(r.next() % 6) as usize],
+        r.next() % 100_000,
+    ));
+    filler(r, s, 880);
+    s.push_str("\"}\n");
+}
+
+/// One CloudTrail record of about 1.2 KB.
+fn cloudtrail_record(r: &mut Rng, i: u64, s: &mut String) {
+    let src = r.pick(SOURCES);
+    s.push_str(&format!(
+        "{{\"eventVersion\":\"1.08\",\"userIdentity\":{{\"type\":\"AssumedRole\",\"principalId\":\"AROA{:016X}:session{}\",\"arn\":\"arn:aws:sts::123456789012:assumed-role/app/session{}\",\"accountId\":\"123456789012\",\"accessKeyId\":\"ASIA{:016X}\"}},\"eventTime\":\"2024-01-02T03:{:02}:{:02}Z\",\"eventSource\":\"{src}\",\"eventName\":\"Describe{}\",\"awsRegion\":\"eu-west-1\",\"sourceIPAddress\":\"10.{}.{}.{}\",\"userAgent\":\"aws-sdk-go/1.44.{} (go1.20; linux; amd64)\",\"requestID\":\"{}\",\"eventID\":\"{}\",\"readOnly\":true,\"eventType\":\"AwsApiCall\",\"managementEvent\":true,\"recipientAccountId\":\"123456789012\",\"eventCategory\":\"Management\",\"requestParameters\":{{\"seq\":{i},\"filter\":\"",
+        r.next(),
+        r.next() % 1000,
+        r.next() % 1000,
+        r.next(),
+        (i / 60) % 60,
+        i % 60,
+        r.pick(WORDS),
+        r.next() % 256,
+        r.next() % 256,
+        r.next() % 256,
+        r.next() % 300,
+        hex(r),
+        hex(r),
+    ));
+    filler(r, s, 560);
+    s.push_str("\"},\"responseElements\":null}");
+}
+
+/// Generates one object of `shape` whose gzip is about `gzip_mb` MB: (gzip bytes, events, uncompressed bytes).
+fn generate(shape: &str, gzip_mb: usize) -> (Vec<u8>, u64, u64) {
+    let target = gzip_mb << 20;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(target + (1 << 20)),
+        flate2::Compression::default(),
+    );
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let (mut events, mut raw) = (0u64, 0u64);
+    let mut s = String::with_capacity(1 << 20);
+    let cloudtrail = match shape {
+        "jsonl" => false,
+        "cloudtrail" => true,
+        other => panic!("unknown shape {other} (jsonl or cloudtrail)"),
+    };
+    if cloudtrail {
+        s.push_str("{\"Records\":[");
+    }
+    while enc.get_ref().len() < target {
+        while s.len() < (1 << 20) {
+            if cloudtrail {
+                if events > 0 {
+                    s.push(',');
+                }
+                cloudtrail_record(&mut r, events, &mut s);
+            } else {
+                jsonl_event(&mut r, events, &mut s);
+            }
+            events += 1;
+        }
+        raw += s.len() as u64;
+        enc.write_all(s.as_bytes()).unwrap();
+        s.clear();
+    }
+    if cloudtrail {
+        s.push_str("]}\n");
+        raw += s.len() as u64;
+        enc.write_all(s.as_bytes()).unwrap();
+    }
+    (enc.finish().unwrap(), events, raw)
+}
+
+fn setup(moto: &str, shape: &str, objects: usize, gzip_mb: usize, name: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (sqs, s3) = clients(&rt, moto);
+    let url = rt
+        .block_on(sqs.create_queue().queue_name(name).send())
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = rt
+        .block_on(
+            sqs.get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(A::QueueArn)
+                .send(),
+        )
+        .unwrap();
+    let arn = attrs
+        .attributes()
+        .unwrap()
+        .get(&A::QueueArn)
+        .unwrap()
+        .clone();
+    rt.block_on(s3.create_bucket().bucket(name).send()).unwrap();
+    use aws_sdk_s3::types::{Event as S3Event, NotificationConfiguration, QueueConfiguration};
+    let qc = QueueConfiguration::builder()
+        .queue_arn(arn)
+        .events(S3Event::S3ObjectCreated)
+        .build()
+        .unwrap();
+    let nc = NotificationConfiguration::builder()
+        .queue_configurations(qc)
+        .build();
+    rt.block_on(
+        s3.put_bucket_notification_configuration()
+            .bucket(name)
+            .notification_configuration(nc)
+            .send(),
+    )
+    .unwrap();
+    let (body, events, raw) = generate(shape, gzip_mb);
+    let body = bytes::Bytes::from(body);
+    for i in 0..objects {
+        let key = if shape == "cloudtrail" {
+            format!("AWSLogs/123456789012/CloudTrail/eu-west-1/2024/01/02/123456789012_CloudTrail_eu-west-1_{i}.json.gz")
+        } else {
+            format!("app/2024/01/02/part-{i}.json.gz")
+        };
+        rt.block_on(
+            s3.put_object()
+                .bucket(name)
+                .key(key)
+                .body(aws_sdk_s3::primitives::ByteStream::from(body.clone()))
+                .send(),
+        )
+        .unwrap();
+    }
+    println!(
+        "{} {} {} {url}",
+        events * objects as u64,
+        raw * objects as u64,
+        body.len() * objects
+    );
+}
+
+fn consume(redis: &str, id: &str) {
+    let keys = Keys::new(id);
+    let conn = logferry::redis_conn::connect(redis, Duration::from_secs(10)).unwrap();
+    let mut counter = logferry::redis_conn::connect(redis, Duration::from_secs(10)).unwrap();
+    let mut c = QueueConsumer::open(conn, &keys, EventClass::Standard, "bench").unwrap();
+    let key = format!("bench:{id}:drained");
+    let mut total = 0u64;
+    loop {
+        let entries = c.read(256, Duration::from_millis(200)).unwrap();
+        if entries.is_empty() {
+            continue;
+        }
+        let acks: Vec<_> = entries
+            .iter()
+            .map(|e| (e.id.clone(), e.count, e.bytes))
+            .collect();
+        total += entries.iter().map(|e| e.count).sum::<u64>();
+        c.ack(&acks).unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg(total)
+            .query(&mut counter)
+            .unwrap();
+    }
+}
+
+struct PullArgs {
+    moto: String,
+    redis: String,
+    shape: String,
+    queue_url: String,
+    id: String,
+    events: u64,
+    bytes: u64,
+    objects: u64,
+    workers: u64,
+}
+
+fn spec(kind: &dyn InputKind, input: &Value) -> PullerSpec {
+    let d = Diagnostics::default();
+    let map = input.as_object().unwrap().clone();
+    let s = Section::new("inputs.bench", &map, d.clone(), Path::new("."));
+    let mut specs = kind.configure(
+        &InputInfo {
+            name: "bench".into(),
+            id: "1".into(),
+        },
+        &s,
+    );
+    s.finish();
+    let errors = d.take();
+    assert!(errors.is_empty(), "config errors: {errors:?}");
+    specs.remove(0)
+}
+
+/// (user+sys CPU seconds of this process, from /proc/self/stat; USER_HZ is 100 on Linux).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    // Fields 14 and 15 of stat(5) are utime and stime: indexes 11 and 12 after the command name.
+    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) as f64 / 100.0
+}
+
+fn vm_hwm_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
+        .unwrap();
+    kib as f64 / 1024.0
+}
+
+fn pull(a: PullArgs) {
+    let (kind, input): (&dyn InputKind, Value) = if a.shape == "cloudtrail" {
+        let name = a.queue_url.rsplit('/').next().unwrap().to_owned();
+        (
+            &logferry_input_aws::AwsInput,
+            json!({"region": "us-east-1", "endpoint": a.moto, "credentials": {"access_key": "testing", "access_secret": "testing"},
+                "services": {"audit-events-all": {"sqs_queue_name": name, "auto_event_type": true, "workers": a.workers,
+                    "request_period_in_seconds": 1, "sqs_wait_timeout": 1}}}),
+        )
+    } else {
+        (
+            &logferry_input_aws::SqsCollectorInput,
+            json!({"base_url": a.queue_url, "region": "us-east-1", "endpoint": a.moto, "ack_messages": true,
+                "aws_access_key_id": "testing", "aws_secret_access_key": "testing", "workers": a.workers,
+                "request_period_in_seconds": 1, "services": {"bench": {"tag": "my.app.sqs.bench", "format": "lines"}}}),
+        )
+    };
+    let spec = spec(kind, &input);
+    let stop = Arc::new(AtomicBool::new(false));
+    let factory = SinkFactory {
+        redis_url: a.redis.clone(),
+        keys: Keys::new(&a.id),
+        // The defaults of the globals: 256 MB per stream, wraps of 100 events.
+        limits: QueueLimits {
+            max_events: 1_000_000,
+            max_bytes: 256 << 20,
+            wrap_size: 100,
+        },
+        stop: stop.clone(),
+    };
+    let mut redis = logferry::redis_conn::connect(&a.redis, Duration::from_secs(10)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (sqs, _) = clients(&rt, &a.moto);
+    let depth = |rt: &tokio::runtime::Runtime| {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let r = rt
+            .block_on(
+                sqs.get_queue_attributes()
+                    .queue_url(&a.queue_url)
+                    .attribute_names(A::ApproximateNumberOfMessages)
+                    .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                    .send(),
+            )
+            .unwrap();
+        let at = r.attributes().unwrap();
+        let n = |k: A| at.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
+    };
+    let key = format!("bench:{}:drained", a.id);
+    let cpu0 = cpu_secs();
+    let t0 = Instant::now();
+    let handle = std::thread::spawn(move || logferry_input::runtime::run_puller(&spec, factory));
+    let deadline = Duration::from_secs(900);
+    loop {
+        let drained: Option<u64> = redis::cmd("GET").arg(&key).query(&mut redis).unwrap();
+        if drained.unwrap_or(0) >= a.events {
+            assert_eq!(drained, Some(a.events), "more events than generated");
+            break;
+        }
+        assert!(
+            t0.elapsed() < deadline,
+            "not drained after {deadline:?}: {drained:?} of {}",
+            a.events
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
+    let t1 = Instant::now();
+    while depth(&rt) != 0 {
+        assert!(
+            t1.elapsed() < Duration::from_secs(60),
+            "messages not deleted after the events were drained"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap();
+    let mib = a.bytes as f64 / (1 << 20) as f64;
+    println!(
+        "| {} | {} | {:.0} | {} | {:.2} | {:.1} | {:.0} | {:.2} | {:.0} | {:.2} | {:.1} |",
+        a.shape,
+        a.objects,
+        mib,
+        a.events,
+        secs,
+        mib / secs,
+        a.events as f64 / secs,
+        cpu,
+        mib / cpu,
+        cpu * 1e6 / a.events as f64,
+        vm_hwm_mib()
+    );
+}
