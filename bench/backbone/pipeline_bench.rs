@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn env_u64(k: &str, d: u64) -> u64 {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 /// utime + stime of a process, seconds.
@@ -26,11 +29,23 @@ fn cpu_seconds(pid: i32) -> f64 {
 
 fn status_kib(pid: i32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn pid_after(log: &str, needle: &str) -> i32 {
-    log.rfind(needle).and_then(|at| log[at + needle.len()..].split([')', ',']).next()?.trim().parse().ok()).unwrap_or(0)
+    log.rfind(needle)
+        .and_then(|at| {
+            log[at + needle.len()..]
+                .split([')', ','])
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }
 
 fn main() {
@@ -106,8 +121,16 @@ outputs:
         .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (cargo build --release first)"));
     let started = Instant::now();
     while lines.load(Ordering::Relaxed) < events {
-        assert!(started.elapsed() < Duration::from_secs(600), "timed out: {} lines", lines.load(Ordering::Relaxed));
-        assert!(child.try_wait().unwrap().is_none(), "logferry exited; see {}", log_path.display());
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "timed out: {} lines",
+            lines.load(Ordering::Relaxed)
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "logferry exited; see {}",
+            log_path.display()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let done = Instant::now();
@@ -115,16 +138,31 @@ outputs:
     let log = std::fs::read_to_string(&log_path).unwrap();
     let procs = [
         ("MainProcess (supervisor)", child.id() as i32),
-        ("InputProcess", pid_after(&log, "InputProcess started (pid ")),
-        ("OutputProcess", pid_after(&log, "OutputProcess started (pid ")),
-        ("redis-server (embedded)", pid_after(&log, "Embedded Redis started (pid ")),
+        (
+            "InputProcess",
+            pid_after(&log, "InputProcess started (pid "),
+        ),
+        (
+            "OutputProcess",
+            pid_after(&log, "OutputProcess started (pid "),
+        ),
+        (
+            "redis-server (embedded)",
+            pid_after(&log, "Embedded Redis started (pid "),
+        ),
         ("sink (the peer, this process)", std::process::id() as i32),
     ];
     let cpu: Vec<f64> = procs.iter().map(|(_, p)| cpu_seconds(*p)).collect();
-    let peak: Vec<u64> = procs.iter().map(|(_, p)| status_kib(*p, "VmHWM:")).collect();
+    let peak: Vec<u64> = procs
+        .iter()
+        .map(|(_, p)| status_kib(*p, "VmHWM:"))
+        .collect();
     // Idle: the count is reached, the input has nothing to do; give the processes a moment to settle.
     std::thread::sleep(Duration::from_secs(3));
-    let idle: Vec<u64> = procs.iter().map(|(_, p)| status_kib(*p, "VmRSS:")).collect();
+    let idle: Vec<u64> = procs
+        .iter()
+        .map(|(_, p)| status_kib(*p, "VmRSS:"))
+        .collect();
     let b = bytes.load(Ordering::Relaxed);
     let l = lines.load(Ordering::Relaxed);
     let collector_cpu: f64 = cpu[..4].iter().sum();
@@ -136,12 +174,20 @@ outputs:
     println!("| events/s | {:.0} |", l as f64 / secs);
     println!("| MB/s on the wire | {:.1} |", b as f64 / secs / 1e6);
     println!("| collector CPU s (supervisor + input + output + Redis) | {collector_cpu:.2} |");
-    println!("| collector CPU per event | {:.2} µs |", collector_cpu / l as f64 * 1e6);
+    println!(
+        "| collector CPU per event | {:.2} µs |",
+        collector_cpu / l as f64 * 1e6
+    );
     println!();
     println!("| process | CPU s | peak RSS MiB | idle RSS MiB |");
     println!("| --- | ---: | ---: | ---: |");
     for (i, (name, _)) in procs.iter().enumerate() {
-        println!("| {name} | {:.2} | {:.1} | {:.1} |", cpu[i], peak[i] as f64 / 1024.0, idle[i] as f64 / 1024.0);
+        println!(
+            "| {name} | {:.2} | {:.1} | {:.1} |",
+            cpu[i],
+            peak[i] as f64 / 1024.0,
+            idle[i] as f64 / 1024.0
+        );
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();

@@ -21,6 +21,11 @@ pub fn run(env: ProcessEnv, outputs: &[OutputSpec]) -> i32 {
         env.stop.clone(),
     );
     let hard_stop = Arc::new(AtomicBool::new(false));
+    // Events a destination refuses as invalid are set aside in the dead-letter stream (senders pick it up when built).
+    crate::senders::rejects::install(Arc::new(crate::senders::rejects::DeadLetterRejects::new(
+        &env.redis_url,
+        &env.keys,
+    )));
     let mut consumers = Vec::new();
     for class in EventClass::ALL {
         let managers: Vec<_> = outputs
