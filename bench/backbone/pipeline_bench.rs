@@ -134,6 +134,7 @@ outputs:
         std::thread::sleep(Duration::from_millis(5));
     }
     let done = Instant::now();
+    let (l, b) = (lines.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed));
     let secs = (done - first.lock().unwrap().unwrap()).as_secs_f64();
     let log = std::fs::read_to_string(&log_path).unwrap();
     let procs = [
@@ -163,8 +164,6 @@ outputs:
         .iter()
         .map(|(_, p)| status_kib(*p, "VmRSS:"))
         .collect();
-    let b = bytes.load(Ordering::Relaxed);
-    let l = lines.load(Ordering::Relaxed);
     let collector_cpu: f64 = cpu[..4].iter().sum();
     println!("| demo -> Redis -> syslog TCP -> counting sink | value |");
     println!("| --- | ---: |");

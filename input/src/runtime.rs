@@ -9,6 +9,9 @@ use serde_json::Value;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+/// Wait after an empty cycle of a puller with `request_period_in_seconds: 0`.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
 /// Longest wait between two failed setups or pulls.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -45,7 +48,12 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
                 failures = 0;
                 ctx.log_final_stats();
                 let elapsed = ctx.cycle_elapsed();
-                let wait = spec.request_period.saturating_sub(elapsed);
+                // A continuous puller (period 0) that found nothing waits a moment instead of spinning.
+                let wait = if spec.request_period.is_zero() && ctx.stats.generated == 0 {
+                    IDLE_WAIT
+                } else {
+                    spec.request_period.saturating_sub(elapsed)
+                };
                 log::info!(
                     "Data collection completed. Elapsed time: {:.3} seconds. Waiting for {:.3} second(s) until the next one",
                     elapsed.as_secs_f64(),
