@@ -138,6 +138,7 @@ pub fn spawn_internal_forwarder(env: &ProcessEnv) -> JoinHandle<()> {
                                 env.limits(),
                                 never.clone(),
                             )
+                            .reconnecting_to(&env.redis_url)
                         });
                 }
                 let written = producer

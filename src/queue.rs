@@ -1,12 +1,12 @@
 //! The Redis-backed queue between the InputProcess and the OutputProcess.
 //!
 //! One stream per event class; an entry is a wrap (MessagePack array of events) with its event count `n` and
-//! byte size `b`. Producers push through a Lua script that checks the limits and appends atomically, so a full
-//! queue makes them wait (backpressure), never drops. The output reads with the consumer group `output` and
+//! byte size `b`. Producers append wraps and the size hash in one transaction and wait while the stream is full
+//! (backpressure), never drop. The output reads with the consumer group `output` and
 //! acknowledges an entry (XACK + XDEL, size decremented once) only after every output accepted it; what was
 //! read but not acknowledged stays in the group's pending list and is read again after a restart.
 
-use crate::event::{encode_wrap, Event, EventClass};
+use crate::event::{Event, EventClass, Wrap};
 use crate::redis_conn::Keys;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,22 +40,6 @@ pub struct QueueLimits {
     pub wrap_size: usize,
 }
 
-const PUSH_SCRIPT: &str = r#"
-local cur_n = tonumber(redis.call('HGET', KEYS[2], 'n') or '0')
-local cur_b = tonumber(redis.call('HGET', KEYS[2], 'b') or '0')
-local add_n, add_b = 0, 0
-for i = 3, #ARGV, 3 do add_n = add_n + tonumber(ARGV[i]); add_b = add_b + tonumber(ARGV[i+1]) end
-if cur_n > 0 and (cur_n + add_n > tonumber(ARGV[1]) or cur_b + add_b > tonumber(ARGV[2])) then
-  return 0
-end
-for i = 3, #ARGV, 3 do
-  redis.call('XADD', KEYS[1], '*', 'n', ARGV[i], 'b', ARGV[i+1], 'w', ARGV[i+2])
-end
-redis.call('HINCRBY', KEYS[2], 'n', add_n)
-redis.call('HINCRBY', KEYS[2], 'b', add_b)
-return 1
-"#;
-
 const ACK_SCRIPT: &str = r#"
 local acked = 0
 for i = 2, #ARGV, 3 do
@@ -70,18 +54,30 @@ return acked
 "#;
 
 /// Writes events of one class into its stream, in wraps, waiting while the stream is full.
+///
+/// A push is one round trip: `MULTI`, one `XADD` per wrap, `HINCRBY` of the size hash, `EXEC`, packed by hand into
+/// a reused buffer. No Lua script sees the wraps: Redis's Lua hashes every byte of every string argument, which
+/// cost more than everything else Redis did. The limits are checked against the totals the previous push
+/// returned (refreshed while full), so a stream can exceed them by at most one push per producer.
 pub struct QueueProducer {
-    conn: redis::Connection,
+    conn: Option<redis::Connection>,
+    /// Reconnects after an I/O error (the connection's replies can no longer be trusted).
+    redis_url: Option<String>,
     stream: String,
     size_key: String,
     limits: QueueLimits,
-    script: redis::Script,
     stop: Arc<AtomicBool>,
+    /// Events and bytes in the stream as of the last reply (None: unknown).
+    known: Option<(u64, u64)>,
+    packed: Vec<u8>,
     /// Time spent waiting for room, for the statistics.
     pub waited: Duration,
     /// When the "queue is full" line was last logged (once a minute at most).
     last_full_log: Option<Instant>,
 }
+
+/// Wraps written per round trip by [`QueueProducer::push`].
+const WRAPS_PER_PUSH: usize = 16;
 
 impl QueueProducer {
     pub fn new(
@@ -92,95 +88,241 @@ impl QueueProducer {
         stop: Arc<AtomicBool>,
     ) -> Self {
         QueueProducer {
-            conn,
+            conn: Some(conn),
+            redis_url: None,
             stream: keys.stream(class),
             size_key: keys.stream_size(class),
             limits,
-            script: redis::Script::new(PUSH_SCRIPT),
             stop,
+            known: None,
+            packed: Vec::new(),
             waited: Duration::ZERO,
             last_full_log: None,
         }
     }
 
+    /// Lets the producer open a new connection to `url` after an I/O error instead of failing for good.
+    pub fn reconnecting_to(mut self, url: &str) -> Self {
+        self.redis_url = Some(url.to_owned());
+        self
+    }
+
     /// Appends `events`; returns once all of them are in Redis. Blocks while the stream is full; gives up only
     /// when the process is stopping (then nothing of this call may be considered delivered).
     pub fn push(&mut self, events: &[Event]) -> Result<(), QueueError> {
-        // Large pushes go in groups of wraps so one script call stays small.
-        const WRAPS_PER_CALL: usize = 16;
-        for group in events.chunks(self.limits.wrap_size * WRAPS_PER_CALL) {
-            self.push_group(group)?;
+        let mut wraps: Vec<Wrap> = Vec::new();
+        for chunk in events.chunks(self.limits.wrap_size.max(1)) {
+            let mut wrap = Wrap::default();
+            chunk.iter().for_each(|e| wrap.push_event(e));
+            wraps.push(wrap);
+        }
+        self.push_wraps(&mut wraps)
+    }
+
+    /// Appends finished wraps (sealed here); returns once all of them are in Redis, as [`QueueProducer::push`].
+    pub fn push_wraps(&mut self, wraps: &mut [Wrap]) -> Result<(), QueueError> {
+        let mut filled: Vec<&mut Wrap> = wraps.iter_mut().filter(|w| !w.is_empty()).collect();
+        for group in filled.chunks_mut(WRAPS_PER_PUSH) {
+            let add_n: u64 = group.iter().map(|w| w.len() as u64).sum();
+            let add_b: u64 = group.iter().map(|w| w.event_bytes()).sum();
+            self.wait_for_room(add_n, add_b)?;
+            self.pack_push(group, add_n, add_b);
+            let totals = self.exchange(group.len() + 4)?;
+            self.known = Some(totals);
         }
         Ok(())
     }
 
-    fn push_group(&mut self, events: &[Event]) -> Result<(), QueueError> {
-        if events.is_empty() {
+    /// `MULTI`, `XADD stream * n N b B w WRAP` per wrap, `HINCRBY size n`, `HINCRBY size b`, `EXEC`.
+    fn pack_push(&mut self, group: &mut [&mut Wrap], add_n: u64, add_b: u64) {
+        let packed = &mut self.packed;
+        packed.clear();
+        pack_command(packed, &[b"MULTI"]);
+        for wrap in group.iter_mut() {
+            let (n, b) = (wrap.len().to_string(), wrap.event_bytes().to_string());
+            let data = wrap.seal();
+            pack_command(
+                packed,
+                &[
+                    b"XADD",
+                    self.stream.as_bytes(),
+                    b"*",
+                    b"n",
+                    n.as_bytes(),
+                    b"b",
+                    b.as_bytes(),
+                    b"w",
+                    data,
+                ],
+            );
+        }
+        let size_key = self.size_key.as_bytes();
+        pack_command(
+            packed,
+            &[b"HINCRBY", size_key, b"n", add_n.to_string().as_bytes()],
+        );
+        pack_command(
+            packed,
+            &[b"HINCRBY", size_key, b"b", add_b.to_string().as_bytes()],
+        );
+        pack_command(packed, &[b"EXEC"]);
+    }
+
+    /// Sends the packed transaction and reads its `replies`; returns the stream's totals after it.
+    fn exchange(&mut self, replies: usize) -> Result<(u64, u64), QueueError> {
+        let result = self.try_exchange(replies);
+        if result.is_err() {
+            // Replies may be left unread: the connection is out of step and is replaced before the next push.
+            self.conn = None;
+        }
+        result
+    }
+
+    fn try_exchange(&mut self, replies: usize) -> Result<(u64, u64), QueueError> {
+        let stream = &self.stream;
+        let err = |source| QueueError::Redis {
+            stream: stream.clone(),
+            source,
+        };
+        let conn = Self::connection(&mut self.conn, self.redis_url.as_deref()).map_err(err)?;
+        conn.send_packed_command(&self.packed).map_err(err)?;
+        let mut last = redis::Value::Nil;
+        for _ in 0..replies {
+            last = conn.recv_response().map_err(err)?;
+        }
+        // EXEC's reply: the XADD ids, then the two HINCRBY results.
+        let redis::Value::Array(items) = last else {
+            return Err(err(transaction_error(&last)));
+        };
+        match items.as_slice() {
+            [.., redis::Value::Int(n), redis::Value::Int(b)] => {
+                Ok(((*n).max(0) as u64, (*b).max(0) as u64))
+            }
+            _ => Err(err(transaction_error(&redis::Value::Array(items.clone())))),
+        }
+    }
+
+    fn connection<'a>(
+        conn: &'a mut Option<redis::Connection>,
+        url: Option<&str>,
+    ) -> redis::RedisResult<&'a mut redis::Connection> {
+        if conn.is_none() {
+            let url = url.ok_or_else(|| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "the queue connection broke and cannot be reopened",
+                ))
+            })?;
+            *conn = Some(crate::redis_conn::connect(url, Duration::from_secs(5))?);
+        }
+        Ok(conn.as_mut().expect("connection set above"))
+    }
+
+    /// Current events and bytes of the stream.
+    fn read_size(&mut self) -> Result<(u64, u64), QueueError> {
+        let stream = &self.stream;
+        let err = |source| QueueError::Redis {
+            stream: stream.clone(),
+            source,
+        };
+        let conn = Self::connection(&mut self.conn, self.redis_url.as_deref()).map_err(err)?;
+        let (n, b): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
+            .arg(&self.size_key)
+            .arg("n")
+            .arg("b")
+            .query(conn)
+            .map_err(err)?;
+        Ok((n.unwrap_or(0).max(0) as u64, b.unwrap_or(0).max(0) as u64))
+    }
+
+    fn fits(&self, (n, b): (u64, u64), add_n: u64, add_b: u64) -> bool {
+        // An empty stream always takes a push, however large, or a huge push could never be written.
+        n == 0 || (n + add_n <= self.limits.max_events && b + add_b <= self.limits.max_bytes)
+    }
+
+    /// Returns when the stream has room for `add_n` events of `add_b` bytes; waits (backpressure) while it is full.
+    fn wait_for_room(&mut self, add_n: u64, add_b: u64) -> Result<(), QueueError> {
+        let known = match self.known {
+            Some(k) => k,
+            None => self.read_size()?,
+        };
+        if self.fits(known, add_n, add_b) {
             return Ok(());
         }
-        let mut invocation = self.script.key(&self.stream);
-        invocation
-            .key(&self.size_key)
-            .arg(self.limits.max_events)
-            .arg(self.limits.max_bytes);
-        for wrap in events.chunks(self.limits.wrap_size) {
-            let bytes: usize = wrap.iter().map(Event::size).sum();
-            invocation.arg(wrap.len()).arg(bytes).arg(encode_wrap(wrap));
-        }
+        let since = Instant::now();
+        let mut warned_at = since;
         let mut wait = Duration::from_millis(1);
-        let mut since = None;
+        self.log_full_once_a_minute();
         loop {
-            let done: i64 =
-                invocation
-                    .invoke(&mut self.conn)
-                    .map_err(|source| QueueError::Redis {
-                        stream: self.stream.clone(),
-                        source,
-                    })?;
-            if done == 1 {
-                if let Some(t) = since {
-                    let waited: Duration = Instant::now() - t;
-                    self.waited += waited;
-                    log::debug!(
-                        "Queue {} had room again after {:.3} s",
-                        self.stream,
-                        waited.as_secs_f64()
-                    );
-                }
-                return Ok(());
-            }
-            if since.is_none()
-                && self
-                    .last_full_log
-                    .is_none_or(|t| t.elapsed() > Duration::from_secs(60))
-            {
-                self.last_full_log = Some(Instant::now());
-                log::info!(
-                    "Queue {} is full (limits: {} messages, {} MB): waiting for the output to make room",
-                    self.stream,
-                    self.limits.max_events,
-                    self.limits.max_bytes / (1024 * 1024)
-                );
-            }
-            let started = *since.get_or_insert_with(Instant::now);
             if self.stop.load(Ordering::Relaxed) {
                 return Err(QueueError::Stopping {
                     stream: self.stream.clone(),
-                    events: events.len(),
+                    events: add_n as usize,
                 });
-            }
-            if started.elapsed() > Duration::from_secs(60) && wait == Duration::from_millis(100) {
-                log::warn!(
-                    "Queue {} is full: the producer has been waiting for {} s",
-                    self.stream,
-                    started.elapsed().as_secs()
-                );
-                since = Some(Instant::now());
             }
             std::thread::sleep(wait);
             wait = (wait * 2).min(Duration::from_millis(100));
+            let fresh = self.read_size()?;
+            self.known = Some(fresh);
+            if self.fits(fresh, add_n, add_b) {
+                let waited = since.elapsed();
+                self.waited += waited;
+                log::debug!(
+                    "Queue {} had room again after {:.3} s",
+                    self.stream,
+                    waited.as_secs_f64()
+                );
+                return Ok(());
+            }
+            if warned_at.elapsed() > Duration::from_secs(60) {
+                warned_at = Instant::now();
+                log::warn!(
+                    "Queue {} is full: the producer has been waiting for {} s",
+                    self.stream,
+                    since.elapsed().as_secs()
+                );
+            }
         }
     }
+
+    fn log_full_once_a_minute(&mut self) {
+        if self
+            .last_full_log
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        self.last_full_log = Some(Instant::now());
+        log::info!(
+            "Queue {} is full (limits: {} messages, {} MB): waiting for the output to make room",
+            self.stream,
+            self.limits.max_events,
+            self.limits.max_bytes / (1024 * 1024)
+        );
+    }
+}
+
+/// Appends one command in RESP (`*N`, then `$len` and bytes per argument).
+fn pack_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let mut number = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(number.format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for arg in args {
+        out.push(b'$');
+        out.extend_from_slice(number.format(arg.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn transaction_error(reply: &redis::Value) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "the queue transaction was not executed",
+        format!("EXEC replied {reply:?}"),
+    ))
 }
 
 /// One entry read from a stream.

@@ -88,6 +88,17 @@ impl PullContext {
         self.sink.emit(event)
     }
 
+    /// Emits one event from borrowed parts (no allocation: the fast path for rendered or sliced events).
+    pub fn emit_parts(
+        &mut self,
+        tag: &str,
+        time_ms: i64,
+        message: &str,
+    ) -> Result<(), PullerError> {
+        self.stats.generated += 1;
+        self.sink.emit_parts(tag, time_ms, message)
+    }
+
     /// Emits a JSON object with `@devo_pulling_id` added, as the seeds' collectors do.
     pub fn emit_json(
         &mut self,

@@ -2,7 +2,7 @@
 //! thread a puller starts) owns one, with its own Redis connection.
 
 use crate::error::PullerError;
-use logferry::event::{Event, EventClass};
+use logferry::event::{Event, EventClass, Wrap};
 use logferry::queue::{QueueLimits, QueueProducer};
 use logferry::redis_conn::Keys;
 use std::sync::atomic::AtomicBool;
@@ -22,11 +22,13 @@ impl SinkFactory {
     /// Opens a sink for one event class (a new Redis connection).
     pub fn open(&self, class: EventClass) -> Result<EventSink, PullerError> {
         let conn = self.connect()?;
-        let producer = QueueProducer::new(conn, &self.keys, class, self.limits, self.stop.clone());
+        let producer = QueueProducer::new(conn, &self.keys, class, self.limits, self.stop.clone())
+            .reconnecting_to(&self.redis_url);
         Ok(EventSink {
             producer,
-            buffer: Vec::with_capacity(self.flush_threshold()),
-            threshold: self.flush_threshold(),
+            wraps: (0..WRAPS_PER_FLUSH).map(|_| Wrap::default()).collect(),
+            current: 0,
+            wrap_size: self.limits.wrap_size.max(1),
             sent: 0,
             bytes: 0,
         })
@@ -42,17 +44,19 @@ impl SinkFactory {
             )
         })
     }
-
-    fn flush_threshold(&self) -> usize {
-        self.limits.wrap_size * 8
-    }
 }
 
-/// Buffers events and writes them in wraps; `flush` returns once everything emitted is in Redis.
+/// Wraps filled before the sink writes them (one round trip to Redis).
+const WRAPS_PER_FLUSH: usize = 8;
+
+/// Buffers events, encoded straight into wraps, and writes them to Redis; `flush` returns once everything emitted
+/// is in Redis. The wraps are reused, so a sink allocates nothing per event or per batch once warm.
 pub struct EventSink {
     producer: QueueProducer,
-    buffer: Vec<Event>,
-    threshold: usize,
+    wraps: Vec<Wrap>,
+    /// Index of the wrap being filled.
+    current: usize,
+    wrap_size: usize,
     /// Events written to Redis by this sink since it was opened.
     pub sent: u64,
     /// Bytes written to Redis by this sink since it was opened.
@@ -62,34 +66,54 @@ pub struct EventSink {
 impl EventSink {
     /// Adds an event; writes a batch when enough are buffered (blocks while the queue is full).
     pub fn emit(&mut self, event: Event) -> Result<(), PullerError> {
-        self.buffer.push(event);
-        if self.buffer.len() >= self.threshold {
-            self.flush()?;
+        self.emit_parts(&event.tag, event.time_ms, &event.message)
+    }
+
+    /// Adds an event from borrowed parts, without building an [`Event`] (the fast path for pullers that render
+    /// or slice their events).
+    pub fn emit_parts(
+        &mut self,
+        tag: &str,
+        time_ms: i64,
+        message: &str,
+    ) -> Result<(), PullerError> {
+        self.wraps[self.current].push(tag, time_ms, message);
+        if self.wraps[self.current].len() >= self.wrap_size {
+            self.current += 1;
+            if self.current == self.wraps.len() {
+                self.flush()?;
+            }
         }
         Ok(())
     }
 
     /// Writes every buffered event; on success all of them are in Redis.
     pub fn flush(&mut self) -> Result<(), PullerError> {
-        if self.buffer.is_empty() {
+        let used = (self.current + 1).min(self.wraps.len());
+        let filled = &mut self.wraps[..used];
+        if filled.iter().all(Wrap::is_empty) {
             return Ok(());
         }
-        self.producer.push(&self.buffer)?;
-        self.sent += self.buffer.len() as u64;
-        self.bytes += self.buffer.iter().map(|e| e.size() as u64).sum::<u64>();
-        self.buffer.clear();
+        self.producer.push_wraps(filled)?;
+        for wrap in filled.iter_mut() {
+            self.sent += wrap.len() as u64;
+            self.bytes += wrap.event_bytes();
+            wrap.clear();
+        }
+        self.current = 0;
         Ok(())
     }
 
     /// Events buffered and not yet written.
     pub fn pending(&self) -> usize {
-        self.buffer.len()
+        self.wraps.iter().map(Wrap::len).sum()
     }
 
     /// Drops buffered events that were not written (the source still has them: they were not acknowledged).
     pub fn discard(&mut self) -> usize {
-        let n = self.buffer.len();
-        self.buffer.clear();
+        let n = self.pending();
+        self.wraps.iter_mut().for_each(Wrap::clear);
+        self.current = 0;
         n
     }
 

@@ -109,6 +109,8 @@ pub struct DemoPuller {
     config: DemoConfig,
     next_seq: u64,
     line: String,
+    /// `eventTime` of the cycle, formatted once (every event of a cycle carries the cycle's time).
+    event_time: String,
 }
 
 impl DemoPuller {
@@ -117,6 +119,7 @@ impl DemoPuller {
             config,
             next_seq: 0,
             line: String::with_capacity(512),
+            event_time: String::new(),
         }
     }
 
@@ -132,6 +135,12 @@ impl DemoPuller {
         }
     }
 
+    fn set_cycle_time(&mut self, now_ms: i64) {
+        self.event_time.clear();
+        let at = chrono::DateTime::from_timestamp(now_ms / 1000, 0).unwrap_or_default();
+        let _ = write!(self.event_time, "{}", at.format("%Y-%m-%dT%H:%M:%SZ"));
+    }
+
     fn render(&mut self, seq: u64, now_ms: i64, pulling_id: u64) {
         self.line.clear();
         let secs = now_ms / 1000;
@@ -142,7 +151,7 @@ impl DemoPuller {
                     "{{\"eventVersion\":\"1.08\",\"eventTime\":\"{}\",\"eventSource\":\"s3.amazonaws.com\",\"eventName\":\"{}\",\
                      \"awsRegion\":\"us-east-1\",\"sourceIPAddress\":\"10.0.{}.{}\",\"userIdentity\":{{\"type\":\"IAMUser\",\"userName\":\"demo-user-{}\"}},\
                      \"seq\":{seq},\"@devo_pulling_id\":{pulling_id}}}",
-                    chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default().format("%Y-%m-%dT%H:%M:%SZ"),
+                    self.event_time,
                     ["GetObject", "PutObject", "ListBuckets", "DeleteObject"][(seq % 4) as usize],
                     (seq >> 8) % 256,
                     seq % 256,
@@ -197,14 +206,11 @@ impl Puller for DemoPuller {
         let pulling_id = ctx.pulling_id();
         let end = self.next_seq + quota;
         ctx.stats.requests += 1;
+        self.set_cycle_time(now);
         for seq in self.next_seq..end {
             self.render(seq, now, pulling_id);
             ctx.stats.received += 1;
-            ctx.emit(logferry::Event::new(
-                self.config.tag.as_str(),
-                now,
-                self.line.as_str(),
-            ))?;
+            ctx.emit_parts(&self.config.tag, now, &self.line)?;
             if ctx.stopping() && seq % 1000 == 999 {
                 self.commit(ctx, seq + 1)?;
                 return Ok(());
@@ -250,10 +256,12 @@ mod tests {
     #[test]
     fn cloudtrail_records_are_json_with_seq() {
         let mut p = puller(DemoFormat::CloudTrail);
+        p.set_cycle_time(1_700_000_000_000);
         p.render(42, 1_700_000_000_000, 7);
         let v: Value = serde_json::from_str(&p.line).unwrap();
         assert_eq!(v["seq"], 42);
         assert_eq!(v["@devo_pulling_id"], 7);
+        assert_eq!(v["eventTime"], "2023-11-14T22:13:20Z");
         assert!((150..400).contains(&p.line.len()), "{}", p.line.len());
     }
 
