@@ -8,6 +8,7 @@ pub mod devo;
 pub mod format;
 pub mod gzip;
 pub mod rejects;
+pub mod retry;
 pub mod splunk_hec;
 pub mod syslog;
 pub mod tls;
