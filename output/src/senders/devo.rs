@@ -85,15 +85,9 @@ impl OutputKind for DevoKind {
         _globals: &Globals,
     ) -> Option<OutputSpec> {
         let cfg = DevoConfig::read(kind, config)?;
-        Some(OutputSpec {
-            name: name.to_owned(),
-            kind: kind.to_owned(),
-            sender_label: "DevoSender",
-            concurrent_connections: 1,
-            build: Box::new(move |info: &SenderInfo| {
-                Box::new(DevoSender::new(&cfg, info)) as Box<dyn Sender>
-            }),
-        })
+        Some(super::spec(name, kind, "DevoSender", move |info| {
+            DevoSender::new(&cfg, info)
+        }))
     }
 }
 

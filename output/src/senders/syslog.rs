@@ -66,15 +66,9 @@ impl OutputKind for SyslogKind {
         _globals: &Globals,
     ) -> Option<OutputSpec> {
         let cfg = SyslogConfig::read(config)?;
-        Some(OutputSpec {
-            name: name.to_owned(),
-            kind: kind.to_owned(),
-            sender_label: "SyslogSender",
-            concurrent_connections: 1,
-            build: Box::new(move |info: &SenderInfo| {
-                Box::new(SyslogSender::new(&cfg, info)) as Box<dyn Sender>
-            }),
-        })
+        Some(super::spec(name, kind, "SyslogSender", move |info| {
+            SyslogSender::new(&cfg, info)
+        }))
     }
 }
 
