@@ -11,6 +11,9 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Senders write to the socket whenever their reused buffer grows past this.
+pub(crate) const WRITE_CHUNK: usize = 256 * 1024;
+
 /// Where and how to connect: the connection keys shared by the TCP senders (Devo, syslog) under
 /// `outputs.<name>.config`.
 #[derive(Clone)]

@@ -6,11 +6,10 @@
 
 use crate::config::{OutputKind, OutputSpec};
 use crate::sender::{Batch, QueueUsage, SendError, Sender, SenderInfo};
-use crate::senders::conn::{Connection, Endpoint};
+use crate::senders::conn::{Connection, Endpoint, WRITE_CHUNK};
 use crate::senders::format::{short_host_name, Framing, HeaderFormat, HeaderWriter};
 use crate::senders::gzip::GzipMembers;
 use crate::senders::retry::{self, Retry, StopFlag};
-use crate::senders::syslog::WRITE_CHUNK;
 use crate::senders::tls::{TlsPolicy, TlsSwitch};
 use logferry::config::{Globals, Section};
 use logferry::event::Event;

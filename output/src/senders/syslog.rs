@@ -5,7 +5,7 @@
 
 use crate::config::{OutputKind, OutputSpec};
 use crate::sender::{Batch, SendError, Sender, SenderInfo};
-use crate::senders::conn::{Connection, Endpoint};
+use crate::senders::conn::{Connection, Endpoint, WRITE_CHUNK};
 use crate::senders::format::{system_host_name, Framing, HeaderFormat, HeaderWriter};
 use crate::senders::tls::{TlsPolicy, TlsSwitch};
 use logferry::config::{Globals, Section};
@@ -71,9 +71,6 @@ impl OutputKind for SyslogKind {
         }))
     }
 }
-
-/// Flush to the socket whenever the reused buffer grows past this.
-pub(crate) const WRITE_CHUNK: usize = 256 * 1024;
 
 /// One connection to the relay; formats every batch of a `send` into a reused buffer, one flush per call.
 pub struct SyslogSender {
