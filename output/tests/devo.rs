@@ -586,10 +586,7 @@ fn stop_interrupts_connect_and_send_retries_and_nothing_is_acknowledged() {
     let retries = json!({"connect_retries": 10, "connect_retry_initial_wait_in_seconds": 1,
                          "send_retries": 10, "send_retry_initial_wait_in_seconds": 1, "hostname": HOST});
     let pki = TestPki::generate();
-    // 20 MB: more than the loopback socket buffers hold, so a plain send meets the reset.
-    let big: Vec<Event> = (0..60_000)
-        .map(|i| Event::new("t", T, format!("{i:0>300}")))
-        .collect();
+    let big = big_events();
     for (label, tls) in [
         ("connect (TLS handshake)", true),
         ("send (plain TCP)", false),
@@ -640,6 +637,34 @@ fn stop_interrupts_connect_and_send_retries_and_nothing_is_acknowledged() {
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(v.len(), 1);
     assert!(acks.try_recv().is_err());
+}
+
+#[test]
+fn a_connection_reset_in_the_middle_of_a_send_fails_it_without_reconnecting() {
+    // Writes after the reset must not go on over a new connection: what the first one carried is lost.
+    let (port, accepted) = refusing_receiver();
+    let mut cfg = plain_relay_config(port);
+    cfg["send_retries"] = json!(1);
+    let mut s = devo_sender(cfg, "relay", globals());
+    let (b, acks) = batch(big_events(), "9-0");
+    let mut v = vec![b];
+    let err = s.send(&mut v).unwrap_err();
+    assert!(matches!(err, SendError::Write { .. }), "{err}");
+    wait_until(
+        Duration::from_secs(5),
+        "the receiver saw the connection",
+        || accepted.load(Ordering::SeqCst) >= 1,
+    );
+    s.close();
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection only");
+    assert!(acks.try_recv().is_err());
+}
+
+/// 20 MB of events: more than the loopback socket buffers hold, so a send to a receiver that resets meets it.
+fn big_events() -> Vec<Event> {
+    (0..60_000)
+        .map(|i| Event::new("t", T, format!("{i:0>300}")))
+        .collect()
 }
 
 /// Lines received with their arrival time.

@@ -311,10 +311,16 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes everything (opening the connection first when needed); on failure the connection is dropped.
+    /// Writes everything on the connection opened by [`Connection::ensure_open`] at the start of the send; on
+    /// failure the connection is dropped. Never re-opens: bytes written earlier in the same send may be lost with a
+    /// connection the server closed, so the whole send must fail (and be sent again), not go on elsewhere.
     pub fn write_all(&mut self, data: &[u8]) -> Result<(), SendError> {
-        self.ensure_open()?;
-        let stream = self.stream.as_mut().expect("opened above");
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(SendError::Write {
+                destination: self.endpoint.destination(),
+                reason: "not connected (the connection was closed during the send)".into(),
+            });
+        };
         if let Err(err) = stream.write_all(data) {
             self.stream = None;
             return Err(SendError::Write {
