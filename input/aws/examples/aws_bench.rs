@@ -10,6 +10,9 @@
 //!   the puller (`sqs_collector` with `format: lines` for `jsonl`, the `aws` input's `audit-events-all` service
 //!   for `cloudtrail`) until the consumer has drained `<events>` events and the SQS queue is empty, then prints one
 //!   table row measured on this process only: wall time, CPU (user+sys from /proc/self/stat) and peak RSS (VmHWM).
+//! - `decode <shape> <gzip_mb> <rounds>`: the decoding alone (no S3, SQS or Redis): inflates and splits one
+//!   generated object `<rounds>` times, making each event's message `String` as the puller does; prints MiB of
+//!   uncompressed data per CPU second.
 
 use logferry::config::{Diagnostics, Section};
 use logferry::event::EventClass;
@@ -48,8 +51,11 @@ fn main() {
             objects: a[9].parse().unwrap(),
             workers: a[10].parse().unwrap(),
         }),
+        Some("decode") if a.len() == 5 => {
+            decode_only(&a[2], a[3].parse().unwrap(), a[4].parse().unwrap())
+        }
         _ => {
-            eprintln!("usage: aws_bench setup|consume|pull ... (see the source)");
+            eprintln!("usage: aws_bench setup|consume|pull|decode ... (see the source)");
             std::process::exit(2);
         }
     }
@@ -494,5 +500,71 @@ fn pull(a: PullArgs) {
         mib / cpu,
         cpu * 1e6 / a.events as f64,
         vm_hwm_mib()
+    );
+}
+
+/// Counts what the decoder hands out, building each message as the puller does (one `String` per event).
+#[derive(Default)]
+struct CountOut {
+    events: u64,
+    bytes: u64,
+}
+
+impl logferry_input_aws::decode::Out for CountOut {
+    fn record(
+        &mut self,
+        bytes: &[u8],
+        head: &logferry_input_aws::records::RecordHead,
+        _index: u64,
+    ) -> Result<(), logferry_input_aws::decode::ObjectError> {
+        use logferry_input_aws::records::HeadField;
+        let time = head.get(bytes, HeadField::EventTime);
+        let source = head.get(bytes, HeadField::EventSource);
+        let message = logferry_input_aws::decode::text(bytes).into_owned();
+        self.events += 1;
+        self.bytes +=
+            (message.len() + time.map_or(0, |t| t.len()) + source.map_or(0, |s| s.len())) as u64;
+        Ok(())
+    }
+
+    fn line(
+        &mut self,
+        text: &str,
+        _line_no: u64,
+    ) -> Result<(), logferry_input_aws::decode::ObjectError> {
+        let message = text.to_owned();
+        self.events += 1;
+        self.bytes += message.len() as u64;
+        Ok(())
+    }
+}
+
+fn decode_only(shape: &str, gzip_mb: usize, rounds: u32) {
+    use logferry_input_aws::decode::{read_object, Cut};
+    let (gz, events, raw) = generate(shape, gzip_mb);
+    let cut = if shape == "cloudtrail" {
+        Cut::Records
+    } else {
+        Cut::Lines
+    };
+    let cpu0 = cpu_secs();
+    let mut out = CountOut::default();
+    for _ in 0..rounds {
+        read_object(
+            &gz[..],
+            logferry_input_aws::config::Compression::Auto,
+            cut,
+            &mut out,
+        )
+        .unwrap();
+    }
+    let cpu = cpu_secs() - cpu0;
+    assert_eq!(out.events, events * u64::from(rounds));
+    let mib = (raw * u64::from(rounds)) as f64 / (1024.0 * 1024.0);
+    println!(
+        "decode {shape}: {mib:.0} MiB uncompressed, {} events, CPU {cpu:.2} s: {:.0} MiB per CPU s, {:.2} us/event",
+        out.events,
+        mib / cpu,
+        cpu * 1e6 / out.events as f64
     );
 }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, Read};
 
 use crate::config::Compression;
+use crate::records::{split_records, RecordHead};
 
 /// Why an object could not be turned into events.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,7 @@ impl std::fmt::Display for TransportError {
 }
 impl std::error::Error for TransportError {}
 
-fn classify(e: io::Error) -> ObjectError {
+pub(crate) fn classify(e: io::Error) -> ObjectError {
     if let Some(t) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<TransportError>())
@@ -44,8 +45,9 @@ fn classify(e: io::Error) -> ObjectError {
 
 /// Where decoded units go.
 pub trait Out {
-    /// One element of a `Records` array (raw JSON bytes of the element), `index` from 0.
-    fn record(&mut self, bytes: &[u8], index: u64) -> Result<(), ObjectError>;
+    /// One element of a `Records` array (raw JSON bytes of the element, what the splitter learnt about it),
+    /// `index` from 0.
+    fn record(&mut self, bytes: &[u8], head: &RecordHead, index: u64) -> Result<(), ObjectError>;
     /// One non-empty line (without its line end), `line_no` from 1.
     fn line(&mut self, text: &str, line_no: u64) -> Result<(), ObjectError>;
 }
@@ -137,50 +139,9 @@ pub fn text(bytes: &[u8]) -> Cow<'_, str> {
 
 fn split_lines<R: BufRead>(r: &mut R, out: &mut dyn Out) -> Result<ReadStats, ObjectError> {
     let mut stats = ReadStats::default();
-    let mut buf = Vec::with_capacity(16 * 1024);
+    // The start of a line cut by the end of a chunk (lines inside a chunk are handed out without a copy).
+    let mut carry: Vec<u8> = Vec::new();
     let mut line_no = 0u64;
-    loop {
-        buf.clear();
-        let n = r.read_until(b'\n', &mut buf).map_err(classify)?;
-        if n == 0 {
-            break;
-        }
-        stats.bytes += n as u64;
-        line_no += 1;
-        let mut end = buf.len();
-        while end > 0 && (buf[end - 1] == b'\n' || buf[end - 1] == b'\r') {
-            end -= 1;
-        }
-        let mut line = &buf[..end];
-        if line_no == 1 {
-            line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        stats.units += 1;
-        out.line(&text(line), line_no)?;
-    }
-    Ok(stats)
-}
-
-/// Streams the elements of the top-level `Records` array.
-fn split_records<R: BufRead>(r: &mut R, out: &mut dyn Out) -> Result<ReadStats, ObjectError> {
-    let mut stats = ReadStats::default();
-    let mut depth = 0u32;
-    let mut in_str = false;
-    let mut esc = false;
-    let mut started = false;
-    // Last string seen at depth 1 and whether a ':' followed it.
-    let mut key = Vec::new();
-    let mut capturing_key = false;
-    let mut key_colon = false;
-    // Inside the Records array (its depth is 2) and inside one element.
-    let mut in_array = false;
-    let mut elem: Vec<u8> = Vec::new();
-    let mut in_elem = false;
-    let mut index = 0u64;
-    let mut seen_records = false;
     loop {
         let chunk = r.fill_buf().map_err(classify)?;
         if chunk.is_empty() {
@@ -188,104 +149,45 @@ fn split_records<R: BufRead>(r: &mut R, out: &mut dyn Out) -> Result<ReadStats, 
         }
         let len = chunk.len();
         stats.bytes += len as u64;
-        let mut seg_start = 0usize;
-        for (i, &b) in chunk.iter().enumerate() {
-            if !started {
-                if b.is_ascii_whitespace()
-                    || (stats.bytes == len as u64 && i < 3 && matches!(b, 0xef | 0xbb | 0xbf))
-                {
-                    continue;
-                }
-                if b != b'{' {
-                    return Err(ObjectError::Corrupt(format!(
-                        "expected a JSON object with \"Records\", found byte 0x{b:02x}"
-                    )));
-                }
-                started = true;
+        let mut start = 0usize;
+        for nl in memchr::memchr_iter(b'\n', chunk) {
+            line_no += 1;
+            if carry.is_empty() {
+                line_unit(&chunk[start..nl], line_no, &mut stats, out)?;
+            } else {
+                carry.extend_from_slice(&chunk[start..nl]);
+                line_unit(&carry, line_no, &mut stats, out)?;
+                carry.clear();
             }
-            if in_str {
-                if esc {
-                    esc = false;
-                } else if b == b'\\' {
-                    esc = true;
-                } else if b == b'"' {
-                    in_str = false;
-                    if capturing_key {
-                        capturing_key = false;
-                    }
-                } else if capturing_key && key.len() < 16 {
-                    key.push(b);
-                }
-                continue;
-            }
-            match b {
-                b'"' => {
-                    in_str = true;
-                    if depth == 1 && !in_array {
-                        key.clear();
-                        capturing_key = true;
-                        key_colon = false;
-                    }
-                }
-                b':' if depth == 1 => key_colon = true,
-                b'{' | b'[' => {
-                    depth += 1;
-                    if depth == 2 && b == b'[' && key_colon && key == b"Records" {
-                        in_array = true;
-                        seen_records = true;
-                    } else if in_array && depth == 3 && !in_elem {
-                        if b != b'{' {
-                            return Err(ObjectError::Corrupt(format!(
-                                "Records element {index} is not an object"
-                            )));
-                        }
-                        in_elem = true;
-                        elem.clear();
-                        seg_start = i;
-                    }
-                }
-                b'}' | b']' => {
-                    if depth == 0 {
-                        return Err(ObjectError::Corrupt("unbalanced JSON".into()));
-                    }
-                    depth -= 1;
-                    if in_elem && depth == 2 {
-                        elem.extend_from_slice(&chunk[seg_start..=i]);
-                        in_elem = false;
-                        stats.units += 1;
-                        out.record(&elem, index)?;
-                        index += 1;
-                    } else if in_array && depth == 1 {
-                        in_array = false;
-                        key.clear();
-                    }
-                }
-                b',' | b' ' | b'\n' | b'\r' | b'\t' => {}
-                _ if in_array && depth == 2 && !in_elem => {
-                    return Err(ObjectError::Corrupt(format!(
-                        "Records element {index} is not an object"
-                    )));
-                }
-                _ => {}
-            }
+            start = nl + 1;
         }
-        if in_elem {
-            elem.extend_from_slice(&chunk[seg_start..]);
-        }
+        carry.extend_from_slice(&chunk[start..]);
         r.consume(len);
     }
-    if !started {
-        return Ok(stats);
-    }
-    if depth != 0 || in_str {
-        return Err(ObjectError::Corrupt(format!(
-            "truncated JSON document after {index} record(s)"
-        )));
-    }
-    if !seen_records {
-        log::debug!("JSON document without a \"Records\" array");
+    if !carry.is_empty() {
+        line_unit(&carry, line_no + 1, &mut stats, out)?;
     }
     Ok(stats)
+}
+
+/// Hands one line (without its `\n`) to `out` unless it is blank; `\r` line ends and a leading BOM are removed.
+fn line_unit(
+    mut line: &[u8],
+    line_no: u64,
+    stats: &mut ReadStats,
+    out: &mut dyn Out,
+) -> Result<(), ObjectError> {
+    while let [rest @ .., b'\r'] = line {
+        line = rest;
+    }
+    if line_no == 1 {
+        line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+    }
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    stats.units += 1;
+    out.line(&text(line), line_no)
 }
 
 #[cfg(test)]
@@ -299,7 +201,7 @@ mod tests {
         lines: Vec<(String, u64)>,
     }
     impl Out for Collect {
-        fn record(&mut self, bytes: &[u8], _i: u64) -> Result<(), ObjectError> {
+        fn record(&mut self, bytes: &[u8], _h: &RecordHead, _i: u64) -> Result<(), ObjectError> {
             self.records
                 .push(String::from_utf8(bytes.to_vec()).unwrap());
             Ok(())

@@ -10,6 +10,7 @@ pub mod config;
 pub mod decode;
 pub mod notify;
 pub mod puller;
+pub mod records;
 pub mod session;
 pub mod tag;
 

@@ -9,15 +9,14 @@
 use crate::config::{BadObjectPolicy, DirectKind, Mode, ObjectFormat, SqsServiceConfig};
 use crate::decode::{self, Cut, ObjectError, Out, TransportError};
 use crate::notify::{self, Notice, ObjectRef};
+use crate::records::{HeadField, RecordHead};
 use crate::session::{self, Session};
 use crate::tag::{TagCache, TagTemplate, TagVars};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use logferry::deadletter::DeadLetters;
 use logferry::event::{Event, EventClass};
 use logferry_input::{EventSink, PullContext, Puller, PullerError, SinkFactory};
-use serde::Deserialize;
 use serde_json::Value;
-use std::borrow::Cow;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -560,21 +559,23 @@ impl Worker {
             ObjectFormat::Auto => Cut::Auto,
             _ => Cut::Lines,
         };
-        let key_account = key_account(&obj.key);
-        let key_region = key_region(&obj.key);
+        let account = key_account(&obj.key).unwrap_or_else(|| self.c.session.account_id.clone());
+        let region = key_region(&obj.key).unwrap_or_else(|| self.cfg.client.region.clone());
         let mut em = Emitter {
+            cfg: self.cfg.clone(),
             w: self,
             obj,
             format,
             file_event_type,
-            key_account,
-            key_region,
+            account,
+            region,
+            source_type: Default::default(),
             line_kind: None,
             discard: false,
             hb,
             units: 0,
         };
-        let stats = decode::read_object(body, em.w.cfg.compression, cut, &mut em)?;
+        let stats = decode::read_object(body, em.cfg.compression, cut, &mut em)?;
         let discarded = em.discard;
         self.n.bytes += stats.bytes;
         Ok(!discarded)
@@ -688,9 +689,50 @@ pub fn event_type_of_source(source: &str) -> String {
 
 /// `2024-01-02T03:04:05Z` (or with fraction/offset) -> ms.
 pub fn parse_time(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|d| d.timestamp_millis())
+    utc_seconds_z(s.as_bytes()).or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.timestamp_millis())
+    })
+}
+
+/// Fast path of [`parse_time`] for CloudTrail's `YYYY-MM-DDTHH:MM:SSZ` (None for any other shape).
+fn utc_seconds_z(b: &[u8]) -> Option<i64> {
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let days_in_month = match mo {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if d < 1 || d > days_in_month || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let yy = if mo <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * ((mo + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000)
 }
 
 /// The account id in `.../AWSLogs/<12 digits>/...`.
@@ -820,27 +862,36 @@ enum LineKind {
 /// Turns decoded units of one object into events.
 struct Emitter<'a> {
     w: &'a mut Worker,
+    cfg: Arc<SqsServiceConfig>,
     obj: &'a ObjectRef,
     format: ObjectFormat,
     file_event_type: Option<String>,
-    key_account: Option<String>,
-    key_region: Option<String>,
+    /// `{account_id}` / `{region_id}` of events that carry none: from the key path, else the session / region.
+    account: String,
+    region: String,
+    /// The last `eventSource` seen and its event type (records of one file mostly share a few sources).
+    source_type: (String, String),
     line_kind: Option<LineKind>,
     discard: bool,
     hb: &'a mut Heartbeat,
     units: u64,
 }
 
-#[derive(Deserialize)]
-struct CtHead<'a> {
-    #[serde(rename = "eventTime", borrow)]
-    event_time: Option<Cow<'a, str>>,
-    #[serde(rename = "eventSource", borrow)]
-    event_source: Option<Cow<'a, str>>,
-    #[serde(rename = "recipientAccountId", borrow)]
-    account: Option<Cow<'a, str>>,
-    #[serde(rename = "awsRegion", borrow)]
-    region: Option<Cow<'a, str>>,
+/// Renders the tag (cached while its variables repeat) and emits one event.
+fn emit_event(
+    w: &mut Worker,
+    template: &TagTemplate,
+    vars: TagVars<'_>,
+    time_ms: i64,
+    message: String,
+) -> Result<(), ObjectError> {
+    let tag = w.tags.get(template, vars).to_owned();
+    w.emit(Event {
+        tag,
+        time_ms,
+        message,
+    })
+    .map_err(ObjectError::Sink)
 }
 
 impl Emitter<'_> {
@@ -855,93 +906,105 @@ impl Emitter<'_> {
         Ok(())
     }
 
-    fn emit_with(
-        &mut self,
-        template: Option<&TagTemplate>,
-        event_type: &str,
-        account: &str,
-        region: &str,
-        time: i64,
-        msg: String,
-    ) -> Result<(), ObjectError> {
-        let t = template.unwrap_or(&self.w.cfg.tag);
-        let tag = self
-            .w
-            .tags
-            .get(
-                t,
-                TagVars {
-                    event_type,
-                    account_id: account,
-                    region_id: region,
-                },
-            )
-            .to_owned();
+    fn bad_record(&mut self, bytes: &[u8], index: u64, e: &str) -> Result<(), ObjectError> {
+        let origin = format!("{}#Records[{index}]", self.obj.origin());
+        self.w.n.bad_objects += 1;
+        log::error!("Bad record {origin}: {e}");
         self.w
-            .emit(Event {
-                tag,
-                time_ms: time,
-                message: msg,
+            .dead
+            .put(
+                &origin,
+                &format!("undecodable JSON record: {e}"),
+                &bytes[..bytes.len().min(1 << 20)],
+            )
+            .map_err(|e| {
+                ObjectError::Sink(PullerError::new(
+                    logferry_input::PullerErrorType::QueueError,
+                    403,
+                    e.to_string(),
+                ))
             })
-            .map_err(ObjectError::Sink)
+    }
+
+    /// The kind of a `non-cloudwatch-logs` file, decided on its first line; None when the line is skipped (a
+    /// header or comment) or the file is not collected.
+    fn line_kind(
+        &mut self,
+        text: &str,
+        line_no: u64,
+        flowlogs: bool,
+        cloudfront: bool,
+    ) -> Option<LineKind> {
+        if let Some(kind) = self.line_kind {
+            return (!(kind == LineKind::CloudFront && text.starts_with('#'))).then_some(kind);
+        }
+        let header = line_no == 1 && is_flow_header(text);
+        let kind = if text.starts_with('#') {
+            LineKind::CloudFront
+        } else if header || self.obj.key.contains("vpcflowlogs") || flowlogs || !cloudfront {
+            LineKind::Flow
+        } else {
+            LineKind::CloudFront
+        };
+        let wanted = match kind {
+            LineKind::Flow => flowlogs,
+            LineKind::CloudFront => cloudfront,
+        };
+        if !wanted {
+            log::info!(
+                "Discarded file {}: {:?} logs are not in the service's types",
+                self.obj.origin(),
+                kind
+            );
+            self.discard = true;
+            return None;
+        }
+        self.line_kind = Some(kind);
+        let skip = (kind == LineKind::Flow && header)
+            || (kind == LineKind::CloudFront && text.starts_with('#'));
+        (!skip).then_some(kind)
     }
 }
 
 impl Out for Emitter<'_> {
-    fn record(&mut self, bytes: &[u8], index: u64) -> Result<(), ObjectError> {
+    fn record(&mut self, bytes: &[u8], head: &RecordHead, index: u64) -> Result<(), ObjectError> {
         self.tick()?;
-        let head: CtHead = match serde_json::from_slice(bytes) {
-            Ok(h) => h,
-            Err(e) => {
-                let origin = format!("{}#Records[{index}]", self.obj.origin());
-                self.w.n.bad_objects += 1;
-                log::error!("Bad record {origin}: {e}");
-                return self
-                    .w
-                    .dead
-                    .put(
-                        &origin,
-                        &format!("undecodable JSON record: {e}"),
-                        &bytes[..bytes.len().min(1 << 20)],
-                    )
-                    .map_err(|e| {
-                        ObjectError::Sink(PullerError::new(
-                            logferry_input::PullerErrorType::QueueError,
-                            403,
-                            e.to_string(),
-                        ))
-                    });
+        if let Some(why) = &head.invalid {
+            return self.bad_record(bytes, index, why);
+        }
+        let source = head.get(bytes, HeadField::EventSource);
+        let account_id = head.get(bytes, HeadField::RecipientAccountId);
+        let region_id = head.get(bytes, HeadField::AwsRegion);
+        let Emitter {
+            w,
+            cfg,
+            file_event_type,
+            account,
+            region,
+            source_type,
+            ..
+        } = self;
+        let event_type: &str = match (file_event_type, cfg.auto_event_type, &source) {
+            (Some(t), _, _) => t,
+            (None, true, Some(src)) => {
+                if source_type.0 != **src || source_type.1.is_empty() {
+                    *source_type = (src.to_string(), event_type_of_source(src));
+                }
+                &source_type.1
             }
+            _ => &cfg.event_type_default,
         };
-        let cfg = self.w.cfg.clone();
-        let et: String = match (
-            &self.file_event_type,
-            cfg.auto_event_type,
-            &head.event_source,
-        ) {
-            (Some(t), _, _) => t.clone(),
-            (None, true, Some(src)) => event_type_of_source(src),
-            _ => cfg.event_type_default.clone(),
+        let vars = TagVars {
+            event_type,
+            account_id: account_id.as_deref().unwrap_or(account),
+            region_id: region_id.as_deref().unwrap_or(region),
         };
-        let account = head
-            .account
-            .as_deref()
-            .or(self.key_account.as_deref())
-            .unwrap_or(&self.w.c.session.account_id)
-            .to_owned();
-        let region = head
-            .region
-            .as_deref()
-            .or(self.key_region.as_deref())
-            .unwrap_or(&cfg.client.region)
-            .to_owned();
         let time = head
-            .event_time
+            .get(bytes, HeadField::EventTime)
             .as_deref()
             .and_then(parse_time)
             .unwrap_or_else(logferry::time::now_ms);
-        let msg = decode::text(bytes).into_owned();
-        self.emit_with(None, &et, &account, &region, time, msg)
+        emit_event(w, &cfg.tag, vars, time, decode::text(bytes).into_owned())
     }
 
     fn line(&mut self, text: &str, line_no: u64) -> Result<(), ObjectError> {
@@ -949,99 +1012,42 @@ impl Out for Emitter<'_> {
             return Ok(());
         }
         self.tick()?;
-        let cfg = self.w.cfg.clone();
         let now = logferry::time::now_ms();
-        let account = self
-            .key_account
-            .clone()
-            .unwrap_or_else(|| self.w.c.session.account_id.clone());
-        let region = self
-            .key_region
-            .clone()
-            .unwrap_or_else(|| cfg.client.region.clone());
-        match self.format {
+        let (alt, kind_type) = match self.format {
             ObjectFormat::NonCloudwatchLogs {
                 flowlogs,
                 cloudfront,
-            } => {
-                if self.line_kind.is_none() {
-                    let kind = if text.starts_with('#') {
-                        LineKind::CloudFront
-                    } else if (line_no == 1 && is_flow_header(text))
-                        || self.obj.key.contains("vpcflowlogs")
-                        || flowlogs
-                        || !cloudfront
-                    {
-                        LineKind::Flow
-                    } else {
-                        LineKind::CloudFront
-                    };
-                    let wanted = match kind {
-                        LineKind::Flow => flowlogs,
-                        LineKind::CloudFront => cloudfront,
-                    };
-                    if !wanted {
-                        log::info!(
-                            "Discarded file {}: {:?} logs are not in the service's types",
-                            self.obj.origin(),
-                            kind
-                        );
-                        self.discard = true;
-                        return Ok(());
-                    }
-                    self.line_kind = Some(kind);
-                    if kind == LineKind::Flow && line_no == 1 && is_flow_header(text) {
-                        return Ok(());
-                    }
-                }
-                let kind = self.line_kind.unwrap_or(LineKind::Flow);
-                if text.starts_with('#') && kind == LineKind::CloudFront {
-                    return Ok(());
-                }
-                let (template, et) = match kind {
-                    LineKind::Flow => (
-                        None,
-                        if cfg.auto_event_type {
-                            "flowlogs"
-                        } else {
-                            cfg.event_type_default.as_str()
-                        },
-                    ),
-                    LineKind::CloudFront => (
-                        cfg_alt(&cfg),
-                        if cfg.auto_event_type {
-                            "access"
-                        } else {
-                            cfg.event_type_default.as_str()
-                        },
-                    ),
-                };
-                let et = self
-                    .file_event_type
-                    .clone()
-                    .unwrap_or_else(|| et.to_owned());
-                self.emit_with(template, &et, &account, &region, now, text.to_owned())
-            }
-            ObjectFormat::Umbrella => {
-                let et = self
-                    .file_event_type
-                    .clone()
-                    .unwrap_or_else(|| umbrella_type(&self.obj.key).to_owned());
-                self.emit_with(None, &et, &account, &region, now, text.to_owned())
-            }
-            _ => {
-                let et = self
-                    .file_event_type
-                    .clone()
-                    .unwrap_or_else(|| cfg.event_type_default.clone());
-                self.emit_with(None, &et, &account, &region, now, text.to_owned())
-            }
-        }
+            } => match self.line_kind(text, line_no, flowlogs, cloudfront) {
+                None => return Ok(()),
+                Some(LineKind::Flow) => (false, self.cfg.auto_event_type.then_some("flowlogs")),
+                Some(LineKind::CloudFront) => (true, self.cfg.auto_event_type.then_some("access")),
+            },
+            ObjectFormat::Umbrella => (false, Some(umbrella_type(&self.obj.key))),
+            _ => (false, None),
+        };
+        let Emitter {
+            w,
+            cfg,
+            file_event_type,
+            account,
+            region,
+            ..
+        } = self;
+        let template = match alt {
+            true => cfg.tag_alt.as_ref().unwrap_or(&cfg.tag),
+            false => &cfg.tag,
+        };
+        let event_type = file_event_type
+            .as_deref()
+            .or(kind_type)
+            .unwrap_or(&cfg.event_type_default);
+        let vars = TagVars {
+            event_type,
+            account_id: account,
+            region_id: region,
+        };
+        emit_event(w, template, vars, now, text.to_owned())
     }
-}
-
-fn cfg_alt(cfg: &SqsServiceConfig) -> Option<&TagTemplate> {
-    cfg.tag_alt.as_ref()
 }
 
 /// A VPC flow log header: field names only (`version account-id interface-id ...`).
@@ -1094,5 +1100,24 @@ mod tests {
         assert_eq!(umbrella_type("x/dnslogs/2024-01-01/a.csv.gz"), "dns");
         assert_eq!(umbrella_type("x/other/a.csv.gz"), "unknown");
         assert_eq!(parse_time("2024-01-02T03:04:05Z"), Some(1_704_164_645_000));
+        assert_eq!(
+            parse_time("2024-01-02T03:04:05.250Z"),
+            Some(1_704_164_645_250)
+        );
+        assert_eq!(parse_time("2024-13-02T03:04:05Z"), None);
+        assert_eq!(parse_time("2023-02-29T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn fast_utc_times_agree_with_chrono() {
+        let mut t = -86_400_000i64 * 365 * 3;
+        while t < 4_102_444_800_000 {
+            let text = chrono::DateTime::from_timestamp_millis(t)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string();
+            assert_eq!(utc_seconds_z(text.as_bytes()), Some(t), "{text}");
+            t += 7_654_321_000;
+        }
     }
 }
