@@ -346,6 +346,16 @@ impl Worker {
             .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
+        // Kept invisible to other readers until the message is acknowledged or left (also while the worker waits
+        // for room in the queue).
+        let keeper = VisibilityKeeper::start(
+            &self.rt,
+            self.c.sqs.clone(),
+            &self.c.queue_url,
+            &receipt,
+            self.cfg.visibility_timeout,
+            VisibilityKeeper::period(self.cfg.visibility_timeout),
+        );
         let outcome = if self.cfg.max_receive_count > 0 && count > self.cfg.max_receive_count {
             let reason = format!(
                 "received {count} times (max_receive_count {}): never processed successfully",
@@ -360,16 +370,9 @@ impl Worker {
                 self.sink
                     .emit(Event::new(MD5_TAG, logferry::time::now_ms(), md5))?;
             }
-            let mut hb = Heartbeat::new(
-                self.rt.clone(),
-                self.c.sqs.clone(),
-                &self.c.queue_url,
-                receipt.clone(),
-                self.cfg.visibility_timeout,
-            );
             let before = self.n.generated;
             let out = match self.cfg.mode {
-                Mode::S3(format) => self.handle_notification(&m, format, &mut hb),
+                Mode::S3(format) => self.handle_notification(&m, format),
                 Mode::Direct(kind) => self.handle_direct(&m, kind),
             };
             match out {
@@ -388,6 +391,7 @@ impl Worker {
         };
         // Every event of every object of this message goes to Redis before the message is deleted.
         self.sink.flush()?;
+        drop(keeper);
         if let Outcome::Ack = outcome {
             if self.cfg.ack_messages {
                 self.delete(&receipt, &m)?;
@@ -453,7 +457,6 @@ impl Worker {
         &mut self,
         m: &Message,
         format: ObjectFormat,
-        hb: &mut Heartbeat,
     ) -> Result<Outcome, PullerError> {
         let objects = match notify::parse(m.body().unwrap_or("")) {
             Ok(Notice::Objects(o)) => o,
@@ -472,7 +475,7 @@ impl Worker {
                     continue;
                 }
             }
-            match self.read_object(&obj, format, hb) {
+            match self.read_object(&obj, format) {
                 Ok(true) => {}
                 Ok(false) => self.n.discarded_files += 1,
                 Err(ObjectError::Sink(e)) => return Err(e),
@@ -515,12 +518,7 @@ impl Worker {
     }
 
     /// Reads one object into the sink. Ok(false) when the object was discarded (type not collected).
-    fn read_object(
-        &mut self,
-        obj: &ObjectRef,
-        format: ObjectFormat,
-        hb: &mut Heartbeat,
-    ) -> Result<bool, ObjectError> {
+    fn read_object(&mut self, obj: &ObjectRef, format: ObjectFormat) -> Result<bool, ObjectError> {
         self.n.objects += 1;
         let got = self.rt.block_on(
             self.c
@@ -572,7 +570,6 @@ impl Worker {
             source_type: Default::default(),
             line_kind: None,
             discard: false,
-            hb,
             units: 0,
         };
         let stats = decode::read_object(body, em.cfg.compression, cut, &mut em)?;
@@ -769,54 +766,54 @@ pub fn key_region(key: &str) -> Option<String> {
         .map(|s| s.to_string())
 }
 
-/// Extends the visibility timeout of the message being processed, every half timeout.
-struct Heartbeat {
-    rt: Arc<Runtime>,
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-    receipt: String,
-    timeout: i32,
-    last: Instant,
+/// Extends the visibility timeout of the message being processed by `timeout` seconds every `every` (half the
+/// timeout), from a task of the async runtime: the extension goes on while the worker thread is blocked (waiting
+/// for room in the queue, reading a slow object), so the message is never handed to another reader while it is
+/// processed. Dropping the keeper stops it.
+pub struct VisibilityKeeper {
+    task: tokio::task::JoinHandle<()>,
 }
 
-impl Heartbeat {
-    fn new(
-        rt: Arc<Runtime>,
+impl VisibilityKeeper {
+    pub fn start(
+        rt: &Runtime,
         sqs: aws_sdk_sqs::Client,
-        url: &str,
-        receipt: String,
+        queue_url: &str,
+        receipt: &str,
         timeout: i32,
-    ) -> Self {
-        Heartbeat {
-            rt,
-            sqs,
-            url: url.to_owned(),
-            receipt,
-            timeout,
-            last: Instant::now(),
-        }
+        every: Duration,
+    ) -> VisibilityKeeper {
+        let (url, receipt) = (queue_url.to_owned(), receipt.to_owned());
+        let task = rt.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let r = sqs
+                    .change_message_visibility()
+                    .queue_url(&url)
+                    .receipt_handle(&receipt)
+                    .visibility_timeout(timeout)
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => log::info!(
+                        "Extended the visibility timeout of the message being processed by {timeout} s"
+                    ),
+                    Err(e) => log::warn!("Could not extend the visibility timeout: {}", err_text(&e)),
+                }
+            }
+        });
+        VisibilityKeeper { task }
     }
 
-    fn tick(&mut self) {
-        if self.last.elapsed() < Duration::from_secs((self.timeout as u64 / 2).max(1)) {
-            return;
-        }
-        self.last = Instant::now();
-        let r = self.rt.block_on(
-            self.sqs
-                .change_message_visibility()
-                .queue_url(&self.url)
-                .receipt_handle(&self.receipt)
-                .visibility_timeout(self.timeout)
-                .send(),
-        );
-        match r {
-            Ok(_) => log::info!(
-                "Extended the visibility timeout of the message being processed by {} s",
-                self.timeout
-            ),
-            Err(e) => log::warn!("Could not extend the visibility timeout: {}", err_text(&e)),
-        }
+    /// The extension period for a visibility timeout of `timeout` seconds: half of it (at least 1 s).
+    pub fn period(timeout: i32) -> Duration {
+        Duration::from_secs((timeout.max(0) as u64 / 2).max(1))
+    }
+}
+
+impl Drop for VisibilityKeeper {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -873,7 +870,6 @@ struct Emitter<'a> {
     source_type: (String, String),
     line_kind: Option<LineKind>,
     discard: bool,
-    hb: &'a mut Heartbeat,
     units: u64,
 }
 
@@ -897,11 +893,8 @@ fn emit_event(
 impl Emitter<'_> {
     fn tick(&mut self) -> Result<(), ObjectError> {
         self.units += 1;
-        if self.units.is_multiple_of(1024) {
-            self.hb.tick();
-            if self.w.stop.load(Ordering::Relaxed) {
-                return Err(ObjectError::Transient("stopping".into()));
-            }
+        if self.units.is_multiple_of(1024) && self.w.stop.load(Ordering::Relaxed) {
+            return Err(ObjectError::Transient("stopping".into()));
         }
         Ok(())
     }

@@ -1,0 +1,226 @@
+//! Through the real `logferry` binary (built by this test with `cargo build -p logferry-supervisor`): a large gzip
+//! object announced by a bucket notification in moto is pulled by `sqs_collector` into the embedded Redis and sent
+//! to a TCP syslog receiver; the InputProcess is killed with SIGKILL in the middle of the object. The supervisor
+//! restarts it, the message (never deleted) comes back, and every line of the object reaches the receiver.
+
+mod common;
+
+use common::{gz, Fixture};
+use logferry_testkit::{wait_until, ChildGuard, LineSink, TempDir};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const TAG: &str = "my.app.sqs.kill";
+/// Lines of the object (~250 bytes each: ~50 MB uncompressed).
+const LINES: u64 = 200_000;
+/// The collector's queue limit: the InputProcess can never be more than this many events ahead of the receiver.
+const QUEUE_MAX: u64 = 5_000;
+
+fn logferry_bin() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "-q", "-p", "logferry-supervisor"])
+        .status()
+        .expect("cargo build");
+    assert!(st.success(), "cargo build -p logferry-supervisor failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("debug/logferry")
+}
+
+struct Collector {
+    _guard: ChildGuard,
+    log: PathBuf,
+}
+
+impl Collector {
+    fn start(dir: &Path, config: &str) -> Collector {
+        let path = dir.join("config.yaml");
+        std::fs::write(&path, config).unwrap();
+        let log = dir.join("run.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(logferry_bin())
+            .args(["run", "--config"])
+            .arg(&path)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start logferry");
+        Collector {
+            _guard: ChildGuard {
+                child,
+                name: "logferry".into(),
+            },
+            log,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The pid of the last started InputProcess, from the supervisor's log line.
+    fn input_pid(&self) -> i32 {
+        let needle = "InputProcess started (pid ";
+        let text = self.log_text();
+        let at = text
+            .rfind(needle)
+            .unwrap_or_else(|| panic!("no '{needle}' in log:\n{text}"));
+        text[at + needle.len()..]
+            .split(')')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}
+
+fn config(dir: &Path, f: &Fixture, queue_url: &str, sink_port: u16) -> String {
+    format!(
+        r#"globals:
+  id: aws-kill
+  persistence: {{type: embedded, directory: "{state}"}}
+  queue_max_size_in_messages: {QUEUE_MAX}
+  queue_wrap_max_size_in_messages: 100
+  sender_stats_period_in_sec: 1
+  stop_drain_timeout_in_sec: 5
+inputs:
+  sqs_collector:
+    id: 21
+    base_url: {queue_url}
+    region: us-east-1
+    endpoint: {moto}
+    aws_access_key_id: testing
+    aws_secret_access_key: testing
+    ack_messages: true
+    sqs_wait_timeout: 20
+    request_period_in_seconds: 1
+    workers: 1
+    services:
+      big:
+        tag: {TAG}
+        format: lines
+outputs:
+  relay:
+    type: syslog
+    config:
+      address: 127.0.0.1
+      port: {sink_port}
+"#,
+        state = dir.join("state").display(),
+        moto = f.moto.url(),
+    )
+}
+
+fn object() -> Vec<u8> {
+    let mut text = String::with_capacity(LINES as usize * 260);
+    for seq in 0..LINES {
+        text.push_str(&format!(
+            "{{\"seq\":{seq},\"source\":\"kill-test\",\"text\":\"{}\"}}\n",
+            "abcdefghij".repeat(20 + (seq % 7) as usize)
+        ));
+    }
+    gz(text.as_bytes())
+}
+
+/// Sequence numbers received (duplicates collapse).
+fn seqs(lines: &[String]) -> BTreeSet<u64> {
+    lines
+        .iter()
+        .filter(|l| l.contains(TAG))
+        .filter_map(|l| {
+            let at = l.find("\"seq\":")? + 6;
+            l[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Receipt handles of the messages moto holds (its model dump, `/moto-api/data.json`).
+fn receipt_handles(f: &Fixture) -> Vec<String> {
+    let url = format!("{}/moto-api/data.json", f.moto.url());
+    let out = Command::new("curl")
+        .args(["-sf", &url])
+        .output()
+        .expect("curl");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("moto data.json");
+    v.pointer("/sqs/Message")
+        .and_then(|m| m.as_array())
+        .map(|msgs| {
+            msgs.iter()
+                .filter_map(|m| m.get("receipt_handle")?.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn killing_the_input_process_in_the_middle_of_an_object_loses_nothing() {
+    common::init_log();
+    let f = Fixture::start();
+    let q = f.bucket_to_queue("kill-bucket", "kill-queue");
+    f.put("kill-bucket", "logs/big object.json.gz", object());
+    let dir = TempDir::new("aws-kill-in");
+    let sink = LineSink::start();
+    let c = Collector::start(dir.path(), &config(dir.path(), &f, &q, sink.port));
+
+    wait_until(
+        Duration::from_secs(180),
+        "the first 20,000 lines at the receiver",
+        || sink.count() >= 20_000,
+    );
+    let pid = c.input_pid();
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let at_kill = sink.count() as u64;
+    // The InputProcess is at most QUEUE_MAX events ahead of the receiver: it was in the middle of the object,
+    // and the message was not deleted.
+    assert!(
+        at_kill + QUEUE_MAX < LINES,
+        "{at_kill} lines already received: not the middle of the object"
+    );
+    assert_eq!(
+        f.queue_depth(&q),
+        1,
+        "the message must still be in the queue"
+    );
+    wait_until(Duration::from_secs(60), "InputProcess restarted", || {
+        c.input_pid() != pid
+    });
+    // Stand in for the end of the 120 s visibility timeout: make the in-flight message visible now.
+    for receipt in receipt_handles(&f) {
+        let _ = f.rt.block_on(
+            f.sqs
+                .change_message_visibility()
+                .queue_url(&q)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send(),
+        );
+    }
+    wait_until(
+        Duration::from_secs(300),
+        "every line of the object at the receiver and the message deleted",
+        || seqs(&sink.lines()).len() as u64 == LINES && f.queue_depth(&q) == 0,
+    );
+    let lines = sink.lines();
+    let got = seqs(&lines);
+    eprintln!(
+        "killed with {at_kill} of {LINES} lines received; {} lines in all ({} duplicates re-sent after the restart)",
+        lines.len(),
+        lines.len() as u64 - LINES
+    );
+    assert_eq!(got.first(), Some(&0));
+    assert_eq!(got.last(), Some(&(LINES - 1)));
+    let log = c.log_text();
+    assert!(
+        log.matches("InputProcess started (pid ").count() >= 2,
+        "no restart in the log:\n{log}"
+    );
+}
