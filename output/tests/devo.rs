@@ -8,16 +8,19 @@ use logferry::config::ConfigErrorKind;
 use logferry::event::Event;
 use logferry::lookup::{ColumnType, Lookup, LookupAction};
 use logferry_output::senders::conn::{Connection, Endpoint};
-use logferry_output::senders::devo::DevoKind;
-use logferry_output::senders::tls::client_config;
-use logferry_output::{SendError, Sender};
+use logferry_output::senders::devo::{DevoConfig, DevoKind, DevoSender};
+use logferry_output::senders::retry::StopFlag;
+use logferry_output::senders::tls::{client_config, Roots};
+use logferry_output::{Batch, SendError, Sender};
 use logferry_testkit::senders::{CaptureMode, CaptureServer, TestPki};
-use logferry_testkit::{wait_until, TempDir};
+use logferry_testkit::{free_port, wait_until, TempDir};
 use serde_json::json;
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const HOST: &str = "testhost";
 const DATE: &str = "2023-06-02 08:31:15.123";
@@ -27,28 +30,21 @@ fn devo_sender(
     ty: &str,
     globals: logferry::config::Globals,
 ) -> Box<dyn Sender> {
-    let (spec, errs) = configure(&DevoKind, ty, cfg, Path::new("/"));
-    assert!(errs.is_empty(), "{errs:?}");
-    (spec.unwrap().build)(&info(globals))
+    build_sender(&DevoKind, ty, cfg, globals)
+}
+
+/// A plain-TCP relay output without retry waits nor lookup pauses.
+fn plain_relay_config(port: u16) -> serde_json::Value {
+    json!({"address": "127.0.0.1", "port": port, "tls": false, "hostname": HOST, "send_retry_initial_wait_in_seconds": 0,
+           "connect_retry_initial_wait_in_seconds": 0, "connect_retries": 1, "lookup_control_pause_in_seconds": 0})
 }
 
 fn plain_relay(port: u16, globals: logferry::config::Globals) -> Box<dyn Sender> {
-    devo_sender(
-        json!({"address": "127.0.0.1", "port": port, "tls": false, "hostname": HOST, "send_retry_initial_wait_in_seconds": 0,
-               "connect_retry_initial_wait_in_seconds": 0, "connect_retries": 1}),
-        "relay",
-        globals,
-    )
+    devo_sender(plain_relay_config(port), "relay", globals)
 }
 
 fn send_all(s: &mut dyn Sender, events: Vec<Event>) {
-    let (b, acks) = batch(events, "1-0");
-    let mut v = vec![b];
-    s.send(&mut v).unwrap();
-    for b in v.drain(..) {
-        b.complete();
-    }
-    assert!(acks.try_recv().is_ok());
+    send_completed(s, events, "1-0");
     s.close();
 }
 
@@ -237,7 +233,7 @@ fn mutual_tls_delivers_and_refusals_name_the_cause() {
 
     let connect = |chain: &str, client: Option<&str>| {
         let tls = client_config(
-            &pki.cert(chain),
+            Roots::Chain(&pki.cert(chain)),
             client
                 .map(|c| (pki.cert(c), pki.key(c)))
                 .as_ref()
@@ -529,4 +525,216 @@ fn idle_and_old_connections_are_replaced() {
         conns[3].ends_with(": age 2\n") && !conns[3].contains("age 1"),
         "{conns:?}"
     );
+}
+
+/// A Devo sender reading `cfg` as `ty`, giving way to `stop`.
+fn devo_with_stop(cfg: serde_json::Value, ty: &str, stop: &StopFlag) -> DevoSender {
+    let (c, errs) = read_config(cfg, Path::new("/"), |s| DevoConfig::read(ty, s));
+    assert!(errs.is_empty(), "{errs:?}");
+    DevoSender::new(&c.unwrap(), &info(globals())).stop_on(stop.clone())
+}
+
+/// A receiver that accepts connections, reads their first byte and closes them (a reset, since data is left
+/// unread), counting them: every TLS handshake fails, and every plain send larger than the socket buffers fails.
+fn refusing_receiver() -> (u16, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = stream.read(&mut [0u8; 1]);
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (port, accepted)
+}
+
+/// Sends `events` with `s` while another thread sets `stop` once `ready` holds; returns the send's result, the
+/// time from the stop to the return, and whether the batch was completed.
+fn send_until_stopped(
+    s: &mut DevoSender,
+    stop: &StopFlag,
+    events: Vec<Event>,
+    ready: impl Fn() -> bool + Send + 'static,
+) -> (Result<(), SendError>, Duration, bool) {
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            wait_until(Duration::from_secs(20), "the sender retrying", ready);
+            stop.store(true, Ordering::SeqCst);
+            Instant::now()
+        })
+    };
+    let (b, acks) = batch(events, "7-0");
+    let mut v = vec![b];
+    let r = s.send(&mut v);
+    let returned = Instant::now();
+    let stopped_at = stopper.join().unwrap();
+    if r.is_ok() {
+        v.drain(..).for_each(Batch::complete);
+    }
+    (r, returned - stopped_at, acks.try_recv().is_ok())
+}
+
+#[test]
+fn stop_interrupts_connect_and_send_retries_and_nothing_is_acknowledged() {
+    // Long retry schedules (1 s doubling, 10 attempts: more than 8 minutes each) against a receiver that closes
+    // every connection; the stop comes once the sender is retrying.
+    let retries = json!({"connect_retries": 10, "connect_retry_initial_wait_in_seconds": 1,
+                         "send_retries": 10, "send_retry_initial_wait_in_seconds": 1, "hostname": HOST});
+    let pki = TestPki::generate();
+    let big = big_events();
+    for (label, tls) in [
+        ("connect (TLS handshake)", true),
+        ("send (plain TCP)", false),
+    ] {
+        let (port, accepted) = refusing_receiver();
+        let mut cfg = retries.clone();
+        cfg["address"] = json!("127.0.0.1");
+        cfg["port"] = json!(port);
+        if tls {
+            cfg["chain"] = json!(pki.cert("ca"));
+            cfg["cert"] = json!(pki.cert("client"));
+            cfg["key"] = json!(pki.key("client"));
+        } else {
+            cfg["tls"] = json!(false);
+        }
+        let stop = StopFlag::default();
+        let mut s = devo_with_stop(cfg, "relay", &stop);
+        let seen = accepted.clone();
+        let (r, after_stop, completed) =
+            send_until_stopped(&mut s, &stop, big.clone(), move || {
+                seen.load(Ordering::SeqCst) >= 2
+            });
+        let err = r.expect_err(label);
+        assert!(
+            after_stop < Duration::from_millis(600),
+            "{label}: returned {after_stop:?} after the stop"
+        );
+        assert!(!completed, "{label}: the batch must not be acknowledged");
+        match tls {
+            true => assert!(matches!(err, SendError::Tls { .. }), "{label}: {err}"),
+            false => assert!(matches!(err, SendError::Write { .. }), "{label}: {err}"),
+        }
+    }
+
+    // A stop already requested: one attempt, no wait (the schedule would take 2+4+8+16 s).
+    let stop = StopFlag::default();
+    stop.store(true, Ordering::SeqCst);
+    let mut s = devo_with_stop(
+        json!({"address": "127.0.0.1", "port": free_port(), "tls": false, "hostname": HOST}),
+        "relay",
+        &stop,
+    );
+    let (b, acks) = batch(vec![Event::new("t", T, "kept")], "8-0");
+    let mut v = vec![b];
+    let started = Instant::now();
+    let err = s.send(&mut v).unwrap_err();
+    assert!(matches!(err, SendError::Connect { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(v.len(), 1);
+    assert!(acks.try_recv().is_err());
+}
+
+#[test]
+fn a_connection_reset_in_the_middle_of_a_send_fails_it_without_reconnecting() {
+    // Writes after the reset must not go on over a new connection: what the first one carried is lost.
+    let (port, accepted) = refusing_receiver();
+    let mut cfg = plain_relay_config(port);
+    cfg["send_retries"] = json!(1);
+    let mut s = devo_sender(cfg, "relay", globals());
+    let (b, acks) = batch(big_events(), "9-0");
+    let mut v = vec![b];
+    let err = s.send(&mut v).unwrap_err();
+    assert!(matches!(err, SendError::Write { .. }), "{err}");
+    wait_until(
+        Duration::from_secs(5),
+        "the receiver saw the connection",
+        || accepted.load(Ordering::SeqCst) >= 1,
+    );
+    s.close();
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection only");
+    assert!(acks.try_recv().is_err());
+}
+
+/// 20 MB of events: more than the loopback socket buffers hold, so a send to a receiver that resets meets it.
+fn big_events() -> Vec<Event> {
+    (0..60_000)
+        .map(|i| Event::new("t", T, format!("{i:0>300}")))
+        .collect()
+}
+
+/// Lines received with their arrival time.
+type TimedLines = Arc<Mutex<Vec<(Instant, String)>>>;
+
+/// A receiver of one connection noting when each line arrives.
+fn timed_receiver() -> (u16, TimedLines) {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let out = lines.clone();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            out.lock().unwrap().push((Instant::now(), line));
+        }
+    });
+    (port, lines)
+}
+
+fn lookup_events() -> Vec<Event> {
+    let lookup = Lookup::with_id("my_table", &[("k", ColumnType::Str)], "k", "1.5").unwrap();
+    lookup
+        .publish(LookupAction::Full, &[vec!["a"], vec!["b"]], &[], T)
+        .unwrap()
+}
+
+#[test]
+fn lookup_lines_are_paused_around_start_and_end_like_devo_sdk() {
+    let pause = Duration::from_millis(300);
+    let (port, lines) = timed_receiver();
+    let mut cfg = plain_relay_config(port);
+    cfg["lookup_control_pause_in_seconds"] = json!(pause.as_secs_f64());
+    let mut s = devo_sender(cfg, "relay", globals());
+    send_completed(s.as_mut(), lookup_events(), "1-0");
+    wait_until(Duration::from_secs(5), "4 lookup lines", || {
+        lines.lock().unwrap().len() == 4
+    });
+    let got = lines.lock().unwrap().clone();
+    assert!(
+        got[0].1.contains("|START|") && got[3].1.contains("|END|"),
+        "{got:?}"
+    );
+    // The START line reached the receiver a pause before the data; the END a pause after it.
+    // (Arrival times: a few ms of delivery latency on either side of a pause.)
+    let at_least = pause - Duration::from_millis(30);
+    assert!(got[1].0 - got[0].0 >= at_least, "{got:?}");
+    assert!(got[2].0 - got[1].0 < pause / 2, "{got:?}");
+    assert!(got[3].0 - got[2].0 >= at_least, "{got:?}");
+}
+
+#[test]
+fn stop_during_a_lookup_pause_returns_at_once_and_nothing_is_acknowledged() {
+    let (port, lines) = timed_receiver();
+    let mut cfg = plain_relay_config(port);
+    cfg["lookup_control_pause_in_seconds"] = json!(60);
+    let stop = StopFlag::default();
+    let mut s = devo_with_stop(cfg, "relay", &stop);
+    let seen = lines.clone();
+    let (r, after_stop, completed) =
+        send_until_stopped(&mut s, &stop, lookup_events(), move || {
+            !seen.lock().unwrap().is_empty()
+        });
+    let err = r.unwrap_err();
+    assert!(err.to_string().contains("stop requested"), "{err}");
+    assert!(after_stop < Duration::from_millis(600), "{after_stop:?}");
+    assert!(!completed);
+    s.close();
+    let got = lines.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "only the START line was sent: {got:?}");
 }

@@ -9,7 +9,6 @@ use logferry_output::senders::syslog::SyslogKind;
 use logferry_testkit::senders::{Rsyslog, TestPki};
 use logferry_testkit::wait_until;
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
 
 fn events(label: &str) -> Vec<Event> {
@@ -25,12 +24,8 @@ fn deliver(rs: &Rsyslog, cfg: serde_json::Value, label: &str) {
     cfg["address"] = json!("127.0.0.1");
     cfg["port"] = json!(rs.port);
     cfg["hostname"] = json!("loghost");
-    let (spec, errs) = configure(&SyslogKind, "syslog", cfg, Path::new("/"));
-    assert!(errs.is_empty(), "{errs:?}");
-    let mut s = (spec.unwrap().build)(&info(globals()));
-    let (b, _acks) = batch(events(label), "1-0");
-    let mut v = vec![b];
-    s.send(&mut v).unwrap();
+    let mut s = build_sender(&SyslogKind, "syslog", cfg, globals());
+    send_completed(s.as_mut(), events(label), "1-0");
     s.close();
 }
 

@@ -2,6 +2,8 @@
 //! or closed by the peer. Every failure is a typed [`SendError`] naming the destination.
 
 use crate::sender::SendError;
+use crate::senders::tls::{self, TlsPolicy, TlsSwitch};
+use logferry::config::{ConfigErrorKind, Section};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{ErrorKind, Read, Write};
@@ -9,25 +11,70 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Where and how to connect.
+/// Senders write to the socket whenever their reused buffer grows past this.
+pub(crate) const WRITE_CHUNK: usize = 256 * 1024;
+
+/// Where and how to connect: the connection keys shared by the TCP senders (Devo, syslog) under
+/// `outputs.<name>.config`.
 #[derive(Clone)]
 pub struct Endpoint {
+    /// `address`: host name or IP of the destination. Mandatory.
     pub address: String,
+    /// `port`: 1..=65535; the kind's default (Devo 443) or mandatory (syslog).
     pub port: u16,
-    /// TLS client configuration; `None` = plain TCP.
+    /// TLS client configuration from `tls`, `chain`, `cert`, `key` ([`tls::read`]); `None` = plain TCP.
     pub tls: Option<Arc<ClientConfig>>,
+    /// `connect_timeout_in_seconds`: default 5, 1..=300.
     pub connect_timeout: Duration,
-    /// Socket write timeout (a stalled peer fails the send instead of blocking forever).
+    /// `send_timeout_in_seconds`: socket write timeout, a write blocked this long fails instead of blocking
+    /// forever. Default 5, 1..=300.
     pub write_timeout: Duration,
-    /// Re-open before a write when the connection is older than this.
+    /// Re-open before a write when the connection is older than this (Devo: `connection_max_age_in_seconds`).
     pub max_age: Option<Duration>,
-    /// Re-open before a write when nothing was written for this long.
+    /// Re-open before a write when nothing was written for this long (Devo: `connection_max_idle_in_seconds`).
     pub max_idle: Option<Duration>,
 }
 
 impl Endpoint {
     pub fn destination(&self) -> String {
         format!("{}:{}", self.address, self.port)
+    }
+
+    /// Reads `address`, `port` (`default_port`, or mandatory when `None`), the TLS keys and the timeouts; every
+    /// problem is recorded on the section. No age or idle limit (the caller sets them).
+    pub fn read(
+        s: &Section<'_>,
+        default_port: Option<u16>,
+        switch: TlsSwitch,
+        policy: TlsPolicy,
+    ) -> Option<Endpoint> {
+        let address: Option<String> = s.required("address");
+        let port = match default_port {
+            Some(default) => Some(s.in_range("port", default, 1..=65535)),
+            None => s.required::<u16>("port").filter(|p| {
+                if *p == 0 {
+                    s.error(
+                        "port",
+                        ConfigErrorKind::OutOfRange,
+                        "value 0 is out of range 1..=65535",
+                    );
+                }
+                *p != 0
+            }),
+        };
+        let tls = tls::read(s, switch, policy);
+        let seconds = |key: &str| Duration::from_secs(s.in_range(key, 5u64, 1..=300));
+        let connect_timeout = seconds("connect_timeout_in_seconds");
+        let write_timeout = seconds("send_timeout_in_seconds");
+        Some(Endpoint {
+            address: address?,
+            port: port?,
+            tls: tls?,
+            connect_timeout,
+            write_timeout,
+            max_age: None,
+            max_idle: None,
+        })
     }
 }
 
@@ -264,10 +311,16 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes everything (opening the connection first when needed); on failure the connection is dropped.
+    /// Writes everything on the connection opened by [`Connection::ensure_open`] at the start of the send; on
+    /// failure the connection is dropped. Never re-opens: bytes written earlier in the same send may be lost with a
+    /// connection the server closed, so the whole send must fail (and be sent again), not go on elsewhere.
     pub fn write_all(&mut self, data: &[u8]) -> Result<(), SendError> {
-        self.ensure_open()?;
-        let stream = self.stream.as_mut().expect("opened above");
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(SendError::Write {
+                destination: self.endpoint.destination(),
+                reason: "not connected (the connection was closed during the send)".into(),
+            });
+        };
         if let Err(err) = stream.write_all(data) {
             self.stream = None;
             return Err(SendError::Write {

@@ -36,15 +36,9 @@ impl OutputKind for ConsoleKind {
         _globals: &Globals,
     ) -> Option<OutputSpec> {
         let cfg = ConsoleConfig::read(config);
-        Some(OutputSpec {
-            name: name.to_owned(),
-            kind: kind.to_owned(),
-            sender_label: "ConsoleSender",
-            concurrent_connections: 1,
-            build: Box::new(move |info: &SenderInfo| {
-                Box::new(ConsoleSender::new(&cfg, info)) as Box<dyn Sender>
-            }),
-        })
+        Some(super::spec(name, kind, "ConsoleSender", move |info| {
+            ConsoleSender::new(&cfg, info)
+        }))
     }
 }
 

@@ -1,44 +1,31 @@
 //! `devo_platform` / `relay`: the Devo sender. TCP + TLS 1.2+ with mutual authentication (client `cert` + `key`,
 //! server verified against `chain`); framing as Devo's own sender (`<14>YYYY-MM-DD HH:MM:SS.mmm HOST TAG: MSG\n`,
 //! multiline events octet-counted); optional gzip transport switched on by the DCSDK queue-usage rule; connection
-//! hygiene (age, idle, closed by the server) and connect/send retries with backoff.
+//! hygiene (age, idle, closed by the server), connect/send retries with backoff that give way to a stop, and the
+//! devo-sdk pause around lookup control lines.
 
 use crate::config::{OutputKind, OutputSpec};
 use crate::sender::{Batch, QueueUsage, SendError, Sender, SenderInfo};
-use crate::senders::conn::{Connection, Endpoint};
+use crate::senders::conn::{Connection, Endpoint, WRITE_CHUNK};
 use crate::senders::format::{short_host_name, Framing, HeaderFormat, HeaderWriter};
 use crate::senders::gzip::GzipMembers;
-use crate::senders::syslog::WRITE_CHUNK;
-use logferry::config::{ConfigErrorKind, Globals, Section};
-use std::sync::Arc;
+use crate::senders::retry::{self, Retry, StopFlag};
+use crate::senders::tls::{TlsPolicy, TlsSwitch};
+use logferry::config::{Globals, Section};
+use logferry::event::Event;
+use logferry::lookup::CONTROL_TABLE;
 use std::time::Duration;
-
-/// Retry policy: `attempts` tries, waiting `initial` then growing (doubling) up to `max` between tries.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Retry {
-    pub attempts: u32,
-    pub initial: Duration,
-    pub max: Duration,
-}
-
-impl Retry {
-    /// The wait after failed attempt number `n` (1-based).
-    pub fn wait(&self, n: u32) -> Duration {
-        let factor = 2u32.saturating_pow(n.saturating_sub(1).min(16));
-        self.initial.saturating_mul(factor).min(self.max)
-    }
-}
 
 /// Configuration of a Devo output (under `outputs.<name>.config`).
 #[derive(Clone)]
 pub struct DevoConfig {
-    /// `address`: collector host (`collector-eu.devo.io`) or relay address. Mandatory.
-    pub address: String,
-    /// `port`: default 443; 1..=65535.
-    pub port: u16,
-    /// TLS client configuration from `chain` (CA file), `cert` and `key` (client certificate and key), all three
-    /// mandatory. Only for `type: relay`, `tls: false` explicitly selects plain TCP (never a silent fallback).
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// `address` (collector host such as `collector-eu.devo.io`, or relay address; mandatory), `port` (default
+    /// 443, 1..=65535), `connect_timeout_in_seconds` and `send_timeout_in_seconds` (default 5, 1..=300),
+    /// `connection_max_age_in_seconds` (reconnect before a send when older; default 3600, 1..=86400),
+    /// `connection_max_idle_in_seconds` (reconnect when idle longer; default 30, 1..=3600), and TLS from `chain`
+    /// (CA file), `cert` and `key` (client certificate and key), all three mandatory: no system trust store, never
+    /// a plaintext fallback. Only for `type: relay`, `tls: false` explicitly selects plain TCP.
+    pub endpoint: Endpoint,
     /// `hostname`: HOST field of each line. Default: the machine's short host name.
     pub hostname: String,
     /// `connect_retries` (default 5, 1..=100), `connect_retry_initial_wait_in_seconds` (default 2, 0..=60),
@@ -47,123 +34,39 @@ pub struct DevoConfig {
     /// `send_retries` (default 5, 1..=100), `send_retry_initial_wait_in_seconds` (default 2, 0..=60),
     /// `send_retry_max_wait_in_seconds` (default 60, 0..=600).
     pub send_retry: Retry,
-    /// `connect_timeout_in_seconds`: default 5, 1..=300.
-    pub connect_timeout: Duration,
-    /// `send_timeout_in_seconds`: a write blocked this long fails. Default 5, 1..=300.
-    pub send_timeout: Duration,
-    /// `connection_max_age_in_seconds`: reconnect before a send when the connection is older. Default 3600, 1..=86400.
-    pub max_age: Duration,
-    /// `connection_max_idle_in_seconds`: reconnect when idle for longer. Default 30, 1..=3600.
-    pub max_idle: Duration,
-    /// From globals: `threshold_for_using_gzip_in_transport_layer` (negative = always, above 1 = never).
-    pub gzip_threshold: f64,
-    /// From globals: `compression_level` 0..=9.
-    pub compression_level: u32,
-    /// From globals: `compression_buffer_in_bytes` (size of one gzip member's input).
-    pub compression_buffer: usize,
-}
-
-fn seconds(s: &Section<'_>, key: &str, default: f64, max: f64) -> Duration {
-    Duration::from_secs_f64(s.in_range(key, default, 0.0..=max))
+    /// `lookup_control_pause_in_seconds`: default 5 (devo-sdk's `Lookup.delay`), 0..=60; 0 = no pause. After a
+    /// lookup's START control line and before its END line the sender flushes and waits this long, as devo-sdk
+    /// does, so that Devo has processed the START (control table) before the data lines (data table) arrive and
+    /// every data line before the END closes the upload.
+    pub lookup_pause: Duration,
 }
 
 impl DevoConfig {
-    pub fn read(kind: &str, s: &Section<'_>, globals: &Globals) -> Option<DevoConfig> {
-        let address: Option<String> = s.required("address");
-        let port = s.in_range("port", 443u16, 1..=65535);
-        let use_tls = if kind == "relay" {
-            s.or("tls", true)
-        } else {
-            if s.contains("tls") {
-                s.raw("tls");
-                s.error(
-                    "tls",
-                    ConfigErrorKind::InvalidValue,
-                    "type devo_platform always uses mutual TLS; \"tls\" is only for type relay",
-                );
-            }
-            true
-        };
-        let tls = if use_tls {
-            Some(crate::senders::tls::from_section(s, true))
-        } else {
-            for k in ["chain", "cert", "key"] {
-                if s.contains(k) {
-                    s.raw(k);
-                    s.error(
-                        k,
-                        ConfigErrorKind::Conflict,
-                        "certificate files are set but \"tls: false\"",
-                    );
-                }
-            }
-            None
-        };
-        let retry = |prefix: &str| Retry {
-            attempts: s.in_range(&format!("{prefix}_retries"), 5u32, 1..=100),
-            initial: seconds(
-                s,
-                &format!("{prefix}_retry_initial_wait_in_seconds"),
-                2.0,
-                60.0,
-            ),
-            max: seconds(
-                s,
-                &format!("{prefix}_retry_max_wait_in_seconds"),
-                60.0,
-                600.0,
+    pub fn read(kind: &str, s: &Section<'_>) -> Option<DevoConfig> {
+        let switch = match kind {
+            "relay" => TlsSwitch::Key(true),
+            _ => TlsSwitch::Always(
+                "type devo_platform always uses mutual TLS; \"tls\" is only for type relay",
             ),
         };
-        let connect_retry = retry("connect");
-        let send_retry = retry("send");
-        let cfg = DevoConfig {
-            address: address.unwrap_or_default(),
-            port,
-            tls: None,
-            hostname: s.optional("hostname").unwrap_or_else(short_host_name),
+        let endpoint = Endpoint::read(s, Some(443), switch, TlsPolicy::Mutual);
+        let max_age = s.in_range("connection_max_age_in_seconds", 3600u64, 1..=86_400);
+        let max_idle = s.in_range("connection_max_idle_in_seconds", 30u64, 1..=3600);
+        let hostname = s.optional("hostname").unwrap_or_else(short_host_name);
+        let connect_retry = Retry::read(s, "connect");
+        let send_retry = Retry::read(s, "send");
+        let pause = s.in_range("lookup_control_pause_in_seconds", 5.0, 0.0..=60.0);
+        Some(DevoConfig {
+            endpoint: Endpoint {
+                max_age: Some(Duration::from_secs(max_age)),
+                max_idle: Some(Duration::from_secs(max_idle)),
+                ..endpoint?
+            },
+            hostname,
             connect_retry,
             send_retry,
-            connect_timeout: Duration::from_secs(s.in_range(
-                "connect_timeout_in_seconds",
-                5u64,
-                1..=300,
-            )),
-            send_timeout: Duration::from_secs(s.in_range("send_timeout_in_seconds", 5u64, 1..=300)),
-            max_age: Duration::from_secs(s.in_range(
-                "connection_max_age_in_seconds",
-                3600u64,
-                1..=86_400,
-            )),
-            max_idle: Duration::from_secs(s.in_range(
-                "connection_max_idle_in_seconds",
-                30u64,
-                1..=3600,
-            )),
-            gzip_threshold: globals.threshold_for_using_gzip_in_transport_layer,
-            compression_level: globals.compression_level,
-            compression_buffer: globals.compression_buffer_in_bytes,
-        };
-        if cfg.address.is_empty() {
-            return None;
-        }
-        let tls = match tls {
-            Some(None) => return None,
-            Some(Some(c)) => Some(c),
-            None => None,
-        };
-        Some(DevoConfig { tls, ..cfg })
-    }
-
-    pub fn endpoint(&self) -> Endpoint {
-        Endpoint {
-            address: self.address.clone(),
-            port: self.port,
-            tls: self.tls.clone(),
-            connect_timeout: self.connect_timeout,
-            write_timeout: self.send_timeout,
-            max_age: Some(self.max_age),
-            max_idle: Some(self.max_idle),
-        }
+            lookup_pause: Duration::from_secs_f64(pause),
+        })
     }
 }
 
@@ -178,18 +81,12 @@ impl OutputKind for DevoKind {
         name: &str,
         kind: &str,
         config: &Section<'_>,
-        globals: &Globals,
+        _globals: &Globals,
     ) -> Option<OutputSpec> {
-        let cfg = DevoConfig::read(kind, config, globals)?;
-        Some(OutputSpec {
-            name: name.to_owned(),
-            kind: kind.to_owned(),
-            sender_label: "DevoSender",
-            concurrent_connections: 1,
-            build: Box::new(move |info: &SenderInfo| {
-                Box::new(DevoSender::new(&cfg, info)) as Box<dyn Sender>
-            }),
-        })
+        let cfg = DevoConfig::read(kind, config)?;
+        Some(super::spec(name, kind, "DevoSender", move |info| {
+            DevoSender::new(&cfg, info)
+        }))
     }
 }
 
@@ -228,6 +125,26 @@ impl GzipSwitch {
     }
 }
 
+/// A lookup control line (`my.lookup.control.<name>.<FULL|INC>`: `<id>_<name>|START|...` or `|END|...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupControl {
+    Start,
+    End,
+}
+
+impl LookupControl {
+    /// Whether `e` is a lookup control line, and which.
+    pub fn of(e: &Event) -> Option<LookupControl> {
+        e.tag.strip_prefix(CONTROL_TABLE)?.strip_prefix('.')?;
+        let (_, rest) = e.message.split_once('|')?;
+        match rest.split_once('|')?.0 {
+            "START" => Some(LookupControl::Start),
+            "END" => Some(LookupControl::End),
+            _ => None,
+        }
+    }
+}
+
 /// One connection to Devo.
 pub struct DevoSender {
     conn: Connection,
@@ -239,23 +156,22 @@ pub struct DevoSender {
     gzip: GzipMembers,
     switch: GzipSwitch,
     compressing: bool,
+    /// From globals: `compression_buffer_in_bytes` (size of one gzip member's input).
+    compression_buffer: usize,
+    gzip_threshold: f64,
     usage: QueueUsage,
     cfg: DevoConfig,
+    stop: StopFlag,
     name: String,
 }
 
 impl DevoSender {
-    /// Compression settings come from `info.globals` (the globals the OutputProcess runs with).
+    /// Compression settings come from `info.globals` (the globals the OutputProcess runs with). Retries run to
+    /// their end unless a stop flag is given with [`DevoSender::stop_on`].
     pub fn new(cfg: &DevoConfig, info: &SenderInfo) -> Self {
         let g = &info.globals;
-        let cfg = DevoConfig {
-            gzip_threshold: g.threshold_for_using_gzip_in_transport_layer,
-            compression_level: g.compression_level,
-            compression_buffer: g.compression_buffer_in_bytes,
-            ..cfg.clone()
-        };
         DevoSender {
-            conn: Connection::new(cfg.endpoint(), &info.name),
+            conn: Connection::new(cfg.endpoint.clone(), &info.name),
             writer: HeaderWriter::new(
                 HeaderFormat::Devo,
                 Framing::DevoMultiline,
@@ -263,14 +179,24 @@ impl DevoSender {
                 &cfg.hostname,
             ),
             out: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
-            text: Vec::with_capacity(cfg.compression_buffer + 64 * 1024),
-            gzip: GzipMembers::new(cfg.compression_level),
-            switch: GzipSwitch::new(cfg.gzip_threshold),
+            text: Vec::with_capacity(g.compression_buffer_in_bytes + 64 * 1024),
+            gzip: GzipMembers::new(g.compression_level),
+            switch: GzipSwitch::new(g.threshold_for_using_gzip_in_transport_layer),
             compressing: false,
+            compression_buffer: g.compression_buffer_in_bytes,
+            gzip_threshold: g.threshold_for_using_gzip_in_transport_layer,
             usage: info.usage.clone(),
             name: info.name.clone(),
-            cfg,
+            cfg: cfg.clone(),
+            stop: StopFlag::default(),
         }
+    }
+
+    /// Gives up retries and pauses as soon as `stop` is set (the runtime's hard stop): `send` then returns its
+    /// last error and the batches stay unacknowledged in Redis.
+    pub fn stop_on(mut self, stop: StopFlag) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Whether the last `send` used gzip transport.
@@ -278,25 +204,20 @@ impl DevoSender {
         self.compressing
     }
 
-    /// Connects, retrying with backoff (`connect_retries`).
+    /// Connects, retrying with backoff (`connect_retries`). A refused certificate or a failed verification does
+    /// not heal by retrying quickly, but the server may be reconfigured: retried like any other failure.
     fn connect(&mut self) -> Result<(), SendError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.conn.ensure_open() {
                 Ok(()) => return Ok(()),
-                // A refused certificate or a failed verification does not heal by retrying quickly, but the
-                // server may be reconfigured: retried like any other failure, with the error logged.
-                Err(e) if attempt < self.cfg.connect_retry.attempts => {
-                    let wait = self.cfg.connect_retry.wait(attempt);
-                    log::warn!(
-                        "{} -> connect attempt {attempt} failed: {e}; retrying in {:.1} s",
-                        self.name,
-                        wait.as_secs_f64()
-                    );
-                    std::thread::sleep(wait);
+                Err(e) => {
+                    let retry = self.cfg.connect_retry;
+                    if !retry.again(attempt, &self.stop, &self.name, "connect", &e) {
+                        return Err(e);
+                    }
                 }
-                Err(e) => return Err(e),
             }
         }
     }
@@ -316,31 +237,61 @@ impl DevoSender {
         }
     }
 
+    /// Everything formatted so far onto the wire, flushed.
+    fn flush_all(&mut self) -> Result<(), SendError> {
+        self.compress_text();
+        self.write_out()?;
+        self.conn.flush()
+    }
+
+    /// The pause around lookup control lines, after flushing what precedes it.
+    fn lookup_pause(&mut self, at: LookupControl) -> Result<(), SendError> {
+        self.flush_all()?;
+        if retry::pause(&self.stop, self.cfg.lookup_pause) {
+            return Ok(());
+        }
+        Err(SendError::Write {
+            destination: self.conn.endpoint().destination(),
+            reason: format!("stop requested during the pause at a lookup {at:?} line"),
+        })
+    }
+
+    fn record(&mut self, e: &Event) -> Result<(), SendError> {
+        if self.compressing {
+            self.writer
+                .record(&mut self.text, e.time_ms, &e.tag, &e.message);
+            if self.text.len() > self.compression_buffer {
+                self.compress_text();
+            }
+        } else {
+            self.writer
+                .record(&mut self.out, e.time_ms, &e.tag, &e.message);
+        }
+        if self.out.len() >= WRITE_CHUNK {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
     /// One attempt at writing every batch.
     fn try_send(&mut self, batches: &[Batch]) -> Result<(), SendError> {
         self.connect()?;
         self.out.clear();
         self.text.clear();
+        let pauses = !self.cfg.lookup_pause.is_zero();
         for b in batches {
             for e in b.events() {
-                if self.compressing {
-                    self.writer
-                        .record(&mut self.text, e.time_ms, &e.tag, &e.message);
-                    if self.text.len() > self.cfg.compression_buffer {
-                        self.compress_text();
-                    }
-                } else {
-                    self.writer
-                        .record(&mut self.out, e.time_ms, &e.tag, &e.message);
+                let control = LookupControl::of(e).filter(|_| pauses);
+                if control == Some(LookupControl::End) {
+                    self.lookup_pause(LookupControl::End)?;
                 }
-                if self.out.len() >= WRITE_CHUNK {
-                    self.write_out()?;
+                self.record(e)?;
+                if control == Some(LookupControl::Start) {
+                    self.lookup_pause(LookupControl::Start)?;
                 }
             }
         }
-        self.compress_text();
-        self.write_out()?;
-        self.conn.flush()
+        self.flush_all()
     }
 }
 
@@ -352,31 +303,25 @@ impl Sender for DevoSender {
                 "{} -> gzip transport {} (threshold {})",
                 self.name,
                 if compress { "enabled" } else { "disabled" },
-                self.cfg.gzip_threshold
+                self.gzip_threshold
             );
             self.compressing = compress;
         }
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_send(batches) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    self.conn.close();
-                    if attempt >= self.cfg.send_retry.attempts
-                        || matches!(e, SendError::Connect { .. } | SendError::Tls { .. })
-                    {
-                        // Connect failures were already retried by `connect`.
-                        return Err(e);
-                    }
-                    let wait = self.cfg.send_retry.wait(attempt);
-                    log::warn!(
-                        "{} -> send attempt {attempt} failed: {e}; retrying in {:.1} s",
-                        self.name,
-                        wait.as_secs_f64()
-                    );
-                    std::thread::sleep(wait);
-                }
+            let Err(e) = self.try_send(batches) else {
+                return Ok(());
+            };
+            self.conn.close();
+            // Connect failures were already retried by `connect`.
+            if matches!(e, SendError::Connect { .. } | SendError::Tls { .. })
+                || !self
+                    .cfg
+                    .send_retry
+                    .again(attempt, &self.stop, &self.name, "send", &e)
+            {
+                return Err(e);
             }
         }
     }
@@ -419,13 +364,25 @@ mod tests {
     }
 
     #[test]
-    fn retry_waits_grow_to_the_max() {
-        let r = Retry {
-            attempts: 5,
-            initial: Duration::from_secs(2),
-            max: Duration::from_secs(60),
-        };
-        let w: Vec<_> = (1..=7).map(|n| r.wait(n).as_secs()).collect();
-        assert_eq!(w, [2, 4, 8, 16, 32, 60, 60]);
+    fn lookup_control_lines_are_recognised() {
+        use logferry::lookup::{ColumnType, Lookup, LookupAction};
+        let l = Lookup::with_id("t_1", &[("k", ColumnType::Str)], "k", "1.5").unwrap();
+        let evs = l
+            .publish(LookupAction::Inc, &[vec!["START"]], &[vec!["END"]], 0)
+            .unwrap();
+        let got: Vec<_> = evs.iter().map(LookupControl::of).collect();
+        assert_eq!(
+            got,
+            [
+                Some(LookupControl::Start),
+                None,
+                None,
+                Some(LookupControl::End)
+            ]
+        );
+        assert_eq!(
+            LookupControl::of(&Event::new("my.app", 0, "1_t|START|[]")),
+            None
+        );
     }
 }

@@ -104,17 +104,11 @@ impl HeaderWriter {
         let ms = time_ms.rem_euclid(1000) as u32;
         out.extend_from_slice(&self.pri);
         match self.format {
-            HeaderFormat::Relay => {
+            HeaderFormat::Relay | HeaderFormat::Devo => {
                 out.extend_from_slice(&self.cached_date);
-                out.push(b' ');
-                out.extend_from_slice(&self.host);
-                out.push(b' ');
-                out.extend_from_slice(tag.as_bytes());
-                out.extend_from_slice(b": ");
-            }
-            HeaderFormat::Devo => {
-                out.extend_from_slice(&self.cached_date);
-                push_millis(out, ms);
+                if self.format == HeaderFormat::Devo {
+                    push_millis(out, ms);
+                }
                 out.push(b' ');
                 out.extend_from_slice(&self.host);
                 out.push(b' ');

@@ -191,20 +191,9 @@ impl OutputKind for SplunkHecKind {
     ) -> Option<OutputSpec> {
         let cfg = HecConfig::read(config)?;
         let output = name.to_owned();
-        Some(OutputSpec {
-            name: name.to_owned(),
-            kind: kind.to_owned(),
-            sender_label: "SplunkHecSender",
-            concurrent_connections: 1,
-            build: Box::new(move |info: &SenderInfo| {
-                Box::new(SplunkHecSender::new(
-                    &cfg,
-                    info,
-                    &output,
-                    rejects::current(),
-                )) as Box<dyn Sender>
-            }),
-        })
+        Some(super::spec(name, kind, "SplunkHecSender", move |info| {
+            SplunkHecSender::new(&cfg, info, &output, rejects::current())
+        }))
     }
 }
 
@@ -507,6 +496,17 @@ impl SplunkHecSender {
         }
     }
 
+    /// A POST to `url` with the token and this sender's channel.
+    fn authorized_post(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.agent
+            .post(url)
+            .header(
+                "Authorization",
+                &format!("Splunk {}", self.cfg.token.expose()),
+            )
+            .header("X-Splunk-Request-Channel", &self.channel)
+    }
+
     fn request(
         &mut self,
         path: &str,
@@ -515,13 +515,7 @@ impl SplunkHecSender {
     ) -> Result<(u16, Answer, Option<Duration>), SendError> {
         let url = format!("{}{path}", self.cfg.url);
         let mut req = self
-            .agent
-            .post(&url)
-            .header(
-                "Authorization",
-                &format!("Splunk {}", self.cfg.token.expose()),
-            )
-            .header("X-Splunk-Request-Channel", &self.channel)
+            .authorized_post(&url)
             .header("Content-Type", "application/json");
         let payload: &[u8] = if gzip {
             self.zbuf.clear();
@@ -678,15 +672,7 @@ impl SplunkHecSender {
             "{}/services/collector/ack?channel={}",
             self.cfg.url, self.channel
         );
-        let resp = self
-            .agent
-            .post(&url)
-            .header(
-                "Authorization",
-                &format!("Splunk {}", self.cfg.token.expose()),
-            )
-            .header("X-Splunk-Request-Channel", &self.channel)
-            .send(&body[..]);
+        let resp = self.authorized_post(&url).send(&body[..]);
         match resp {
             Ok(mut r) if r.status().as_u16() == 200 => {
                 let text = r.body_mut().read_to_string().unwrap_or_default();

@@ -1,63 +1,33 @@
 //! `syslog` / `in_house_relay` / `sidecar`: events to a syslog relay over TCP, optionally TLS (with or without a
 //! client certificate). Header: the DCSDK relay format `<14>Mon DD HH:MM:SS HOST TAG: MSG` (default) or RFC 5424;
-//! framing: newline (default) or RFC 6587 octet counting. UTF-8 is kept as is.
+//! framing: newline (default) or RFC 6587 octet counting. UTF-8 is kept as is. With TLS and no `chain`, the relay's
+//! certificate is verified against the system trust store (a relay with a public certificate needs no CA file).
 
 use crate::config::{OutputKind, OutputSpec};
 use crate::sender::{Batch, SendError, Sender, SenderInfo};
-use crate::senders::conn::{Connection, Endpoint};
+use crate::senders::conn::{Connection, Endpoint, WRITE_CHUNK};
 use crate::senders::format::{system_host_name, Framing, HeaderFormat, HeaderWriter};
+use crate::senders::tls::{TlsPolicy, TlsSwitch};
 use logferry::config::{Globals, Section};
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Configuration of a syslog output (under `outputs.<name>.config`).
 #[derive(Clone)]
 pub struct SyslogConfig {
-    /// `address`: host name or IP of the relay. Mandatory.
-    pub address: String,
-    /// `port`: TCP port. Mandatory, 1..=65535.
-    pub port: u16,
-    /// `tls`: use TLS. Default false. With TLS, `chain` (CA file) is mandatory; `cert` + `key` optional (mutual).
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// `address`, `port` (mandatory, 1..=65535), `connect_timeout_in_seconds`, `send_timeout_in_seconds` (default
+    /// 5, 1..=300) and TLS: `tls` (default false); with TLS, the server is verified against `chain` (CA file) or,
+    /// without `chain`, the system trust store; `cert` + `key` optional (mutual TLS).
+    pub endpoint: Endpoint,
     /// `header_format`: `relay` (default, `<14>Mon DD HH:MM:SS HOST TAG: MSG`) or `rfc5424`.
     pub header_format: HeaderFormat,
     /// `framing`: `newline` (default) or `octet_counting` (RFC 6587).
     pub framing: Framing,
     /// `hostname`: HOST field. Default: the machine's host name as the system reports it.
     pub hostname: String,
-    /// `connect_timeout_in_seconds`: default 5, 1..=300.
-    pub connect_timeout: Duration,
-    /// `send_timeout_in_seconds`: a write blocked this long fails (and is retried). Default 5, 1..=300.
-    pub send_timeout: Duration,
 }
 
 impl SyslogConfig {
     pub fn read(s: &Section<'_>) -> Option<SyslogConfig> {
-        let address: Option<String> = s.required("address");
-        let port: Option<u16> = s.required::<u16>("port");
-        if let Some(0) = port {
-            s.error(
-                "port",
-                logferry::config::ConfigErrorKind::OutOfRange,
-                "value 0 is out of range 1..=65535",
-            );
-        }
-        let use_tls = s.or("tls", false);
-        let tls = if use_tls {
-            Some(crate::senders::tls::from_section(s, false))
-        } else {
-            for k in ["chain", "cert", "key"] {
-                if s.contains(k) {
-                    s.raw(k);
-                    s.error(
-                        k,
-                        logferry::config::ConfigErrorKind::Conflict,
-                        "certificate files are only used with \"tls: true\"",
-                    );
-                }
-            }
-            None
-        };
+        let endpoint = Endpoint::read(s, None, TlsSwitch::Key(false), TlsPolicy::Optional);
         let header_format = match s
             .one_of("header_format", "relay", &["relay", "rfc5424"])
             .as_str()
@@ -73,37 +43,12 @@ impl SyslogConfig {
             _ => Framing::Newline,
         };
         let hostname = s.optional("hostname").unwrap_or_else(system_host_name);
-        let connect_timeout =
-            Duration::from_secs(s.in_range("connect_timeout_in_seconds", 5u64, 1..=300));
-        let send_timeout =
-            Duration::from_secs(s.in_range("send_timeout_in_seconds", 5u64, 1..=300));
-        let tls = match tls {
-            Some(None) => return None,
-            Some(Some(c)) => Some(c),
-            None => None,
-        };
         Some(SyslogConfig {
-            address: address?,
-            port: port.filter(|p| *p != 0)?,
-            tls,
+            endpoint: endpoint?,
             header_format,
             framing,
             hostname,
-            connect_timeout,
-            send_timeout,
         })
-    }
-
-    pub fn endpoint(&self) -> Endpoint {
-        Endpoint {
-            address: self.address.clone(),
-            port: self.port,
-            tls: self.tls.clone(),
-            connect_timeout: self.connect_timeout,
-            write_timeout: self.send_timeout,
-            max_age: None,
-            max_idle: None,
-        }
     }
 }
 
@@ -121,20 +66,11 @@ impl OutputKind for SyslogKind {
         _globals: &Globals,
     ) -> Option<OutputSpec> {
         let cfg = SyslogConfig::read(config)?;
-        Some(OutputSpec {
-            name: name.to_owned(),
-            kind: kind.to_owned(),
-            sender_label: "SyslogSender",
-            concurrent_connections: 1,
-            build: Box::new(move |info: &SenderInfo| {
-                Box::new(SyslogSender::new(&cfg, info)) as Box<dyn Sender>
-            }),
-        })
+        Some(super::spec(name, kind, "SyslogSender", move |info| {
+            SyslogSender::new(&cfg, info)
+        }))
     }
 }
-
-/// Flush to the socket whenever the reused buffer grows past this.
-pub(crate) const WRITE_CHUNK: usize = 256 * 1024;
 
 /// One connection to the relay; formats every batch of a `send` into a reused buffer, one flush per call.
 pub struct SyslogSender {
@@ -146,7 +82,7 @@ pub struct SyslogSender {
 impl SyslogSender {
     pub fn new(cfg: &SyslogConfig, info: &SenderInfo) -> Self {
         SyslogSender {
-            conn: Connection::new(cfg.endpoint(), &info.name),
+            conn: Connection::new(cfg.endpoint.clone(), &info.name),
             writer: HeaderWriter::new(cfg.header_format, cfg.framing, 14, &cfg.hostname),
             buf: Vec::with_capacity(WRITE_CHUNK + 64 * 1024),
         }

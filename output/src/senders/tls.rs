@@ -1,5 +1,6 @@
-//! TLS client configuration (rustls with ring, TLS 1.2+): server verified against a CA `chain`, optional client
-//! certificate + key for mutual authentication. Problems are reported as config errors naming the file.
+//! TLS client configuration (rustls with ring, TLS 1.2+): server verified against a CA `chain` (or, where the output
+//! allows it, the system trust store read with `rustls-native-certs`), optional client certificate + key for mutual
+//! authentication. Problems are reported as config errors naming the file.
 
 use logferry::config::{ConfigErrorKind, Section};
 use rustls::pki_types::pem::PemObject;
@@ -19,6 +20,10 @@ pub enum TlsConfigError {
     BadAuthority { file: PathBuf, reason: String },
     #[error("cannot read a private key from \"{file}\": {reason}")]
     BadKey { file: PathBuf, reason: String },
+    #[error(
+        "no usable CA certificate in the system trust store ({reason}); set \"chain\" to a CA file"
+    )]
+    NoSystemRoots { reason: String },
     #[error("client certificate \"{cert}\" and key \"{key}\" do not belong together: {reason}")]
     Mismatch {
         cert: PathBuf,
@@ -32,7 +37,7 @@ impl TlsConfigError {
     pub fn key(&self) -> &'static str {
         match self {
             TlsConfigError::BadCertificates { .. } | TlsConfigError::NoCertificate { .. } => "cert",
-            TlsConfigError::BadAuthority { .. } => "chain",
+            TlsConfigError::BadAuthority { .. } | TlsConfigError::NoSystemRoots { .. } => "chain",
             TlsConfigError::BadKey { .. } | TlsConfigError::Mismatch { .. } => "key",
         }
     }
@@ -55,11 +60,17 @@ fn read_certs(file: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigErro
     Ok(certs)
 }
 
-/// Builds a client configuration: TLS 1.2 and 1.3, ring provider, roots from `chain`, client auth when given.
-pub fn client_config(
-    chain: &Path,
-    client: Option<(&Path, &Path)>,
-) -> Result<Arc<ClientConfig>, TlsConfigError> {
+/// What the server certificate is verified against.
+#[derive(Debug, Clone, Copy)]
+pub enum Roots<'a> {
+    /// Only the CA certificates of this PEM file (`chain`).
+    Chain(&'a Path),
+    /// The system trust store (`rustls-native-certs`: the distribution's CA bundle, or the PEM file named by
+    /// `SSL_CERT_FILE` / the directory named by `SSL_CERT_DIR` when set).
+    System,
+}
+
+fn chain_roots(chain: &Path) -> Result<RootCertStore, TlsConfigError> {
     let mut roots = RootCertStore::empty();
     let cas = read_certs(chain).map_err(|e| match e {
         TlsConfigError::BadCertificates { file, reason } => {
@@ -77,6 +88,39 @@ pub fn client_config(
             reason: e.to_string(),
         })?;
     }
+    Ok(roots)
+}
+
+/// The system trust store; an error when it yields no usable certificate (unreadable files alone are logged).
+fn system_roots() -> Result<RootCertStore, TlsConfigError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    let errors: Vec<String> = found.errors.iter().map(|e| e.to_string()).collect();
+    if added == 0 {
+        let reason = match errors.is_empty() {
+            true => format!("{ignored} unusable certificates"),
+            false => errors.join("; "),
+        };
+        return Err(TlsConfigError::NoSystemRoots { reason });
+    }
+    if !errors.is_empty() || ignored > 0 {
+        log::debug!(
+            "system trust store: {added} CA certificates, {ignored} unusable, errors: {errors:?}"
+        );
+    }
+    Ok(roots)
+}
+
+/// Builds a client configuration: TLS 1.2 and 1.3, ring provider, `roots`, client auth when given.
+pub fn client_config(
+    roots: Roots<'_>,
+    client: Option<(&Path, &Path)>,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    let roots = match roots {
+        Roots::Chain(chain) => chain_roots(chain)?,
+        Roots::System => system_roots()?,
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -103,10 +147,61 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
-/// Reads `chain` (+ `cert`, `key`) from a section and builds the client configuration; `mutual` requires all three.
-/// Every problem is recorded on the section with the key it concerns.
-pub fn from_section(s: &Section<'_>, mutual: bool) -> Option<Arc<ClientConfig>> {
-    let chain = s.file("chain", true);
+/// Which certificate files a TLS output needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsPolicy {
+    /// `chain`, `cert` and `key` all mandatory (Devo: mutual authentication, no system trust store).
+    Mutual,
+    /// `chain` optional (the system trust store when absent); `cert` + `key` optional, together (syslog).
+    Optional,
+}
+
+/// How an output's `tls` key is read.
+#[derive(Debug, Clone, Copy)]
+pub enum TlsSwitch {
+    /// Always TLS; a `tls` key is refused with this explanation.
+    Always(&'static str),
+    /// `tls: true|false` with this default.
+    Key(bool),
+}
+
+/// Reads `tls`, `chain`, `cert` and `key`: `Some(Some(config))` for TLS, `Some(None)` for plain TCP (certificate
+/// files are then refused, never ignored), `None` when unusable. Every problem is recorded on the section.
+pub fn read(
+    s: &Section<'_>,
+    switch: TlsSwitch,
+    policy: TlsPolicy,
+) -> Option<Option<Arc<ClientConfig>>> {
+    let use_tls = match switch {
+        TlsSwitch::Key(default) => s.or("tls", default),
+        TlsSwitch::Always(why) => {
+            if s.raw("tls").is_some() {
+                s.error("tls", ConfigErrorKind::InvalidValue, why);
+            }
+            true
+        }
+    };
+    if use_tls {
+        return from_section(s, policy).map(Some);
+    }
+    let mut usable = true;
+    for k in ["chain", "cert", "key"] {
+        if s.raw(k).is_some() {
+            usable = false;
+            s.error(
+                k,
+                ConfigErrorKind::Conflict,
+                "certificate files are only used with \"tls: true\"",
+            );
+        }
+    }
+    usable.then_some(None)
+}
+
+/// Reads `chain`, `cert` and `key` as `policy` asks and builds the client configuration.
+pub fn from_section(s: &Section<'_>, policy: TlsPolicy) -> Option<Arc<ClientConfig>> {
+    let mutual = policy == TlsPolicy::Mutual;
+    let chain = s.file("chain", mutual);
     let cert = s.file("cert", mutual);
     let key = s.file("key", mutual || cert.is_some());
     if !mutual && s.contains("key") && !s.contains("cert") {
@@ -117,17 +212,20 @@ pub fn from_section(s: &Section<'_>, mutual: bool) -> Option<Arc<ClientConfig>> 
         );
         return None;
     }
-    let chain = chain?;
+    let roots = match (&chain, s.contains("chain")) {
+        (Some(c), _) => Roots::Chain(c),
+        (None, false) if !mutual => Roots::System,
+        (None, _) => return None,
+    };
     let client = match (&cert, &key) {
         (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
         (None, None) if !mutual => None,
         _ => return None,
     };
-    match client_config(&chain, client) {
+    match client_config(roots, client) {
         Ok(c) => Some(c),
         Err(e) => {
-            let kind = ConfigErrorKind::InvalidValue;
-            s.error(e.key(), kind, e.to_string());
+            s.error(e.key(), ConfigErrorKind::InvalidValue, e.to_string());
             None
         }
     }

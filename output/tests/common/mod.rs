@@ -3,7 +3,7 @@
 
 use logferry::config::{ConfigError, Diagnostics, Globals, Section};
 use logferry::event::{Event, EventClass};
-use logferry_output::{Batch, OutputKind, OutputSpec, QueueUsage, SenderInfo};
+use logferry_output::{Batch, OutputKind, OutputSpec, QueueUsage, Sender, SenderInfo};
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -31,6 +31,21 @@ pub fn info(globals: Globals) -> SenderInfo {
     }
 }
 
+/// Reads `config` as the `config` dictionary of output `out` with `read`; returns what it built and every problem.
+pub fn read_config<T>(
+    config: Value,
+    base: &Path,
+    read: impl FnOnce(&Section<'_>) -> T,
+) -> (T, Vec<ConfigError>) {
+    let map: Map<String, Value> = config.as_object().cloned().unwrap();
+    let d = Diagnostics::default();
+    let s = Section::new("outputs.out.config", &map, d.clone(), base);
+    let built = read(&s);
+    s.accept(&["concurrent_connections"]);
+    s.finish();
+    (built, d.take())
+}
+
 /// Configures `config` as the `config` dictionary of output `out` with `kind`; returns the spec and every problem.
 pub fn configure(
     kind: &dyn OutputKind,
@@ -38,13 +53,30 @@ pub fn configure(
     config: Value,
     base: &Path,
 ) -> (Option<OutputSpec>, Vec<ConfigError>) {
-    let map: Map<String, Value> = config.as_object().cloned().unwrap();
-    let d = Diagnostics::default();
-    let s = Section::new("outputs.out.config", &map, d.clone(), base);
-    let spec = kind.configure("out", ty, &s, &globals());
-    s.accept(&["concurrent_connections"]);
-    s.finish();
-    (spec, d.take())
+    read_config(config, base, |s| kind.configure("out", ty, s, &globals()))
+}
+
+/// A sender of `kind` built from a valid `config` (paths relative to `/`), with `globals`.
+pub fn build_sender(
+    kind: &dyn OutputKind,
+    ty: &str,
+    config: Value,
+    globals: Globals,
+) -> Box<dyn Sender> {
+    let (spec, errs) = configure(kind, ty, config, Path::new("/"));
+    assert!(errs.is_empty(), "{errs:?}");
+    (spec.expect("a spec when there is no error").build)(&info(globals))
+}
+
+/// Sends one batch of `events` and completes it; panics when the send fails or the completion is not reported.
+pub fn send_completed(s: &mut dyn Sender, events: Vec<Event>, id: &str) {
+    let (b, acks) = batch(events, id);
+    let mut v = vec![b];
+    s.send(&mut v).unwrap();
+    for b in v.drain(..) {
+        b.complete();
+    }
+    assert_eq!(acks.try_recv().unwrap().0, id);
 }
 
 /// A batch whose completion arrives on the returned receiver.
