@@ -17,14 +17,15 @@ fn env_u64(k: &str, d: u64) -> u64 {
         .unwrap_or(d)
 }
 
-/// utime + stime of a process, seconds.
+/// utime + stime of a process and of its waited-for children (Redis's AOF rewrites run in forked children),
+/// seconds.
 fn cpu_seconds(pid: i32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / ticks
+    (t(11) + t(12) + t(13) + t(14)) / ticks
 }
 
 fn status_kib(pid: i32, field: &str) -> u64 {

@@ -142,6 +142,7 @@ fn info_with(globals: Globals) -> SenderInfo {
         name: "DevoSender(bench)".into(),
         globals,
         usage: QueueUsage::new(10),
+        stop: Default::default(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The consumer of one event class: reads entries from its stream (pending ones of a previous run first), hands
 //! each entry to every output's sender manager, and acknowledges it once all of them completed it.
 
-use crate::manager::{HardStop, SenderManager};
+use crate::manager::{HardStop, InFlight, SenderManager};
 use crate::sender::{Batch, EntryTicket};
 use logferry::deadletter::DeadLetters;
 use logferry::event::{decode_wrap, EventClass};
@@ -10,9 +10,6 @@ use logferry::queue::QueueConsumer;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Entries read per XREADGROUP.
-const READ_COUNT: usize = 64;
 
 type Ack = (String, u64, u64);
 
@@ -72,6 +69,8 @@ impl Consumer {
             0 => log::info!("[EMERGENCY PERSISTENCE SYSTEM] {name} -> Nothing retrieved from the persistence."),
             n => log::info!("[EMERGENCY PERSISTENCE SYSTEM] {name} -> retrieved {n} messages left undelivered by the previous run: sending them first"),
         }
+        let read_entries =
+            InFlight::for_wrap_size(self.env.globals.queue_wrap_max_size_in_messages).read_entries;
         let (ack_tx, ack_rx) = crossbeam_channel::unbounded::<Ack>();
         let mut dead = None;
         let mut drain_until: Option<Instant> = None;
@@ -119,7 +118,7 @@ impl Consumer {
             } else {
                 Duration::from_millis(200)
             };
-            let entries = match queue.read(READ_COUNT, block) {
+            let entries = match queue.read(read_entries, block) {
                 Ok(e) => e,
                 Err(e) => {
                     log::error!("{e}");

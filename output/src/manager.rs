@@ -10,10 +10,29 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Batches a manager's internal queue holds before the consumer waits (Redis keeps the rest).
-const INTERNAL_QUEUE_CAPACITY: usize = 256;
-/// Batches a sender takes from the internal queue for one `send` call.
-const BATCHES_PER_SEND: usize = 32;
+/// How much the output holds in memory, in batches (stream entries) sized from the wrap size so that the bound is
+/// in events: a wrap of 500 events takes five times the room of a wrap of 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    /// Entries read per XREADGROUP (about 8192 events).
+    pub read_entries: usize,
+    /// Batches a manager's internal queue holds before the consumer waits; Redis keeps the rest (about 16384
+    /// events).
+    pub queued_batches: usize,
+    /// Batches a sender takes from the internal queue for one `send` call (about 8192 events).
+    pub batches_per_send: usize,
+}
+
+impl InFlight {
+    pub fn for_wrap_size(wrap_size: usize) -> InFlight {
+        let batches = |events: usize, max: usize| (events / wrap_size.max(1)).clamp(1, max);
+        InFlight {
+            read_entries: batches(8192, 64),
+            queued_batches: batches(16384, 256).max(4),
+            batches_per_send: batches(8192, 32),
+        }
+    }
+}
 
 /// Live figures of one sender.
 #[derive(Default)]
@@ -59,8 +78,9 @@ impl SenderManager {
             "{}Manager({group},manager,{})",
             spec.sender_label, spec.name
         );
-        let (tx, rx) = crossbeam_channel::bounded::<Batch>(INTERNAL_QUEUE_CAPACITY);
-        let usage = QueueUsage::new(INTERNAL_QUEUE_CAPACITY);
+        let in_flight = InFlight::for_wrap_size(globals.queue_wrap_max_size_in_messages);
+        let (tx, rx) = crossbeam_channel::bounded::<Batch>(in_flight.queued_batches);
+        let usage = QueueUsage::new(in_flight.queued_batches);
         let stats = Arc::new(ManagerStats::default());
         let pool_size = if class == EventClass::Standard {
             spec.concurrent_connections
@@ -80,6 +100,7 @@ impl SenderManager {
                 name: name.clone(),
                 globals: globals.clone(),
                 usage: usage.clone(),
+                stop: hard_stop.clone(),
             };
             let sender = (spec.build)(&info);
             let status = Arc::new(SenderStatus {
@@ -98,6 +119,7 @@ impl SenderManager {
                 status,
                 hard_stop: hard_stop.clone(),
                 usage: usage.clone(),
+                batches_per_send: in_flight.batches_per_send,
             };
             log::info!("{name} -> Starting thread");
             threads.push(
@@ -167,11 +189,12 @@ struct PoolWorker {
     status: Arc<SenderStatus>,
     hard_stop: HardStop,
     usage: QueueUsage,
+    batches_per_send: usize,
 }
 
 impl PoolWorker {
     fn run(mut self) {
-        let mut pending: Vec<Batch> = Vec::with_capacity(BATCHES_PER_SEND);
+        let mut pending: Vec<Batch> = Vec::with_capacity(self.batches_per_send);
         let mut failures = 0u32;
         loop {
             if pending.is_empty() {
@@ -186,7 +209,7 @@ impl PoolWorker {
                     }
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                 }
-                pending.extend(self.rx.try_iter().take(BATCHES_PER_SEND - 1));
+                pending.extend(self.rx.try_iter().take(self.batches_per_send - 1));
                 self.usage.len.store(self.rx.len(), Ordering::Relaxed);
             }
             if self.hard_stop.load(Ordering::Relaxed) {
@@ -302,5 +325,32 @@ impl Monitor {
             last_time = chrono::Utc::now();
             last_instant = Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InFlight;
+
+    #[test]
+    fn in_flight_work_is_bounded_in_events_whatever_the_wrap_size() {
+        for wrap in [1, 10, 100, 500] {
+            let f = InFlight::for_wrap_size(wrap);
+            assert!(f.read_entries * wrap <= 8192, "{wrap}: {f:?}");
+            assert!(
+                f.queued_batches * wrap <= 16384 || f.queued_batches == 4,
+                "{wrap}: {f:?}"
+            );
+            assert!(f.batches_per_send >= 1 && f.batches_per_send * wrap <= 8192);
+        }
+        assert_eq!(
+            InFlight::for_wrap_size(500),
+            InFlight {
+                read_entries: 16,
+                queued_batches: 32,
+                batches_per_send: 16
+            }
+        );
+        assert_eq!(InFlight::for_wrap_size(1).queued_batches, 256);
     }
 }

@@ -2,7 +2,7 @@
 
 use logferry::config::Globals;
 use logferry::event::{Event, EventClass};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -164,4 +164,7 @@ pub struct SenderInfo {
     pub name: String,
     pub globals: Globals,
     pub usage: QueueUsage,
+    /// Set when the drain deadline of a controlled stop passed: retry waits end and `send` returns an error, so
+    /// the batch stays in Redis.
+    pub stop: Arc<AtomicBool>,
 }

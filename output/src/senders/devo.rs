@@ -85,7 +85,7 @@ impl OutputKind for DevoKind {
     ) -> Option<OutputSpec> {
         let cfg = DevoConfig::read(kind, config)?;
         Some(super::spec(name, kind, "DevoSender", move |info| {
-            DevoSender::new(&cfg, info)
+            DevoSender::new(&cfg, info).stop_on(info.stop.clone())
         }))
     }
 }

@@ -28,6 +28,7 @@ pub fn info(globals: Globals) -> SenderInfo {
         name: "TestSender(standard_senders,test_0)".into(),
         globals,
         usage: QueueUsage::new(10),
+        stop: Default::default(),
     }
 }
 
