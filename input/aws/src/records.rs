@@ -165,12 +165,25 @@ impl Scan {
         // Where the current element starts in this chunk (0 when it started in an earlier one).
         let mut seg_start = 0usize;
         while i < chunk.len() {
+            if self.in_elem {
+                let Some(end) = self.scan_element(chunk, i, seg_start) else {
+                    break;
+                };
+                self.in_elem = false;
+                stats.units += 1;
+                if self.elem.is_empty() {
+                    out.record(&chunk[seg_start..=end], &self.head, self.index)?;
+                } else {
+                    self.elem.extend_from_slice(&chunk[seg_start..=end]);
+                    out.record(&self.elem, &self.head, self.index)?;
+                    self.elem.clear();
+                }
+                self.index += 1;
+                i = end + 1;
+                continue;
+            }
             if self.in_str {
                 i = self.skip_string(chunk, i);
-                if !self.in_str && self.in_elem {
-                    let end = self.elem.len() + (i - 1 - seg_start);
-                    self.string_closed(end);
-                }
                 continue;
             }
             let b = chunk[i];
@@ -186,10 +199,6 @@ impl Scan {
                 }
                 i += 1;
                 continue;
-            }
-            if self.in_elem && self.head.invalid.is_none() {
-                let at = self.elem.len() + (i - seg_start);
-                self.grammar(b, at);
             }
             match b {
                 b'"' => {
@@ -219,18 +228,7 @@ impl Scan {
                         return Err(ObjectError::Corrupt("unbalanced JSON".into()));
                     }
                     self.depth -= 1;
-                    if self.in_elem && self.depth == 2 {
-                        self.in_elem = false;
-                        stats.units += 1;
-                        if self.elem.is_empty() {
-                            out.record(&chunk[seg_start..=i], &self.head, self.index)?;
-                        } else {
-                            self.elem.extend_from_slice(&chunk[seg_start..=i]);
-                            out.record(&self.elem, &self.head, self.index)?;
-                            self.elem.clear();
-                        }
-                        self.index += 1;
-                    } else if self.in_array && self.depth == 1 {
+                    if self.in_array && self.depth == 1 {
                         self.in_array = false;
                         self.key.clear();
                     }
@@ -245,6 +243,49 @@ impl Scan {
             self.elem.extend_from_slice(&chunk[seg_start..]);
         }
         Ok(())
+    }
+
+    /// Scans inside the current element from `i` (its bytes before `i` were scanned): checks the grammar, notes
+    /// the head fields, and returns the position of the element's closing `}`, or None when the chunk ends first.
+    /// Once the element is known to be invalid, only brackets are counted to find its end.
+    fn scan_element(&mut self, chunk: &[u8], mut i: usize, seg_start: usize) -> Option<usize> {
+        while i < chunk.len() {
+            if self.in_str {
+                i = self.skip_string(chunk, i);
+                if !self.in_str {
+                    let end = self.elem.len() + (i - 1 - seg_start);
+                    self.string_closed(end);
+                }
+                continue;
+            }
+            let b = chunk[i];
+            if self.head.invalid.is_none() {
+                self.grammar(b, self.elem.len() + (i - seg_start));
+                if self.head.invalid.is_none() {
+                    if b == b'"' {
+                        self.in_str = true;
+                    } else if self.stack.is_empty() {
+                        self.depth = 2;
+                        return Some(i);
+                    }
+                    i += 1;
+                    continue;
+                }
+            }
+            match b {
+                b'"' => self.in_str = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 2 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        None
     }
 
     fn start_element(&mut self) {
@@ -316,13 +357,17 @@ impl Scan {
         ObjectError::Corrupt(format!("Records element {} is not an object", self.index))
     }
 
+    /// Marks the element invalid; from then on only brackets are counted, starting from those the grammar had
+    /// seen open.
     fn invalid(&mut self, why: String) {
         if self.in_elem && self.head.invalid.is_none() {
             self.head.invalid = Some(why);
+            self.depth = 2 + self.stack.len() as u32;
         }
     }
 
     /// One byte outside strings inside an element, at offset `at` of the element.
+    #[inline]
     fn grammar(&mut self, b: u8, at: usize) {
         if self.expect == Expect::Token {
             if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-') {
@@ -616,6 +661,9 @@ mod tests {
             r#"{"a":1 "b":2}"#,
             r#"{"a":{"b"}}"#,
             r#"{1:2}"#,
+            r#"{"a":{"b":"\x","c":[{}]},"d":[1]}"#,
+            r#"{"a":[{"b":tru,"c":{"d":[]}}],"e":{}}"#,
+            r#"{"a":{"b" {"c":1}},"d":2}"#,
         ];
         for b in bad {
             assert!(serde_json::from_str::<Value>(b).is_err(), "{b}");
