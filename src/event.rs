@@ -72,6 +72,15 @@ impl Event {
         }
     }
 
+    /// The event as borrowed parts (what senders see).
+    pub fn as_ref(&self) -> EventRef<'_> {
+        EventRef {
+            tag: &self.tag,
+            time_ms: self.time_ms,
+            message: &self.message,
+        }
+    }
+
     /// Approximate size in bytes, used for queue limits and MB/s statistics.
     pub fn size(&self) -> usize {
         event_size(&self.tag, &self.message)
@@ -167,6 +176,168 @@ fn event_size(tag: &str, message: &str) -> usize {
     tag.len() + message.len() + 8
 }
 
+/// One event of a [`DecodedWrap`], borrowing its strings from the wrap's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    pub tag: &'a str,
+    pub time_ms: i64,
+    pub message: &'a str,
+}
+
+impl EventRef<'_> {
+    /// Size as counted for statistics (see [`Event::size`]).
+    pub fn size(&self) -> usize {
+        event_size(self.tag, self.message)
+    }
+
+    pub fn to_event(&self) -> Event {
+        Event::new(self.tag, self.time_ms, self.message)
+    }
+}
+
+/// Where one event's parts lie in a [`DecodedWrap`]'s bytes.
+#[derive(Debug, Clone, Copy)]
+struct EventSpan {
+    tag: (u32, u32),
+    time_ms: i64,
+    message: (u32, u32),
+}
+
+/// A wrap read from the queue, decoded without copying: the bytes are kept and each event is a set of offsets
+/// into them, checked once (structure and UTF-8) when the wrap is decoded.
+#[derive(Debug)]
+pub struct DecodedWrap {
+    data: Vec<u8>,
+    spans: Vec<EventSpan>,
+}
+
+/// Why a wrap could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed wrap at byte {offset}: {reason}")]
+pub struct WrapError {
+    pub offset: usize,
+    pub reason: String,
+}
+
+impl DecodedWrap {
+    /// Decodes a wrap written by [`Wrap`] or [`encode_wrap`] (any MessagePack width of arrays, strings, ints).
+    /// A malformed wrap gives its bytes back with the error, to be set aside.
+    pub fn decode(data: Vec<u8>) -> Result<DecodedWrap, (WrapError, Vec<u8>)> {
+        let mut reader = WrapReader {
+            all: &data,
+            rest: &data,
+        };
+        match reader.events() {
+            Ok(spans) => Ok(DecodedWrap { data, spans }),
+            Err(e) => Err((e, data)),
+        }
+    }
+
+    /// A decoded wrap holding `events` (tests and tools).
+    pub fn from_events(events: &[Event]) -> DecodedWrap {
+        let mut wrap = Wrap::default();
+        events.iter().for_each(|e| wrap.push_event(e));
+        let bytes = wrap.seal().to_vec();
+        DecodedWrap::decode(bytes).expect("a wrap built here decodes")
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn get(&self, index: usize) -> Option<EventRef<'_>> {
+        self.spans.get(index).map(|span| self.event(span))
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = EventRef<'_>> + '_ {
+        self.spans.iter().map(|span| self.event(span))
+    }
+
+    fn event(&self, span: &EventSpan) -> EventRef<'_> {
+        EventRef {
+            tag: self.str_at(span.tag),
+            time_ms: span.time_ms,
+            message: self.str_at(span.message),
+        }
+    }
+
+    fn str_at(&self, (start, end): (u32, u32)) -> &str {
+        let bytes = &self.data[start as usize..end as usize];
+        // SAFETY: `decode` checked that every span is valid UTF-8, and `data` is never modified afterwards.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+}
+
+impl<'a> IntoIterator for &'a DecodedWrap {
+    type Item = EventRef<'a>;
+    type IntoIter = Box<dyn ExactSizeIterator<Item = EventRef<'a>> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// Walks a wrap's MessagePack, recording the spans of its events.
+struct WrapReader<'a> {
+    all: &'a [u8],
+    rest: &'a [u8],
+}
+
+impl WrapReader<'_> {
+    fn offset(&self) -> usize {
+        self.all.len() - self.rest.len()
+    }
+
+    fn fail(&self, reason: impl std::fmt::Display) -> WrapError {
+        WrapError {
+            offset: self.offset(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn events(&mut self) -> Result<Vec<EventSpan>, WrapError> {
+        let count = rmp::decode::read_array_len(&mut self.rest).map_err(|e| self.fail(e))?;
+        // Each event takes at least 4 bytes: a bogus count cannot make us reserve a huge vector.
+        let mut spans = Vec::with_capacity((count as usize).min(self.rest.len() / 4));
+        for _ in 0..count {
+            spans.push(self.event()?);
+        }
+        if !self.rest.is_empty() {
+            return Err(self.fail(format!("{} bytes after the last event", self.rest.len())));
+        }
+        Ok(spans)
+    }
+
+    fn event(&mut self) -> Result<EventSpan, WrapError> {
+        let fields = rmp::decode::read_array_len(&mut self.rest).map_err(|e| self.fail(e))?;
+        if fields != 3 {
+            return Err(self.fail(format!("an event has {fields} fields, not 3")));
+        }
+        let tag = self.string()?;
+        let time_ms: i64 = rmp::decode::read_int(&mut self.rest).map_err(|e| self.fail(e))?;
+        let message = self.string()?;
+        Ok(EventSpan {
+            tag,
+            time_ms,
+            message,
+        })
+    }
+
+    fn string(&mut self) -> Result<(u32, u32), WrapError> {
+        let len = rmp::decode::read_str_len(&mut self.rest).map_err(|e| self.fail(e))? as usize;
+        if len > self.rest.len() {
+            return Err(self.fail(format!("a string of {len} bytes is cut short")));
+        }
+        let start = self.offset();
+        std::str::from_utf8(&self.rest[..len]).map_err(|e| self.fail(e))?;
+        self.rest = &self.rest[len..];
+        Ok((start as u32, (start + len) as u32))
+    }
+}
+
 /// Decodes a wrap written by [`encode_wrap`] or [`Wrap`].
 pub fn decode_wrap(bytes: &[u8]) -> Result<Vec<Event>, rmp_serde::decode::Error> {
     rmp_serde::from_slice(bytes)
@@ -211,6 +382,48 @@ mod tests {
             decode_wrap(wrap.seal()).unwrap(),
             vec![Event::new("again", 1, "one")]
         );
+    }
+
+    #[test]
+    fn decoded_wraps_borrow_every_field_of_both_encodings() {
+        let events = vec![
+            Event::new("a.b.c", 1_700_000_000_123, "héllo"),
+            Event::new("x", -1, ""),
+            Event::new("t", i64::MIN, "m".repeat(70_000)),
+        ];
+        for bytes in [encode_wrap(&events), {
+            let mut w = Wrap::default();
+            events.iter().for_each(|e| w.push_event(e));
+            w.seal().to_vec()
+        }] {
+            let decoded = DecodedWrap::decode(bytes).unwrap();
+            assert_eq!(decoded.len(), 3);
+            let back: Vec<Event> = decoded.iter().map(|e| e.to_event()).collect();
+            assert_eq!(back, events);
+            assert_eq!(decoded.get(1).unwrap().tag, "x");
+        }
+    }
+
+    #[test]
+    fn malformed_wraps_are_errors_not_panics() {
+        let good = encode_wrap(&[Event::new("tag", 5, "message")]);
+        for cut in 0..good.len() {
+            assert!(
+                DecodedWrap::decode(good[..cut].to_vec()).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(DecodedWrap::decode(trailing).is_err());
+        let bad_utf8 = encode_wrap(&[Event::new("tag", 5, "ok")]);
+        let mut bad = bad_utf8.clone();
+        let at = bad.len() - 1;
+        bad[at] = 0xff;
+        let (e, kept) = DecodedWrap::decode(bad.clone()).unwrap_err();
+        assert!(e.to_string().contains("malformed wrap at byte"), "{e}");
+        assert_eq!(kept, bad, "the bytes come back to be set aside");
+        assert!(DecodedWrap::decode(vec![0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
     }
 
     #[test]

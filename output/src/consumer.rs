@@ -4,7 +4,7 @@
 use crate::manager::{HardStop, InFlight, SenderManager};
 use crate::sender::{Batch, EntryTicket};
 use logferry::deadletter::DeadLetters;
-use logferry::event::{decode_wrap, EventClass};
+use logferry::event::{DecodedWrap, EventClass};
 use logferry::process::ProcessEnv;
 use logferry::queue::QueueConsumer;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,8 +126,8 @@ impl Consumer {
                     continue;
                 }
             };
-            for entry in entries {
-                match decode_wrap(&entry.wrap) {
+            for mut entry in entries {
+                match DecodedWrap::decode(std::mem::take(&mut entry.wrap)) {
                     Ok(events) if !events.is_empty() => {
                         self.in_flight.fetch_add(1, Ordering::Relaxed);
                         let events = Arc::new(events);
@@ -143,7 +143,7 @@ impl Consumer {
                         }
                     }
                     Ok(_) => acks.push((entry.id, entry.count, entry.bytes)),
-                    Err(e) => {
+                    Err((e, wrap)) => {
                         let origin = format!("{} entry {}", queue.stream(), entry.id);
                         let dl = dead.get_or_insert_with(|| {
                             logferry::redis_conn::connect(
@@ -155,7 +155,7 @@ impl Consumer {
                         let kept = dl
                             .as_mut()
                             .map(|d| {
-                                d.put(&origin, &format!("undecodable wrap: {e}"), &entry.wrap)
+                                d.put(&origin, &format!("undecodable wrap: {e}"), &wrap)
                                     .is_ok()
                             })
                             .unwrap_or(false);

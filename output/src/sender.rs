@@ -1,7 +1,7 @@
 //! The contract between the output runtime and a sender.
 
 use logferry::config::Globals;
-use logferry::event::{Event, EventClass};
+use logferry::event::{DecodedWrap, Event, EventClass};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,14 +42,14 @@ impl EntryTicket {
 /// accepted every event; dropping it without completing leaves the entry unacknowledged in Redis (re-sent later).
 pub struct Batch {
     pub class: EventClass,
-    pub events: Arc<Vec<Event>>,
+    pub events: Arc<DecodedWrap>,
     ticket: Arc<EntryTicket>,
 }
 
 impl Batch {
     pub(crate) fn new(
         class: EventClass,
-        events: Arc<Vec<Event>>,
+        events: Arc<DecodedWrap>,
         ticket: Arc<EntryTicket>,
     ) -> Self {
         Batch {
@@ -69,12 +69,12 @@ impl Batch {
         let n = events.len() as u64;
         Batch::new(
             class,
-            Arc::new(events),
+            Arc::new(DecodedWrap::from_events(&events)),
             EntryTicket::new(id.into(), n, 0, 1, acks),
         )
     }
 
-    pub fn events(&self) -> &[Event] {
+    pub fn events(&self) -> &DecodedWrap {
         &self.events
     }
 

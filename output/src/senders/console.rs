@@ -75,7 +75,7 @@ impl Sender for ConsoleSender {
         for b in batches.iter() {
             for e in b.events() {
                 self.writer
-                    .record(&mut self.buf, e.time_ms, &e.tag, &e.message);
+                    .record(&mut self.buf, e.time_ms, e.tag, e.message);
             }
         }
         let destination = || format!("stdout ({})", self.name);

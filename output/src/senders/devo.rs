@@ -12,7 +12,7 @@ use crate::senders::gzip::GzipMembers;
 use crate::senders::retry::{self, Retry, StopFlag};
 use crate::senders::tls::{TlsPolicy, TlsSwitch};
 use logferry::config::{Globals, Section};
-use logferry::event::Event;
+use logferry::event::EventRef;
 use logferry::lookup::CONTROL_TABLE;
 use std::time::Duration;
 
@@ -134,7 +134,7 @@ pub enum LookupControl {
 
 impl LookupControl {
     /// Whether `e` is a lookup control line, and which.
-    pub fn of(e: &Event) -> Option<LookupControl> {
+    pub fn of(e: EventRef<'_>) -> Option<LookupControl> {
         e.tag.strip_prefix(CONTROL_TABLE)?.strip_prefix('.')?;
         let (_, rest) = e.message.split_once('|')?;
         match rest.split_once('|')?.0 {
@@ -256,16 +256,16 @@ impl DevoSender {
         })
     }
 
-    fn record(&mut self, e: &Event) -> Result<(), SendError> {
+    fn record(&mut self, e: EventRef<'_>) -> Result<(), SendError> {
         if self.compressing {
             self.writer
-                .record(&mut self.text, e.time_ms, &e.tag, &e.message);
+                .record(&mut self.text, e.time_ms, e.tag, e.message);
             if self.text.len() > self.compression_buffer {
                 self.compress_text();
             }
         } else {
             self.writer
-                .record(&mut self.out, e.time_ms, &e.tag, &e.message);
+                .record(&mut self.out, e.time_ms, e.tag, e.message);
         }
         if self.out.len() >= WRITE_CHUNK {
             self.write_out()?;
@@ -370,7 +370,7 @@ mod tests {
         let evs = l
             .publish(LookupAction::Inc, &[vec!["START"]], &[vec!["END"]], 0)
             .unwrap();
-        let got: Vec<_> = evs.iter().map(LookupControl::of).collect();
+        let got: Vec<_> = evs.iter().map(|e| LookupControl::of(e.as_ref())).collect();
         assert_eq!(
             got,
             [
@@ -381,7 +381,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            LookupControl::of(&Event::new("my.app", 0, "1_t|START|[]")),
+            LookupControl::of(logferry::Event::new("my.app", 0, "1_t|START|[]").as_ref()),
             None
         );
     }

@@ -12,7 +12,7 @@ use crate::senders::format::system_host_name;
 use crate::senders::gzip::GzipMembers;
 use crate::senders::rejects::{self, RejectSink, Rejected};
 use logferry::config::{ConfigErrorKind, Globals, Secret, Section};
-use logferry::event::Event;
+use logferry::event::EventRef;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
@@ -346,8 +346,8 @@ impl SplunkHecSender {
         &self.channel
     }
 
-    fn envelope(&self, out: &mut Vec<u8>, e: &Event) {
-        let m = self.cfg.mapping(&e.tag);
+    fn envelope(&self, out: &mut Vec<u8>, e: EventRef<'_>) {
+        let m = self.cfg.mapping(e.tag);
         let secs = e.time_ms.div_euclid(1000);
         let ms = e.time_ms.rem_euclid(1000);
         let _ = write!(out, "{{\"time\":{secs}.{ms:03},\"host\":");
@@ -375,9 +375,9 @@ impl SplunkHecSender {
             }
         }
         out.extend_from_slice(b",\"event\":");
-        push_json_str(out, &e.message);
+        push_json_str(out, e.message);
         out.extend_from_slice(b",\"fields\":{\"tag\":");
-        push_json_str(out, &e.tag);
+        push_json_str(out, e.tag);
         out.extend_from_slice(b"}}\n");
     }
 

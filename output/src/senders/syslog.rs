@@ -96,7 +96,7 @@ impl Sender for SyslogSender {
         for b in batches.iter() {
             for e in b.events() {
                 self.writer
-                    .record(&mut self.buf, e.time_ms, &e.tag, &e.message);
+                    .record(&mut self.buf, e.time_ms, e.tag, e.message);
                 if self.buf.len() >= WRITE_CHUNK {
                     self.conn.write_all(&self.buf)?;
                     self.buf.clear();
