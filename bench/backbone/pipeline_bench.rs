@@ -1,7 +1,7 @@
 //! Backbone benchmark (not a test): the release `logferry` binary runs demo input -> embedded Redis -> syslog
 //! output -> a TCP sink in this process that counts lines. Prints events/s, MB/s, CPU seconds and peak RSS per
 //! process, the sink (the peer) included. Env: EVENTS (default 3000000), CONNECTIONS (1), WRAP (500),
-//! LOGFERRY_BIN (default target/release/logferry).
+//! IDLE_SECS (15: wait before the idle RSS is read), LOGFERRY_BIN (default target/release/logferry).
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -159,8 +159,9 @@ outputs:
         .iter()
         .map(|(_, p)| status_kib(*p, "VmHWM:"))
         .collect();
-    // Idle: the count is reached, the input has nothing to do; give the processes a moment to settle.
-    std::thread::sleep(Duration::from_secs(3));
+    // Idle: the count is reached, the input has nothing to do; give the processes time to settle (Redis's
+    // allocator returns freed pages after its decay time, about 10 s).
+    std::thread::sleep(Duration::from_secs(env_u64("IDLE_SECS", 15)));
     let idle: Vec<u64> = procs
         .iter()
         .map(|(_, p)| status_kib(*p, "VmRSS:"))
