@@ -1,103 +1,17 @@
 //! End-to-end tests of the backbone: the real `logferry` binary with its embedded Redis, the demo input and the
 //! syslog output, against a TCP receiver started by the test. Processes are killed to prove nothing is lost.
 
-use logferry_testkit::{free_port, wait_until, ChildGuard, LineSink, TempDir};
+use logferry_testkit::collector::{self, Collector};
+use logferry_testkit::{free_port, wait_until, LineSink, TempDir};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const TAG: &str = "my.app.test.demo";
 
-/// One running collector, its directory (config, state, log) and its log file.
-struct Collector {
-    guard: Option<ChildGuard>,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn start(dir: &Path, config: &str) -> Collector {
-        Self::start_with_env(dir, config, &[])
-    }
-
-    fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Collector {
-        let config_path = dir.join("config.yaml");
-        std::fs::write(&config_path, config).unwrap();
-        let n = std::fs::read_dir(dir).unwrap().count();
-        let log = dir.join(format!("run-{n}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_logferry"));
-        cmd.args(["run", "--config"])
-            .arg(&config_path)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start logferry");
-        Collector {
-            guard: Some(ChildGuard {
-                child,
-                name: "logferry".into(),
-            }),
-            log,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The pid of the last started `InputProcess` / `OutputProcess`, from the supervisor's log line.
-    fn child_pid(&self, role: &str) -> i32 {
-        let needle = format!("{role} started (pid ");
-        let text = self.log_text();
-        let at = text
-            .rfind(&needle)
-            .unwrap_or_else(|| panic!("no '{needle}' in log:\n{text}"));
-        text[at + needle.len()..]
-            .split(')')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-
-    fn wait_log(&self, what: &str, deadline: Duration) {
-        wait_until(deadline, what, || self.log_text().contains(what));
-    }
-
-    /// SIGTERM; returns the exit code and how long the stop took.
-    fn stop(&mut self) -> (i32, Duration) {
-        let mut guard = self.guard.take().unwrap();
-        let t = Instant::now();
-        unsafe { libc::kill(guard.pid() as i32, libc::SIGTERM) };
-        let until = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Some(status) = guard.child.try_wait().unwrap() {
-                return (status.code().unwrap_or(-1), t.elapsed());
-            }
-            assert!(
-                Instant::now() < until,
-                "collector did not stop:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn wait_exit(&mut self, deadline: Duration) -> i32 {
-        let guard = self.guard.as_mut().unwrap();
-        let until = Instant::now() + deadline;
-        loop {
-            if let Some(status) = guard.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < until, "collector did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+fn start(dir: &Path, config: &str) -> Collector {
+    Collector::start(Path::new(env!("CARGO_BIN_EXE_logferry")), dir, config)
 }
 
 struct Demo {
@@ -162,48 +76,11 @@ outputs:
 
 /// Sequence numbers of the demo events in the received lines (duplicates collapse).
 fn seqs(lines: &[String]) -> BTreeSet<u64> {
-    lines
-        .iter()
-        .filter(|l| l.contains(TAG))
-        .filter_map(|l| {
-            let at = l.find("\"seq\":")? + 6;
-            l[at..]
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect()
+    collector::seqs(lines.iter().map(String::as_str), TAG)
 }
 
 fn wait_all_seqs(sink: &LineSink, count: u64, deadline: Duration, c: &Collector) {
-    let until = Instant::now() + deadline;
-    loop {
-        let got = seqs(&sink.lines());
-        if got.len() as u64 == count && got.iter().next_back() == Some(&(count - 1)) {
-            return;
-        }
-        if Instant::now() > until {
-            let missing: Vec<_> = (0..count).filter(|s| !got.contains(s)).take(10).collect();
-            panic!(
-                "{} of {count} sequence ids received; first missing: {missing:?}\nlog:\n{}",
-                got.len(),
-                tail(&c.log_text())
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn tail(s: &str) -> String {
-    s.lines()
-        .rev()
-        .take(60)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join("\n")
+    c.wait_all_seqs(count, deadline, || seqs(&sink.lines()));
 }
 
 fn rss_kib(pid: i32) -> u64 {
@@ -219,7 +96,7 @@ fn rss_kib(pid: i32) -> u64 {
 fn demo_events_all_arrive_at_a_syslog_receiver() {
     let dir = TempDir::new("e2e-demo");
     let sink = LineSink::start();
-    let mut c = Collector::start(
+    let mut c = start(
         dir.path(),
         &config(
             dir.path(),
@@ -237,12 +114,12 @@ fn demo_events_all_arrive_at_a_syslog_receiver() {
     );
     c.wait_log("[GC] global: ", Duration::from_secs(10));
     let (code, _) = c.stop();
-    assert_eq!(code, 0, "{}", tail(&c.log_text()));
+    assert_eq!(code, 0, "{}", c.log_tail());
     let log = c.log_text();
     assert!(
         log.contains("InputProcess::DemoPuller(demo,7,trail,predefined) -> Pull Started"),
         "{}",
-        tail(&log)
+        c.log_tail()
     );
     assert!(log.contains("Statistics for this pull cycle (@devo_pulling_id="));
     assert!(log.contains("Number of available senders: 1, sender manager internal queue size: "));
@@ -258,7 +135,7 @@ fn killing_the_output_process_loses_nothing() {
     let dir = TempDir::new("e2e-kill-out");
     let sink = LineSink::start();
     let count = 150_000;
-    let c = Collector::start(
+    let c = start(
         dir.path(),
         &config(
             dir.path(),
@@ -281,7 +158,7 @@ fn killing_the_output_process_loses_nothing() {
     assert!(
         c.log_text().contains("The OutputProcess (pid"),
         "{}",
-        tail(&c.log_text())
+        c.log_tail()
     );
     wait_all_seqs(&sink, count, Duration::from_secs(120), &c);
 }
@@ -291,7 +168,7 @@ fn killing_the_input_process_resumes_from_state() {
     let dir = TempDir::new("e2e-kill-in");
     let sink = LineSink::start();
     let count = 150_000;
-    let c = Collector::start(
+    let c = start(
         dir.path(),
         &config(
             dir.path(),
@@ -333,22 +210,22 @@ fn controlled_stop_keeps_undelivered_events_for_the_next_start() {
             ..Default::default()
         },
     );
-    let mut c = Collector::start(dir.path(), &cfg);
+    let mut c = start(dir.path(), &cfg);
     c.wait_log(
         "Number of events generated and sent: 3000",
         Duration::from_secs(30),
     );
     let (code, took) = c.stop();
-    assert_eq!(code, 0, "{}", tail(&c.log_text()));
+    assert_eq!(code, 0, "{}", c.log_tail());
     assert!(took < Duration::from_secs(2 + 15), "stop took {took:?}");
     assert!(
         c.log_text().contains("Drain deadline passed"),
         "{}",
-        tail(&c.log_text())
+        c.log_tail()
     );
 
     let sink = LineSink::start_on(port);
-    let c2 = Collector::start(dir.path(), &cfg);
+    let c2 = start(dir.path(), &cfg);
     c2.wait_log("[EMERGENCY PERSISTENCE SYSTEM] OutputStandardConsumer(standard_senders_consumer_0) -> retrieved 3000 messages", Duration::from_secs(30));
     wait_all_seqs(&sink, count, Duration::from_secs(60), &c2);
 }
@@ -360,7 +237,7 @@ fn a_full_queue_blocks_the_input_and_drops_nothing() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let count = 60_000;
-    let c = Collector::start(
+    let c = start(
         dir.path(),
         &config(
             dir.path(),
@@ -411,7 +288,7 @@ fn a_full_queue_blocks_the_input_and_drops_nothing() {
             Instant::now() < until,
             "{} of {count} received\n{}",
             got.len(),
-            tail(&c.log_text())
+            c.log_tail()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -425,7 +302,7 @@ fn changing_the_initial_start_time_resets_the_state() {
         count: 100,
         ..Default::default()
     };
-    let mut c = Collector::start(dir.path(), &config(dir.path(), sink.port, &first));
+    let mut c = start(dir.path(), &config(dir.path(), sink.port, &first));
     wait_all_seqs(&sink, 100, Duration::from_secs(30), &c);
     assert_eq!(c.stop().0, 0);
     let before = sink
@@ -435,7 +312,7 @@ fn changing_the_initial_start_time_resets_the_state() {
         .count();
 
     // Same start time: resumes (no new events, count reached).
-    let mut c = Collector::start(dir.path(), &config(dir.path(), sink.port, &first));
+    let mut c = start(dir.path(), &config(dir.path(), sink.port, &first));
     c.wait_log(
         "Persistence retrieved: {\"next_seq\":100}",
         Duration::from_secs(30),
@@ -446,7 +323,7 @@ fn changing_the_initial_start_time_resets_the_state() {
         start: "2026-02-01T00:00:00Z",
         ..first
     };
-    let c = Collector::start(dir.path(), &config(dir.path(), sink.port, &second));
+    let c = start(dir.path(), &config(dir.path(), sink.port, &second));
     c.wait_log("The persistence has been reset", Duration::from_secs(30));
     wait_until(Duration::from_secs(30), "seq 0 sent again", || {
         sink.lines()
@@ -461,6 +338,7 @@ fn changing_the_initial_start_time_resets_the_state() {
 fn missing_redis_server_is_a_clear_error() {
     let dir = TempDir::new("e2e-noredis");
     let mut c = Collector::start_with_env(
+        Path::new(env!("CARGO_BIN_EXE_logferry")),
         dir.path(),
         &config(dir.path(), 9, &Demo::default()),
         &[("LOGFERRY_REDIS_SERVER", "/nonexistent/redis-server")],

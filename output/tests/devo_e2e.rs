@@ -2,71 +2,17 @@
 //! demo input -> Redis -> Devo sender over mutual TLS -> a TLS receiver started by the test. The receiver is down
 //! for a while during a run, and the OutputProcess is killed with SIGKILL mid-send: nothing is lost.
 
+use logferry_testkit::collector::{self, logferry_bin, Collector};
 use logferry_testkit::senders::{CaptureMode, CaptureServer, TestPki};
-use logferry_testkit::{wait_until, ChildGuard, TempDir};
+use logferry_testkit::{wait_until, TempDir};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 const TAG: &str = "my.app.test.devo";
 
-fn logferry_bin() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .args(["build", "-q", "-p", "logferry-supervisor"])
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "cargo build -p logferry-supervisor failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("debug/logferry")
-}
-
-struct Collector {
-    _guard: ChildGuard,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn start(dir: &Path, config: &str) -> Collector {
-        let path = dir.join("config.yaml");
-        std::fs::write(&path, config).unwrap();
-        let log = dir.join("run.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(logferry_bin())
-            .args(["run", "--config"])
-            .arg(&path)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start logferry");
-        Collector {
-            _guard: ChildGuard {
-                child,
-                name: "logferry".into(),
-            },
-            log,
-        }
-    }
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-    fn child_pid(&self, role: &str) -> i32 {
-        let needle = format!("{role} started (pid ");
-        let text = self.log_text();
-        let at = text
-            .rfind(&needle)
-            .unwrap_or_else(|| panic!("no '{needle}' in log:\n{text}"));
-        text[at + needle.len()..]
-            .split(')')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
+fn start(dir: &Path, config: &str) -> Collector {
+    Collector::start(&logferry_bin(), dir, config)
 }
 
 fn config(dir: &Path, pki: &TestPki, port: u16, count: u64, rate: u64) -> String {
@@ -112,42 +58,15 @@ outputs:
 
 /// Demo sequence numbers in Devo lines of `TAG` (duplicates collapse).
 fn seqs(bytes: &[u8]) -> BTreeSet<u64> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .filter(|l| l.starts_with("<14>") && l.contains(&format!(" e2ehost {TAG}: ")))
-        .filter_map(|l| {
-            let at = l.find("\"seq\":")? + 6;
-            l[at..]
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect()
+    let text = String::from_utf8_lossy(bytes);
+    let marker = format!(" e2ehost {TAG}: ");
+    collector::seqs(text.lines().filter(|l| l.starts_with("<14>")), &marker)
 }
 
 fn wait_all(receivers: &[&CaptureServer], count: u64, c: &Collector) {
-    let until = Instant::now() + Duration::from_secs(120);
-    loop {
-        let mut got = BTreeSet::new();
-        for r in receivers {
-            got.extend(seqs(&r.bytes()));
-        }
-        if got.len() as u64 == count {
-            return;
-        }
-        if Instant::now() > until {
-            let missing: Vec<_> = (0..count).filter(|s| !got.contains(s)).take(10).collect();
-            let log = c.log_text();
-            let tail: Vec<_> = log.lines().rev().take(40).collect();
-            panic!(
-                "{} of {count} received; first missing {missing:?}\n{}",
-                got.len(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    c.wait_all_seqs(count, Duration::from_secs(120), || {
+        receivers.iter().flat_map(|r| seqs(&r.bytes())).collect()
+    });
 }
 
 #[test]
@@ -160,7 +79,7 @@ fn devo_receiver_down_for_a_while_loses_nothing_and_backpressure_shows() {
     });
     let port = first.port;
     let count = 30_000;
-    let c = Collector::start(dir.path(), &config(dir.path(), &pki, port, count, 5_000));
+    let c = start(dir.path(), &config(dir.path(), &pki, port, count, 5_000));
     wait_until(
         Duration::from_secs(60),
         "first events at the receiver",
@@ -195,7 +114,7 @@ fn devo_output_process_killed_mid_send_loses_nothing() {
         require_client: true,
     });
     let count = 100_000;
-    let c = Collector::start(
+    let c = start(
         dir.path(),
         &config(dir.path(), &pki, rx.port, count, 40_000),
     );

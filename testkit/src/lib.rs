@@ -1,6 +1,7 @@
 //! Test support shared by every crate's tests: start real peers on free loopback ports, stop them by pid when
 //! the guard drops (also when the test panics), and wait on conditions with deadlines (never plain sleeps).
 
+pub mod collector;
 pub mod moto;
 
 use std::io::{BufRead, BufReader, Read};

@@ -1,0 +1,171 @@
+//! The real `logferry` binary run by a test: its config, log file and child processes, stopped by pid when the
+//! test ends (also when it fails).
+
+use crate::{wait_until, ChildGuard};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The debug `logferry` binary, built once per test process (`cargo build -p logferry-supervisor`). Tests of the
+/// supervisor crate itself use `env!("CARGO_BIN_EXE_logferry")` instead.
+pub fn logferry_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-q", "-p", "logferry-supervisor"])
+            .status()
+            .expect("cargo build");
+        assert!(st.success(), "cargo build -p logferry-supervisor failed");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        target.join("debug/logferry")
+    })
+    .clone()
+}
+
+/// One running collector, its directory (config, state, log) and its log file.
+pub struct Collector {
+    guard: Option<ChildGuard>,
+    log: PathBuf,
+}
+
+impl Collector {
+    /// Writes `config` to `dir/config.yaml` and runs `bin run --config` with the log in `dir/run-N.log`.
+    pub fn start(bin: &Path, dir: &Path, config: &str) -> Collector {
+        Self::start_with_env(bin, dir, config, &[])
+    }
+
+    pub fn start_with_env(bin: &Path, dir: &Path, config: &str, env: &[(&str, &str)]) -> Collector {
+        let config_path = dir.join("config.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let n = std::fs::read_dir(dir).unwrap().count();
+        let log = dir.join(format!("run-{n}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.args(["run", "--config"])
+            .arg(&config_path)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        Collector {
+            guard: Some(ChildGuard {
+                child,
+                name: "logferry".into(),
+            }),
+            log,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last lines of the log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    /// The pid of the last started `InputProcess` / `OutputProcess`, from the supervisor's log line.
+    pub fn child_pid(&self, role: &str) -> i32 {
+        let needle = format!("{role} started (pid ");
+        let text = self.log_text();
+        let at = text
+            .rfind(&needle)
+            .unwrap_or_else(|| panic!("no '{needle}' in log:\n{text}"));
+        text[at + needle.len()..]
+            .split(')')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// How many times `what` appears in the log.
+    pub fn log_count(&self, what: &str) -> usize {
+        self.log_text().matches(what).count()
+    }
+
+    pub fn wait_log(&self, what: &str, deadline: Duration) {
+        wait_until(deadline, what, || self.log_text().contains(what));
+    }
+
+    /// Waits until `received()` holds every sequence number `0..count`; on the deadline, fails with the first
+    /// missing ones and the log's tail.
+    pub fn wait_all_seqs(
+        &self,
+        count: u64,
+        deadline: Duration,
+        mut received: impl FnMut() -> BTreeSet<u64>,
+    ) {
+        let until = Instant::now() + deadline;
+        loop {
+            let got = received();
+            if got.len() as u64 == count && got.iter().next_back() == Some(&(count - 1)) {
+                return;
+            }
+            if Instant::now() > until {
+                let missing: Vec<_> = (0..count).filter(|s| !got.contains(s)).take(10).collect();
+                panic!(
+                    "{} of {count} sequence ids received; first missing: {missing:?}\nlog:\n{}",
+                    got.len(),
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM; returns the exit code and how long the stop took.
+    pub fn stop(&mut self) -> (i32, Duration) {
+        let pid = self.guard.as_ref().expect("running").pid();
+        let t = Instant::now();
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let code = self.wait_exit(Duration::from_secs(90));
+        (code, t.elapsed())
+    }
+
+    /// Waits for the collector to exit; returns its exit code.
+    pub fn wait_exit(&mut self, deadline: Duration) -> i32 {
+        let mut guard = self.guard.take().expect("running");
+        let until = Instant::now() + deadline;
+        loop {
+            if let Some(status) = guard.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < until,
+                "collector did not exit:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The `"seq":N` numbers of the lines that contain `marker` (duplicates collapse).
+pub fn seqs<'a>(lines: impl IntoIterator<Item = &'a str>, marker: &str) -> BTreeSet<u64> {
+    lines
+        .into_iter()
+        .filter(|l| l.contains(marker))
+        .filter_map(|l| {
+            let at = l.find("\"seq\":")? + 6;
+            l[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
