@@ -23,13 +23,6 @@ pub enum HeadField {
     AwsRegion = 3,
 }
 
-const HEAD_NAMES: [&[u8]; 4] = [
-    b"eventTime",
-    b"eventSource",
-    b"recipientAccountId",
-    b"awsRegion",
-];
-
 /// What the splitter learnt about one element while cutting it.
 #[derive(Debug, Default, Clone)]
 pub struct RecordHead {
@@ -263,7 +256,8 @@ impl Scan {
                 self.grammar(b, self.elem.len() + (i - seg_start));
                 if self.head.invalid.is_none() {
                     if b == b'"' {
-                        self.in_str = true;
+                        i = self.string_in_chunk(chunk, i + 1, seg_start);
+                        continue;
                     } else if self.stack.is_empty() {
                         self.depth = 2;
                         return Some(i);
@@ -286,6 +280,25 @@ impl Scan {
             i += 1;
         }
         None
+    }
+
+    /// A string of the element starts at `start` (after its opening quote): when it ends in this chunk without
+    /// escapes (the common case) it is handled at once; otherwise the byte-wise string state takes over.
+    /// Returns where scanning goes on.
+    #[inline]
+    fn string_in_chunk(&mut self, chunk: &[u8], start: usize, seg_start: usize) -> usize {
+        match find_quote_or_backslash(&chunk[start..]) {
+            Some(p) if chunk[start + p] == b'"' => {
+                self.key_bytes(&chunk[start..start + p]);
+                self.capturing_key = false;
+                self.string_closed(self.elem.len() + (start + p - seg_start));
+                start + p + 1
+            }
+            _ => {
+                self.in_str = true;
+                start
+            }
+        }
     }
 
     fn start_element(&mut self) {
@@ -440,17 +453,13 @@ impl Scan {
         if self.expect == Expect::KeyOrEnd || self.expect == Expect::Key {
             self.expect = Expect::Colon;
             if self.str_is_key {
-                self.want = HEAD_NAMES
-                    .iter()
-                    .position(|n| *n == self.key.as_slice())
-                    .map(|p| {
-                        [
-                            HeadField::EventTime,
-                            HeadField::EventSource,
-                            HeadField::RecipientAccountId,
-                            HeadField::AwsRegion,
-                        ][p]
-                    });
+                self.want = match self.key.as_slice() {
+                    b"eventTime" => Some(HeadField::EventTime),
+                    b"eventSource" => Some(HeadField::EventSource),
+                    b"recipientAccountId" => Some(HeadField::RecipientAccountId),
+                    b"awsRegion" => Some(HeadField::AwsRegion),
+                    _ => None,
+                };
                 self.key.clear();
             }
         } else {
