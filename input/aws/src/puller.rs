@@ -873,21 +873,23 @@ struct Emitter<'a> {
     units: u64,
 }
 
-/// Renders the tag (cached while its variables repeat) and emits one event.
+/// Renders the tag (cached while its variables repeat) and emits one event, encoded straight into the sink's wrap
+/// (no copy of the message).
 fn emit_event(
     w: &mut Worker,
     template: &TagTemplate,
     vars: TagVars<'_>,
     time_ms: i64,
-    message: String,
+    message: &str,
 ) -> Result<(), ObjectError> {
-    let tag = w.tags.get(template, vars).to_owned();
-    w.emit(Event {
-        tag,
-        time_ms,
-        message,
-    })
-    .map_err(ObjectError::Sink)
+    w.n.generated += 1;
+    if w.cfg.do_not_send {
+        return Ok(());
+    }
+    let tag = w.tags.get(template, vars);
+    w.sink
+        .emit_parts(tag, time_ms, message)
+        .map_err(ObjectError::Sink)
 }
 
 impl Emitter<'_> {
@@ -997,7 +999,7 @@ impl Out for Emitter<'_> {
             .as_deref()
             .and_then(parse_time)
             .unwrap_or_else(logferry::time::now_ms);
-        emit_event(w, &cfg.tag, vars, time, decode::text(bytes).into_owned())
+        emit_event(w, &cfg.tag, vars, time, &decode::text(bytes))
     }
 
     fn line(&mut self, text: &str, line_no: u64) -> Result<(), ObjectError> {
@@ -1039,7 +1041,7 @@ impl Out for Emitter<'_> {
             account_id: account,
             region_id: region,
         };
-        emit_event(w, template, vars, now, text.to_owned())
+        emit_event(w, template, vars, now, text)
     }
 }
 
