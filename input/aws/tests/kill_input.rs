@@ -6,10 +6,11 @@
 mod common;
 
 use common::{gz, Fixture};
-use logferry_testkit::{wait_until, ChildGuard, LineSink, TempDir};
+use logferry_testkit::collector::{self, logferry_bin, Collector};
+use logferry_testkit::{wait_until, LineSink, TempDir};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 const TAG: &str = "my.app.sqs.kill";
@@ -17,67 +18,6 @@ const TAG: &str = "my.app.sqs.kill";
 const LINES: u64 = 200_000;
 /// The collector's queue limit: the InputProcess can never be more than this many events ahead of the receiver.
 const QUEUE_MAX: u64 = 5_000;
-
-fn logferry_bin() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = Command::new(cargo)
-        .args(["build", "-q", "-p", "logferry-supervisor"])
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "cargo build -p logferry-supervisor failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join("debug/logferry")
-}
-
-struct Collector {
-    _guard: ChildGuard,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn start(dir: &Path, config: &str) -> Collector {
-        let path = dir.join("config.yaml");
-        std::fs::write(&path, config).unwrap();
-        let log = dir.join("run.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(logferry_bin())
-            .args(["run", "--config"])
-            .arg(&path)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start logferry");
-        Collector {
-            _guard: ChildGuard {
-                child,
-                name: "logferry".into(),
-            },
-            log,
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The pid of the last started InputProcess, from the supervisor's log line.
-    fn input_pid(&self) -> i32 {
-        let needle = "InputProcess started (pid ";
-        let text = self.log_text();
-        let at = text
-            .rfind(needle)
-            .unwrap_or_else(|| panic!("no '{needle}' in log:\n{text}"));
-        text[at + needle.len()..]
-            .split(')')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-}
 
 fn config(dir: &Path, f: &Fixture, queue_url: &str, sink_port: u16) -> String {
     format!(
@@ -129,18 +69,7 @@ fn object() -> Vec<u8> {
 
 /// Sequence numbers received (duplicates collapse).
 fn seqs(lines: &[String]) -> BTreeSet<u64> {
-    lines
-        .iter()
-        .filter(|l| l.contains(TAG))
-        .filter_map(|l| {
-            let at = l.find("\"seq\":")? + 6;
-            l[at..]
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect()
+    collector::seqs(lines.iter().map(String::as_str), TAG)
 }
 
 /// Receipt handles of the messages moto holds (its model dump, `/moto-api/data.json`).
@@ -169,14 +98,18 @@ fn killing_the_input_process_in_the_middle_of_an_object_loses_nothing() {
     f.put("kill-bucket", "logs/big object.json.gz", object());
     let dir = TempDir::new("aws-kill-in");
     let sink = LineSink::start();
-    let c = Collector::start(dir.path(), &config(dir.path(), &f, &q, sink.port));
+    let c = Collector::start(
+        &logferry_bin(),
+        dir.path(),
+        &config(dir.path(), &f, &q, sink.port),
+    );
 
     wait_until(
         Duration::from_secs(180),
         "the first 20,000 lines at the receiver",
         || sink.count() >= 20_000,
     );
-    let pid = c.input_pid();
+    let pid = c.child_pid("InputProcess");
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let at_kill = sink.count() as u64;
     // The InputProcess is at most QUEUE_MAX events ahead of the receiver: it was in the middle of the object,
@@ -191,7 +124,7 @@ fn killing_the_input_process_in_the_middle_of_an_object_loses_nothing() {
         "the message must still be in the queue"
     );
     wait_until(Duration::from_secs(60), "InputProcess restarted", || {
-        c.input_pid() != pid
+        c.child_pid("InputProcess") != pid
     });
     // Stand in for the end of the 120 s visibility timeout: make the in-flight message visible now.
     for receipt in receipt_handles(&f) {
