@@ -4,6 +4,7 @@
 use crate::config::PullerIdentity;
 use crate::error::PullerError;
 use crate::sink::{EventSink, SinkFactory};
+use logferry::deadletter::DeadLetters;
 use logferry::event::{Event, EventClass};
 use logferry::state::StateStore;
 use serde_json::Value;
@@ -28,6 +29,8 @@ pub struct PullContext {
     state: Value,
     pulling_id: u64,
     started: Instant,
+    /// The dead-letter stream, opened at the first item set aside.
+    dead_letters: Option<DeadLetters>,
     /// Counters of the current cycle.
     pub stats: CycleStats,
 }
@@ -48,6 +51,7 @@ impl PullContext {
             state,
             pulling_id: 0,
             started: Instant::now(),
+            dead_letters: None,
             stats: CycleStats::default(),
         })
     }
@@ -84,8 +88,7 @@ impl PullContext {
 
     /// Emits one event (buffered; may block while the queue is full).
     pub fn emit(&mut self, event: Event) -> Result<(), PullerError> {
-        self.stats.generated += 1;
-        self.sink.emit(event)
+        self.emit_parts(&event.tag, event.time_ms, &event.message)
     }
 
     /// Emits one event from borrowed parts (no allocation: the fast path for rendered or sliced events).
@@ -108,6 +111,28 @@ impl PullContext {
     ) -> Result<(), PullerError> {
         value.insert("@devo_pulling_id".into(), Value::from(self.pulling_id));
         self.emit(Event::new(tag, time_ms, Value::Object(value).to_string()))
+    }
+
+    /// Sets a bad item aside in the dead-letter stream with where it came from and why (it never stops the puller;
+    /// the caller may then acknowledge it upstream).
+    pub fn set_aside(
+        &mut self,
+        origin: &str,
+        reason: &str,
+        payload: &[u8],
+    ) -> Result<(), PullerError> {
+        if self.dead_letters.is_none() {
+            let conn = self.factory.connect()?;
+            self.dead_letters = Some(DeadLetters::new(conn, &self.factory.keys));
+        }
+        let dead = self.dead_letters.as_mut().expect("opened above");
+        dead.put(origin, reason, payload).map_err(|e| {
+            PullerError::new(
+                crate::PullerErrorType::QueueError,
+                401,
+                format!("cannot write a dead letter: {e}"),
+            )
+        })
     }
 
     /// Makes sure every emitted event is in Redis.

@@ -328,7 +328,6 @@ pub struct ActionTrailPuller {
     client: Option<ActionTrailClient>,
     next_start: Option<DateTime<Utc>>,
     edge_ids: HashSet<String>,
-    dead: Option<logferry::deadletter::DeadLetters>,
 }
 
 impl ActionTrailPuller {
@@ -339,39 +338,11 @@ impl ActionTrailPuller {
             client: None,
             next_start: None,
             edge_ids: HashSet::new(),
-            dead: None,
         }
     }
 
     fn client(&mut self) -> &mut ActionTrailClient {
         self.client.as_mut().expect("setup ran")
-    }
-
-    fn set_aside(
-        &mut self,
-        ctx: &PullContext,
-        origin: &str,
-        reason: &str,
-        payload: &[u8],
-    ) -> Result<(), PullerError> {
-        if self.dead.is_none() {
-            let conn = ctx.sink_factory().connect()?;
-            self.dead = Some(logferry::deadletter::DeadLetters::new(
-                conn,
-                &ctx.sink_factory().keys,
-            ));
-        }
-        self.dead
-            .as_mut()
-            .expect("just opened")
-            .put(origin, reason, payload)
-            .map_err(|e| {
-                PullerError::new(
-                    logferry_input::PullerErrorType::QueueError,
-                    401,
-                    format!("cannot write a dead letter: {e}"),
-                )
-            })
     }
 
     /// Pulls one window [start, end] (whole seconds, inclusive) page by page; returns the new edge ids, or None
@@ -408,8 +379,7 @@ impl ActionTrailPuller {
             for ev in page.events {
                 let Value::Object(map) = ev else {
                     let origin = format!("actiontrail {} window {s}..{e}", self.cfg.region);
-                    self.set_aside(
-                        ctx,
+                    ctx.set_aside(
                         &origin,
                         "event is not a JSON object",
                         ev.to_string().as_bytes(),

@@ -308,7 +308,6 @@ pub struct SmqPuller {
     cfg: SmqConfig,
     creds: Credentials,
     client: Option<SmqClient>,
-    dead: Option<logferry::deadletter::DeadLetters>,
 }
 
 impl SmqPuller {
@@ -317,38 +316,11 @@ impl SmqPuller {
             cfg,
             creds,
             client: None,
-            dead: None,
         }
     }
 
     fn client(&self) -> &SmqClient {
         self.client.as_ref().expect("setup ran")
-    }
-
-    fn set_aside(
-        &mut self,
-        ctx: &PullContext,
-        origin: &str,
-        reason: &str,
-        payload: &[u8],
-    ) -> Result<(), PullerError> {
-        if self.dead.is_none() {
-            self.dead = Some(logferry::deadletter::DeadLetters::new(
-                ctx.sink_factory().connect()?,
-                &ctx.sink_factory().keys,
-            ));
-        }
-        self.dead
-            .as_mut()
-            .expect("just opened")
-            .put(origin, reason, payload)
-            .map_err(|e| {
-                PullerError::new(
-                    logferry_input::PullerErrorType::QueueError,
-                    401,
-                    format!("cannot write a dead letter: {e}"),
-                )
-            })
     }
 
     /// The event of one message, or the reason it cannot be decoded.
@@ -460,8 +432,7 @@ impl Puller for SmqPuller {
                             self.cfg.queue,
                             m.get("MessageId").unwrap_or("?")
                         );
-                        self.set_aside(
-                            ctx,
+                        ctx.set_aside(
                             &origin,
                             &reason,
                             m.get("MessageBody").unwrap_or("").as_bytes(),
