@@ -64,7 +64,10 @@ fn seqs(bytes: &[u8]) -> BTreeSet<u64> {
 }
 
 fn wait_all(receivers: &[&CaptureServer], count: u64, c: &Collector) {
-    c.wait_all_seqs(count, Duration::from_secs(120), || {
+    // Generous: while the receiver was down the pool's backoff may have grown to its 60 s cap (slow, loaded CI
+    // machines fail more attempts before the queue fills), and the first retry after the receiver is back waits
+    // that long.
+    c.wait_all_seqs(count, Duration::from_secs(300), || {
         receivers.iter().flat_map(|r| seqs(&r.bytes())).collect()
     });
 }
