@@ -150,11 +150,7 @@ fn killing_the_output_process_loses_nothing() {
     wait_until(Duration::from_secs(60), "first events", || {
         sink.count() > 10_000
     });
-    let pid = c.child_pid("OutputProcess");
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_until(Duration::from_secs(30), "output restarted", || {
-        c.child_pid("OutputProcess") != pid
-    });
+    c.kill_and_wait_restart("OutputProcess");
     assert!(
         c.log_text().contains("The OutputProcess (pid"),
         "{}",
@@ -184,11 +180,7 @@ fn killing_the_input_process_resumes_from_state() {
     wait_until(Duration::from_secs(60), "two committed cycles", || {
         c.log_text().matches("Data collection completed").count() >= 2
     });
-    let pid = c.child_pid("InputProcess");
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_until(Duration::from_secs(30), "input restarted", || {
-        c.child_pid("InputProcess") != pid
-    });
+    c.kill_and_wait_restart("InputProcess");
     c.wait_log(
         "Persistence retrieved: {\"next_seq\":",
         Duration::from_secs(30),

@@ -3,38 +3,13 @@
 //! process, the sink (the peer) included. Env: EVENTS (default 3000000), CONNECTIONS (1), WRAP (500),
 //! IDLE_SECS (15: wait before the idle RSS is read), LOGFERRY_BIN (default target/release/logferry).
 
+use logferry_testkit::procfs::{env_u64, process_cpu, status_kib};
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn env_u64(k: &str, d: u64) -> u64 {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
-
-/// utime + stime of a process and of its waited-for children (Redis's AOF rewrites run in forked children),
-/// seconds.
-fn cpu_seconds(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12) + t(13) + t(14)) / ticks
-}
-
-fn status_kib(pid: i32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn pid_after(log: &str, needle: &str) -> i32 {
     log.rfind(needle)
@@ -154,17 +129,17 @@ outputs:
         ),
         ("sink (the peer, this process)", std::process::id() as i32),
     ];
-    let cpu: Vec<f64> = procs.iter().map(|(_, p)| cpu_seconds(*p)).collect();
+    let cpu: Vec<f64> = procs.iter().map(|(_, p)| process_cpu(*p as u32)).collect();
     let peak: Vec<u64> = procs
         .iter()
-        .map(|(_, p)| status_kib(*p, "VmHWM:"))
+        .map(|(_, p)| status_kib(*p as u32, "VmHWM:"))
         .collect();
     // Idle: the count is reached, the input has nothing to do; give the processes time to settle (Redis's
     // allocator returns freed pages after its decay time, about 10 s).
     std::thread::sleep(Duration::from_secs(env_u64("IDLE_SECS", 15)));
     let idle: Vec<u64> = procs
         .iter()
-        .map(|(_, p)| status_kib(*p, "VmRSS:"))
+        .map(|(_, p)| status_kib(*p as u32, "VmRSS:"))
         .collect();
     let collector_cpu: f64 = cpu[..4].iter().sum();
     println!("| demo -> Redis -> syslog TCP -> counting sink | value |");

@@ -10,6 +10,7 @@ use logferry::event::{Event, EventClass};
 use logferry_output::senders::devo::DevoKind;
 use logferry_output::senders::splunk_hec::{HecConfig, SplunkHecSender};
 use logferry_output::{Batch, OutputKind, QueueUsage, Sender, SenderInfo};
+use logferry_testkit::procfs::env_u64;
 use logferry_testkit::senders::TestPki;
 use logferry_testkit::{free_port, wait_until, ChildGuard, TempDir};
 use rustls::pki_types::pem::PemObject;
@@ -26,13 +27,6 @@ const TAG: &str = "my.app.bench.events";
 const HOST: &str = "benchhost";
 const T: i64 = 1_685_694_675_123;
 const DATE: &str = "2023-06-02 08:31:15.123";
-
-fn env_n(k: &str, d: u64) -> u64 {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
 
 /// A counting sink: plain TCP or mutual TLS (rustls), counts bytes and newlines of every connection.
 struct Sink {
@@ -390,9 +384,9 @@ fn run_hec(n: u64) -> Row {
 }
 
 fn main() {
-    let n = env_n("EVENTS", 2_000_000);
-    let sdk_n = env_n("SDK_EVENTS", 200_000);
-    let hec_n = env_n("HEC_EVENTS", 200_000);
+    let n = env_u64("EVENTS", 2_000_000);
+    let sdk_n = env_u64("SDK_EVENTS", 200_000);
+    let hec_n = env_u64("HEC_EVENTS", 200_000);
     let pki = TestPki::generate();
     let tls_sink = Sink::start(Some(&pki), false);
     let plain_sink = Sink::start(None, false);

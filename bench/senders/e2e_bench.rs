@@ -5,6 +5,7 @@
 //! Run: `bench/senders/run.sh e2e` (builds target/release/logferry). Env: EVENTS (default 3000000),
 //! CONNECTIONS (concurrent_connections, default 2), LOGFERRY_BIN.
 
+use logferry_testkit::procfs::{env_u64, process_cpu, thread_cpu};
 use logferry_testkit::senders::TestPki;
 use logferry_testkit::{wait_until, TempDir};
 use rustls::pki_types::pem::PemObject;
@@ -16,13 +17,6 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn env_n(k: &str, d: u64) -> u64 {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
 
 fn tls_sink(pki: &TestPki) -> (u16, Arc<AtomicU64>, Arc<AtomicU64>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -79,37 +73,6 @@ fn tls_sink(pki: &TestPki) -> (u16, Arc<AtomicU64>, Arc<AtomicU64>) {
     (port, bytes, lines)
 }
 
-fn cpu_of(pid: u32) -> f64 {
-    // utime + stime of the process and its waited-for children, from /proc (clock ticks).
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    if f.len() < 15 {
-        return 0.0;
-    }
-    (f[11] + f[12] + f[13] + f[14]) / tick
-}
-
-/// CPU seconds of one thread.
-fn cpu_of_task(pid: u32, tid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<f64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    if f.len() < 13 {
-        return 0.0;
-    }
-    (f[11] + f[12]) / tick
-}
-
-/// CPU seconds per process role and, inside the collector's processes, per thread name (up to the first '(').
 fn breakdown(pid: u32, log: &Path) -> std::collections::BTreeMap<String, f64> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let role_of = |child: u32| {
@@ -137,7 +100,7 @@ fn breakdown(pid: u32, log: &Path) -> std::collections::BTreeMap<String, f64> {
             let comm =
                 std::fs::read_to_string(format!("/proc/{p}/task/{t}/comm")).unwrap_or_default();
             let thread = comm.trim().split('(').next().unwrap_or("").to_owned();
-            *out.entry(format!("{role} / {thread}")).or_insert(0.0) += cpu_of_task(p, t);
+            *out.entry(format!("{role} / {thread}")).or_insert(0.0) += thread_cpu(p, t);
         }
     }
     out
@@ -152,8 +115,8 @@ fn children_of(pid: u32) -> Vec<u32> {
 }
 
 fn main() {
-    let n = env_n("EVENTS", 3_000_000);
-    let conns = env_n("CONNECTIONS", 2);
+    let n = env_u64("EVENTS", 3_000_000);
+    let conns = env_u64("CONNECTIONS", 2);
     let bin = std::env::var("LOGFERRY_BIN").unwrap_or_else(|_| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../target/release/logferry")
@@ -222,13 +185,21 @@ outputs:
             bytes.load(Ordering::Relaxed),
             lines.load(Ordering::Relaxed),
         );
-        let cpu0: f64 = cpu_of(pid) + children_of(pid).iter().map(|&c| cpu_of(c)).sum::<f64>();
+        let cpu0: f64 = process_cpu(pid)
+            + children_of(pid)
+                .iter()
+                .map(|&c| process_cpu(c))
+                .sum::<f64>();
         let threads0 = breakdown(pid, &log_path);
         wait_until(Duration::from_secs(600), "every event at the sink", || {
             lines.load(Ordering::Relaxed) >= n
         });
         let secs = t0.elapsed().as_secs_f64();
-        let cpu1: f64 = cpu_of(pid) + children_of(pid).iter().map(|&c| cpu_of(c)).sum::<f64>();
+        let cpu1: f64 = process_cpu(pid)
+            + children_of(pid)
+                .iter()
+                .map(|&c| process_cpu(c))
+                .sum::<f64>();
         let threads1 = breakdown(pid, &log_path);
         let (b1, l1) = (bytes.load(Ordering::Relaxed), lines.load(Ordering::Relaxed));
         let threads: Vec<(String, f64)> = threads1

@@ -124,10 +124,6 @@ fn devo_output_process_killed_mid_send_loses_nothing() {
     wait_until(Duration::from_secs(60), "first events", || {
         seqs(&rx.bytes()).len() > 5_000
     });
-    let pid = c.child_pid("OutputProcess");
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_until(Duration::from_secs(30), "output restarted", || {
-        c.child_pid("OutputProcess") != pid
-    });
+    c.kill_and_wait_restart("OutputProcess");
     wait_all(&[&rx], count, &c);
 }

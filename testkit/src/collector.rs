@@ -92,6 +92,26 @@ impl Collector {
             .unwrap()
     }
 
+    /// SIGKILLs the current `InputProcess` / `OutputProcess`; returns its pid.
+    pub fn kill_child(&self, role: &str) -> i32 {
+        let pid = self.child_pid(role);
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        pid
+    }
+
+    /// Waits until the supervisor started a new `role` process in place of `old_pid`.
+    pub fn wait_restarted(&self, role: &str, old_pid: i32, deadline: Duration) {
+        wait_until(deadline, &format!("{role} restarted"), || {
+            self.child_pid(role) != old_pid
+        });
+    }
+
+    /// SIGKILLs the current `role` process and waits until the supervisor restarted it.
+    pub fn kill_and_wait_restart(&self, role: &str) {
+        let pid = self.kill_child(role);
+        self.wait_restarted(role, pid, Duration::from_secs(60));
+    }
+
     /// How many times `what` appears in the log.
     pub fn log_count(&self, what: &str) -> usize {
         self.log_text().matches(what).count()

@@ -3,6 +3,7 @@
 
 pub mod collector;
 pub mod moto;
+pub mod procfs;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};

@@ -297,7 +297,17 @@ fn region_and_endpoint(s: &Section<'_>, default: impl FnOnce(&str) -> String) ->
             );
         }
     }
-    let endpoint = match endpoint {
+    let endpoint = endpoint_url(s, endpoint, || default(&region));
+    (region, endpoint)
+}
+
+/// The `endpoint` override, checked (http:// or https://, trailing `/` dropped), or `default()` without one.
+pub(crate) fn endpoint_url(
+    s: &Section<'_>,
+    endpoint: Option<String>,
+    default: impl FnOnce() -> String,
+) -> String {
+    match endpoint {
         Some(e) if e.starts_with("http://") || e.starts_with("https://") => {
             e.trim_end_matches('/').to_owned()
         }
@@ -309,9 +319,8 @@ fn region_and_endpoint(s: &Section<'_>, default: impl FnOnce(&str) -> String) ->
             );
             String::new()
         }
-        None => default(&region),
-    };
-    (region, endpoint)
+        None => default(),
+    }
 }
 
 pub(crate) fn read_actiontrail(s: &Section<'_>) -> ActionTrailConfig {

@@ -55,20 +55,9 @@ pub(crate) fn read_smq(s: &Section<'_>) -> SmqConfig {
         (s.required("account_id"), s.required("region"))
     };
     let (account_id, region) = (account_id.unwrap_or_default(), region.unwrap_or_default());
-    let endpoint = match endpoint {
-        Some(e) if e.starts_with("http://") || e.starts_with("https://") => {
-            e.trim_end_matches('/').to_owned()
-        }
-        Some(e) => {
-            s.error(
-                "endpoint",
-                ConfigErrorKind::InvalidValue,
-                format!("\"{e}\" must start with http:// or https://"),
-            );
-            String::new()
-        }
-        None => format!("https://{account_id}.mns.{region}.aliyuncs.com"),
-    };
+    let endpoint = crate::config::endpoint_url(s, endpoint, || {
+        format!("https://{account_id}.mns.{region}.aliyuncs.com")
+    });
     let queue: String = s.required("queue").unwrap_or_default();
     if !queue.is_empty() && !queue.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         s.error(

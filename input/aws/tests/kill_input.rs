@@ -109,8 +109,7 @@ fn killing_the_input_process_in_the_middle_of_an_object_loses_nothing() {
         "the first 20,000 lines at the receiver",
         || sink.count() >= 20_000,
     );
-    let pid = c.child_pid("InputProcess");
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let pid = c.kill_child("InputProcess");
     let at_kill = sink.count() as u64;
     // The InputProcess is at most QUEUE_MAX events ahead of the receiver: it was in the middle of the object,
     // and the message was not deleted.
@@ -123,9 +122,7 @@ fn killing_the_input_process_in_the_middle_of_an_object_loses_nothing() {
         1,
         "the message must still be in the queue"
     );
-    wait_until(Duration::from_secs(60), "InputProcess restarted", || {
-        c.child_pid("InputProcess") != pid
-    });
+    c.wait_restarted("InputProcess", pid, Duration::from_secs(60));
     // Stand in for the end of the 120 s visibility timeout: make the in-flight message visible now.
     for receipt in receipt_handles(&f) {
         let _ = f.rt.block_on(
