@@ -8,8 +8,6 @@
 use logferry_testkit::procfs::{env_u64, process_cpu, thread_cpu};
 use logferry_testkit::senders::TestPki;
 use logferry_testkit::{wait_until, TempDir};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
@@ -21,30 +19,7 @@ use std::time::{Duration, Instant};
 fn tls_sink(pki: &TestPki) -> (u16, Arc<AtomicU64>, Arc<AtomicU64>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(pki.cert("ca")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .unwrap();
-    let certs: Vec<_> = CertificateDer::pem_file_iter(pki.cert("server"))
-        .unwrap()
-        .map(|c| c.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(pki.key("server")).unwrap();
-    let config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(certs, key)
-            .unwrap(),
-    );
+    let config = pki.rustls_server_config();
     let (bytes, lines) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (b, l) = (bytes.clone(), lines.clone());
     std::thread::spawn(move || {

@@ -43,6 +43,38 @@ impl TestPki {
     pub fn key(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.key"))
     }
+
+    /// A rustls server with the `server` certificate that requires a client certificate from this CA (the
+    /// Devo relay's mutual TLS), for in-process sinks.
+    pub fn rustls_server_config(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use std::sync::Arc;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(self.cert("ca")).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let certs: Vec<_> = CertificateDer::pem_file_iter(self.cert("server"))
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(self.key("server")).unwrap();
+        Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(certs, key)
+                .unwrap(),
+        )
+    }
 }
 
 /// How the capture receiver listens.
