@@ -13,6 +13,7 @@
 //! - `decode <shape> <gzip_mb> <rounds>`: the decoding alone (no S3, SQS or Redis): inflates and splits one
 //!   generated object `<rounds>` times, making each event's message `String` as the puller does; prints MiB of
 //!   uncompressed data per CPU second.
+//! - `cut <shape> <gzip_mb> <rounds>`: the same on the inflated text (the splitter or line cutter alone).
 
 use logferry::config::{Diagnostics, Section};
 use logferry::event::EventClass;
@@ -51,9 +52,12 @@ fn main() {
             objects: a[9].parse().unwrap(),
             workers: a[10].parse().unwrap(),
         }),
-        Some("decode") if a.len() == 5 => {
-            decode_only(&a[2], a[3].parse().unwrap(), a[4].parse().unwrap())
-        }
+        Some(mode @ ("decode" | "cut")) if a.len() == 5 => decode_only(
+            &a[2],
+            a[3].parse().unwrap(),
+            a[4].parse().unwrap(),
+            mode == "decode",
+        ),
         _ => {
             eprintln!("usage: aws_bench setup|consume|pull|decode ... (see the source)");
             std::process::exit(2);
@@ -539,9 +543,17 @@ impl logferry_input_aws::decode::Out for CountOut {
     }
 }
 
-fn decode_only(shape: &str, gzip_mb: usize, rounds: u32) {
+fn decode_only(shape: &str, gzip_mb: usize, rounds: u32, inflate: bool) {
     use logferry_input_aws::decode::{read_object, Cut};
+    use std::io::Read;
     let (gz, events, raw) = generate(shape, gzip_mb);
+    let mut text = Vec::new();
+    if !inflate {
+        flate2::read::MultiGzDecoder::new(&gz[..])
+            .read_to_end(&mut text)
+            .unwrap();
+    }
+    let input = if inflate { &gz } else { &text };
     let cut = if shape == "cloudtrail" {
         Cut::Records
     } else {
@@ -551,7 +563,7 @@ fn decode_only(shape: &str, gzip_mb: usize, rounds: u32) {
     let mut out = CountOut::default();
     for _ in 0..rounds {
         read_object(
-            &gz[..],
+            &input[..],
             logferry_input_aws::config::Compression::Auto,
             cut,
             &mut out,
@@ -562,7 +574,8 @@ fn decode_only(shape: &str, gzip_mb: usize, rounds: u32) {
     assert_eq!(out.events, events * u64::from(rounds));
     let mib = (raw * u64::from(rounds)) as f64 / (1024.0 * 1024.0);
     println!(
-        "decode {shape}: {mib:.0} MiB uncompressed, {} events, CPU {cpu:.2} s: {:.0} MiB per CPU s, {:.2} us/event",
+        "{} {shape}: {mib:.0} MiB uncompressed, {} events, CPU {cpu:.2} s: {:.0} MiB per CPU s, {:.2} us/event",
+        if inflate { "decode" } else { "cut" },
         out.events,
         mib / cpu,
         cpu * 1e6 / out.events as f64

@@ -5,11 +5,15 @@
 //! - it notes where the values of the head fields (`eventTime`, `eventSource`, `recipientAccountId`,
 //!   `awsRegion`) are, so no record is parsed a second time.
 //!
-//! Inside strings the scanner jumps from one quote or backslash to the next (`memchr2`); an element that lies in
-//! one read buffer is handed out without a copy.
+//! It works like the first stage of simdjson: each block of 64 bytes is turned into bit masks (quotes,
+//! backslashes, structural characters) with vector compares, strings are found with a prefix XOR of the unescaped
+//! quotes, and only the structural characters outside strings and the quotes are visited one by one. The bytes
+//! inside strings are never looked at individually (except in the rare strings with an escape sequence, whose
+//! escapes are checked). Elements are cut from one buffer that always holds the current element whole, so they
+//! are handed out without a copy.
 
 use std::borrow::Cow;
-use std::io::BufRead;
+use std::io::{ErrorKind, Read};
 use std::ops::Range;
 
 use crate::decode::{classify, text, ObjectError, Out, ReadStats};
@@ -21,6 +25,18 @@ pub enum HeadField {
     EventSource = 1,
     RecipientAccountId = 2,
     AwsRegion = 3,
+}
+
+impl HeadField {
+    fn of_key(key: &[u8]) -> Option<HeadField> {
+        match key {
+            b"eventTime" => Some(HeadField::EventTime),
+            b"eventSource" => Some(HeadField::EventSource),
+            b"recipientAccountId" => Some(HeadField::RecipientAccountId),
+            b"awsRegion" => Some(HeadField::AwsRegion),
+            _ => None,
+        }
+    }
 }
 
 /// What the splitter learnt about one element while cutting it.
@@ -48,6 +64,81 @@ impl RecordHead {
     }
 }
 
+/// Bytes asked from the reader per read (large enough for a `BufReader` of this size to hand its reads through
+/// without copying).
+const READ_SIZE: usize = 256 * 1024;
+/// Bytes per scanned block (one bit per byte in a `u64` mask).
+const BLOCK: usize = 64;
+/// Longest top-level key kept to compare with `Records` (longer strings cannot be it).
+const KEY_KEEP: usize = 32;
+
+/// Streams the elements of the top-level `Records` array into `out`.
+pub fn split_records<R: Read>(r: &mut R, out: &mut dyn Out) -> Result<ReadStats, ObjectError> {
+    let mut stats = ReadStats::default();
+    let mut s = Splitter::default();
+    let mut buf = vec![0u8; 2 * READ_SIZE];
+    let mut end = 0usize;
+    let mut eof = false;
+    let mut bom_checked = false;
+    loop {
+        if !bom_checked && (end >= 3 || eof) {
+            bom_checked = true;
+            if buf[..end].starts_with(b"\xef\xbb\xbf") {
+                buf[..3].fill(b' ');
+            }
+        }
+        if bom_checked && !s.started {
+            s.find_start(&buf[..end])?;
+        }
+        if s.started {
+            s.scan(&buf[..end], out, &mut stats)?;
+        }
+        if eof {
+            break;
+        }
+        let keep = s.keep_from(&buf);
+        if keep > 0 {
+            buf.copy_within(keep..end, 0);
+            end -= keep;
+            s.shift(keep);
+        }
+        if buf.len() - end < READ_SIZE {
+            buf.resize(end + READ_SIZE, 0);
+        }
+        let n = read_some(r, &mut buf[end..])?;
+        stats.bytes += n as u64;
+        end += n;
+        eof = n == 0;
+    }
+    if !s.started {
+        return Ok(stats);
+    }
+    if s.pos < end {
+        // The last partial block, padded with spaces (whitespace changes nothing outside strings, and a string
+        // still open at the end is an error anyway).
+        buf.resize(buf.len().max(s.pos + BLOCK), 0);
+        buf[end..s.pos + BLOCK].fill(b' ');
+        s.scan(&buf[..s.pos + BLOCK], out, &mut stats)?;
+    }
+    if !s.complete() {
+        return Err(s.truncated());
+    }
+    if !s.seen_records {
+        log::debug!("JSON document without a \"Records\" array");
+    }
+    Ok(stats)
+}
+
+fn read_some<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, ObjectError> {
+    loop {
+        match r.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(classify(e)),
+        }
+    }
+}
+
 /// Grammar state inside an element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Expect {
@@ -64,342 +155,473 @@ enum Expect {
     Colon,
     /// `,` or the end of the enclosing container.
     Next,
-    /// Inside a number or literal (`token` holds it).
-    Token,
 }
 
-/// String escapes in progress (across chunk boundaries).
+/// Where the scanner is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Escape {
+enum Mode {
+    /// Outside the elements: only brackets, the top-level keys and the `Records` array are followed.
     #[default]
-    None,
-    /// After a backslash.
-    Start,
-    /// Hex digits still expected after `\u`.
-    Hex(u8),
+    Document,
+    /// Inside an element, checking its grammar.
+    Element,
+    /// Inside an element known to be invalid: only brackets are counted to find its end.
+    Skipping,
 }
 
-/// State of the scanner, kept across chunks.
+/// State of the scanner, kept across blocks and reads. Positions are offsets in the read buffer (shifted when
+/// the buffer is compacted).
 #[derive(Default)]
-struct Scan {
-    depth: u32,
-    in_str: bool,
-    esc: Escape,
+struct Splitter {
     started: bool,
-    /// The last key of the top-level object and whether a ':' followed it.
-    key: Vec<u8>,
-    capturing_key: bool,
-    key_colon: bool,
-    /// Inside the `Records` array (its depth is 2).
+    /// The next byte to scan.
+    pos: usize,
+    // Carries between blocks.
+    /// All ones when the previous block ended inside a string.
+    in_string: u64,
+    /// The first byte of the next block is escaped by a backslash.
+    escape_next: bool,
+    /// One past the last backslash of the previous blocks (0: none since the last compaction).
+    last_backslash: usize,
+    // The document around the elements.
+    mode: Mode,
+    depth: u32,
     in_array: bool,
     seen_records: bool,
-    /// Inside one element; `elem` holds its bytes from earlier chunks (empty when it started in this one).
-    in_elem: bool,
-    elem: Vec<u8>,
+    /// The open top-level string (a key candidate) starts here; None when it is too long to be `Records`.
+    key_start: Option<usize>,
+    key_is_records: bool,
+    key_colon: bool,
+    /// End of the last visited character: the bytes from here to the next one lie outside strings.
+    last: usize,
+    // The current element.
+    elem_start: usize,
     index: u64,
-    // Grammar of the current element.
     stack: Vec<u8>,
+    /// Open brackets while skipping an invalid element.
+    skip_depth: usize,
     expect: Expect,
-    token: Vec<u8>,
-    /// The string being read is a key of the element's top-level object / a value of one.
-    str_is_key: bool,
+    /// The string being read: where its content starts, whether it is a key of the element's top-level object.
     str_start: usize,
+    str_is_top_key: bool,
     /// The head field whose value comes next.
     want: Option<HeadField>,
-    str_escaped: bool,
     head: RecordHead,
 }
 
-/// Streams the elements of the top-level `Records` array into `out`.
-pub fn split_records<R: BufRead>(r: &mut R, out: &mut dyn Out) -> Result<ReadStats, ObjectError> {
-    let mut stats = ReadStats::default();
-    let mut s = Scan::default();
-    let mut first = true;
-    loop {
-        let chunk = r.fill_buf().map_err(classify)?;
-        if chunk.is_empty() {
-            break;
-        }
-        let len = chunk.len();
-        stats.bytes += len as u64;
-        let mut i = 0usize;
-        if first {
-            first = false;
-            if chunk.starts_with(b"\xef\xbb\xbf") {
-                i = 3;
-            }
-        }
-        s.scan_chunk(chunk, i, &mut stats, out)?;
-        r.consume(len);
-    }
-    if !s.started {
-        return Ok(stats);
-    }
-    if s.depth != 0 || s.in_str {
-        return Err(ObjectError::Corrupt(format!(
-            "truncated JSON document after {} record(s)",
-            s.index
-        )));
-    }
-    if !s.seen_records {
-        log::debug!("JSON document without a \"Records\" array");
-    }
-    Ok(stats)
+/// Bit masks of one block.
+struct Masks {
+    quote: u64,
+    backslash: u64,
+    /// `{ } [ ] : ,`
+    structural: u64,
 }
 
-impl Scan {
-    fn scan_chunk(
-        &mut self,
-        chunk: &[u8],
-        mut i: usize,
-        stats: &mut ReadStats,
-        out: &mut dyn Out,
-    ) -> Result<(), ObjectError> {
-        // Where the current element starts in this chunk (0 when it started in an earlier one).
-        let mut seg_start = 0usize;
-        while i < chunk.len() {
-            if self.in_elem {
-                let Some(end) = self.scan_element(chunk, i, seg_start) else {
-                    break;
-                };
-                self.in_elem = false;
-                stats.units += 1;
-                if self.elem.is_empty() {
-                    out.record(&chunk[seg_start..=end], &self.head, self.index)?;
-                } else {
-                    self.elem.extend_from_slice(&chunk[seg_start..=end]);
-                    out.record(&self.elem, &self.head, self.index)?;
-                    self.elem.clear();
-                }
-                self.index += 1;
-                i = end + 1;
-                continue;
-            }
-            if self.in_str {
-                i = self.skip_string(chunk, i);
-                continue;
-            }
-            let b = chunk[i];
-            if !self.started {
-                if !b.is_ascii_whitespace() {
-                    if b != b'{' {
-                        return Err(ObjectError::Corrupt(format!(
-                            "expected a JSON object with \"Records\", found byte 0x{b:02x}"
-                        )));
-                    }
-                    self.started = true;
-                    self.depth = 1;
-                }
-                i += 1;
-                continue;
-            }
-            match b {
-                b'"' => {
-                    self.in_str = true;
-                    if self.depth == 1 && !self.in_array {
-                        self.key.clear();
-                        self.capturing_key = true;
-                        self.key_colon = false;
-                    }
-                }
-                b':' if self.depth == 1 => self.key_colon = true,
-                b'{' | b'[' => {
-                    self.depth += 1;
-                    if self.depth == 2 && b == b'[' && self.key_colon && self.key == b"Records" {
-                        self.in_array = true;
-                        self.seen_records = true;
-                    } else if self.in_array && self.depth == 3 && !self.in_elem {
-                        if b != b'{' {
-                            return Err(self.not_an_object());
-                        }
-                        self.start_element();
-                        seg_start = i;
-                    }
-                }
-                b'}' | b']' => {
-                    if self.depth == 0 {
-                        return Err(ObjectError::Corrupt("unbalanced JSON".into()));
-                    }
-                    self.depth -= 1;
-                    if self.in_array && self.depth == 1 {
-                        self.in_array = false;
-                        self.key.clear();
-                    }
-                }
-                b',' | b' ' | b'\n' | b'\r' | b'\t' => {}
-                _ if self.in_array && self.depth == 2 => return Err(self.not_an_object()),
-                _ => {}
-            }
-            i += 1;
+impl Splitter {
+    /// Skips whitespace up to the document's `{` (from `pos`, up to the end of `buf`); anything else is not a
+    /// `Records` document.
+    fn find_start(&mut self, buf: &[u8]) -> Result<(), ObjectError> {
+        let Some(at) = buf[self.pos..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+        else {
+            self.pos = buf.len();
+            return Ok(());
+        };
+        let i = self.pos + at;
+        if buf[i] != b'{' {
+            return Err(ObjectError::Corrupt(format!(
+                "expected a JSON object with \"Records\", found byte 0x{:02x}",
+                buf[i]
+            )));
         }
-        if self.in_elem {
-            self.elem.extend_from_slice(&chunk[seg_start..]);
+        self.started = true;
+        self.depth = 1;
+        self.pos = i + 1;
+        self.last = i + 1;
+        Ok(())
+    }
+
+    /// Scans the whole blocks of `buf` from `pos`, with AVX2 when the CPU has it.
+    fn scan(
+        &mut self,
+        buf: &[u8],
+        out: &mut dyn Out,
+        stats: &mut ReadStats,
+    ) -> Result<(), ObjectError> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { self.scan_avx2(buf, out, stats) };
+        }
+        self.scan_with(buf, out, stats, masks)
+    }
+
+    /// [`Self::scan`] compiled for AVX2 (the block loop and the masks are inlined into it).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn scan_avx2(
+        &mut self,
+        buf: &[u8],
+        out: &mut dyn Out,
+        stats: &mut ReadStats,
+    ) -> Result<(), ObjectError> {
+        // SAFETY: only reached when the CPU has AVX2.
+        self.scan_with(buf, out, stats, |b| unsafe { masks_avx2(b) })
+    }
+
+    #[inline(always)]
+    fn scan_with(
+        &mut self,
+        buf: &[u8],
+        out: &mut dyn Out,
+        stats: &mut ReadStats,
+        masks: impl Fn(&[u8; BLOCK]) -> Masks,
+    ) -> Result<(), ObjectError> {
+        while self.pos + BLOCK <= buf.len() {
+            let m = masks(buf[self.pos..self.pos + BLOCK].try_into().expect("a block"));
+            self.block(buf, self.pos, m, out, stats)?;
+            self.pos += BLOCK;
         }
         Ok(())
     }
 
-    /// Scans inside the current element from `i` (its bytes before `i` were scanned): checks the grammar, notes
-    /// the head fields, and returns the position of the element's closing `}`, or None when the chunk ends first.
-    /// Once the element is known to be invalid, only brackets are counted to find its end.
-    fn scan_element(&mut self, chunk: &[u8], mut i: usize, seg_start: usize) -> Option<usize> {
-        while i < chunk.len() {
-            if self.in_str {
-                i = self.skip_string(chunk, i);
-                if !self.in_str {
-                    let end = self.elem.len() + (i - 1 - seg_start);
-                    self.string_closed(end);
-                }
-                continue;
-            }
-            let b = chunk[i];
-            if self.head.invalid.is_none() {
-                self.grammar(b, self.elem.len() + (i - seg_start));
-                if self.head.invalid.is_none() {
-                    if b == b'"' {
-                        i = self.string_in_chunk(chunk, i + 1, seg_start);
-                        continue;
-                    } else if self.stack.is_empty() {
-                        self.depth = 2;
-                        return Some(i);
+    /// Scans the block of 64 bytes at `p`, whose masks are `m`.
+    #[inline(always)]
+    fn block(
+        &mut self,
+        buf: &[u8],
+        p: usize,
+        m: Masks,
+        out: &mut dyn Out,
+        stats: &mut ReadStats,
+    ) -> Result<(), ObjectError> {
+        let quote = m.quote & !self.escaped(m.backslash);
+        let in_string = prefix_xor(quote) ^ self.in_string;
+        self.in_string = ((in_string as i64) >> 63) as u64;
+        let mut visit = (m.structural & !in_string) | quote;
+        while visit != 0 {
+            let k = visit.trailing_zeros() as usize;
+            visit &= visit - 1;
+            let i = p + k;
+            if quote >> k & 1 == 1 {
+                if in_string >> k & 1 == 1 {
+                    self.string_opened(buf, i)?;
+                    if self.mode == Mode::Element {
+                        let done = self.compact_run(buf, p, k, quote, m.backslash);
+                        visit &= bits_above(done);
                     }
-                    i += 1;
-                    continue;
+                } else {
+                    let has_escape = (m.backslash & bits_below(k) & bits_from(self.str_start, p))
+                        != 0
+                        || self.last_backslash > self.str_start;
+                    self.string_closed(buf, i, has_escape);
                 }
-            }
-            match b {
-                b'"' => self.in_str = true,
-                b'{' | b'[' => self.depth += 1,
-                b'}' | b']' => {
-                    self.depth -= 1;
-                    if self.depth == 2 {
-                        return Some(i);
-                    }
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        None
-    }
-
-    /// A string of the element starts at `start` (after its opening quote): when it ends in this chunk without
-    /// escapes (the common case) it is handled at once; otherwise the byte-wise string state takes over.
-    /// Returns where scanning goes on.
-    #[inline]
-    fn string_in_chunk(&mut self, chunk: &[u8], start: usize, seg_start: usize) -> usize {
-        match find_quote_or_backslash(&chunk[start..]) {
-            Some(p) if chunk[start + p] == b'"' => {
-                self.key_bytes(&chunk[start..start + p]);
-                self.capturing_key = false;
-                self.string_closed(self.elem.len() + (start + p - seg_start));
-                start + p + 1
-            }
-            _ => {
-                self.in_str = true;
-                start
+            } else {
+                self.structural(buf, i, out, stats)?;
             }
         }
+        if m.backslash != 0 {
+            self.last_backslash = p + BLOCK - m.backslash.leading_zeros() as usize;
+        }
+        Ok(())
     }
 
-    fn start_element(&mut self) {
-        self.in_elem = true;
-        self.stack.clear();
-        self.stack.push(b'{');
-        self.token.clear();
-        self.expect = Expect::KeyOrEnd;
-        self.want = None;
-        self.head = RecordHead::default();
-    }
-
-    /// Advances inside a string from `i`: returns the position after its closing quote, or the chunk's end.
-    #[inline]
-    fn skip_string(&mut self, chunk: &[u8], mut i: usize) -> usize {
+    /// Fast path for the compact `"key":"value","key":...` runs of an element, from the string that opened at
+    /// bit `k`: while strings end in this block and are followed directly by `:` or `,` and another string, they
+    /// are handled here without visiting each character. Returns the last bit handled (the caller drops the
+    /// visits up to it).
+    #[inline(always)]
+    fn compact_run(&mut self, buf: &[u8], p: usize, k: usize, quote: u64, backslash: u64) -> usize {
+        let mut open = k;
         loop {
-            while self.esc != Escape::None {
-                let Some(&b) = chunk.get(i) else {
-                    return i;
-                };
-                self.escape_byte(b);
-                i += 1;
+            let later = quote & bits_above(open);
+            if later == 0 {
+                return open;
             }
-            let Some(p) = find_quote_or_backslash(&chunk[i..]) else {
-                self.key_bytes(&chunk[i..]);
-                return chunk.len();
-            };
-            self.key_bytes(&chunk[i..i + p]);
-            i += p;
-            if chunk[i] == b'"' {
-                self.in_str = false;
-                self.capturing_key = false;
-                return i + 1;
+            let close = later.trailing_zeros() as usize;
+            let has_escape = backslash & bits_below(close) & bits_above(open) != 0;
+            self.string_closed(buf, p + close, has_escape);
+            if self.mode != Mode::Element || close + 2 >= BLOCK {
+                return close;
             }
-            self.esc = Escape::Start;
-            self.str_escaped = true;
-            i += 1;
+            match (self.expect, buf[p + close + 1]) {
+                (Expect::Colon, b':') => self.expect = Expect::Value,
+                (Expect::Next, b',') => {
+                    self.expect = if self.stack.last() == Some(&b'{') {
+                        Expect::Key
+                    } else {
+                        Expect::Value
+                    }
+                }
+                _ => return close,
+            }
+            self.last = p + close + 2;
+            if buf[p + close + 2] != b'"' {
+                return close + 1;
+            }
+            // Not escaped: it follows `:` or `,`.
+            open = close + 2;
+            self.open_element_string(buf, p + open);
+            if self.mode != Mode::Element {
+                return open;
+            }
         }
     }
 
-    fn escape_byte(&mut self, b: u8) {
-        self.esc = match self.esc {
-            Escape::Start if b == b'u' => Escape::Hex(4),
-            Escape::Start
-                if matches!(b, b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') =>
-            {
-                Escape::None
+    /// The bytes of the block that a backslash escapes (a backslash escapes the next byte unless it is escaped
+    /// itself). Backslashes are rare: they are visited one by one.
+    #[inline]
+    fn escaped(&mut self, backslash: u64) -> u64 {
+        if backslash == 0 && !self.escape_next {
+            return 0;
+        }
+        let mut escaped = 0u64;
+        let mut left = backslash;
+        if self.escape_next {
+            escaped = 1;
+            left &= !1;
+        }
+        self.escape_next = false;
+        while left != 0 {
+            let k = left.trailing_zeros();
+            left &= left - 1;
+            if k == 63 {
+                self.escape_next = true;
+                break;
             }
-            Escape::Hex(n) if b.is_ascii_hexdigit() => match n {
-                1 => Escape::None,
-                n => Escape::Hex(n - 1),
-            },
-            _ => {
-                self.invalid(format!(
-                    "invalid escape sequence in a string (byte 0x{b:02x})"
-                ));
-                Escape::None
-            }
-        };
+            escaped |= 1 << (k + 1);
+            left &= !(1 << (k + 1));
+        }
+        escaped
     }
 
-    fn key_bytes(&mut self, bytes: &[u8]) {
-        if self.capturing_key {
-            let room = 20usize.saturating_sub(self.key.len());
-            self.key.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    /// The earliest position the buffer must keep: the current element, or a top-level string short enough to
+    /// be the `Records` key.
+    fn keep_from(&mut self, buf: &[u8]) -> usize {
+        match self.mode {
+            Mode::Element | Mode::Skipping => self.elem_start.min(self.pos),
+            Mode::Document => {
+                if self.in_array
+                    && self.depth == 2
+                    && !blank(&buf[self.last.min(self.pos)..self.pos])
+                {
+                    // Checked at the next visited character; keep the evidence.
+                    return self.last.min(self.pos);
+                }
+                self.last = self.last.max(self.pos);
+                match self.key_start {
+                    Some(k) if self.pos - k <= KEY_KEEP => k,
+                    Some(_) => {
+                        self.key_start = None;
+                        self.pos
+                    }
+                    None => self.pos,
+                }
+            }
         }
+    }
+
+    /// The buffer dropped its first `n` bytes.
+    fn shift(&mut self, n: usize) {
+        self.pos -= n;
+        self.last = self.last.saturating_sub(n);
+        self.last_backslash = self.last_backslash.saturating_sub(n);
+        self.elem_start = self.elem_start.saturating_sub(n);
+        self.str_start = self.str_start.saturating_sub(n);
+        self.key_start = self.key_start.map(|k| k - n);
+    }
+
+    /// The document ended: every bracket closed, no string or element open.
+    fn complete(&self) -> bool {
+        self.depth == 0 && self.in_string == 0 && self.mode == Mode::Document
+    }
+
+    fn truncated(&self) -> ObjectError {
+        ObjectError::Corrupt(format!(
+            "truncated JSON document after {} record(s)",
+            self.index
+        ))
     }
 
     fn not_an_object(&self) -> ObjectError {
         ObjectError::Corrupt(format!("Records element {} is not an object", self.index))
     }
 
-    /// Marks the element invalid; from then on only brackets are counted, starting from those the grammar had
-    /// seen open.
-    fn invalid(&mut self, why: String) {
-        if self.in_elem && self.head.invalid.is_none() {
-            self.head.invalid = Some(why);
-            self.depth = 2 + self.stack.len() as u32;
+    #[inline(always)]
+    fn string_opened(&mut self, buf: &[u8], i: usize) -> Result<(), ObjectError> {
+        match self.mode {
+            Mode::Element => self.open_element_string(buf, i),
+            Mode::Document => {
+                if self.in_array && self.depth == 2 {
+                    return Err(self.not_an_object());
+                }
+                if self.depth == 1 && !self.in_array {
+                    self.key_start = Some(i + 1);
+                    self.key_colon = false;
+                }
+            }
+            Mode::Skipping => {}
+        }
+        Ok(())
+    }
+
+    /// A string of the element opens at `i`.
+    #[inline(always)]
+    fn open_element_string(&mut self, buf: &[u8], i: usize) {
+        if self.last != i && !blank(&buf[self.last..i]) {
+            return self.invalid(format!(
+                "unexpected {:?} in a JSON record",
+                String::from_utf8_lossy(trim(&buf[self.last..i]))
+            ));
+        }
+        self.str_start = i + 1;
+        self.str_is_top_key = false;
+        match self.expect {
+            Expect::Value | Expect::ValueOrEnd => {}
+            Expect::Key | Expect::KeyOrEnd => {
+                self.want = None;
+                self.str_is_top_key = self.stack.len() == 1;
+            }
+            _ => self.invalid("unexpected '\"' in a JSON record".into()),
         }
     }
 
-    /// One byte outside strings inside an element, at offset `at` of the element.
-    #[inline]
-    fn grammar(&mut self, b: u8, at: usize) {
-        if self.expect == Expect::Token {
-            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-') {
-                self.token.push(b);
-                return;
+    #[inline(always)]
+    fn string_closed(&mut self, buf: &[u8], i: usize, has_escape: bool) {
+        self.last = i + 1;
+        match self.mode {
+            Mode::Element => self.element_string(buf, i, has_escape),
+            Mode::Document => {
+                if let Some(k) = self.key_start.take() {
+                    self.key_is_records = &buf[k..i] == b"Records";
+                }
             }
-            if !valid_token(&self.token) {
-                let t = String::from_utf8_lossy(&self.token).into_owned();
-                return self.invalid(format!("invalid JSON value {t:?}"));
+            Mode::Skipping => {}
+        }
+    }
+
+    /// A string of the element ends at `i` (its closing quote).
+    #[inline(always)]
+    fn element_string(&mut self, buf: &[u8], i: usize, has_escape: bool) {
+        let content = self.str_start..i;
+        if has_escape {
+            if let Err(b) = check_escapes(&buf[content.clone()]) {
+                return self.invalid(format!(
+                    "invalid escape sequence in a string (byte 0x{b:02x})"
+                ));
             }
-            self.token.clear();
+        }
+        if matches!(self.expect, Expect::Key | Expect::KeyOrEnd) {
+            self.expect = Expect::Colon;
+            if self.str_is_top_key {
+                self.want = HeadField::of_key(&buf[content]);
+            }
+        } else {
             self.expect = Expect::Next;
+            if let Some(f) = self.want.take() {
+                if self.stack.len() == 1 {
+                    let e = self.elem_start;
+                    self.head.fields[f as usize] = Some(content.start - e..content.end - e);
+                    self.head.escaped[f as usize] = has_escape;
+                }
+            }
         }
-        if b.is_ascii_whitespace() {
-            return;
+    }
+
+    /// A structural character outside strings at `i`.
+    #[inline(always)]
+    fn structural(
+        &mut self,
+        buf: &[u8],
+        i: usize,
+        out: &mut dyn Out,
+        stats: &mut ReadStats,
+    ) -> Result<(), ObjectError> {
+        let c = buf[i];
+        let ended = match self.mode {
+            Mode::Element => self.element_structural(buf, i, c),
+            Mode::Skipping => self.skipping_structural(c),
+            Mode::Document => return self.document_structural(buf, i, c),
+        };
+        self.last = i + 1;
+        if ended {
+            self.mode = Mode::Document;
+            self.depth = 2;
+            stats.units += 1;
+            out.record(&buf[self.elem_start..=i], &self.head, self.index)?;
+            self.index += 1;
         }
-        let top_level = self.stack.len() == 1;
-        match (self.expect, b) {
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn document_structural(&mut self, buf: &[u8], i: usize, c: u8) -> Result<(), ObjectError> {
+        if self.in_array && self.depth == 2 && !blank(&buf[self.last..i]) {
+            return Err(self.not_an_object());
+        }
+        self.last = i + 1;
+        match c {
+            b':' if self.depth == 1 => self.key_colon = true,
+            b'{' | b'[' => {
+                if self.in_array && self.depth == 2 {
+                    if c != b'{' {
+                        return Err(self.not_an_object());
+                    }
+                    self.start_element(i);
+                    return Ok(());
+                }
+                self.depth += 1;
+                if self.depth == 2 && c == b'[' && self.key_colon && self.key_is_records {
+                    self.in_array = true;
+                    self.seen_records = true;
+                }
+                self.key_is_records = false;
+            }
+            b'}' | b']' => {
+                if self.depth == 0 {
+                    return Err(ObjectError::Corrupt("unbalanced JSON".into()));
+                }
+                self.depth -= 1;
+                if self.in_array && self.depth == 1 {
+                    self.in_array = false;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn start_element(&mut self, i: usize) {
+        self.mode = Mode::Element;
+        self.depth = 3;
+        self.elem_start = i;
+        self.stack.clear();
+        self.stack.push(b'{');
+        self.expect = Expect::KeyOrEnd;
+        self.want = None;
+        self.head = RecordHead::default();
+    }
+
+    /// Grammar of one structural character of the element (and of the scalar before it); true when it closes
+    /// the element.
+    #[inline(always)]
+    fn element_structural(&mut self, buf: &[u8], i: usize, c: u8) -> bool {
+        let gap = &buf[self.last..i];
+        if !gap.is_empty() {
+            let token = trim(gap);
+            if !token.is_empty() {
+                if !matches!(self.expect, Expect::Value | Expect::ValueOrEnd) || !valid_token(token)
+                {
+                    let t = String::from_utf8_lossy(token).into_owned();
+                    self.invalid(format!("invalid JSON value {t:?}"));
+                    return self.skipping_structural(c);
+                }
+                self.expect = Expect::Next;
+            }
+        }
+        let top = self.stack.last().copied();
+        match (self.expect, c) {
             (Expect::Value | Expect::ValueOrEnd, b'{') => {
                 self.stack.push(b'{');
                 self.expect = Expect::KeyOrEnd;
@@ -408,99 +630,210 @@ impl Scan {
                 self.stack.push(b'[');
                 self.expect = Expect::ValueOrEnd;
             }
-            (Expect::Value | Expect::ValueOrEnd, b'"') => self.string_opened(false, at),
-            (Expect::Value | Expect::ValueOrEnd, b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
-                self.token.push(b);
-                self.expect = Expect::Token;
-            }
-            (Expect::KeyOrEnd | Expect::Key, b'"') => {
-                self.want = None;
-                self.string_opened(top_level, at)
-            }
             (Expect::Colon, b':') => self.expect = Expect::Value,
             (Expect::Next, b',') => {
-                self.expect = if self.stack.last() == Some(&b'{') {
+                self.expect = if top == Some(b'{') {
                     Expect::Key
                 } else {
                     Expect::Value
                 };
             }
-            (Expect::Next | Expect::KeyOrEnd, b'}') | (Expect::Next | Expect::ValueOrEnd, b']')
-                if self.stack.last() == Some(&(if b == b'}' { b'{' } else { b'[' })) =>
-            {
+            (Expect::Next | Expect::KeyOrEnd, b'}') if top == Some(b'{') => {
+                self.stack.pop();
+                self.expect = Expect::Next;
+                return self.stack.is_empty();
+            }
+            (Expect::Next | Expect::ValueOrEnd, b']') if top == Some(b'[') => {
                 self.stack.pop();
                 self.expect = Expect::Next;
             }
-            _ => self.invalid(format!("unexpected {:?} in a JSON record", b as char)),
+            _ => {
+                self.invalid(format!("unexpected {:?} in a JSON record", c as char));
+                return self.skipping_structural(c);
+            }
+        }
+        false
+    }
+
+    /// Marks the element invalid; from then on only brackets are counted, starting from those the grammar had
+    /// seen open.
+    fn invalid(&mut self, why: String) {
+        if self.mode == Mode::Element {
+            self.head.invalid = Some(why);
+            self.mode = Mode::Skipping;
+            self.skip_depth = self.stack.len();
         }
     }
 
-    fn string_opened(&mut self, is_key: bool, at: usize) {
-        self.str_is_key = is_key;
-        self.str_start = at + 1;
-        self.str_escaped = false;
-        if is_key {
-            self.key.clear();
-            self.capturing_key = true;
-        }
-    }
-
-    /// The string that started at `str_start` ended at element offset `end` (its closing quote).
-    fn string_closed(&mut self, end: usize) {
-        if self.head.invalid.is_some() {
-            return;
-        }
-        if self.expect == Expect::KeyOrEnd || self.expect == Expect::Key {
-            self.expect = Expect::Colon;
-            if self.str_is_key {
-                self.want = match self.key.as_slice() {
-                    b"eventTime" => Some(HeadField::EventTime),
-                    b"eventSource" => Some(HeadField::EventSource),
-                    b"recipientAccountId" => Some(HeadField::RecipientAccountId),
-                    b"awsRegion" => Some(HeadField::AwsRegion),
-                    _ => None,
-                };
-                self.key.clear();
+    /// One structural character of an invalid element; true when it closes the element.
+    fn skipping_structural(&mut self, c: u8) -> bool {
+        match c {
+            b'{' | b'[' => self.skip_depth += 1,
+            b'}' | b']' => {
+                self.skip_depth -= 1;
+                return self.skip_depth == 0;
             }
-        } else {
-            self.expect = Expect::Next;
-            if self.stack.len() == 1 {
-                if let Some(f) = self.want.take() {
-                    self.head.fields[f as usize] = Some(self.str_start..end);
-                    self.head.escaped[f as usize] = self.str_escaped;
-                }
-            }
+            _ => {}
         }
+        false
     }
 }
 
-/// Position of the first `"` or `\\` of `s`. Most strings of a record (keys, short values) end within a few
-/// dozen bytes, where 8 bytes at a time in a register (SWAR) beat the setup of `memchr2`; longer ones go to
-/// `memchr2`.
+/// Quote, backslash and structural masks of a block, 16 bytes at a time with SSE2 (part of every x86-64 CPU).
+#[cfg(target_arch = "x86_64")]
 #[inline]
-fn find_quote_or_backslash(s: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const SWAR_MAX: usize = 64;
-    // Bit 7 of each byte that is zero in `v` (exact for the lowest such byte, which is all we use).
-    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    let mut i = 0;
-    while i + 8 <= s.len().min(SWAR_MAX) {
-        let w = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-        let m =
-            zero_bytes(w ^ (ONES * u64::from(b'"'))) | zero_bytes(w ^ (ONES * u64::from(b'\\')));
-        if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
+fn masks(block: &[u8; BLOCK]) -> Masks {
+    use std::arch::x86_64::*;
+    let (mut quote, mut backslash, mut structural) = (0u64, 0u64, 0u64);
+    for lane in 0..BLOCK / 16 {
+        // SAFETY: SSE2 is always available on x86-64; the load reads 16 bytes inside `block` (unaligned load).
+        let (q, b, s) = unsafe {
+            let v = _mm_loadu_si128(block.as_ptr().add(lane * 16).cast::<__m128i>());
+            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            // `[` and `]` are `{` and `}` without bit 5.
+            let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+            let brackets = _mm_or_si128(
+                _mm_cmpeq_epi8(folded, _mm_set1_epi8(b'{' as i8)),
+                _mm_cmpeq_epi8(folded, _mm_set1_epi8(b'}' as i8)),
+            );
+            let s = _mm_or_si128(brackets, _mm_or_si128(eq(b':'), eq(b',')));
+            (
+                _mm_movemask_epi8(eq(b'"')),
+                _mm_movemask_epi8(eq(b'\\')),
+                _mm_movemask_epi8(s),
+            )
+        };
+        let shift = lane * 16;
+        quote |= u64::from(q as u16) << shift;
+        backslash |= u64::from(b as u16) << shift;
+        structural |= u64::from(s as u16) << shift;
+    }
+    Masks {
+        quote,
+        backslash,
+        structural,
+    }
+}
+
+/// Quote, backslash and structural masks of a block, 32 bytes at a time with AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn masks_avx2(block: &[u8; BLOCK]) -> Masks {
+    use std::arch::x86_64::*;
+    let (mut quote, mut backslash, mut structural) = (0u64, 0u64, 0u64);
+    for half in 0..2 {
+        let v = _mm256_loadu_si256(block.as_ptr().add(half * 32).cast::<__m256i>());
+        let eq = |c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
+        let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+        let brackets = _mm256_or_si256(
+            _mm256_cmpeq_epi8(folded, _mm256_set1_epi8(b'{' as i8)),
+            _mm256_cmpeq_epi8(folded, _mm256_set1_epi8(b'}' as i8)),
+        );
+        let s = _mm256_or_si256(brackets, _mm256_or_si256(eq(b':'), eq(b',')));
+        let shift = half * 32;
+        quote |= u64::from(_mm256_movemask_epi8(eq(b'"')) as u32) << shift;
+        backslash |= u64::from(_mm256_movemask_epi8(eq(b'\\')) as u32) << shift;
+        structural |= u64::from(_mm256_movemask_epi8(s) as u32) << shift;
+    }
+    Masks {
+        quote,
+        backslash,
+        structural,
+    }
+}
+
+/// Quote, backslash and structural masks of a block, byte by byte (other architectures, and the reference of
+/// the tests).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn masks_scalar(block: &[u8; BLOCK]) -> Masks {
+    let mut m = Masks {
+        quote: 0,
+        backslash: 0,
+        structural: 0,
+    };
+    for (k, &b) in block.iter().enumerate() {
+        let bit = 1u64 << k;
+        match b {
+            b'"' => m.quote |= bit,
+            b'\\' => m.backslash |= bit,
+            b'{' | b'}' | b'[' | b']' | b':' | b',' => m.structural |= bit,
+            _ => {}
         }
-        i += 8;
     }
-    if i < SWAR_MAX {
-        return s[i..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\')
-            .map(|p| p + i);
+    m
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn masks(block: &[u8; BLOCK]) -> Masks {
+    masks_scalar(block)
+}
+
+/// Bit k set when an odd number of the bits 0..=k of `x` are set: the bytes from an opening quote up to (not
+/// including) its closing quote.
+#[inline]
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+/// The bits below `k`.
+#[inline]
+fn bits_below(k: usize) -> u64 {
+    (1u64 << k) - 1
+}
+
+/// The bits above bit `k` (none for the last bit).
+#[inline]
+fn bits_above(k: usize) -> u64 {
+    (u64::MAX << k) << 1
+}
+
+/// The bits of the block at `p` from position `from` on (all of them when `from` lies before the block).
+#[inline]
+fn bits_from(from: usize, p: usize) -> u64 {
+    match from.checked_sub(p) {
+        None | Some(0) => u64::MAX,
+        Some(k) if k >= BLOCK => 0,
+        Some(k) => u64::MAX << k,
     }
-    memchr::memchr2(b'"', b'\\', &s[i..]).map(|p| p + i)
+}
+
+fn blank(s: &[u8]) -> bool {
+    s.iter().all(u8::is_ascii_whitespace)
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    s.trim_ascii()
+}
+
+/// Checks the escape sequences of a string's content; Err(the byte after the backslash) for an invalid one.
+fn check_escapes(s: &[u8]) -> Result<(), u8> {
+    let mut i = 0;
+    while let Some(p) = memchr::memchr(b'\\', &s[i..]) {
+        let at = i + p + 1;
+        match s.get(at) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i = at + 1,
+            Some(b'u') => {
+                let hex = s.get(at + 1..at + 5).ok_or(b'u')?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(*hex.iter().find(|b| !b.is_ascii_hexdigit()).unwrap_or(&b'u'));
+                }
+                i = at + 5;
+            }
+            Some(&b) => return Err(b),
+            None => return Err(b'\\'),
+        }
+    }
+    Ok(())
 }
 
 /// `true`, `false`, `null` or a JSON number.
@@ -713,26 +1046,129 @@ mod tests {
     }
 
     #[test]
-    fn quote_or_backslash_is_found_at_every_position() {
-        for len in 0..150 {
-            for at in 0..=len {
-                for c in [b'"', b'\\'] {
-                    let mut s = vec![b'a'; len];
-                    // Bytes that differ from a quote or backslash by one bit, around the target.
-                    for (k, x) in s.iter_mut().enumerate() {
-                        *x = [b'#', b'!', b']', b'|', 0xa2, 0xdc][k % 6];
-                    }
-                    if at < len {
-                        s[at] = c;
-                        if at + 1 < len {
-                            s[at + 1] = if c == b'"' { b'\\' } else { b'"' };
-                        }
-                    }
-                    let want = (at < len).then_some(at);
-                    assert_eq!(find_quote_or_backslash(&s), want, "len {len} at {at}");
-                }
+    fn vector_masks_match_the_scalar_ones() {
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        const ALPHABET: &[u8] = b"\"\\{}[]:, aZ0\n\x7b\x5b\xdb\xfb\x02\xa2";
+        for _ in 0..2000 {
+            let mut block = [0u8; BLOCK];
+            for b in block.iter_mut() {
+                *b = ALPHABET[rng.below(ALPHABET.len() as u64) as usize];
+            }
+            let (v, s) = (masks(&block), masks_scalar(&block));
+            assert_eq!(
+                (v.quote, v.backslash, v.structural),
+                (s.quote, s.backslash, s.structural),
+                "{block:?}"
+            );
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                let a = unsafe { masks_avx2(&block) };
+                assert_eq!(
+                    (a.quote, a.backslash, a.structural),
+                    (s.quote, s.backslash, s.structural),
+                    "{block:?}"
+                );
             }
         }
+    }
+
+    /// Runs of backslashes before a quote, at every position around block boundaries: an even run leaves the
+    /// quote closing the string, an odd one escapes it.
+    #[test]
+    fn backslash_runs_across_blocks() {
+        for pad in 0..BLOCK {
+            for run in 1..=70 {
+                let backslashes = "\\".repeat(run);
+                let value = if run % 2 == 0 {
+                    backslashes.clone()
+                } else {
+                    format!("{backslashes}\"x")
+                };
+                let doc = format!(
+                    "{}{{\"Records\":[{{\"eventSource\":\"{value}\",\"n\":1}},{{\"a\":[]}}]}}",
+                    " ".repeat(pad)
+                );
+                let want: Value = serde_json::from_str(&doc).unwrap();
+                let got = split(doc.as_bytes(), 1 << 16).unwrap();
+                assert_eq!(got.records.len(), 2, "pad {pad} run {run}");
+                let (raw, head) = &got.records[0];
+                assert_eq!(head.invalid, None, "pad {pad} run {run}");
+                assert_eq!(
+                    head.get(raw.as_bytes(), HeadField::EventSource).as_deref(),
+                    want["Records"][0]["eventSource"].as_str()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn records_at_every_alignment_and_cut() {
+        let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+        for pad in 0..BLOCK {
+            let records: Vec<Value> = (0..3).map(|_| rng.object(0)).collect();
+            let doc = format!(
+                "{}{}",
+                " ".repeat(pad),
+                json!({"Records": records, "x": rng.value(0)})
+            );
+            for step in [1, 13, 64, 1 << 16] {
+                let got = split(doc.as_bytes(), step).unwrap();
+                let raws: Vec<Value> = got
+                    .records
+                    .iter()
+                    .map(|(raw, head)| {
+                        assert_eq!(head.invalid, None, "{raw}");
+                        serde_json::from_str(raw).unwrap()
+                    })
+                    .collect();
+                assert_eq!(raws, records, "pad {pad} step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn empty_blank_and_bom_documents() {
+        for doc in [
+            "",
+            "   \n",
+            "\u{feff}",
+            "\u{feff}  {}",
+            "{}",
+            "{\"Records\":[]}",
+        ] {
+            let got = split(doc.as_bytes(), 1).unwrap();
+            assert!(got.records.is_empty(), "{doc:?}");
+        }
+        let got = split("\u{feff}{\"Records\":[{\"a\":1}]}".as_bytes(), 2).unwrap();
+        assert_eq!(got.records.len(), 1);
+        for bad in [
+            "x",
+            "[1]",
+            "{\"Records\":[{\"a\":1}",
+            "{\"Records\":[1]}",
+            "{\"Records\":[\"a\"]}",
+            "{\"a\":\"x",
+        ] {
+            assert!(split(bad.as_bytes(), 3).is_err(), "{bad:?}");
+        }
+    }
+
+    /// A record larger than the read buffer is handed out whole.
+    #[test]
+    fn record_larger_than_the_read_buffer() {
+        let big = "y".repeat(3 * READ_SIZE + 17);
+        let doc = format!(
+            r#"{{"Records":[{{"eventSource":"a"}},{{"big":"{big}","eventSource":"b"}},{{}}]}}"#
+        );
+        let got = split(doc.as_bytes(), 100_000).unwrap();
+        assert_eq!(got.records.len(), 3);
+        let (raw, head) = &got.records[1];
+        assert_eq!(*raw, format!(r#"{{"big":"{big}","eventSource":"b"}}"#));
+        assert_eq!(
+            head.get(raw.as_bytes(), HeadField::EventSource).as_deref(),
+            Some("b")
+        );
     }
 
     #[test]
