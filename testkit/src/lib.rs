@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 (bound then released).
@@ -31,6 +31,19 @@ pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool
         );
         std::thread::sleep(step);
         step = (step * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Waits until `until`, checking `invariant` (which panics when it no longer holds) about every `every`: for a test
+/// whose point is that something stays true while time passes (a timeout that must not expire).
+pub fn hold_until(until: Instant, every: Duration, mut invariant: impl FnMut()) {
+    loop {
+        invariant();
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        std::thread::sleep(every.min(until - now));
     }
 }
 
@@ -138,11 +151,14 @@ impl Drop for TempDir {
     }
 }
 
-/// A TCP receiver on a free port that keeps every received line (newline framing) in memory.
+/// A TCP receiver on a free port that keeps every received line (newline framing) in memory. A paused sink
+/// ([`LineSink::start_paused`]) accepts connections but reads nothing until [`LineSink::resume`]: its peers' writes
+/// block once the socket buffers are full.
 pub struct LineSink {
     pub port: u16,
     lines: Arc<Mutex<Vec<String>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl LineSink {
@@ -151,17 +167,29 @@ impl LineSink {
     }
 
     pub fn start_on(port: u16) -> LineSink {
+        Self::start_gated(port, true)
+    }
+
+    /// Accepts connections but reads nothing until [`LineSink::resume`].
+    pub fn start_paused() -> LineSink {
+        Self::start_gated(free_port(), false)
+    }
+
+    fn start_gated(port: u16, open: bool) -> LineSink {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind line sink");
         listener.set_nonblocking(true).expect("nonblocking");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (l2, s2) = (lines.clone(), stop.clone());
+        let open = Arc::new((Mutex::new(open), Condvar::new()));
+        let (l2, s2, o2) = (lines.clone(), stop.clone(), open.clone());
         std::thread::spawn(move || {
             while !s2.load(std::sync::atomic::Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let l3 = l2.clone();
+                        let (l3, o3) = (l2.clone(), o2.clone());
                         std::thread::spawn(move || {
+                            let (gate, cv) = &*o3;
+                            drop(cv.wait_while(gate.lock().unwrap(), |open| !*open).unwrap());
                             let _ = stream.set_nonblocking(false);
                             for line in BufReader::new(stream).lines() {
                                 match line {
@@ -175,7 +203,19 @@ impl LineSink {
                 }
             }
         });
-        LineSink { port, lines, stop }
+        LineSink {
+            port,
+            lines,
+            stop,
+            open,
+        }
+    }
+
+    /// Starts reading the connections of a paused sink (those accepted so far and later ones).
+    pub fn resume(&self) {
+        let (gate, cv) = &*self.open;
+        *gate.lock().unwrap() = true;
+        cv.notify_all();
     }
 
     pub fn lines(&self) -> Vec<String> {
@@ -190,6 +230,8 @@ impl LineSink {
 impl Drop for LineSink {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Paused connections read (and end when their peer closes) instead of waiting forever.
+        self.resume();
     }
 }
 

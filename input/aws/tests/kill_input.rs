@@ -5,12 +5,11 @@
 
 mod common;
 
-use common::{gz, Fixture};
+use common::{seq_lines_gz, Fixture};
 use logferry_testkit::collector::{self, logferry_bin, Collector};
 use logferry_testkit::{wait_until, LineSink, TempDir};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const TAG: &str = "my.app.sqs.kill";
@@ -56,38 +55,17 @@ outputs:
     )
 }
 
-fn object() -> Vec<u8> {
-    let mut text = String::with_capacity(LINES as usize * 260);
-    for seq in 0..LINES {
-        text.push_str(&format!(
-            "{{\"seq\":{seq},\"source\":\"kill-test\",\"text\":\"{}\"}}\n",
-            "abcdefghij".repeat(20 + (seq % 7) as usize)
-        ));
-    }
-    gz(text.as_bytes())
-}
-
 /// Sequence numbers received (duplicates collapse).
 fn seqs(lines: &[String]) -> BTreeSet<u64> {
     collector::seqs(lines.iter().map(String::as_str), TAG)
 }
 
-/// Receipt handles of the messages moto holds (its model dump, `/moto-api/data.json`).
+/// Receipt handles of the messages moto holds.
 fn receipt_handles(f: &Fixture) -> Vec<String> {
-    let url = format!("{}/moto-api/data.json", f.moto.url());
-    let out = Command::new("curl")
-        .args(["-sf", &url])
-        .output()
-        .expect("curl");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("moto data.json");
-    v.pointer("/sqs/Message")
-        .and_then(|m| m.as_array())
-        .map(|msgs| {
-            msgs.iter()
-                .filter_map(|m| m.get("receipt_handle")?.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    f.moto_messages()
+        .iter()
+        .filter_map(|m| m["receipt_handle"].as_str().map(str::to_owned))
+        .collect()
 }
 
 #[test]
@@ -95,7 +73,11 @@ fn killing_the_input_process_in_the_middle_of_an_object_loses_nothing() {
     common::init_log();
     let f = Fixture::start();
     let q = f.bucket_to_queue("kill-bucket", "kill-queue");
-    f.put("kill-bucket", "logs/big object.json.gz", object());
+    f.put(
+        "kill-bucket",
+        "logs/big object.json.gz",
+        seq_lines_gz(LINES, "kill-test"),
+    );
     let dir = TempDir::new("aws-kill-in");
     let sink = LineSink::start();
     let c = Collector::start(

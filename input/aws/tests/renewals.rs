@@ -56,15 +56,10 @@ fn visibility_is_extended_while_a_message_is_processed() {
     assert_eq!(VisibilityKeeper::period(120), Duration::from_secs(60));
 }
 
-/// How many assumed-role sessions named `name` moto issued (its model dump, `/moto-api/data.json`).
+/// How many assumed-role sessions named `name` moto issued.
 fn assumed_sessions(f: &Fixture, name: &str) -> usize {
-    let url = format!("{}/moto-api/data.json", f.moto.url());
-    let out = std::process::Command::new("curl")
-        .args(["-sf", &url])
-        .output()
-        .expect("curl");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("moto data.json");
-    v.pointer("/sts/AssumedRole")
+    f.moto_model()
+        .pointer("/sts/AssumedRole")
         .and_then(|a| a.as_array())
         .map_or(0, |a| {
             a.iter()

@@ -159,6 +159,48 @@ impl Fixture {
         n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
     }
 
+    /// moto's model dump (`/moto-api/data.json`).
+    pub fn moto_model(&self) -> Value {
+        let url = format!("{}/moto-api/data.json", self.moto.url());
+        let out = std::process::Command::new("curl")
+            .args(["-sf", &url])
+            .output()
+            .expect("curl");
+        serde_json::from_slice(&out.stdout).expect("moto data.json")
+    }
+
+    /// The SQS messages moto holds (not deleted), once each, as its model dump shows them (`id`, `body`,
+    /// `receipt_handle`, `approximate_receive_count`, `approximate_first_receive_timestamp`, `visible`,
+    /// `visible_at` in ms since the epoch).
+    pub fn moto_messages(&self) -> Vec<Value> {
+        let model = self.moto_model();
+        let mut seen = std::collections::HashSet::new();
+        model
+            .pointer("/sqs/Message")
+            .and_then(Value::as_array)
+            .map(|msgs| {
+                msgs.iter()
+                    .filter(|m| seen.insert(m["id"].to_string()))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Events waiting in the standard stream (its size hash), as the producers' backpressure counts them.
+    pub fn queued_events(&self) -> u64 {
+        let mut c = redis::Client::open(self.redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let n: Option<u64> = redis::cmd("HGET")
+            .arg(self.keys.stream_size(EventClass::Standard))
+            .arg("n")
+            .query(&mut c)
+            .unwrap();
+        n.unwrap_or(0)
+    }
+
     pub fn factory(&self, stop: Arc<AtomicBool>) -> SinkFactory {
         SinkFactory {
             redis_url: self.redis.url(),
@@ -281,6 +323,18 @@ pub fn gz(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
     e.finish().unwrap()
+}
+
+/// A gzip object of `lines` JSON lines `{"seq":N,"source":<source>,"text":...}` (~250 bytes each).
+pub fn seq_lines_gz(lines: u64, source: &str) -> Vec<u8> {
+    let mut text = String::with_capacity(lines as usize * 260);
+    for seq in 0..lines {
+        text.push_str(&format!(
+            "{{\"seq\":{seq},\"source\":\"{source}\",\"text\":\"{}\"}}\n",
+            "abcdefghij".repeat(20 + (seq % 7) as usize)
+        ));
+    }
+    gz(text.as_bytes())
 }
 
 pub fn init_log() {

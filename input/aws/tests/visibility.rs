@@ -1,0 +1,196 @@
+//! Through the real `logferry` binary (built by this test with `cargo build -p logferry-supervisor`): a gzip object
+//! announced by a bucket notification in moto is pulled by `sqs_collector` with `sqs_visibility_timeout: 120` while
+//! the syslog receiver reads nothing, so the InputProcess is stuck in the middle of the object (the queue in Redis is
+//! full). More than 125 s after moto handed the message out, the message must still be in flight: invisible in
+//! moto's model, received once, and a second SQS consumer gets nothing. Then the receiver reads: every line arrives
+//! once and the message is deleted. Without the puller's `VisibilityKeeper` the message is visible again at 120 s
+//! and the second consumer receives it.
+
+mod common;
+
+use common::{seq_lines_gz, Fixture};
+use logferry_testkit::collector::{self, logferry_bin, Collector};
+use logferry_testkit::{hold_until, wait_until, LineSink, TempDir};
+use serde_json::Value;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const TAG: &str = "my.app.sqs.visibility";
+const BUCKET: &str = "visibility-bucket";
+const KEY: &str = "logs/large object.json.gz";
+/// How the key's name appears in the notification's body (form-encoded).
+const KEY_IN_BODY: &str = "large+object.json.gz";
+/// Lines of the object (~250 bytes each: ~50 MB uncompressed), far more than the queue limit plus the socket
+/// buffers between the collector and the receiver.
+const LINES: u64 = 200_000;
+/// The collector's queue limit: the InputProcess waits for room once this many events are undelivered.
+const QUEUE_MAX: u64 = 1_000;
+/// `sqs_visibility_timeout` (the minimum the configuration accepts).
+const VISIBILITY_S: u64 = 120;
+/// How long after moto handed the message out it must still be invisible: past the first timeout.
+const HOLD: Duration = Duration::from_secs(VISIBILITY_S + 5);
+
+fn config(f: &Fixture, queue_url: &str, sink_port: u16) -> String {
+    format!(
+        r#"globals:
+  id: t
+  persistence: {{type: redis, url: "{redis}"}}
+  queue_max_size_in_messages: {QUEUE_MAX}
+  queue_wrap_max_size_in_messages: 100
+  stop_drain_timeout_in_sec: 5
+inputs:
+  sqs_collector:
+    id: 31
+    base_url: {queue_url}
+    region: us-east-1
+    endpoint: {moto}
+    aws_access_key_id: testing
+    aws_secret_access_key: testing
+    ack_messages: true
+    sqs_wait_timeout: 20
+    sqs_visibility_timeout: {VISIBILITY_S}
+    request_period_in_seconds: 1
+    workers: 1
+    services:
+      large:
+        tag: {TAG}
+        format: lines
+outputs:
+  relay:
+    type: syslog
+    config:
+      address: 127.0.0.1
+      port: {sink_port}
+      send_timeout_in_seconds: 300
+"#,
+        redis = f.redis.url(),
+        moto = f.moto.url(),
+    )
+}
+
+/// The object's notification as moto holds it, if it was not deleted.
+fn object_message(f: &Fixture) -> Option<Value> {
+    f.moto_messages()
+        .into_iter()
+        .find(|m| m["body"].as_str().is_some_and(|b| b.contains(KEY_IN_BODY)))
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64
+}
+
+/// A second consumer's ReceiveMessage (1 s long poll): panics if it gets anything.
+fn assert_second_consumer_gets_nothing(f: &Fixture, q: &str, since_received: Duration) {
+    let r =
+        f.rt.block_on(
+            f.sqs
+                .receive_message()
+                .queue_url(q)
+                .visibility_timeout(VISIBILITY_S as i32)
+                .wait_time_seconds(1)
+                .send(),
+        )
+        .expect("ReceiveMessage of the second consumer");
+    if let Some(m) = r.messages().first() {
+        panic!(
+            "a second consumer received message {:?} {:.1} s after the puller received it, while the puller was \
+             still processing it: its visibility timeout ({VISIBILITY_S} s) was not extended",
+            m.message_id(),
+            since_received.as_secs_f64()
+        );
+    }
+}
+
+#[test]
+fn visibility_timeout_is_extended_while_a_large_object_is_processed() {
+    common::init_log();
+    let f = Fixture::start();
+    let q = f.bucket_to_queue(BUCKET, "visibility-queue");
+    f.put(BUCKET, KEY, seq_lines_gz(LINES, "visibility-test"));
+    let dir = TempDir::new("aws-visibility");
+    let sink = LineSink::start_paused();
+    let c = Collector::start(&logferry_bin(), dir.path(), &config(&f, &q, sink.port));
+
+    // The start mark: when moto handed the object's message to the puller.
+    let mut received_at_ms = 0.0;
+    wait_until(
+        Duration::from_secs(120),
+        "the object's message received by the puller",
+        || {
+            let first =
+                object_message(&f).and_then(|m| m["approximate_first_receive_timestamp"].as_f64());
+            received_at_ms = first.unwrap_or(0.0);
+            first.is_some()
+        },
+    );
+    let since_received = || Duration::from_millis((now_ms() - received_at_ms).max(0.0) as u64);
+    let until = Instant::now() + HOLD.saturating_sub(since_received());
+
+    // Until the first timeout has passed: the puller stays in the middle of the object (the paused receiver read
+    // nothing, so at most the socket buffers and the queue limit of the ~50 MB object left the collector) and the
+    // message is not deleted.
+    hold_until(until, Duration::from_secs(1), || {
+        assert_eq!(sink.count(), 0, "the paused receiver read something");
+        assert!(
+            object_message(&f).is_some(),
+            "the message was deleted before the object was delivered\n{}",
+            c.log_tail()
+        );
+    });
+    // The worker has been waiting for room in the queue, which holds undelivered events.
+    assert!(
+        c.log_count("is full: the producer has been waiting for") >= 1 && f.queued_events() > 0,
+        "the puller is not waiting for room in the queue\n{}",
+        c.log_tail()
+    );
+
+    // Past the first timeout, the message is still in flight: invisible, received once, and not handed out again.
+    let held = since_received();
+    assert!(held >= HOLD, "only {held:?} since the message was received");
+    assert_second_consumer_gets_nothing(&f, &q, held);
+    let m = object_message(&f).expect("the message in moto");
+    assert_eq!(
+        m["visible"],
+        Value::Bool(false),
+        "message visible {held:?} after it was received: {m}"
+    );
+    assert_eq!(
+        m["approximate_receive_count"], 1,
+        "message received more than once: {m}"
+    );
+    let left_s = (m["visible_at"].as_f64().unwrap() - now_ms()) / 1000.0;
+    let extended =
+        c.log_count("Extended the visibility timeout of the message being processed by 120 s");
+    eprintln!(
+        "{:.1} s after the message was received: invisible for {left_s:.1} s more, {extended} extensions logged",
+        held.as_secs_f64()
+    );
+    assert!(
+        extended >= 2,
+        "{extended} extension lines in the log (one every {} s expected)\n{}",
+        VISIBILITY_S / 2,
+        c.log_tail()
+    );
+
+    // The receiver reads: every line arrives once, and the message is deleted only then.
+    sink.resume();
+    c.wait_all_seqs(LINES, Duration::from_secs(300), || {
+        collector::seqs(sink.lines().iter().map(String::as_str), TAG)
+    });
+    wait_until(Duration::from_secs(60), "the message deleted", || {
+        f.queue_depth(&q) == 0
+    });
+    let delivered = sink.lines().iter().filter(|l| l.contains(TAG)).count() as u64;
+    assert_eq!(
+        delivered, LINES,
+        "lines delivered more than once: the object was processed again"
+    );
+    assert_eq!(
+        c.log_count("Could not extend the visibility timeout"),
+        0,
+        "{}",
+        c.log_tail()
+    );
+}
