@@ -130,6 +130,26 @@ impl Wrap {
         self.bytes += event_size(tag, message) as u64;
     }
 
+    /// Appends one event whose message is the concatenation of `pieces` (e.g. a JSON object with a member
+    /// spliced in), written without joining them first.
+    pub fn push_pieces(&mut self, tag: &str, time_ms: i64, pieces: &[&str]) {
+        if self.buf.is_empty() {
+            self.clear();
+        }
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        let buf = &mut self.buf;
+        buf.push(0x93); // fixarray of 3
+        rmp::encode::write_str(buf, tag).expect("writing to a Vec cannot fail");
+        rmp::encode::write_sint(buf, time_ms).expect("writing to a Vec cannot fail");
+        let len32 = u32::try_from(len).expect("an event message is shorter than 4 GiB");
+        rmp::encode::write_str_len(buf, len32).expect("writing to a Vec cannot fail");
+        for piece in pieces {
+            buf.extend_from_slice(piece.as_bytes());
+        }
+        self.count += 1;
+        self.bytes += (tag.len() + len + 8) as u64;
+    }
+
     /// Appends an event.
     pub fn push_event(&mut self, event: &Event) {
         self.push(&event.tag, event.time_ms, &event.message);
@@ -382,6 +402,19 @@ mod tests {
             decode_wrap(wrap.seal()).unwrap(),
             vec![Event::new("again", 1, "one")]
         );
+    }
+
+    #[test]
+    fn pieces_encode_like_the_joined_message() {
+        for len in [0, 1, 31, 32, 255, 256, 65_535, 65_536] {
+            let message = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            let (a, b) = message.split_at(message.len() / 3 * 3 / 2 / 2 * 2);
+            let (mut joined, mut pieces) = (Wrap::with_capacity(8), Wrap::with_capacity(8));
+            joined.push("t", 7, &message);
+            pieces.push_pieces("t", 7, &[a, "", b]);
+            assert_eq!(pieces.event_bytes(), joined.event_bytes());
+            assert_eq!(pieces.seal(), joined.seal(), "length {len}");
+        }
     }
 
     #[test]

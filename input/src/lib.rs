@@ -7,12 +7,14 @@ pub mod context;
 pub mod demo;
 pub mod error;
 pub mod process;
+pub mod pulling_id;
 pub mod runtime;
 pub mod sink;
 
 pub use config::{configure_inputs, InputKind, PullerIdentity, PullerSpec};
 pub use context::{CycleStats, PullContext};
 pub use error::{PullerError, PullerErrorType};
+pub use pulling_id::PullingIdField;
 pub use sink::{EventSink, SinkFactory};
 
 /// One puller: a state machine driven by the runtime's thread.

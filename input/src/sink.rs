@@ -78,6 +78,12 @@ impl EventSink {
         message: &str,
     ) -> Result<(), PullerError> {
         self.wraps[self.current].push(tag, time_ms, message);
+        self.after_push()
+    }
+
+    /// Moves on to the next wrap when the current one is full, and writes them all when every wrap is.
+    #[inline]
+    fn after_push(&mut self) -> Result<(), PullerError> {
         if self.wraps[self.current].len() >= self.wrap_size {
             self.current += 1;
             if self.current == self.wraps.len() {
@@ -85,6 +91,17 @@ impl EventSink {
             }
         }
         Ok(())
+    }
+
+    /// Adds an event whose message is the concatenation of `pieces` (see [`Wrap::push_pieces`]).
+    pub fn emit_pieces(
+        &mut self,
+        tag: &str,
+        time_ms: i64,
+        pieces: &[&str],
+    ) -> Result<(), PullerError> {
+        self.wraps[self.current].push_pieces(tag, time_ms, pieces);
+        self.after_push()
     }
 
     /// Writes every buffered event; on success all of them are in Redis.

@@ -294,6 +294,10 @@ pub struct SqsServiceConfig {
     pub request_period: Duration,
     /// The puller class name in logs (`AwsSqsS3CloudTrailPuller`...).
     pub puller_name: &'static str,
+    /// Add `@devo_pulling_id` to the events that are JSON objects (CloudTrail records, EventBridge events,
+    /// Security Hub findings), as seed 002's services do. Not configurable: true for the `aws` input, false for
+    /// `sqs_collector` (seed 001 forwards events unchanged).
+    pub pulling_id_field: bool,
 }
 
 /// Reads the settings shared by every SQS service. `seed001` selects seed 001's ranges.

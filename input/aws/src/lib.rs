@@ -211,6 +211,7 @@ impl InputKind for AwsInput {
                 debug_md5,
                 request_period: common.request_period,
                 puller_name,
+                pulling_id_field: true,
             };
             if enabled {
                 specs.push(spec(info, service, &region, cfg));
@@ -390,6 +391,7 @@ impl InputKind for SqsCollectorInput {
                 debug_md5,
                 request_period: common.request_period,
                 puller_name: "AWSsqsPuller",
+                pulling_id_field: false,
             };
             if enabled {
                 let mut sp = spec(info, service, &region, cfg);

@@ -6,6 +6,8 @@
 //! visibility timeout is extended (every half timeout), so a large object is not handed to another collector.
 //! Several collectors on the same queue share the work the way SQS scales: each message goes to one of them.
 
+use std::borrow::Cow;
+
 use crate::config::{BadObjectPolicy, DirectKind, Mode, ObjectFormat, SqsServiceConfig};
 use crate::decode::{self, Cut, ObjectError, Out, TransportError};
 use crate::notify::{self, Notice, ObjectRef};
@@ -15,7 +17,7 @@ use crate::tag::{TagCache, TagTemplate, TagVars};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use logferry::deadletter::DeadLetters;
 use logferry::event::{Event, EventClass};
-use logferry_input::{EventSink, PullContext, Puller, PullerError, SinkFactory};
+use logferry_input::{EventSink, PullContext, Puller, PullerError, PullingIdField, SinkFactory};
 use serde_json::Value;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -254,7 +256,8 @@ struct Worker {
     stop: Arc<AtomicBool>,
     n: Counters,
     tags: TagCache,
-    pulling_id: u64,
+    /// `@devo_pulling_id` spliced into JSON-object events (None: events are sent as read).
+    pulling_id: Option<PullingIdField>,
 }
 
 async fn until_stop(stop: Arc<AtomicBool>) {
@@ -277,13 +280,13 @@ impl Worker {
         Ok(Worker {
             rt,
             c,
-            cfg,
             sink,
             dead,
             stop,
             n: Counters::default(),
             tags: TagCache::default(),
-            pulling_id,
+            pulling_id: cfg.pulling_id_field.then(|| PullingIdField::new(pulling_id)),
+            cfg,
         })
     }
 
@@ -567,7 +570,6 @@ impl Worker {
             file_event_type,
             account,
             region,
-            source_type: Default::default(),
             line_kind: None,
             discard: false,
             units: 0,
@@ -589,7 +591,7 @@ impl Worker {
                         account_id: "",
                         region_id: "",
                     });
-                    self.emit(Event::new(tag, now, line))?;
+                    self.emit(&tag, now, line, false)?;
                 }
                 Ok(Outcome::Ack)
             }
@@ -619,7 +621,7 @@ impl Worker {
                 if kind == DirectKind::EventBridge {
                     let source = v.get("source").and_then(Value::as_str).unwrap_or("");
                     let et = if self.cfg.auto_event_type && !source.is_empty() {
-                        event_type_of_source(source)
+                        event_type_of_source(source).into_owned()
                     } else {
                         self.cfg.event_type_default.clone()
                     };
@@ -633,7 +635,7 @@ impl Worker {
                         account_id: &account,
                         region_id: &region,
                     });
-                    self.emit(Event::new(tag, time, body.trim()))?;
+                    self.emit(&tag, time, body.trim(), true)?;
                 } else {
                     let Some(findings) = v.pointer("/detail/findings").and_then(Value::as_array)
                     else {
@@ -655,7 +657,7 @@ impl Worker {
                             account_id: acc,
                             region_id: reg,
                         });
-                        self.emit(Event::new(tag, time, f.to_string()))?;
+                        self.emit(&tag, time, &f.to_string(), true)?;
                     }
                 }
                 Ok(Outcome::Ack)
@@ -663,13 +665,13 @@ impl Worker {
         }
     }
 
-    fn emit(&mut self, e: Event) -> Result<(), PullerError> {
+    /// Emits one event of a message body; `object`: the text is a JSON object (gets `@devo_pulling_id`).
+    fn emit(&mut self, tag: &str, time_ms: i64, text: &str, object: bool) -> Result<(), PullerError> {
         self.n.generated += 1;
         if self.cfg.do_not_send {
             return Ok(());
         }
-        let _ = self.pulling_id;
-        self.sink.emit(e)
+        emit_text(&mut self.sink, self.pulling_id.as_ref(), tag, time_ms, text, object)
     }
 }
 
@@ -677,11 +679,16 @@ fn bytes_empty() -> bytes::Bytes {
     bytes::Bytes::new()
 }
 
-/// `s3.amazonaws.com` -> `s3`; `aws.ec2` -> `ec2`; `com.acme.app` -> `com_acme_app`.
-pub fn event_type_of_source(source: &str) -> String {
+/// `s3.amazonaws.com` -> `s3`; `aws.ec2` -> `ec2`; `com.acme.app` -> `com_acme_app` (borrowed unless a dot
+/// has to be replaced).
+pub fn event_type_of_source(source: &str) -> Cow<'_, str> {
     let s = source.strip_prefix("aws.").unwrap_or(source);
     let s = s.strip_suffix(".amazonaws.com").unwrap_or(s);
-    s.replace('.', "_")
+    if s.contains('.') {
+        Cow::Owned(s.replace('.', "_"))
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// `2024-01-02T03:04:05Z` (or with fraction/offset) -> ms.
@@ -866,8 +873,6 @@ struct Emitter<'a> {
     /// `{account_id}` / `{region_id}` of events that carry none: from the key path, else the session / region.
     account: String,
     region: String,
-    /// The last `eventSource` seen and its event type (records of one file mostly share a few sources).
-    source_type: (String, String),
     line_kind: Option<LineKind>,
     discard: bool,
     units: u64,
@@ -881,15 +886,30 @@ fn emit_event(
     vars: TagVars<'_>,
     time_ms: i64,
     message: &str,
+    object: bool,
 ) -> Result<(), ObjectError> {
     w.n.generated += 1;
     if w.cfg.do_not_send {
         return Ok(());
     }
     let tag = w.tags.get(template, vars);
-    w.sink
-        .emit_parts(tag, time_ms, message)
+    emit_text(&mut w.sink, w.pulling_id.as_ref(), tag, time_ms, message, object)
         .map_err(ObjectError::Sink)
+}
+
+/// Writes one event into the sink's wrap; a JSON object gets `@devo_pulling_id` when `pulling_id` is set.
+fn emit_text(
+    sink: &mut EventSink,
+    pulling_id: Option<&PullingIdField>,
+    tag: &str,
+    time_ms: i64,
+    text: &str,
+    object: bool,
+) -> Result<(), PullerError> {
+    match pulling_id.filter(|_| object).and_then(|p| p.splice(text)) {
+        Some(pieces) => sink.emit_pieces(tag, time_ms, &pieces),
+        None => sink.emit_parts(tag, time_ms, text),
+    }
 }
 
 impl Emitter<'_> {
@@ -976,16 +996,14 @@ impl Out for Emitter<'_> {
             file_event_type,
             account,
             region,
-            source_type,
             ..
         } = self;
+        let source_type;
         let event_type: &str = match (file_event_type, cfg.auto_event_type, &source) {
             (Some(t), _, _) => t,
             (None, true, Some(src)) => {
-                if source_type.0 != **src || source_type.1.is_empty() {
-                    *source_type = (src.to_string(), event_type_of_source(src));
-                }
-                &source_type.1
+                source_type = event_type_of_source(src);
+                &source_type
             }
             _ => &cfg.event_type_default,
         };
@@ -999,7 +1017,7 @@ impl Out for Emitter<'_> {
             .as_deref()
             .and_then(parse_time)
             .unwrap_or_else(logferry::time::now_ms);
-        emit_event(w, &cfg.tag, vars, time, &decode::text(bytes))
+        emit_event(w, &cfg.tag, vars, time, &decode::text(bytes), true)
     }
 
     fn line(&mut self, text: &str, line_no: u64) -> Result<(), ObjectError> {
@@ -1041,7 +1059,7 @@ impl Out for Emitter<'_> {
             account_id: account,
             region_id: region,
         };
-        emit_event(w, template, vars, now, text)
+        emit_event(w, template, vars, now, text, false)
     }
 }
 

@@ -1,6 +1,5 @@
 //! Tag templates of seed 002: `cloud.aws.cloudtrail.{event_type}.{account_id}.{region_id}.{format_version}`.
-//! Validated once at configuration time; rendered per event with a one-entry cache (events of one object
-//! almost always share their tag).
+//! Validated once at configuration time; rendered per event through a small cache of recent tags.
 
 /// The placeholders a tag template may use (seed 002, AwsModuleDefinitionError 6).
 pub const PLACEHOLDERS: [&str; 6] = [
@@ -123,32 +122,65 @@ impl TagTemplate {
     }
 }
 
-/// Renders with a cache of the last tag.
+/// Renders with a small cache of recent tags: the records of one CloudTrail file come from a handful of event
+/// sources, accounts and regions, so a tag is rendered (and allocated) once per combination, not per event.
 #[derive(Debug, Default)]
 pub struct TagCache {
+    entries: Vec<CachedTag>,
+    /// The entry that matched last (checked first).
+    last: usize,
+    /// The entry replaced next when the cache is full.
+    next_victim: usize,
+}
+
+#[derive(Debug)]
+struct CachedTag {
     template: usize,
-    key: (String, String, String),
+    event_type: String,
+    account_id: String,
+    region_id: String,
     tag: String,
 }
+
+impl CachedTag {
+    fn matches(&self, template: usize, v: &TagVars<'_>) -> bool {
+        self.template == template
+            && self.event_type == v.event_type
+            && self.account_id == v.account_id
+            && self.region_id == v.region_id
+    }
+}
+
+/// Combinations kept by a [`TagCache`].
+const TAG_CACHE_SIZE: usize = 32;
 
 impl TagCache {
     pub fn get(&mut self, t: &TagTemplate, v: TagVars<'_>) -> &str {
         let id = t as *const TagTemplate as usize;
-        if self.tag.is_empty()
-            || self.template != id
-            || self.key.0 != v.event_type
-            || self.key.1 != v.account_id
-            || self.key.2 != v.region_id
-        {
-            self.template = id;
-            self.key = (
-                v.event_type.to_owned(),
-                v.account_id.to_owned(),
-                v.region_id.to_owned(),
-            );
-            self.tag = t.render(v);
+        let hit = match self.entries.get(self.last) {
+            Some(e) if e.matches(id, &v) => Some(self.last),
+            _ => self.entries.iter().position(|e| e.matches(id, &v)),
+        };
+        self.last = hit.unwrap_or_else(|| self.insert(id, t, v));
+        &self.entries[self.last].tag
+    }
+
+    fn insert(&mut self, id: usize, t: &TagTemplate, v: TagVars<'_>) -> usize {
+        let entry = CachedTag {
+            template: id,
+            event_type: v.event_type.to_owned(),
+            account_id: v.account_id.to_owned(),
+            region_id: v.region_id.to_owned(),
+            tag: t.render(v),
+        };
+        if self.entries.len() < TAG_CACHE_SIZE {
+            self.entries.push(entry);
+            return self.entries.len() - 1;
         }
-        &self.tag
+        let at = self.next_victim;
+        self.next_victim = (at + 1) % TAG_CACHE_SIZE;
+        self.entries[at] = entry;
+        at
     }
 }
 
@@ -195,5 +227,33 @@ mod tests {
                 .unwrap()
                 .is_fixed()
         );
+    }
+
+    #[test]
+    fn cache_returns_the_tag_of_each_combination() {
+        let a = TagTemplate::parse("x.{event_type}.{account_id}.{region_id}", "1", None, "x").unwrap();
+        let b = TagTemplate::parse("y.{event_type}", "1", None, "x").unwrap();
+        let mut cache = TagCache::default();
+        // More combinations than the cache holds, revisited in an order that evicts and refills entries.
+        for round in 0..3 {
+            for n in 0..(TAG_CACHE_SIZE + 7) {
+                let (t, prefix) = if (n + round) % 3 == 0 { (&b, "y") } else { (&a, "x") };
+                let et = format!("t{}", n % 11);
+                let acc = format!("{}", n % 5);
+                let v = TagVars {
+                    event_type: &et,
+                    account_id: &acc,
+                    region_id: "r",
+                };
+                let want = if prefix == "y" {
+                    format!("y.{et}")
+                } else {
+                    format!("x.{et}.{acc}.r")
+                };
+                assert_eq!(cache.get(t, v), want);
+                assert_eq!(cache.get(t, v), want, "second lookup");
+            }
+        }
+        assert!(cache.entries.len() <= TAG_CACHE_SIZE);
     }
 }

@@ -67,8 +67,18 @@ fn cloudtrail_objects_become_one_event_per_record_and_messages_are_deleted() {
         "cloud.aws.cloudtrail.s3.123456789012.eu-west-1.1"
     );
     assert_eq!(ev[0].time_ms, 1_704_164_645_000);
-    let rec: serde_json::Value = serde_json::from_str(&ev[2].message).unwrap();
-    assert_eq!(rec, records["Records"][2]);
+    // Each record arrives as it was in the file, with the pull cycle's `@devo_pulling_id` added.
+    let ids: Vec<u64> = ev
+        .iter()
+        .map(|e| {
+            let mut rec: serde_json::Value = serde_json::from_str(&e.message).unwrap();
+            let id = rec["@devo_pulling_id"].as_u64().expect("@devo_pulling_id");
+            rec.as_object_mut().unwrap().remove("@devo_pulling_id");
+            assert!(records["Records"].as_array().unwrap().contains(&rec), "{rec}");
+            id
+        })
+        .collect();
+    assert!(ids.iter().all(|&id| id == ids[0] && id > 1_700_000_000_000), "{ids:?}");
     let dl = f.dead_letters();
     assert_eq!(
         dl[0].0,
@@ -190,6 +200,16 @@ fn eventbridge_fifo_and_security_hub_findings() {
     wait_until(T, "4 events and empty queues", || {
         f.events().len() == 4 && f.queue_depth(&q) == 0 && f.queue_depth(&hq) == 0
     });
+    for e in f.events() {
+        let v: serde_json::Value = serde_json::from_str(&e.message).unwrap();
+        assert!(v["@devo_pulling_id"].as_u64().is_some(), "{}", e.message);
+        assert!(v["Id"].is_string() || v["detail-type"].is_string(), "{}", e.message);
+    }
+    for e in f.events() {
+        let v: serde_json::Value = serde_json::from_str(&e.message).unwrap();
+        assert!(v["@devo_pulling_id"].as_u64().is_some(), "{}", e.message);
+        assert!(v["Id"].is_string() || v["detail-type"].is_string(), "{}", e.message);
+    }
     let mut tags: Vec<_> = f.events().into_iter().map(|e| e.tag).collect();
     tags.sort();
     assert_eq!(

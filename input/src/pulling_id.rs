@@ -1,0 +1,68 @@
+//! `@devo_pulling_id` added to events that are JSON objects kept as text (S3 records, SQS message bodies),
+//! without parsing and re-serialising them: the member is spliced in before the object's closing brace and the
+//! pieces are written straight into the wrap ([`crate::EventSink::emit_pieces`]).
+
+/// The `"@devo_pulling_id":<id>` member of one pull cycle, rendered once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullingIdField {
+    member: String,
+}
+
+impl PullingIdField {
+    pub fn new(pulling_id: u64) -> PullingIdField {
+        PullingIdField {
+            member: format!("\"@devo_pulling_id\":{pulling_id}"),
+        }
+    }
+
+    /// The pieces of `object` with the member added as its last one; None when the text is not `{...}` (such an
+    /// event is sent as it is). The object's own members are not checked.
+    pub fn splice<'a>(&'a self, object: &'a str) -> Option<[&'a str; 4]> {
+        let text = object.trim_ascii_end();
+        let body = text.strip_suffix('}')?;
+        if !text.trim_ascii_start().starts_with('{') {
+            return None;
+        }
+        let separator = if body.trim_ascii_end().ends_with('{') {
+            ""
+        } else {
+            ","
+        };
+        Some([body, separator, &self.member, "}"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn spliced(object: &str) -> Option<Value> {
+        PullingIdField::new(1_700_000_000_123)
+            .splice(object)
+            .map(|p| serde_json::from_str(&p.concat()).unwrap())
+    }
+
+    #[test]
+    fn the_member_is_added_to_objects() {
+        assert_eq!(
+            spliced(r#"{"a":1,"b":{"c":[]}}"#),
+            Some(json!({"a":1,"b":{"c":[]},"@devo_pulling_id":1_700_000_000_123u64}))
+        );
+        assert_eq!(
+            spliced(" { } \n"),
+            Some(json!({"@devo_pulling_id":1_700_000_000_123u64}))
+        );
+        assert_eq!(
+            spliced("{\n  \"x\": \"}\"\n}\r\n"),
+            Some(json!({"x":"}","@devo_pulling_id":1_700_000_000_123u64}))
+        );
+    }
+
+    #[test]
+    fn other_text_is_left_alone() {
+        for text in ["", "[1,2]", "plain line }", "2 eni-1 ACCEPT", "{\"a\":1"] {
+            assert_eq!(spliced(text), None, "{text:?}");
+        }
+    }
+}
