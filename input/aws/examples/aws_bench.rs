@@ -524,7 +524,7 @@ impl logferry_input_aws::decode::Out for CountOut {
         use logferry_input_aws::records::HeadField;
         let time = head.get(bytes, HeadField::EventTime);
         let source = head.get(bytes, HeadField::EventSource);
-        let message = logferry_input_aws::decode::text(bytes).into_owned();
+        let message = head.text(bytes).into_owned();
         self.events += 1;
         self.bytes +=
             (message.len() + time.map_or(0, |t| t.len()) + source.map_or(0, |s| s.len())) as u64;

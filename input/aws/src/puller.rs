@@ -285,7 +285,9 @@ impl Worker {
             stop,
             n: Counters::default(),
             tags: TagCache::default(),
-            pulling_id: cfg.pulling_id_field.then(|| PullingIdField::new(pulling_id)),
+            pulling_id: cfg
+                .pulling_id_field
+                .then(|| PullingIdField::new(pulling_id)),
             cfg,
         })
     }
@@ -666,12 +668,25 @@ impl Worker {
     }
 
     /// Emits one event of a message body; `object`: the text is a JSON object (gets `@devo_pulling_id`).
-    fn emit(&mut self, tag: &str, time_ms: i64, text: &str, object: bool) -> Result<(), PullerError> {
+    fn emit(
+        &mut self,
+        tag: &str,
+        time_ms: i64,
+        text: &str,
+        object: bool,
+    ) -> Result<(), PullerError> {
         self.n.generated += 1;
         if self.cfg.do_not_send {
             return Ok(());
         }
-        emit_text(&mut self.sink, self.pulling_id.as_ref(), tag, time_ms, text, object)
+        emit_text(
+            &mut self.sink,
+            self.pulling_id.as_ref(),
+            tag,
+            time_ms,
+            text,
+            object,
+        )
     }
 }
 
@@ -893,8 +908,15 @@ fn emit_event(
         return Ok(());
     }
     let tag = w.tags.get(template, vars);
-    emit_text(&mut w.sink, w.pulling_id.as_ref(), tag, time_ms, message, object)
-        .map_err(ObjectError::Sink)
+    emit_text(
+        &mut w.sink,
+        w.pulling_id.as_ref(),
+        tag,
+        time_ms,
+        message,
+        object,
+    )
+    .map_err(ObjectError::Sink)
 }
 
 /// Writes one event into the sink's wrap; a JSON object gets `@devo_pulling_id` when `pulling_id` is set.
@@ -1017,7 +1039,7 @@ impl Out for Emitter<'_> {
             .as_deref()
             .and_then(parse_time)
             .unwrap_or_else(logferry::time::now_ms);
-        emit_event(w, &cfg.tag, vars, time, &decode::text(bytes), true)
+        emit_event(w, &cfg.tag, vars, time, &head.text(bytes), true)
     }
 
     fn line(&mut self, text: &str, line_no: u64) -> Result<(), ObjectError> {

@@ -48,14 +48,26 @@ pub struct RecordHead {
     escaped: [bool; 4],
     /// Why the element is not valid JSON (None: it is).
     pub invalid: Option<String>,
+    /// The element may contain bytes >= 0x80 (false: it is ASCII, hence UTF-8, for sure).
+    non_ascii: bool,
 }
 
 impl RecordHead {
+    /// The element's text: UTF-8, or latin-1 when it is not valid UTF-8 ([`text`]); ASCII elements skip the check.
+    pub fn text<'a>(&self, record: &'a [u8]) -> Cow<'a, str> {
+        if self.non_ascii {
+            return text(record);
+        }
+        debug_assert!(record.is_ascii());
+        // SAFETY: the scanner saw no byte >= 0x80 in the element: ASCII is valid UTF-8.
+        Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(record) })
+    }
+
     /// The value of `f` in `record` (the element's bytes), unescaped; None when absent or not a string.
     pub fn get<'a>(&self, record: &'a [u8], f: HeadField) -> Option<Cow<'a, str>> {
         let r = self.fields[f as usize].clone()?;
         if !self.escaped[f as usize] {
-            return Some(text(&record[r]));
+            return Some(self.text(&record[r]));
         }
         let quoted = &record[r.start - 1..r.end + 1];
         serde_json::from_slice::<String>(quoted)
@@ -72,8 +84,20 @@ const BLOCK: usize = 64;
 /// Longest top-level key kept to compare with `Records` (longer strings cannot be it).
 const KEY_KEEP: usize = 32;
 
+/// The largest record held in memory: a longer one (or an unbalanced one that never ends) makes the object bad
+/// instead of growing the buffer without bound.
+pub const MAX_RECORD: usize = 64 << 20;
+
 /// Streams the elements of the top-level `Records` array into `out`.
 pub fn split_records<R: Read>(r: &mut R, out: &mut dyn Out) -> Result<ReadStats, ObjectError> {
+    split_records_up_to(r, out, MAX_RECORD)
+}
+
+fn split_records_up_to<R: Read>(
+    r: &mut R,
+    out: &mut dyn Out,
+    max_record: usize,
+) -> Result<ReadStats, ObjectError> {
     let mut stats = ReadStats::default();
     let mut s = Splitter::default();
     let mut buf = vec![0u8; 2 * READ_SIZE];
@@ -101,6 +125,12 @@ pub fn split_records<R: Read>(r: &mut R, out: &mut dyn Out) -> Result<ReadStats,
             buf.copy_within(keep..end, 0);
             end -= keep;
             s.shift(keep);
+        }
+        if end > max_record {
+            return Err(ObjectError::Corrupt(format!(
+                "Records element {} is larger than {} bytes (or never ends)",
+                s.index, max_record
+            )));
         }
         if buf.len() - end < READ_SIZE {
             buf.resize(end + READ_SIZE, 0);
@@ -207,6 +237,9 @@ struct Splitter {
     /// The head field whose value comes next.
     want: Option<HeadField>,
     head: RecordHead,
+    /// Non-ASCII bytes of the block being scanned, and where it starts.
+    block_high: u64,
+    block_pos: usize,
 }
 
 /// Bit masks of one block.
@@ -215,6 +248,8 @@ struct Masks {
     backslash: u64,
     /// `{ } [ ] : ,`
     structural: u64,
+    /// Bytes >= 0x80 (not ASCII).
+    high: u64,
 }
 
 impl Splitter {
@@ -280,6 +315,12 @@ impl Splitter {
     ) -> Result<(), ObjectError> {
         while self.pos + BLOCK <= buf.len() {
             let m = masks(buf[self.pos..self.pos + BLOCK].try_into().expect("a block"));
+            self.block_high = m.high;
+            self.block_pos = self.pos;
+            if self.mode != Mode::Document && m.high != 0 {
+                // Conservative: the bytes may belong to the next element (it then checks its text).
+                self.head.non_ascii = true;
+            }
             self.block(buf, self.pos, m, out, stats)?;
             self.pos += BLOCK;
         }
@@ -600,7 +641,10 @@ impl Splitter {
         self.stack.push(b'{');
         self.expect = Expect::KeyOrEnd;
         self.want = None;
-        self.head = RecordHead::default();
+        self.head = RecordHead {
+            non_ascii: self.block_high & bits_from(i, self.block_pos) != 0,
+            ..RecordHead::default()
+        };
     }
 
     /// Grammar of one structural character of the element (and of the scalar before it); true when it closes
@@ -684,10 +728,10 @@ impl Splitter {
 #[inline]
 fn masks(block: &[u8; BLOCK]) -> Masks {
     use std::arch::x86_64::*;
-    let (mut quote, mut backslash, mut structural) = (0u64, 0u64, 0u64);
+    let (mut quote, mut backslash, mut structural, mut high) = (0u64, 0u64, 0u64, 0u64);
     for lane in 0..BLOCK / 16 {
         // SAFETY: SSE2 is always available on x86-64; the load reads 16 bytes inside `block` (unaligned load).
-        let (q, b, s) = unsafe {
+        let (q, b, s, h) = unsafe {
             let v = _mm_loadu_si128(block.as_ptr().add(lane * 16).cast::<__m128i>());
             let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
             // `[` and `]` are `{` and `}` without bit 5.
@@ -701,17 +745,20 @@ fn masks(block: &[u8; BLOCK]) -> Masks {
                 _mm_movemask_epi8(eq(b'"')),
                 _mm_movemask_epi8(eq(b'\\')),
                 _mm_movemask_epi8(s),
+                _mm_movemask_epi8(v),
             )
         };
         let shift = lane * 16;
         quote |= u64::from(q as u16) << shift;
         backslash |= u64::from(b as u16) << shift;
         structural |= u64::from(s as u16) << shift;
+        high |= u64::from(h as u16) << shift;
     }
     Masks {
         quote,
         backslash,
         structural,
+        high,
     }
 }
 
@@ -723,7 +770,7 @@ fn masks(block: &[u8; BLOCK]) -> Masks {
 #[inline(always)]
 unsafe fn masks_avx2(block: &[u8; BLOCK]) -> Masks {
     use std::arch::x86_64::*;
-    let (mut quote, mut backslash, mut structural) = (0u64, 0u64, 0u64);
+    let (mut quote, mut backslash, mut structural, mut high) = (0u64, 0u64, 0u64, 0u64);
     for half in 0..2 {
         let v = _mm256_loadu_si256(block.as_ptr().add(half * 32).cast::<__m256i>());
         let eq = |c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
@@ -737,11 +784,13 @@ unsafe fn masks_avx2(block: &[u8; BLOCK]) -> Masks {
         quote |= u64::from(_mm256_movemask_epi8(eq(b'"')) as u32) << shift;
         backslash |= u64::from(_mm256_movemask_epi8(eq(b'\\')) as u32) << shift;
         structural |= u64::from(_mm256_movemask_epi8(s) as u32) << shift;
+        high |= u64::from(_mm256_movemask_epi8(v) as u32) << shift;
     }
     Masks {
         quote,
         backslash,
         structural,
+        high,
     }
 }
 
@@ -753,9 +802,13 @@ fn masks_scalar(block: &[u8; BLOCK]) -> Masks {
         quote: 0,
         backslash: 0,
         structural: 0,
+        high: 0,
     };
     for (k, &b) in block.iter().enumerate() {
         let bit = 1u64 << k;
+        if b >= 0x80 {
+            m.high |= bit;
+        }
         match b {
             b'"' => m.quote |= bit,
             b'\\' => m.backslash |= bit,
@@ -986,6 +1039,8 @@ mod tests {
                 );
                 for ((raw, head), want) in got.records.iter().zip(&records) {
                     assert_eq!(head.invalid, None, "{raw}");
+                    assert!(head.non_ascii || raw.is_ascii(), "{raw}");
+                    assert_eq!(head.text(raw.as_bytes()), raw.as_str());
                     assert_eq!(&serde_json::from_str::<Value>(raw).unwrap(), want);
                     for (f, name) in [
                         (HeadField::EventTime, "eventTime"),
@@ -1056,8 +1111,8 @@ mod tests {
             }
             let (v, s) = (masks(&block), masks_scalar(&block));
             assert_eq!(
-                (v.quote, v.backslash, v.structural),
-                (s.quote, s.backslash, s.structural),
+                (v.quote, v.backslash, v.structural, v.high),
+                (s.quote, s.backslash, s.structural, s.high),
                 "{block:?}"
             );
             #[cfg(target_arch = "x86_64")]
@@ -1065,8 +1120,8 @@ mod tests {
                 // SAFETY: the CPU has AVX2.
                 let a = unsafe { masks_avx2(&block) };
                 assert_eq!(
-                    (a.quote, a.backslash, a.structural),
-                    (s.quote, s.backslash, s.structural),
+                    (a.quote, a.backslash, a.structural, a.high),
+                    (s.quote, s.backslash, s.structural, s.high),
                     "{block:?}"
                 );
             }
@@ -1152,6 +1207,21 @@ mod tests {
         ] {
             assert!(split(bad.as_bytes(), 3).is_err(), "{bad:?}");
         }
+    }
+
+    /// A record that never ends (unbalanced brackets) or is too long makes the object bad; the records before it
+    /// were handed out.
+    #[test]
+    fn endless_record_is_an_error_not_unbounded_memory() {
+        let doc = format!(r#"{{"Records":[{{"a":1}},{{"b":[{}"#, "1,".repeat(400_000));
+        let mut c = Collect::default();
+        let mut r = BufReader::with_capacity(4096, Trickle(doc.as_bytes(), 4096));
+        let err = split_records_up_to(&mut r, &mut c, 100_000).unwrap_err();
+        assert!(
+            err.to_string().contains("Records element 1 is larger"),
+            "{err}"
+        );
+        assert_eq!(c.records.len(), 1);
     }
 
     /// A record larger than the read buffer is handed out whole.

@@ -231,13 +231,18 @@ mod tests {
 
     #[test]
     fn cache_returns_the_tag_of_each_combination() {
-        let a = TagTemplate::parse("x.{event_type}.{account_id}.{region_id}", "1", None, "x").unwrap();
+        let a =
+            TagTemplate::parse("x.{event_type}.{account_id}.{region_id}", "1", None, "x").unwrap();
         let b = TagTemplate::parse("y.{event_type}", "1", None, "x").unwrap();
         let mut cache = TagCache::default();
         // More combinations than the cache holds, revisited in an order that evicts and refills entries.
         for round in 0..3 {
             for n in 0..(TAG_CACHE_SIZE + 7) {
-                let (t, prefix) = if (n + round) % 3 == 0 { (&b, "y") } else { (&a, "x") };
+                let (t, prefix) = if (n + round) % 3 == 0 {
+                    (&b, "y")
+                } else {
+                    (&a, "x")
+                };
                 let et = format!("t{}", n % 11);
                 let acc = format!("{}", n % 5);
                 let v = TagVars {

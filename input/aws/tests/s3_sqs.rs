@@ -74,11 +74,17 @@ fn cloudtrail_objects_become_one_event_per_record_and_messages_are_deleted() {
             let mut rec: serde_json::Value = serde_json::from_str(&e.message).unwrap();
             let id = rec["@devo_pulling_id"].as_u64().expect("@devo_pulling_id");
             rec.as_object_mut().unwrap().remove("@devo_pulling_id");
-            assert!(records["Records"].as_array().unwrap().contains(&rec), "{rec}");
+            assert!(
+                records["Records"].as_array().unwrap().contains(&rec),
+                "{rec}"
+            );
             id
         })
         .collect();
-    assert!(ids.iter().all(|&id| id == ids[0] && id > 1_700_000_000_000), "{ids:?}");
+    assert!(
+        ids.iter().all(|&id| id == ids[0] && id > 1_700_000_000_000),
+        "{ids:?}"
+    );
     let dl = f.dead_letters();
     assert_eq!(
         dl[0].0,
@@ -203,12 +209,20 @@ fn eventbridge_fifo_and_security_hub_findings() {
     for e in f.events() {
         let v: serde_json::Value = serde_json::from_str(&e.message).unwrap();
         assert!(v["@devo_pulling_id"].as_u64().is_some(), "{}", e.message);
-        assert!(v["Id"].is_string() || v["detail-type"].is_string(), "{}", e.message);
+        assert!(
+            v["Id"].is_string() || v["detail-type"].is_string(),
+            "{}",
+            e.message
+        );
     }
     for e in f.events() {
         let v: serde_json::Value = serde_json::from_str(&e.message).unwrap();
         assert!(v["@devo_pulling_id"].as_u64().is_some(), "{}", e.message);
-        assert!(v["Id"].is_string() || v["detail-type"].is_string(), "{}", e.message);
+        assert!(
+            v["Id"].is_string() || v["detail-type"].is_string(),
+            "{}",
+            e.message
+        );
     }
     let mut tags: Vec<_> = f.events().into_iter().map(|e| e.tag).collect();
     tags.sort();
