@@ -353,10 +353,15 @@ impl Splitter {
                         visit &= bits_above(done);
                     }
                 } else {
+                    // The end of a string that began in an earlier block (the others end in `compact_run`).
                     let has_escape = (m.backslash & bits_below(k) & bits_from(self.str_start, p))
                         != 0
                         || self.last_backslash > self.str_start;
                     self.string_closed(buf, i, has_escape);
+                    if self.mode == Mode::Element {
+                        let done = self.run_after(buf, p, k, quote, m.backslash);
+                        visit &= bits_above(done);
+                    }
                 }
             } else {
                 self.structural(buf, i, out, stats)?;
@@ -374,15 +379,43 @@ impl Splitter {
     /// visits up to it).
     #[inline(always)]
     fn compact_run(&mut self, buf: &[u8], p: usize, k: usize, quote: u64, backslash: u64) -> usize {
-        let mut open = k;
+        match self.close_in_block(buf, p, k, quote, backslash) {
+            Some(close) => self.run_after(buf, p, close, quote, backslash),
+            None => k,
+        }
+    }
+
+    /// The string that opened at bit `open` ends in this block: handles its end and returns its bit.
+    #[inline(always)]
+    fn close_in_block(
+        &mut self,
+        buf: &[u8],
+        p: usize,
+        open: usize,
+        quote: u64,
+        backslash: u64,
+    ) -> Option<usize> {
+        let later = quote & bits_above(open);
+        if later == 0 {
+            return None;
+        }
+        let close = later.trailing_zeros() as usize;
+        let has_escape = backslash & bits_below(close) & bits_above(open) != 0;
+        self.string_closed(buf, p + close, has_escape);
+        Some(close)
+    }
+
+    /// The compact run after a string of the element that ended at bit `close` (see [`Self::compact_run`]).
+    #[inline(always)]
+    fn run_after(
+        &mut self,
+        buf: &[u8],
+        p: usize,
+        mut close: usize,
+        quote: u64,
+        backslash: u64,
+    ) -> usize {
         loop {
-            let later = quote & bits_above(open);
-            if later == 0 {
-                return open;
-            }
-            let close = later.trailing_zeros() as usize;
-            let has_escape = backslash & bits_below(close) & bits_above(open) != 0;
-            self.string_closed(buf, p + close, has_escape);
             if self.mode != Mode::Element || close + 2 >= BLOCK {
                 return close;
             }
@@ -402,10 +435,14 @@ impl Splitter {
                 return close + 1;
             }
             // Not escaped: it follows `:` or `,`.
-            open = close + 2;
+            let open = close + 2;
             self.open_element_string(buf, p + open);
             if self.mode != Mode::Element {
                 return open;
+            }
+            match self.close_in_block(buf, p, open, quote, backslash) {
+                Some(c) => close = c,
+                None => return open,
             }
         }
     }
