@@ -285,24 +285,33 @@ impl Splitter {
         stats: &mut ReadStats,
     ) -> Result<(), ObjectError> {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+        {
+            // SAFETY: the CPU has AVX2 and PCLMULQDQ (checked just above).
             return unsafe { self.scan_avx2(buf, out, stats) };
         }
-        self.scan_with(buf, out, stats, masks)
+        self.scan_with(buf, out, stats, masks, prefix_xor)
     }
 
-    /// [`Self::scan`] compiled for AVX2 (the block loop and the masks are inlined into it).
+    /// [`Self::scan`] compiled for AVX2 and PCLMULQDQ (the block loop, the masks and the prefix XOR are inlined
+    /// into it).
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,pclmulqdq")]
     unsafe fn scan_avx2(
         &mut self,
         buf: &[u8],
         out: &mut dyn Out,
         stats: &mut ReadStats,
     ) -> Result<(), ObjectError> {
-        // SAFETY: only reached when the CPU has AVX2.
-        self.scan_with(buf, out, stats, |b| unsafe { masks_avx2(b) })
+        // SAFETY: only reached when the CPU has AVX2 and PCLMULQDQ.
+        self.scan_with(
+            buf,
+            out,
+            stats,
+            |b| unsafe { masks_avx2(b) },
+            |x| unsafe { prefix_xor_clmul(x) },
+        )
     }
 
     #[inline(always)]
@@ -312,6 +321,7 @@ impl Splitter {
         out: &mut dyn Out,
         stats: &mut ReadStats,
         masks: impl Fn(&[u8; BLOCK]) -> Masks,
+        prefix_xor: impl Fn(u64) -> u64,
     ) -> Result<(), ObjectError> {
         while self.pos + BLOCK <= buf.len() {
             let m = masks(buf[self.pos..self.pos + BLOCK].try_into().expect("a block"));
@@ -321,7 +331,7 @@ impl Splitter {
                 // Conservative: the bytes may belong to the next element (it then checks its text).
                 self.head.non_ascii = true;
             }
-            self.block(buf, self.pos, m, out, stats)?;
+            self.block(buf, self.pos, m, &prefix_xor, out, stats)?;
             self.pos += BLOCK;
         }
         Ok(())
@@ -334,6 +344,7 @@ impl Splitter {
         buf: &[u8],
         p: usize,
         m: Masks,
+        prefix_xor: &impl Fn(u64) -> u64,
         out: &mut dyn Out,
         stats: &mut ReadStats,
     ) -> Result<(), ObjectError> {
@@ -875,6 +886,18 @@ fn prefix_xor(mut x: u64) -> u64 {
     x
 }
 
+/// [`prefix_xor`] in one carry-less multiplication by all ones.
+///
+/// # Safety
+/// The CPU must have PCLMULQDQ.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn prefix_xor_clmul(x: u64) -> u64 {
+    use std::arch::x86_64::*;
+    let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set1_epi8(-1), 0);
+    _mm_cvtsi128_si64(product) as u64
+}
+
 /// The bits below `k`.
 #[inline]
 fn bits_below(k: usize) -> u64 {
@@ -1161,6 +1184,23 @@ mod tests {
                     (s.quote, s.backslash, s.structural, s.high),
                     "{block:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn carry_less_prefix_xor_matches_the_shifts() {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("pclmulqdq") {
+            let mut rng = Rng(0x0123_4567_89AB_CDEF);
+            for x in [0, 1, u64::MAX, 1 << 63, 0x8000_0000_0000_0001] {
+                // SAFETY: the CPU has PCLMULQDQ.
+                assert_eq!(unsafe { prefix_xor_clmul(x) }, prefix_xor(x), "{x:#x}");
+            }
+            for _ in 0..10_000 {
+                let x = rng.next();
+                // SAFETY: the CPU has PCLMULQDQ.
+                assert_eq!(unsafe { prefix_xor_clmul(x) }, prefix_xor(x), "{x:#x}");
             }
         }
     }
