@@ -90,16 +90,42 @@ pub const MAX_RECORD: usize = 64 << 20;
 
 /// Streams the elements of the top-level `Records` array into `out`.
 pub fn split_records<R: Read>(r: &mut R, out: &mut dyn Out) -> Result<ReadStats, ObjectError> {
-    split_records_up_to(r, out, MAX_RECORD)
+    split_records_up_to(r, out, MAX_RECORD, Vector::detect())
+}
+
+/// The vector instructions the scanner uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Vector {
+    /// AVX2 compares and a PCLMULQDQ prefix XOR (checked at run time).
+    Avx2,
+    /// SSE2 on x86-64 (always there), scalar code elsewhere.
+    #[default]
+    Baseline,
+}
+
+impl Vector {
+    fn detect() -> Vector {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+        {
+            return Vector::Avx2;
+        }
+        Vector::Baseline
+    }
 }
 
 fn split_records_up_to<R: Read>(
     r: &mut R,
     out: &mut dyn Out,
     max_record: usize,
+    vector: Vector,
 ) -> Result<ReadStats, ObjectError> {
     let mut stats = ReadStats::default();
-    let mut s = Splitter::default();
+    let mut s = Splitter {
+        vector,
+        ..Splitter::default()
+    };
     let mut buf = vec![0u8; 2 * READ_SIZE];
     let mut end = 0usize;
     let mut eof = false;
@@ -203,6 +229,7 @@ enum Mode {
 /// the buffer is compacted).
 #[derive(Default)]
 struct Splitter {
+    vector: Vector,
     started: bool,
     /// The next byte to scan.
     pos: usize,
@@ -298,10 +325,8 @@ impl Splitter {
         stats: &mut ReadStats,
     ) -> Result<(), ObjectError> {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("pclmulqdq")
-        {
-            // SAFETY: the CPU has AVX2 and PCLMULQDQ (checked just above).
+        if self.vector == Vector::Avx2 {
+            // SAFETY: `Vector::Avx2` is only chosen when the CPU has AVX2 and PCLMULQDQ.
             return unsafe { self.scan_avx2(buf, out, stats) };
         }
         self.scan_with(buf, out, stats, masks, prefix_xor)
@@ -1010,7 +1035,7 @@ mod tests {
     use serde_json::{json, Value};
     use std::io::{self, BufReader, Read};
 
-    #[derive(Default)]
+    #[derive(Default, Debug)]
     struct Collect {
         records: Vec<(String, RecordHead)>,
     }
@@ -1036,11 +1061,24 @@ mod tests {
         }
     }
 
+    /// Splits `doc` read `step` bytes at a time, with the baseline code and (when the CPU has it) the AVX2 code,
+    /// which must agree.
     fn split(doc: &[u8], step: usize) -> Result<Collect, ObjectError> {
-        let mut c = Collect::default();
-        let mut r = BufReader::with_capacity(step.max(1), Trickle(doc, step));
-        split_records(&mut r, &mut c)?;
-        Ok(c)
+        let run = |vector| {
+            let mut c = Collect::default();
+            let mut r = BufReader::with_capacity(step.max(1), Trickle(doc, step));
+            split_records_up_to(&mut r, &mut c, MAX_RECORD, vector).map(|_| c)
+        };
+        let baseline = run(Vector::Baseline);
+        if Vector::detect() == Vector::Avx2 {
+            let avx2 = run(Vector::Avx2);
+            assert_eq!(
+                format!("{avx2:?}"),
+                format!("{baseline:?}"),
+                "AVX2 and baseline differ"
+            );
+        }
+        baseline
     }
 
     /// xorshift64*: deterministic random JSON without a dependency.
@@ -1383,7 +1421,7 @@ mod tests {
         let doc = format!(r#"{{"Records":[{{"a":1}},{{"b":[{}"#, "1,".repeat(400_000));
         let mut c = Collect::default();
         let mut r = BufReader::with_capacity(4096, Trickle(doc.as_bytes(), 4096));
-        let err = split_records_up_to(&mut r, &mut c, 100_000).unwrap_err();
+        let err = split_records_up_to(&mut r, &mut c, 100_000, Vector::detect()).unwrap_err();
         assert!(
             err.to_string().contains("Records element 1 is larger"),
             "{err}"
