@@ -11,14 +11,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
 
-fn fast(extra: serde_json::Value) -> serde_json::Value {
-    let mut v = json!({"request_period_in_seconds": 1, "sqs_wait_timeout": 1, "workers": 2});
-    for (k, x) in extra.as_object().unwrap() {
-        v[k] = x.clone();
-    }
-    v
-}
-
 #[test]
 fn cloudtrail_objects_become_one_event_per_record_and_messages_are_deleted() {
     init_log();

@@ -271,6 +271,16 @@ impl Fixture {
     }
 }
 
+/// A service section polling fast (1 s period and long poll, 2 workers) merged with `extra`.
+pub fn fast(extra: Value) -> Value {
+    let mut v =
+        serde_json::json!({"request_period_in_seconds": 1, "sqs_wait_timeout": 1, "workers": 2});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
 /// Reads an input section with `kind`; panics on any configuration problem.
 pub fn specs(kind: &dyn InputKind, input: &Value) -> Vec<PullerSpec> {
     let (specs, errors) = specs_and_errors(kind, input);
