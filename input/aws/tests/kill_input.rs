@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{seq_lines_gz, Fixture};
+use common::{seq_lines_gz, Fixture, LinesCollectorConfig};
 use logferry_testkit::collector::{self, logferry_bin, Collector};
 use logferry_testkit::{wait_until, LineSink, TempDir};
 use std::collections::BTreeSet;
@@ -19,40 +19,19 @@ const LINES: u64 = 200_000;
 const QUEUE_MAX: u64 = 5_000;
 
 fn config(dir: &Path, f: &Fixture, queue_url: &str, sink_port: u16) -> String {
-    format!(
-        r#"globals:
-  id: aws-kill
-  persistence: {{type: embedded, directory: "{state}"}}
-  queue_max_size_in_messages: {QUEUE_MAX}
-  queue_wrap_max_size_in_messages: 100
-  sender_stats_period_in_sec: 1
-  stop_drain_timeout_in_sec: 5
-inputs:
-  sqs_collector:
-    id: 21
-    base_url: {queue_url}
-    region: us-east-1
-    endpoint: {moto}
-    aws_access_key_id: testing
-    aws_secret_access_key: testing
-    ack_messages: true
-    sqs_wait_timeout: 20
-    request_period_in_seconds: 1
-    workers: 1
-    services:
-      big:
-        tag: {TAG}
-        format: lines
-outputs:
-  relay:
-    type: syslog
-    config:
-      address: 127.0.0.1
-      port: {sink_port}
-"#,
-        state = dir.join("state").display(),
-        moto = f.moto.url(),
-    )
+    LinesCollectorConfig {
+        persistence: format!(
+            "{{type: embedded, directory: \"{}\"}}",
+            dir.join("state").display()
+        ),
+        queue_url,
+        tag: TAG,
+        queue_max: QUEUE_MAX,
+        sink_port,
+        input_keys: &[],
+        output_keys: &[],
+    }
+    .yaml(f)
 }
 
 /// Sequence numbers received (duplicates collapse).

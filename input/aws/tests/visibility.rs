@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{seq_lines_gz, Fixture};
+use common::{seq_lines_gz, Fixture, LinesCollectorConfig};
 use logferry_testkit::collector::{self, logferry_bin, Collector};
 use logferry_testkit::{hold_until, wait_until, LineSink, TempDir};
 use serde_json::Value;
@@ -30,41 +30,16 @@ const VISIBILITY_S: u64 = 120;
 const HOLD: Duration = Duration::from_secs(VISIBILITY_S + 5);
 
 fn config(f: &Fixture, queue_url: &str, sink_port: u16) -> String {
-    format!(
-        r#"globals:
-  id: t
-  persistence: {{type: redis, url: "{redis}"}}
-  queue_max_size_in_messages: {QUEUE_MAX}
-  queue_wrap_max_size_in_messages: 100
-  stop_drain_timeout_in_sec: 5
-inputs:
-  sqs_collector:
-    id: 31
-    base_url: {queue_url}
-    region: us-east-1
-    endpoint: {moto}
-    aws_access_key_id: testing
-    aws_secret_access_key: testing
-    ack_messages: true
-    sqs_wait_timeout: 20
-    sqs_visibility_timeout: {VISIBILITY_S}
-    request_period_in_seconds: 1
-    workers: 1
-    services:
-      large:
-        tag: {TAG}
-        format: lines
-outputs:
-  relay:
-    type: syslog
-    config:
-      address: 127.0.0.1
-      port: {sink_port}
-      send_timeout_in_seconds: 300
-"#,
-        redis = f.redis.url(),
-        moto = f.moto.url(),
-    )
+    LinesCollectorConfig {
+        persistence: format!("{{type: redis, url: \"{}\"}}", f.redis.url()),
+        queue_url,
+        tag: TAG,
+        queue_max: QUEUE_MAX,
+        sink_port,
+        input_keys: &[&format!("sqs_visibility_timeout: {VISIBILITY_S}")],
+        output_keys: &["send_timeout_in_seconds: 300"],
+    }
+    .yaml(f)
 }
 
 /// The object's notification as moto holds it, if it was not deleted.

@@ -350,3 +350,68 @@ pub fn seq_lines_gz(lines: u64, source: &str) -> Vec<u8> {
 pub fn init_log() {
     let _ = env_logger::builder().is_test(true).try_init();
 }
+
+/// The configuration of a `logferry` binary test: one `sqs_collector` service with `format: lines` reading
+/// `queue_url` in the fixture's moto (one worker, messages acknowledged), and a syslog output to a local receiver.
+/// The collector id is the fixture's (`t`), so [`Fixture::queued_events`] reads its queue when it uses the
+/// fixture's Redis.
+pub struct LinesCollectorConfig<'a> {
+    /// The `globals.persistence` value (YAML flow mapping).
+    pub persistence: String,
+    pub queue_url: &'a str,
+    pub tag: &'a str,
+    /// `queue_max_size_in_messages`.
+    pub queue_max: u64,
+    pub sink_port: u16,
+    /// Extra keys of the `sqs_collector` input and of the syslog output's `config` (`key: value` each).
+    pub input_keys: &'a [&'a str],
+    pub output_keys: &'a [&'a str],
+}
+
+impl LinesCollectorConfig<'_> {
+    pub fn yaml(&self, f: &Fixture) -> String {
+        let indent = |keys: &[&str], by: &str| -> String {
+            keys.iter().map(|k| format!("{by}{k}\n")).collect()
+        };
+        format!(
+            r#"globals:
+  id: t
+  persistence: {persistence}
+  queue_max_size_in_messages: {queue_max}
+  queue_wrap_max_size_in_messages: 100
+  sender_stats_period_in_sec: 1
+  stop_drain_timeout_in_sec: 5
+inputs:
+  sqs_collector:
+    id: 21
+    base_url: {queue_url}
+    region: us-east-1
+    endpoint: {moto}
+    aws_access_key_id: testing
+    aws_secret_access_key: testing
+    ack_messages: true
+    sqs_wait_timeout: 20
+    request_period_in_seconds: 1
+    workers: 1
+{input_keys}    services:
+      lines:
+        tag: {tag}
+        format: lines
+outputs:
+  relay:
+    type: syslog
+    config:
+      address: 127.0.0.1
+      port: {sink_port}
+{output_keys}"#,
+            persistence = self.persistence,
+            queue_max = self.queue_max,
+            queue_url = self.queue_url,
+            moto = f.moto.url(),
+            tag = self.tag,
+            sink_port = self.sink_port,
+            input_keys = indent(self.input_keys, "    "),
+            output_keys = indent(self.output_keys, "      "),
+        )
+    }
+}
