@@ -283,6 +283,34 @@ struct Masks {
     control: u64,
 }
 
+impl Masks {
+    const EMPTY: Masks = Masks {
+        quote: 0,
+        backslash: 0,
+        structural: 0,
+        high: 0,
+        control: 0,
+    };
+
+    /// Adds the masks of a lane of the block (its bits start at bit `shift`).
+    #[inline(always)]
+    fn add_lane(
+        &mut self,
+        shift: usize,
+        quote: u32,
+        backslash: u32,
+        structural: u32,
+        high: u32,
+        control: u32,
+    ) {
+        self.quote |= u64::from(quote) << shift;
+        self.backslash |= u64::from(backslash) << shift;
+        self.structural |= u64::from(structural) << shift;
+        self.high |= u64::from(high) << shift;
+        self.control |= u64::from(control) << shift;
+    }
+}
+
 /// What a string's content holds besides plain characters.
 #[derive(Debug, Clone, Copy)]
 struct Content {
@@ -596,7 +624,7 @@ impl Splitter {
         if self.last != i && !blank(&buf[self.last..i]) {
             return self.invalid(format!(
                 "unexpected {:?} in a JSON record",
-                String::from_utf8_lossy(trim(&buf[self.last..i]))
+                String::from_utf8_lossy(buf[self.last..i].trim_ascii())
             ));
         }
         self.str_start = i + 1;
@@ -740,7 +768,7 @@ impl Splitter {
     fn element_structural(&mut self, buf: &[u8], i: usize, c: u8) -> bool {
         let gap = &buf[self.last..i];
         if !gap.is_empty() {
-            let token = trim(gap);
+            let token = gap.trim_ascii();
             if !token.is_empty() {
                 if !matches!(self.expect, Expect::Value | Expect::ValueOrEnd) || !valid_token(token)
                 {
@@ -815,8 +843,7 @@ impl Splitter {
 #[inline]
 fn masks(block: &[u8; BLOCK]) -> Masks {
     use std::arch::x86_64::*;
-    let (mut quote, mut backslash, mut structural, mut high, mut control) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut m = Masks::EMPTY;
     for lane in 0..BLOCK / 16 {
         // SAFETY: SSE2 is always available on x86-64; the load reads 16 bytes inside `block` (unaligned load).
         let (q, b, s, h, c) = unsafe {
@@ -837,20 +864,18 @@ fn masks(block: &[u8; BLOCK]) -> Masks {
                 _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)),
             )
         };
-        let shift = lane * 16;
-        quote |= u64::from(q as u16) << shift;
-        backslash |= u64::from(b as u16) << shift;
-        structural |= u64::from(s as u16) << shift;
-        high |= u64::from(h as u16) << shift;
-        control |= u64::from(c as u16) << shift;
+        // Each movemask fills the low 16 bits.
+        let lane_bits = |x: i32| u32::from(x as u16);
+        m.add_lane(
+            lane * 16,
+            lane_bits(q),
+            lane_bits(b),
+            lane_bits(s),
+            lane_bits(h),
+            lane_bits(c),
+        );
     }
-    Masks {
-        quote,
-        backslash,
-        structural,
-        high,
-        control,
-    }
+    m
 }
 
 /// Quote, backslash and structural masks of a block, 32 bytes at a time with AVX2.
@@ -861,8 +886,7 @@ fn masks(block: &[u8; BLOCK]) -> Masks {
 #[inline(always)]
 unsafe fn masks_avx2(block: &[u8; BLOCK]) -> Masks {
     use std::arch::x86_64::*;
-    let (mut quote, mut backslash, mut structural, mut high, mut control) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut m = Masks::EMPTY;
     for half in 0..2 {
         let v = _mm256_loadu_si256(block.as_ptr().add(half * 32).cast::<__m256i>());
         let eq = |c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
@@ -872,34 +896,25 @@ unsafe fn masks_avx2(block: &[u8; BLOCK]) -> Masks {
             _mm256_cmpeq_epi8(folded, _mm256_set1_epi8(b'}' as i8)),
         );
         let s = _mm256_or_si256(brackets, _mm256_or_si256(eq(b':'), eq(b',')));
-        let shift = half * 32;
-        quote |= u64::from(_mm256_movemask_epi8(eq(b'"')) as u32) << shift;
-        backslash |= u64::from(_mm256_movemask_epi8(eq(b'\\')) as u32) << shift;
-        structural |= u64::from(_mm256_movemask_epi8(s) as u32) << shift;
-        high |= u64::from(_mm256_movemask_epi8(v) as u32) << shift;
         let low = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1f)), v);
-        control |= u64::from(_mm256_movemask_epi8(low) as u32) << shift;
+        let bits = |x: __m256i| _mm256_movemask_epi8(x) as u32;
+        m.add_lane(
+            half * 32,
+            bits(eq(b'"')),
+            bits(eq(b'\\')),
+            bits(s),
+            bits(v),
+            bits(low),
+        );
     }
-    Masks {
-        quote,
-        backslash,
-        structural,
-        high,
-        control,
-    }
+    m
 }
 
 /// Quote, backslash and structural masks of a block, byte by byte (other architectures, and the reference of
 /// the tests).
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn masks_scalar(block: &[u8; BLOCK]) -> Masks {
-    let mut m = Masks {
-        quote: 0,
-        backslash: 0,
-        structural: 0,
-        high: 0,
-        control: 0,
-    };
+    let mut m = Masks::EMPTY;
     for (k, &b) in block.iter().enumerate() {
         let bit = 1u64 << k;
         if b >= 0x80 {
@@ -973,10 +988,6 @@ fn bits_from(from: usize, p: usize) -> u64 {
 
 fn blank(s: &[u8]) -> bool {
     s.iter().all(u8::is_ascii_whitespace)
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    s.trim_ascii()
 }
 
 /// Checks the escape sequences of a string's content; Err(the byte after the backslash) for an invalid one.

@@ -182,6 +182,15 @@ impl ProfileFiles {
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_string_lossy().into_owned()
     }
+
+    /// [`begin`] with these files as the only source of credentials (instance metadata off).
+    fn begin(&self) -> MutexGuard<'static, ()> {
+        begin(&[
+            ("AWS_SHARED_CREDENTIALS_FILE", &self.path("credentials")),
+            ("AWS_CONFIG_FILE", &self.path("config")),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ])
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -330,11 +339,7 @@ fn credentials_from_the_environment() {
 #[test]
 fn credentials_from_a_named_profile() {
     let files = ProfileFiles::new();
-    let _g = begin(&[
-        ("AWS_SHARED_CREDENTIALS_FILE", &files.path("credentials")),
-        ("AWS_CONFIG_FILE", &files.path("config")),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ]);
+    let _g = files.begin();
     let f = Fixture::start();
     pull_with(&f, json!({ "profile": PROFILE }), PROFILE_KEY);
 }
@@ -342,11 +347,7 @@ fn credentials_from_a_named_profile() {
 #[test]
 fn an_unknown_profile_is_a_setup_error() {
     let files = ProfileFiles::new();
-    let _g = begin(&[
-        ("AWS_SHARED_CREDENTIALS_FILE", &files.path("credentials")),
-        ("AWS_CONFIG_FILE", &files.path("config")),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ]);
+    let _g = files.begin();
     let f = Fixture::start();
     let q = trail_with_object(&f);
     // moto also queues the bucket's s3:TestEvent: every message must stay.
