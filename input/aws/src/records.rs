@@ -244,6 +244,7 @@ struct Splitter {
     last_control: usize,
     // The document around the elements.
     mode: Mode,
+    /// Bracket depth of the document outside the elements (an element lies at depth 2, inside `Records`).
     depth: u32,
     in_array: bool,
     seen_records: bool,
@@ -703,7 +704,6 @@ impl Splitter {
         self.last = i + 1;
         if ended {
             self.mode = Mode::Document;
-            self.depth = 2;
             stats.units += 1;
             out.record(&buf[self.elem_start..=i], &self.head, self.index)?;
             self.index += 1;
@@ -750,7 +750,6 @@ impl Splitter {
 
     fn start_element(&mut self, i: usize) {
         self.mode = Mode::Element;
-        self.depth = 3;
         self.elem_start = i;
         self.stack.clear();
         self.stack.push(b'{');
