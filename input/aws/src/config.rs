@@ -2,6 +2,7 @@
 //! `sqs_collector` input (seed 001). Every key is read through [`Section`], so every problem is reported with its
 //! field path and unknown keys are never silently ignored.
 
+use crate::records::RecordCheck;
 use crate::tag::TagTemplate;
 use logferry::config::{ConfigErrorKind, Secret, Section};
 use regex::Regex;
@@ -286,6 +287,11 @@ pub struct SqsServiceConfig {
     pub compression: Compression,
     /// `bad_object_policy`: `set_aside` (default) or `retry`.
     pub bad_object_policy: BadObjectPolicy,
+    /// `records_check`: how much of each element of a `{"Records": [...]}` document is checked: `structure`
+    /// (default: strings, escapes and brackets, what cutting needs; the records are forwarded as written) or
+    /// `grammar` (also the full JSON grammar: a record that is not valid JSON is set aside on its own; about 2x the
+    /// scanner's CPU). See docs/aws.md "Objects".
+    pub records_check: RecordCheck,
     /// `do_not_send`: read and acknowledge but emit nothing (dry run). Default false.
     pub do_not_send: bool,
     /// `debug_md5`: also emit `{"md5":…,"message_id":…}` per message to `my.app.sqs.message_body`. Default false.
@@ -333,6 +339,13 @@ pub fn read_common(s: &Section<'_>, seed001: bool) -> Common {
             "property must be a dictionary {event_type: regex}",
         ),
     }
+    let records_check = match s
+        .one_of("records_check", "structure", &["structure", "grammar"])
+        .as_str()
+    {
+        "grammar" => RecordCheck::Grammar,
+        _ => RecordCheck::Structure,
+    };
     let policy = match s
         .one_of("bad_object_policy", "set_aside", &["set_aside", "retry"])
         .as_str()
@@ -354,6 +367,7 @@ pub fn read_common(s: &Section<'_>, seed001: bool) -> Common {
             Compression::Auto
         },
         bad_object_policy: policy,
+        records_check,
         request_period: logferry_input::config::request_period(s, 5, 3600),
     }
 }
@@ -369,6 +383,7 @@ pub struct Common {
     pub max_receive_count: u32,
     pub compression: Compression,
     pub bad_object_policy: BadObjectPolicy,
+    pub records_check: RecordCheck,
     pub request_period: Duration,
 }
 

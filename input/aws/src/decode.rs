@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, Read};
 
 use crate::config::Compression;
-use crate::records::{split_records, RecordHead};
+use crate::records::{split_records, RecordCheck, RecordHead};
 
 /// Why an object could not be turned into events.
 #[derive(Debug, thiserror::Error)]
@@ -55,12 +55,12 @@ pub trait Out {
 /// How to cut the decoded text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cut {
-    /// `{"Records": [...]}`.
-    Records,
+    /// `{"Records": [...]}`, each record checked as told.
+    Records(RecordCheck),
     /// Lines.
     Lines,
-    /// Records when the document starts with `{"Records":`, lines otherwise.
-    Auto,
+    /// Records (checked as told) when the document starts with `{"Records":`, lines otherwise.
+    Auto(RecordCheck),
 }
 
 /// What was read.
@@ -102,10 +102,10 @@ pub fn read_object<R: Read>(
 
 fn read_text<R: BufRead>(r: &mut R, cut: Cut, out: &mut dyn Out) -> Result<ReadStats, ObjectError> {
     let cut = match cut {
-        Cut::Auto => {
+        Cut::Auto(check) => {
             let head = r.fill_buf().map_err(classify)?;
             if starts_with_records(head) {
-                Cut::Records
+                Cut::Records(check)
             } else {
                 Cut::Lines
             }
@@ -113,7 +113,7 @@ fn read_text<R: BufRead>(r: &mut R, cut: Cut, out: &mut dyn Out) -> Result<ReadS
         c => c,
     };
     match cut {
-        Cut::Records => split_records(r, out),
+        Cut::Records(check) => split_records(r, out, check),
         _ => split_lines(r, out),
     }
 }
@@ -235,7 +235,7 @@ mod tests {
         for step in [1, 3, 7, 1000] {
             let mut c = Collect::default();
             let s =
-                read_object(Trickle(doc, step), Compression::Auto, Cut::Records, &mut c).unwrap();
+                read_object(Trickle(doc, step), Compression::Auto, Cut::Records(RecordCheck::Grammar), &mut c).unwrap();
             assert_eq!(
                 c.records,
                 vec![
@@ -252,7 +252,7 @@ mod tests {
     fn gzip_is_detected_and_lines_keep_latin1() {
         let data = b"# comment\r\nl\xe9ger\n\n{\"x\":1}\n";
         let mut c = Collect::default();
-        let s = read_object(&gz(data)[..], Compression::Auto, Cut::Auto, &mut c).unwrap();
+        let s = read_object(&gz(data)[..], Compression::Auto, Cut::Auto(RecordCheck::Grammar), &mut c).unwrap();
         assert!(s.gzip);
         assert_eq!(
             c.lines,
@@ -270,7 +270,7 @@ mod tests {
         read_object(
             &b"  {\n \"Records\" : [{\"a\":1}]}"[..],
             Compression::Auto,
-            Cut::Auto,
+            Cut::Auto(RecordCheck::Grammar),
             &mut c,
         )
         .unwrap();
@@ -293,13 +293,13 @@ mod tests {
             read_object(
                 &b"{\"Records\":[{\"a\":1}"[..],
                 Compression::Auto,
-                Cut::Records,
+                Cut::Records(RecordCheck::Grammar),
                 &mut c
             ),
             Err(ObjectError::Corrupt(_))
         ));
         assert!(matches!(
-            read_object(&b"[1,2]"[..], Compression::Auto, Cut::Records, &mut c),
+            read_object(&b"[1,2]"[..], Compression::Auto, Cut::Records(RecordCheck::Grammar), &mut c),
             Err(ObjectError::Corrupt(_))
         ));
         assert!(matches!(
@@ -308,7 +308,7 @@ mod tests {
         ));
         // An empty object is not an error: it has no events.
         assert_eq!(
-            read_object(&b""[..], Compression::Auto, Cut::Records, &mut c)
+            read_object(&b""[..], Compression::Auto, Cut::Records(RecordCheck::Grammar), &mut c)
                 .unwrap()
                 .units,
             0

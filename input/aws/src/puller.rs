@@ -558,8 +558,8 @@ impl Worker {
             .find(|(_, re)| re.is_match(&obj.key))
             .map(|(t, _)| t.clone());
         let cut = match format {
-            ObjectFormat::CloudTrail => Cut::Records,
-            ObjectFormat::Auto => Cut::Auto,
+            ObjectFormat::CloudTrail => Cut::Records(self.cfg.records_check),
+            ObjectFormat::Auto => Cut::Auto(self.cfg.records_check),
             _ => Cut::Lines,
         };
         let account = key_account(&obj.key).unwrap_or_else(|| self.c.session.account_id.clone());

@@ -28,6 +28,23 @@ pub enum HeadField {
 }
 
 impl HeadField {
+    const ALL: [HeadField; 4] = [
+        HeadField::EventTime,
+        HeadField::EventSource,
+        HeadField::RecipientAccountId,
+        HeadField::AwsRegion,
+    ];
+
+    /// The field's key in a record.
+    fn key(self) -> &'static str {
+        match self {
+            HeadField::EventTime => "eventTime",
+            HeadField::EventSource => "eventSource",
+            HeadField::RecipientAccountId => "recipientAccountId",
+            HeadField::AwsRegion => "awsRegion",
+        }
+    }
+
     fn of_key(key: &[u8]) -> Option<HeadField> {
         match key {
             b"eventTime" => Some(HeadField::EventTime),
@@ -35,6 +52,95 @@ impl HeadField {
             b"recipientAccountId" => Some(HeadField::RecipientAccountId),
             b"awsRegion" => Some(HeadField::AwsRegion),
             _ => None,
+        }
+    }
+}
+
+/// The brackets of an element followed in `Mode::Structure`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Brackets {
+    /// Open brackets in the element (1: its top level).
+    depth: u32,
+    /// The bracket that opened the current top-level value (`{` or `[`).
+    value_open: u8,
+}
+
+/// What [`Brackets::walk`] found in a block.
+struct Walk {
+    /// The state after the block (or after the element's end).
+    brackets: Brackets,
+    /// The bits at the element's top level.
+    top_level: u64,
+    /// The bit of the element's closing brace.
+    end: Option<usize>,
+    /// The first closing bracket of the wrong kind (found, expected).
+    mismatch: Option<(u8, u8)>,
+}
+
+impl Brackets {
+    /// In a nested value, the block's brackets `open` and `close` cannot bring the element back to its top
+    /// level: counts them all at once and returns true.
+    #[inline(always)]
+    fn nested_through(&mut self, open: u64, close: u64) -> bool {
+        if self.depth < 2 || close.count_ones() >= self.depth - 1 {
+            return false;
+        }
+        self.depth = self.depth + open.count_ones() - close.count_ones();
+        true
+    }
+
+    /// Follows the brackets `open` and `close` (outside strings) of `block` from bit `from`, one by one while
+    /// they may reach the top level, in bulk otherwise.
+    #[inline(always)]
+    fn walk(mut self, block: &[u8], from: usize, open: u64, close: u64) -> Walk {
+        let (mut top_level, mut end, mut mismatch) = (0, None, None);
+        let mut brackets = open | close;
+        let mut segment = from;
+        loop {
+            let next = if brackets == 0 {
+                BLOCK
+            } else {
+                brackets.trailing_zeros() as usize
+            };
+            if self.depth == 1 {
+                top_level |= bits_from_bit(segment) & bits_below_or_all(next);
+            }
+            if brackets == 0 {
+                break;
+            }
+            brackets &= brackets - 1;
+            let c = block[next];
+            if open >> next & 1 == 1 {
+                if self.depth == 1 {
+                    self.value_open = c;
+                }
+                self.depth += 1;
+            } else {
+                self.depth -= 1;
+                // `}` and `]` are `{` and `[` plus 2.
+                let expected = match self.depth {
+                    0 => b'}',
+                    1 => self.value_open + 2,
+                    _ => c,
+                };
+                if c != expected && mismatch.is_none() {
+                    mismatch = Some((c, expected));
+                }
+                if self.depth == 0 {
+                    end = Some(next);
+                    break;
+                }
+            }
+            segment = next + 1;
+            if self.nested_through(open & brackets, close & brackets) {
+                break;
+            }
+        }
+        Walk {
+            brackets: self,
+            top_level,
+            end,
+            mismatch,
         }
     }
 }
@@ -88,14 +194,34 @@ const KEY_KEEP: usize = 32;
 /// instead of growing the buffer without bound.
 pub const MAX_RECORD: usize = 64 << 20;
 
+/// How much of each record the splitter checks (the records are cut at the same places either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordCheck {
+    /// What cutting needs: strings (escape sequences, no raw control character inside), brackets (balanced, a
+    /// top-level value closed by its own kind) and no stray byte outside strings (non-ASCII, backslash, control
+    /// character). The brackets inside a record are counted in bulk (a popcount per block), so the scan costs
+    /// little more than the bit masks; a record whose `:`, `,` or literals are misplaced is delivered as written.
+    #[default]
+    Structure,
+    /// Also the whole JSON grammar of every record (keys, `:`, `,`, numbers, literals, nested brackets): a record
+    /// that is not valid JSON is reported and set aside. Visits every structural character (about 2x the CPU).
+    Grammar,
+}
+
 /// Streams the elements of the top-level `Records` array into `out`.
-pub fn split_records<R: Read>(r: &mut R, out: &mut dyn Out) -> Result<ReadStats, ObjectError> {
-    split_records_up_to(r, out, MAX_RECORD, Vector::detect())
+pub fn split_records<R: Read>(
+    r: &mut R,
+    out: &mut dyn Out,
+    check: RecordCheck,
+) -> Result<ReadStats, ObjectError> {
+    split_records_up_to(r, out, MAX_RECORD, Vector::detect(), check)
 }
 
 /// The vector instructions the scanner uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 enum Vector {
+    /// AVX-512 (F and BW) compares straight into masks and a PCLMULQDQ prefix XOR (checked at run time).
+    Avx512,
     /// AVX2 compares and a PCLMULQDQ prefix XOR (checked at run time).
     Avx2,
     /// SSE2 on x86-64 (always there), scalar code elsewhere.
@@ -106,12 +232,27 @@ enum Vector {
 impl Vector {
     fn detect() -> Vector {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("pclmulqdq")
         {
-            return Vector::Avx2;
+            use std::arch::is_x86_feature_detected as has;
+            // Bit operations (POPCNT, TZCNT, BLSR) come with every CPU that has AVX2.
+            let bits = has!("pclmulqdq") && has!("popcnt") && has!("bmi1") && has!("lzcnt");
+            if bits && has!("avx512f") && has!("avx512bw") {
+                return Vector::Avx512;
+            }
+            if bits && has!("avx2") {
+                return Vector::Avx2;
+            }
         }
         Vector::Baseline
+    }
+
+    /// The kernels this CPU can run, the fastest first.
+    #[cfg(test)]
+    fn available() -> Vec<Vector> {
+        [Vector::Avx512, Vector::Avx2, Vector::Baseline]
+            .into_iter()
+            .filter(|v| *v >= Vector::detect())
+            .collect()
     }
 }
 
@@ -120,10 +261,12 @@ fn split_records_up_to<R: Read>(
     out: &mut dyn Out,
     max_record: usize,
     vector: Vector,
+    check: RecordCheck,
 ) -> Result<ReadStats, ObjectError> {
     let mut stats = ReadStats::default();
     let mut s = Splitter {
         vector,
+        check,
         ..Splitter::default()
     };
     let mut buf = vec![0u8; 2 * READ_SIZE];
@@ -219,10 +362,12 @@ enum Mode {
     /// Outside the elements: only brackets, the top-level keys and the `Records` array are followed.
     #[default]
     Document,
-    /// Inside an element, checking its grammar.
+    /// Inside an element, checking its grammar ([`RecordCheck::Grammar`]).
     Element,
     /// Inside an element known to be invalid: only brackets are counted to find its end.
     Skipping,
+    /// Inside an element, following its structure only ([`RecordCheck::Structure`]).
+    Structure,
 }
 
 /// State of the scanner, kept across blocks and reads. Positions are offsets in the read buffer (shifted when
@@ -230,6 +375,7 @@ enum Mode {
 #[derive(Default)]
 struct Splitter {
     vector: Vector,
+    check: RecordCheck,
     started: bool,
     /// The next byte to scan.
     pos: usize,
@@ -270,45 +416,55 @@ struct Splitter {
     /// Non-ASCII bytes of the block being scanned, and where it starts.
     block_high: u64,
     block_pos: usize,
+    /// The unescaped quotes of the previous block (a key's opening quote may lie there).
+    prev_quote: u64,
+    // The current element, in `Mode::Structure`.
+    brackets: Brackets,
+    /// Where the `:` after each head field's key is (offset in the element); the value is read at the end.
+    head_colon: [Option<usize>; 4],
+    /// The element contains a backslash (its escape sequences are checked at its end).
+    elem_escapes: bool,
 }
 
-/// Bit masks of one block.
+/// Bit masks of one block (bit k: byte k).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Masks {
     quote: u64,
     backslash: u64,
-    /// `{ } [ ] : ,`
-    structural: u64,
+    /// `{ [`
+    open: u64,
+    /// `} ]`
+    close: u64,
+    colon: u64,
+    comma: u64,
     /// Bytes >= 0x80 (not ASCII).
     high: u64,
-    /// Control characters (< 0x20): whitespace outside strings, invalid inside them.
+    /// Control characters (< 0x20): whitespace (`\t \n \r`) or invalid outside strings, invalid inside them.
     control: u64,
+    /// Spaces.
+    space: u64,
 }
 
 impl Masks {
-    const EMPTY: Masks = Masks {
-        quote: 0,
-        backslash: 0,
-        structural: 0,
-        high: 0,
-        control: 0,
-    };
-
-    /// Adds the masks of a lane of the block (its bits start at bit `shift`).
+    /// `{ } [ ] : ,`
     #[inline(always)]
-    fn add_lane(
-        &mut self,
-        shift: usize,
-        quote: u32,
-        backslash: u32,
-        structural: u32,
-        high: u32,
-        control: u32,
-    ) {
-        self.quote |= u64::from(quote) << shift;
-        self.backslash |= u64::from(backslash) << shift;
-        self.structural |= u64::from(structural) << shift;
-        self.high |= u64::from(high) << shift;
-        self.control |= u64::from(control) << shift;
+    fn structural(&self) -> u64 {
+        self.open | self.close | self.colon | self.comma
+    }
+
+    /// Adds the masks of a lane of the block (its bits start at bit `shift`), in the field order.
+    #[inline(always)]
+    fn add_lane(&mut self, shift: usize, lane: [u64; 9]) {
+        let [quote, backslash, open, close, colon, comma, high, control, space] = lane;
+        self.quote |= quote << shift;
+        self.backslash |= backslash << shift;
+        self.open |= open << shift;
+        self.close |= close << shift;
+        self.colon |= colon << shift;
+        self.comma |= comma << shift;
+        self.high |= high << shift;
+        self.control |= control << shift;
+        self.space |= space << shift;
     }
 }
 
@@ -346,7 +502,7 @@ impl Splitter {
         Ok(())
     }
 
-    /// Scans the whole blocks of `buf` from `pos`, with AVX2 when the CPU has it.
+    /// Scans the whole blocks of `buf` from `pos`, with AVX-512 or AVX2 when the CPU has it.
     fn scan(
         &mut self,
         buf: &[u8],
@@ -354,17 +510,40 @@ impl Splitter {
         stats: &mut ReadStats,
     ) -> Result<(), ObjectError> {
         #[cfg(target_arch = "x86_64")]
-        if self.vector == Vector::Avx2 {
-            // SAFETY: `Vector::Avx2` is only chosen when the CPU has AVX2 and PCLMULQDQ.
-            return unsafe { self.scan_avx2(buf, out, stats) };
+        match self.vector {
+            // SAFETY: `Vector::Avx512` is only chosen when the CPU has AVX-512 F and BW, PCLMULQDQ and the bit
+            // operations.
+            Vector::Avx512 => return unsafe { self.scan_avx512(buf, out, stats) },
+            // SAFETY: `Vector::Avx2` is only chosen when the CPU has AVX2, PCLMULQDQ and the bit operations.
+            Vector::Avx2 => return unsafe { self.scan_avx2(buf, out, stats) },
+            Vector::Baseline => {}
         }
         self.scan_with(buf, out, stats, masks, prefix_xor)
+    }
+
+    /// [`Self::scan`] compiled for AVX-512 (F, BW) and PCLMULQDQ.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,pclmulqdq,popcnt,bmi1,lzcnt")]
+    unsafe fn scan_avx512(
+        &mut self,
+        buf: &[u8],
+        out: &mut dyn Out,
+        stats: &mut ReadStats,
+    ) -> Result<(), ObjectError> {
+        // SAFETY: only reached when the CPU has AVX-512 F and BW and PCLMULQDQ.
+        self.scan_with(
+            buf,
+            out,
+            stats,
+            |b| unsafe { masks_avx512(b) },
+            |x| unsafe { prefix_xor_clmul(x) },
+        )
     }
 
     /// [`Self::scan`] compiled for AVX2 and PCLMULQDQ (the block loop, the masks and the prefix XOR are inlined
     /// into it).
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,pclmulqdq")]
+    #[target_feature(enable = "avx2,pclmulqdq,popcnt,bmi1,lzcnt")]
     unsafe fn scan_avx2(
         &mut self,
         buf: &[u8],
@@ -391,6 +570,12 @@ impl Splitter {
         prefix_xor: impl Fn(u64) -> u64,
     ) -> Result<(), ObjectError> {
         while self.pos + BLOCK <= buf.len() {
+            if self.mode == Mode::Structure {
+                self.structure_blocks(buf, &masks, &prefix_xor);
+                if self.pos + BLOCK > buf.len() {
+                    break;
+                }
+            }
             let m = masks(buf[self.pos..self.pos + BLOCK].try_into().expect("a block"));
             self.block_high = m.high;
             self.block_pos = self.pos;
@@ -402,6 +587,58 @@ impl Splitter {
             self.pos += BLOCK;
         }
         Ok(())
+    }
+
+    /// The common blocks of an element in `Mode::Structure`, from `pos` on, with the state in registers: blocks
+    /// inside a nested value that cannot bring the element back to its top level (their brackets are counted),
+    /// and blocks of the top level without brackets (their `:` after head-field keys are noted). Stops before a
+    /// block that needs more (a bracket near the top level, a backslash, a control or non-ASCII byte outside
+    /// strings): [`Self::block`] handles it.
+    #[inline(always)]
+    fn structure_blocks(
+        &mut self,
+        buf: &[u8],
+        masks: &impl Fn(&[u8; BLOCK]) -> Masks,
+        prefix_xor: &impl Fn(u64) -> u64,
+    ) {
+        if self.escape_next {
+            return;
+        }
+        let (mut p, mut carry, mut prev_quote) = (self.pos, self.in_string, self.prev_quote);
+        let mut brackets = self.brackets;
+        let mut high = 0;
+        while p + BLOCK <= buf.len() {
+            let m = masks(buf[p..p + BLOCK].try_into().expect("a block"));
+            if m.backslash != 0 {
+                break;
+            }
+            let in_string = prefix_xor(m.quote) ^ carry;
+            let outside = !in_string;
+            if (m.control & in_string) | ((m.control | m.high) & outside) != 0 {
+                break;
+            }
+            let (open, close) = (m.open & outside, m.close & outside);
+            if !brackets.nested_through(open, close) {
+                let walk = brackets.walk(&buf[p..p + BLOCK], 0, open, close);
+                if walk.end.is_some() || walk.mismatch.is_some() {
+                    break;
+                }
+                brackets = walk.brackets;
+                let mut keys = key_candidates(&m, in_string, prev_quote) & walk.top_level;
+                while keys != 0 {
+                    let k = keys.trailing_zeros() as usize;
+                    keys &= keys - 1;
+                    self.head_key(buf, p, k, m.quote, 0);
+                }
+            }
+            high |= m.high;
+            carry = ((in_string as i64) >> 63) as u64;
+            prev_quote = m.quote;
+            p += BLOCK;
+        }
+        self.head.non_ascii |= high != 0;
+        (self.pos, self.in_string, self.prev_quote) = (p, carry, prev_quote);
+        self.brackets = brackets;
     }
 
     /// Scans the block of 64 bytes at `p`, whose masks are `m`.
@@ -419,7 +656,41 @@ impl Splitter {
         let m = Masks { quote, ..m };
         let in_string = prefix_xor(quote) ^ self.in_string;
         self.in_string = ((in_string as i64) >> 63) as u64;
-        let mut visit = (m.structural & !in_string) | quote;
+        let mut from = 0;
+        while from < BLOCK {
+            from = if self.mode == Mode::Structure {
+                self.structure_run(buf, p, from, &m, in_string, out, stats)?
+            } else {
+                self.visit_run(buf, p, from, &m, in_string, out, stats)?
+            };
+        }
+        self.prev_quote = quote;
+        if m.backslash != 0 {
+            self.last_backslash = p + BLOCK - m.backslash.leading_zeros() as usize;
+        }
+        if m.control != 0 {
+            self.last_control = p + BLOCK - m.control.leading_zeros() as usize;
+        }
+        Ok(())
+    }
+
+    /// Visits the structural characters and string boundaries of the block from bit `from` (document, grammar
+    /// and skipping modes). Returns BLOCK, or the bit after an element's `{` when it is followed by structure
+    /// only (`Mode::Structure`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn visit_run(
+        &mut self,
+        buf: &[u8],
+        p: usize,
+        from: usize,
+        m: &Masks,
+        in_string: u64,
+        out: &mut dyn Out,
+        stats: &mut ReadStats,
+    ) -> Result<usize, ObjectError> {
+        let quote = m.quote;
+        let mut visit = ((m.structural() & !in_string) | quote) & (u64::MAX << from);
         while visit != 0 {
             let k = visit.trailing_zeros() as usize;
             visit &= visit - 1;
@@ -428,7 +699,7 @@ impl Splitter {
                 if in_string >> k & 1 == 1 {
                     self.string_opened(buf, i)?;
                     if self.mode == Mode::Element {
-                        let done = self.compact_run(buf, p, k, &m);
+                        let done = self.compact_run(buf, p, k, m);
                         visit &= bits_above(done);
                     }
                 } else {
@@ -440,21 +711,148 @@ impl Splitter {
                     };
                     self.string_closed(buf, i, content);
                     if self.mode == Mode::Element {
-                        let done = self.run_after(buf, p, k, &m);
+                        let done = self.run_after(buf, p, k, m);
                         visit &= bits_above(done);
                     }
                 }
             } else {
                 self.structural(buf, i, out, stats)?;
+                if self.mode == Mode::Structure {
+                    return Ok(k + 1);
+                }
             }
         }
-        if m.backslash != 0 {
-            self.last_backslash = p + BLOCK - m.backslash.leading_zeros() as usize;
+        Ok(BLOCK)
+    }
+
+    /// Follows the structure of an element through the block from bit `from` ([`RecordCheck::Structure`]):
+    /// brackets outside strings are counted in bulk while the element's top level is out of reach (nested
+    /// values), else one by one; the top level's `:` after the keys that may be head fields are noted. Returns
+    /// BLOCK, or the bit after the element's closing brace (the element was handed to `out`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn structure_run(
+        &mut self,
+        buf: &[u8],
+        p: usize,
+        from: usize,
+        m: &Masks,
+        in_string: u64,
+        out: &mut dyn Out,
+        stats: &mut ReadStats,
+    ) -> Result<usize, ObjectError> {
+        let outside = !in_string & bits_from_bit(from);
+        let (open, close) = (m.open & outside, m.close & outside);
+        let walk = self.brackets.walk(&buf[p..p + BLOCK], from, open, close);
+        self.brackets = walk.brackets;
+        if let Some((found, expected)) = walk.mismatch {
+            self.flag(format!(
+                "unexpected {:?} in a JSON record (expected {:?})",
+                found as char, expected as char
+            ));
         }
-        if m.control != 0 {
-            self.last_control = p + BLOCK - m.control.leading_zeros() as usize;
+        let stop = walk.end.map_or(BLOCK, |e| e + 1);
+        let top_level = walk.top_level;
+        let element = bits_from_bit(from) & bits_below_or_all(stop);
+        let stray = (m.control & in_string) | ((m.high | m.backslash | m.control) & !in_string);
+        if stray & element != 0 {
+            self.structure_faults(buf, p, m, in_string, element);
         }
-        Ok(())
+        self.elem_escapes |= m.backslash & element != 0;
+        let mut keys = key_candidates(m, in_string, self.prev_quote) & top_level & element;
+        while keys != 0 {
+            let k = keys.trailing_zeros() as usize;
+            keys &= keys - 1;
+            self.head_key(buf, p, k, m.quote, m.backslash);
+        }
+        if walk.end.is_some() {
+            self.end_structure_element(buf, p + stop - 1, out, stats)?;
+        }
+        Ok(stop)
+    }
+
+    /// The `:` at bit `k` of the block at `p` (unescaped quotes `quote`, backslashes `backslash`) may follow a
+    /// head field's key: the value is noted now when it is a string that follows at once and ends in the block
+    /// (the common case), else read at the element's end. A later occurrence of a key replaces an earlier one.
+    #[inline(always)]
+    fn head_key(&mut self, buf: &[u8], p: usize, k: usize, quote: u64, backslash: u64) {
+        let colon = p + k - self.elem_start;
+        let Some(f) = head_key_at(&buf[self.elem_start..], colon) else {
+            return;
+        };
+        let f = f as usize;
+        let opening = k + 1;
+        if opening < BLOCK && quote >> opening & 1 == 1 {
+            let later = quote & bits_above(opening);
+            if later != 0 {
+                let closing = later.trailing_zeros() as usize;
+                let inside = bits_below(closing) & bits_above(opening);
+                self.head.fields[f] = Some(colon + 2..p + closing - self.elem_start);
+                self.head.escaped[f] = backslash & inside != 0;
+                self.head_colon[f] = None;
+                return;
+            }
+        }
+        self.head_colon[f] = Some(colon);
+    }
+
+    /// Bytes that no JSON allows where they are (`element`: the element's bits of the block): raw control
+    /// characters in strings, non-ASCII bytes, backslashes and control characters other than whitespace outside
+    /// strings.
+    #[cold]
+    fn structure_faults(&mut self, buf: &[u8], p: usize, m: &Masks, in_string: u64, element: u64) {
+        if m.control & in_string & element != 0 {
+            return self.flag("unescaped control character in a string".into());
+        }
+        let outside = !in_string & element;
+        if m.high & outside != 0 {
+            return self.flag("non-ASCII byte outside a string".into());
+        }
+        if m.backslash & outside != 0 {
+            return self.flag("unexpected '\\' outside a string".into());
+        }
+        let mut control = m.control & outside;
+        while control != 0 {
+            let k = control.trailing_zeros() as usize;
+            control &= control - 1;
+            if !matches!(buf[p + k], b'\t' | b'\n' | b'\r') {
+                return self.flag(format!(
+                    "control character 0x{:02x} outside a string",
+                    buf[p + k]
+                ));
+            }
+        }
+    }
+
+    /// Notes why the element (in `Mode::Structure`) is not valid JSON; the first reason is kept.
+    fn flag(&mut self, why: String) {
+        self.head.invalid.get_or_insert(why);
+    }
+
+    /// The element that ends at `i` (its closing brace) in `Mode::Structure`: checks its escape sequences, reads
+    /// its head fields and hands it to `out`.
+    fn end_structure_element(
+        &mut self,
+        buf: &[u8],
+        i: usize,
+        out: &mut dyn Out,
+        stats: &mut ReadStats,
+    ) -> Result<(), ObjectError> {
+        let elem = &buf[self.elem_start..=i];
+        if self.elem_escapes {
+            if let Err(b) = check_escapes(elem) {
+                self.flag(format!("invalid escape sequence in a string (byte 0x{b:02x})"));
+            }
+        }
+        for (f, colon) in self.head_colon.iter().enumerate() {
+            if let Some(c) = colon {
+                let value = string_after(elem, *c);
+                self.head.escaped[f] = value.as_ref().is_some_and(|v| v.1);
+                self.head.fields[f] = value.map(|v| v.0);
+            }
+        }
+        self.last = i + 1;
+        self.end_element(buf, i, out, stats)
     }
 
     /// Fast path for the compact `"key":"value","key":...` runs of an element, from the string that opened at
@@ -552,7 +950,7 @@ impl Splitter {
     /// be the `Records` key.
     fn keep_from(&mut self, buf: &[u8]) -> usize {
         match self.mode {
-            Mode::Element | Mode::Skipping => self.elem_start.min(self.pos),
+            Mode::Element | Mode::Skipping | Mode::Structure => self.elem_start.min(self.pos),
             Mode::Document => {
                 if self.in_array
                     && self.depth == 2
@@ -614,7 +1012,7 @@ impl Splitter {
                     self.key_colon = false;
                 }
             }
-            Mode::Skipping => {}
+            Mode::Skipping | Mode::Structure => {}
         }
         Ok(())
     }
@@ -650,7 +1048,7 @@ impl Splitter {
                     self.key_is_records = &buf[k..i] == b"Records";
                 }
             }
-            Mode::Skipping => {}
+            Mode::Skipping | Mode::Structure => {}
         }
     }
 
@@ -673,6 +1071,10 @@ impl Splitter {
             self.expect = Expect::Colon;
             if self.str_is_top_key {
                 self.want = HeadField::of_key(&buf[content]);
+                if let Some(f) = self.want {
+                    // The last occurrence of a key counts, even when its value is not a string.
+                    self.head.fields[f as usize] = None;
+                }
             }
         } else {
             self.expect = Expect::Next;
@@ -700,14 +1102,27 @@ impl Splitter {
             Mode::Element => self.element_structural(buf, i, c),
             Mode::Skipping => self.skipping_structural(c),
             Mode::Document => return self.document_structural(buf, i, c),
+            Mode::Structure => unreachable!("elements followed by structure are not visited"),
         };
         self.last = i + 1;
         if ended {
-            self.mode = Mode::Document;
-            stats.units += 1;
-            out.record(&buf[self.elem_start..=i], &self.head, self.index)?;
-            self.index += 1;
+            self.end_element(buf, i, out, stats)?;
         }
+        Ok(())
+    }
+
+    /// Hands the element that ends at `i` to `out`; back to the document.
+    fn end_element(
+        &mut self,
+        buf: &[u8],
+        i: usize,
+        out: &mut dyn Out,
+        stats: &mut ReadStats,
+    ) -> Result<(), ObjectError> {
+        self.mode = Mode::Document;
+        stats.units += 1;
+        out.record(&buf[self.elem_start..=i], &self.head, self.index)?;
+        self.index += 1;
         Ok(())
     }
 
@@ -749,12 +1164,22 @@ impl Splitter {
     }
 
     fn start_element(&mut self, i: usize) {
-        self.mode = Mode::Element;
         self.elem_start = i;
-        self.stack.clear();
-        self.stack.push(b'{');
-        self.expect = Expect::KeyOrEnd;
-        self.want = None;
+        match self.check {
+            RecordCheck::Grammar => {
+                self.mode = Mode::Element;
+                self.stack.clear();
+                self.stack.push(b'{');
+                self.expect = Expect::KeyOrEnd;
+                self.want = None;
+            }
+            RecordCheck::Structure => {
+                self.mode = Mode::Structure;
+                self.brackets.depth = 1;
+                self.head_colon = [None; 4];
+                self.elem_escapes = false;
+            }
+        }
         self.head = RecordHead {
             non_ascii: self.block_high & bits_from(i, self.block_pos) != 0,
             ..RecordHead::default()
@@ -837,47 +1262,40 @@ impl Splitter {
     }
 }
 
-/// Quote, backslash and structural masks of a block, 16 bytes at a time with SSE2 (part of every x86-64 CPU).
+/// The masks of a block, 16 bytes at a time with SSE2 (part of every x86-64 CPU).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn masks(block: &[u8; BLOCK]) -> Masks {
     use std::arch::x86_64::*;
-    let mut m = Masks::EMPTY;
+    let mut m = Masks::default();
     for lane in 0..BLOCK / 16 {
         // SAFETY: SSE2 is always available on x86-64; the load reads 16 bytes inside `block` (unaligned load).
-        let (q, b, s, h, c) = unsafe {
+        let bits = unsafe {
             let v = _mm_loadu_si128(block.as_ptr().add(lane * 16).cast::<__m128i>());
-            let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+            let bits = |x: __m128i| u64::from(_mm_movemask_epi8(x) as u16);
+            let eq = |c: u8| bits(_mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8)));
             // `[` and `]` are `{` and `}` without bit 5.
             let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
-            let brackets = _mm_or_si128(
-                _mm_cmpeq_epi8(folded, _mm_set1_epi8(b'{' as i8)),
-                _mm_cmpeq_epi8(folded, _mm_set1_epi8(b'}' as i8)),
-            );
-            let s = _mm_or_si128(brackets, _mm_or_si128(eq(b':'), eq(b',')));
-            (
-                _mm_movemask_epi8(eq(b'"')),
-                _mm_movemask_epi8(eq(b'\\')),
-                _mm_movemask_epi8(s),
-                _mm_movemask_epi8(v),
-                _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)),
-            )
+            let folded_eq = |c: u8| bits(_mm_cmpeq_epi8(folded, _mm_set1_epi8(c as i8)));
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+            [
+                eq(b'"'),
+                eq(b'\\'),
+                folded_eq(b'{'),
+                folded_eq(b'}'),
+                eq(b':'),
+                eq(b','),
+                bits(v),
+                bits(control),
+                eq(b' '),
+            ]
         };
-        // Each movemask fills the low 16 bits.
-        let lane_bits = |x: i32| u32::from(x as u16);
-        m.add_lane(
-            lane * 16,
-            lane_bits(q),
-            lane_bits(b),
-            lane_bits(s),
-            lane_bits(h),
-            lane_bits(c),
-        );
+        m.add_lane(lane * 16, bits);
     }
     m
 }
 
-/// Quote, backslash and structural masks of a block, 32 bytes at a time with AVX2.
+/// The masks of a block, 32 bytes at a time with AVX2.
 ///
 /// # Safety
 /// The CPU must have AVX2.
@@ -885,35 +1303,61 @@ fn masks(block: &[u8; BLOCK]) -> Masks {
 #[inline(always)]
 unsafe fn masks_avx2(block: &[u8; BLOCK]) -> Masks {
     use std::arch::x86_64::*;
-    let mut m = Masks::EMPTY;
+    let mut m = Masks::default();
     for half in 0..2 {
         let v = _mm256_loadu_si256(block.as_ptr().add(half * 32).cast::<__m256i>());
-        let eq = |c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
+        let bits = |x: __m256i| u64::from(_mm256_movemask_epi8(x) as u32);
+        let eq = |c: u8| bits(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8)));
         let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
-        let brackets = _mm256_or_si256(
-            _mm256_cmpeq_epi8(folded, _mm256_set1_epi8(b'{' as i8)),
-            _mm256_cmpeq_epi8(folded, _mm256_set1_epi8(b'}' as i8)),
-        );
-        let s = _mm256_or_si256(brackets, _mm256_or_si256(eq(b':'), eq(b',')));
-        let low = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1f)), v);
-        let bits = |x: __m256i| _mm256_movemask_epi8(x) as u32;
+        let folded_eq = |c: u8| bits(_mm256_cmpeq_epi8(folded, _mm256_set1_epi8(c as i8)));
+        let control = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1f)), v);
         m.add_lane(
             half * 32,
-            bits(eq(b'"')),
-            bits(eq(b'\\')),
-            bits(s),
-            bits(v),
-            bits(low),
+            [
+                eq(b'"'),
+                eq(b'\\'),
+                folded_eq(b'{'),
+                folded_eq(b'}'),
+                eq(b':'),
+                eq(b','),
+                bits(v),
+                bits(control),
+                eq(b' '),
+            ],
         );
     }
     m
 }
 
-/// Quote, backslash and structural masks of a block, byte by byte (other architectures, and the reference of
-/// the tests).
+/// The masks of a block with AVX-512: one compare per mask, straight into a mask register.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn masks_avx512(block: &[u8; BLOCK]) -> Masks {
+    use std::arch::x86_64::*;
+    let v = _mm512_loadu_si512(block.as_ptr().cast());
+    let eq = |c: u8| _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(c as i8));
+    let folded = _mm512_or_si512(v, _mm512_set1_epi8(0x20));
+    let folded_eq = |c: u8| _mm512_cmpeq_epi8_mask(folded, _mm512_set1_epi8(c as i8));
+    Masks {
+        quote: eq(b'"'),
+        backslash: eq(b'\\'),
+        open: folded_eq(b'{'),
+        close: folded_eq(b'}'),
+        colon: eq(b':'),
+        comma: eq(b','),
+        high: _mm512_movepi8_mask(v),
+        control: _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20)),
+        space: eq(b' '),
+    }
+}
+
+/// The masks of a block, byte by byte (other architectures, and the reference of the tests).
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 fn masks_scalar(block: &[u8; BLOCK]) -> Masks {
-    let mut m = Masks::EMPTY;
+    let mut m = Masks::default();
     for (k, &b) in block.iter().enumerate() {
         let bit = 1u64 << k;
         if b >= 0x80 {
@@ -922,12 +1366,17 @@ fn masks_scalar(block: &[u8; BLOCK]) -> Masks {
         if b < 0x20 {
             m.control |= bit;
         }
-        match b {
-            b'"' => m.quote |= bit,
-            b'\\' => m.backslash |= bit,
-            b'{' | b'}' | b'[' | b']' | b':' | b',' => m.structural |= bit,
-            _ => {}
-        }
+        let mask = match b {
+            b'"' => &mut m.quote,
+            b'\\' => &mut m.backslash,
+            b'{' | b'[' => &mut m.open,
+            b'}' | b']' => &mut m.close,
+            b':' => &mut m.colon,
+            b',' => &mut m.comma,
+            b' ' => &mut m.space,
+            _ => continue,
+        };
+        *mask |= bit;
     }
     m
 }
@@ -983,6 +1432,86 @@ fn bits_from(from: usize, p: usize) -> u64 {
         Some(k) if k >= BLOCK => 0,
         Some(k) => u64::MAX << k,
     }
+}
+
+/// The bits from bit `k` on (none for `k` = 64).
+#[inline]
+fn bits_from_bit(k: usize) -> u64 {
+    u64::MAX.checked_shl(k as u32).unwrap_or(0)
+}
+
+/// The bits below `k`; all of them for `k` = 64.
+#[inline]
+fn bits_below_or_all(k: usize) -> u64 {
+    if k >= BLOCK {
+        u64::MAX
+    } else {
+        bits_below(k)
+    }
+}
+
+/// The `:` of a block (masks `m`) that may follow a head field's key (outside strings): in compact JSON only
+/// those right after a quote whose opening quote lies 9, 11 or 18 bytes before it (`prev_quote`: the quotes of
+/// the previous block); all of them when the block has whitespace outside strings.
+#[inline(always)]
+fn key_candidates(m: &Masks, in_string: u64, prev_quote: u64) -> u64 {
+    let colons = m.colon & !in_string;
+    if colons == 0 {
+        return 0;
+    }
+    if (m.space | m.control) & !in_string != 0 {
+        return colons;
+    }
+    let quote_before = |d: u32| (m.quote << d) | (prev_quote >> (64 - d));
+    // Key lengths 9 (`eventTime`, `awsRegion`), 11 (`eventSource`), 18 (`recipientAccountId`); a colon at bit 0
+    // is always looked at (the whitespace before it may lie in the previous block).
+    colons & (quote_before(1) & (quote_before(11) | quote_before(13) | quote_before(20)) | 1)
+}
+
+/// The head field whose key comes before the `:` at `colon` (outside strings) of `elem`, if any.
+#[inline(always)]
+fn head_key_at(elem: &[u8], colon: usize) -> Option<HeadField> {
+    let mut end = colon;
+    while end > 0 && elem[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    let close = end.checked_sub(1).filter(|&c| elem[c] == b'"' && c >= 4)?;
+    // The last 4 bytes of the key tell which head field it may be (one compare for most keys).
+    let f = match &elem[close - 4..close] {
+        b"Time" => HeadField::EventTime,
+        b"urce" => HeadField::EventSource,
+        b"ntId" => HeadField::RecipientAccountId,
+        b"gion" => HeadField::AwsRegion,
+        _ => return None,
+    };
+    let name = f.key().as_bytes();
+    let open = close.checked_sub(name.len() + 1)?;
+    let backslashes = elem[..open].iter().rev().take_while(|&&b| b == b'\\').count();
+    (elem[open] == b'"' && &elem[open + 1..close] == name && backslashes % 2 == 0).then_some(f)
+}
+
+/// The string value after the `:` at `colon` of `elem` (its content's range, whether it has an escape sequence);
+/// None when the value is not a string.
+fn string_after(elem: &[u8], colon: usize) -> Option<(Range<usize>, bool)> {
+    let at = colon + 1 + elem[colon + 1..].iter().position(|b| !b.is_ascii_whitespace())?;
+    if elem[at] != b'"' {
+        return None;
+    }
+    // Head field values are short: a plain loop beats a memchr call.
+    let start = at + 1;
+    let mut escaped = false;
+    let mut i = start;
+    while i < elem.len() {
+        match elem[i] {
+            b'"' => return Some((start..i, escaped)),
+            b'\\' => {
+                escaped = true;
+                i += 2;
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 fn blank(s: &[u8]) -> bool {
@@ -1071,24 +1600,111 @@ mod tests {
         }
     }
 
-    /// Splits `doc` read `step` bytes at a time, with the baseline code and (when the CPU has it) the AVX2 code,
-    /// which must agree.
+    /// Splits `doc` read `step` bytes at a time with every kernel this CPU runs and with both checks. The
+    /// kernels must agree; the structure check must cut the same records as the grammar check, judge each one as
+    /// [`structure_fault`] does (so only records the grammar check rejects too), and find the same head fields in
+    /// the valid ones. Returns the grammar check's result.
     fn split(doc: &[u8], step: usize) -> Result<Collect, ObjectError> {
+        let grammar = split_checked(doc, step, RecordCheck::Grammar);
+        let structure = split_checked(doc, step, RecordCheck::Structure);
+        let context = || format!("step {step}, doc {}", String::from_utf8_lossy(doc));
+        match (&grammar, &structure) {
+            (Err(g), Err(s)) => assert_eq!(g.to_string(), s.to_string(), "{}", context()),
+            (Ok(g), Ok(s)) => {
+                assert_eq!(g.records.len(), s.records.len(), "{}", context());
+                for ((raw, g), (s_raw, s)) in g.records.iter().zip(&s.records) {
+                    assert_eq!(raw, s_raw, "{}", context());
+                    assert_eq!(g.non_ascii, s.non_ascii, "{raw}");
+                    assert_eq!(
+                        s.invalid.is_some(),
+                        structure_fault(raw.as_bytes()),
+                        "{raw}: {:?}",
+                        s.invalid
+                    );
+                    assert!(g.invalid.is_some() || s.invalid.is_none(), "{raw}");
+                    if g.invalid.is_none() {
+                        for f in HeadField::ALL {
+                            let bytes = raw.as_bytes();
+                            assert_eq!(g.get(bytes, f), s.get(bytes, f), "{f:?} of {raw}");
+                        }
+                    }
+                }
+            }
+            _ => panic!("{grammar:?} / {structure:?}: {}", context()),
+        }
+        grammar
+    }
+
+    /// [`split`] with one check, every kernel.
+    fn split_checked(doc: &[u8], step: usize, check: RecordCheck) -> Result<Collect, ObjectError> {
         let run = |vector| {
             let mut c = Collect::default();
             let mut r = BufReader::with_capacity(step.max(1), Trickle(doc, step));
-            split_records_up_to(&mut r, &mut c, MAX_RECORD, vector).map(|_| c)
+            split_records_up_to(&mut r, &mut c, MAX_RECORD, vector, check).map(|_| c)
         };
-        let baseline = run(Vector::Baseline);
-        if Vector::detect() == Vector::Avx2 {
-            let avx2 = run(Vector::Avx2);
+        let mut kernels = Vector::available().into_iter();
+        let first = kernels.next().expect("a kernel");
+        let result = run(first);
+        for other in kernels {
             assert_eq!(
-                format!("{avx2:?}"),
-                format!("{baseline:?}"),
-                "AVX2 and baseline differ"
+                format!("{:?}", run(other)),
+                format!("{result:?}"),
+                "{other:?} and {first:?} differ ({check:?})"
             );
         }
-        baseline
+        result
+    }
+
+    /// The rules of [`RecordCheck::Structure`], byte by byte: true when the element `raw` breaks one.
+    fn structure_fault(raw: &[u8]) -> bool {
+        let (mut in_string, mut escape) = (false, false);
+        let (mut depth, mut top_open) = (0u32, 0u8);
+        for (i, &b) in raw.iter().enumerate() {
+            if escape {
+                escape = false;
+                let hex4 = || {
+                    raw.get(i + 1..i + 5)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+                };
+                match b {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    b'u' if hex4() => {}
+                    _ => return true,
+                }
+            } else if in_string {
+                match b {
+                    b'\\' => escape = true,
+                    b'"' => in_string = false,
+                    0..0x20 => return true,
+                    _ => {}
+                }
+            } else {
+                match b {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => {
+                        if depth == 1 {
+                            top_open = b;
+                        }
+                        depth += 1;
+                    }
+                    b'}' | b']' => {
+                        depth -= 1;
+                        let expected = match depth {
+                            0 => b'}',
+                            1 => top_open + 2,
+                            _ => b,
+                        };
+                        if b != expected {
+                            return true;
+                        }
+                    }
+                    b'\t' | b'\n' | b'\r' => {}
+                    b'\\' | 0..0x20 | 0x80.. => return true,
+                    _ => {}
+                }
+            }
+        }
+        false
     }
 
     /// xorshift64*: deterministic random JSON without a dependency.
@@ -1307,21 +1923,19 @@ mod tests {
             for b in block.iter_mut() {
                 *b = ALPHABET[rng.below(ALPHABET.len() as u64) as usize];
             }
-            let (v, s) = (masks(&block), masks_scalar(&block));
-            assert_eq!(
-                (v.quote, v.backslash, v.structural, v.high, v.control),
-                (s.quote, s.backslash, s.structural, s.high, s.control),
-                "{block:?}"
-            );
+            let scalar = masks_scalar(&block);
+            assert_eq!(masks(&block), scalar, "{block:?}");
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2.
-                let a = unsafe { masks_avx2(&block) };
-                assert_eq!(
-                    (a.quote, a.backslash, a.structural, a.high, a.control),
-                    (s.quote, s.backslash, s.structural, s.high, s.control),
-                    "{block:?}"
-                );
+            {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    assert_eq!(unsafe { masks_avx2(&block) }, scalar, "{block:?}");
+                }
+                if has!("avx512f") && has!("avx512bw") {
+                    // SAFETY: the CPU has AVX-512 F and BW.
+                    assert_eq!(unsafe { masks_avx512(&block) }, scalar, "{block:?}");
+                }
             }
         }
     }
@@ -1429,14 +2043,17 @@ mod tests {
     #[test]
     fn endless_record_is_an_error_not_unbounded_memory() {
         let doc = format!(r#"{{"Records":[{{"a":1}},{{"b":[{}"#, "1,".repeat(400_000));
-        let mut c = Collect::default();
-        let mut r = BufReader::with_capacity(4096, Trickle(doc.as_bytes(), 4096));
-        let err = split_records_up_to(&mut r, &mut c, 100_000, Vector::detect()).unwrap_err();
-        assert!(
-            err.to_string().contains("Records element 1 is larger"),
-            "{err}"
-        );
-        assert_eq!(c.records.len(), 1);
+        for check in [RecordCheck::Structure, RecordCheck::Grammar] {
+            let mut c = Collect::default();
+            let mut r = BufReader::with_capacity(4096, Trickle(doc.as_bytes(), 4096));
+            let err = split_records_up_to(&mut r, &mut c, 100_000, Vector::detect(), check)
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("Records element 1 is larger"),
+                "{err}"
+            );
+            assert_eq!(c.records.len(), 1);
+        }
     }
 
     /// A record larger than the read buffer is handed out whole.
