@@ -28,22 +28,13 @@ pub enum HeadField {
 }
 
 impl HeadField {
+    #[cfg(test)]
     const ALL: [HeadField; 4] = [
         HeadField::EventTime,
         HeadField::EventSource,
         HeadField::RecipientAccountId,
         HeadField::AwsRegion,
     ];
-
-    /// The field's key in a record.
-    fn key(self) -> &'static str {
-        match self {
-            HeadField::EventTime => "eventTime",
-            HeadField::EventSource => "eventSource",
-            HeadField::RecipientAccountId => "recipientAccountId",
-            HeadField::AwsRegion => "awsRegion",
-        }
-    }
 
     fn of_key(key: &[u8]) -> Option<HeadField> {
         match key {
@@ -422,6 +413,8 @@ struct Splitter {
     brackets: Brackets,
     /// Where the `:` after each head field's key is (offset in the element); the value is read at the end.
     head_colon: [Option<usize>; 4],
+    /// The head fields whose key the element already had (bit `1 << field`): the first occurrence counts.
+    head_seen: u8,
     /// The element contains a backslash (its escape sequences are checked at its end).
     elem_escapes: bool,
 }
@@ -624,7 +617,8 @@ impl Splitter {
                     break;
                 }
                 brackets = walk.brackets;
-                let mut keys = key_candidates(&m, in_string, prev_quote) & walk.top_level;
+                let mut keys =
+                    key_candidates(&m, in_string, prev_quote, self.head_seen) & walk.top_level;
                 while keys != 0 {
                     let k = keys.trailing_zeros() as usize;
                     keys &= keys - 1;
@@ -759,7 +753,8 @@ impl Splitter {
             self.structure_faults(buf, p, m, in_string, element);
         }
         self.elem_escapes |= m.backslash & element != 0;
-        let mut keys = key_candidates(m, in_string, self.prev_quote) & top_level & element;
+        let mut keys =
+            key_candidates(m, in_string, self.prev_quote, self.head_seen) & top_level & element;
         while keys != 0 {
             let k = keys.trailing_zeros() as usize;
             keys &= keys - 1;
@@ -781,6 +776,10 @@ impl Splitter {
             return;
         };
         let f = f as usize;
+        if self.head_seen >> f & 1 == 1 {
+            return;
+        }
+        self.head_seen |= 1 << f;
         let opening = k + 1;
         if opening < BLOCK && quote >> opening & 1 == 1 {
             let later = quote & bits_above(opening);
@@ -1070,10 +1069,11 @@ impl Splitter {
         if matches!(self.expect, Expect::Key | Expect::KeyOrEnd) {
             self.expect = Expect::Colon;
             if self.str_is_top_key {
-                self.want = HeadField::of_key(&buf[content]);
+                // The first occurrence of a key counts, even when its value is not a string.
+                self.want = HeadField::of_key(&buf[content])
+                    .filter(|&f| self.head_seen >> f as u8 & 1 == 0);
                 if let Some(f) = self.want {
-                    // The last occurrence of a key counts, even when its value is not a string.
-                    self.head.fields[f as usize] = None;
+                    self.head_seen |= 1 << f as u8;
                 }
             }
         } else {
@@ -1172,11 +1172,13 @@ impl Splitter {
                 self.stack.push(b'{');
                 self.expect = Expect::KeyOrEnd;
                 self.want = None;
+                self.head_seen = 0;
             }
             RecordCheck::Structure => {
                 self.mode = Mode::Structure;
                 self.brackets.depth = 1;
                 self.head_colon = [None; 4];
+                self.head_seen = 0;
                 self.elem_escapes = false;
             }
         }
@@ -1450,22 +1452,29 @@ fn bits_below_or_all(k: usize) -> u64 {
     }
 }
 
-/// The `:` of a block (masks `m`) that may follow a head field's key (outside strings): in compact JSON only
-/// those right after a quote whose opening quote lies 9, 11 or 18 bytes before it (`prev_quote`: the quotes of
-/// the previous block); all of them when the block has whitespace outside strings.
+/// The `:` of a block (masks `m`) that may follow the key of a head field not `seen` yet (bit `1 << field`),
+/// outside strings: in compact JSON only those right after a quote whose opening quote lies 9 (`eventTime`,
+/// `awsRegion`), 11 (`eventSource`) or 18 (`recipientAccountId`) bytes before it (`prev_quote`: the quotes of the
+/// previous block); all of them when the block has whitespace outside strings.
 #[inline(always)]
-fn key_candidates(m: &Masks, in_string: u64, prev_quote: u64) -> u64 {
+fn key_candidates(m: &Masks, in_string: u64, prev_quote: u64, seen: u8) -> u64 {
+    const TIME_OR_REGION: u8 = 1 << HeadField::EventTime as u8 | 1 << HeadField::AwsRegion as u8;
+    const SOURCE: u8 = 1 << HeadField::EventSource as u8;
+    const ACCOUNT: u8 = 1 << HeadField::RecipientAccountId as u8;
     let colons = m.colon & !in_string;
-    if colons == 0 {
+    if colons == 0 || seen == 0xf {
         return 0;
     }
     if (m.space | m.control) & !in_string != 0 {
         return colons;
     }
     let quote_before = |d: u32| (m.quote << d) | (prev_quote >> (64 - d));
-    // Key lengths 9 (`eventTime`, `awsRegion`), 11 (`eventSource`), 18 (`recipientAccountId`); a colon at bit 0
-    // is always looked at (the whitespace before it may lie in the previous block).
-    colons & (quote_before(1) & (quote_before(11) | quote_before(13) | quote_before(20)) | 1)
+    let missing = |fields: u8| if seen & fields != fields { u64::MAX } else { 0 };
+    let lengths = quote_before(11) & missing(TIME_OR_REGION)
+        | quote_before(13) & missing(SOURCE)
+        | quote_before(20) & missing(ACCOUNT);
+    // A colon at bit 0 is always looked at (the whitespace before it may lie in the previous block).
+    colons & (quote_before(1) & lengths | 1)
 }
 
 /// The head field whose key comes before the `:` at `colon` (outside strings) of `elem`, if any.
@@ -1475,19 +1484,37 @@ fn head_key_at(elem: &[u8], colon: usize) -> Option<HeadField> {
     while end > 0 && elem[end - 1].is_ascii_whitespace() {
         end -= 1;
     }
-    let close = end.checked_sub(1).filter(|&c| elem[c] == b'"' && c >= 4)?;
-    // The last 4 bytes of the key tell which head field it may be (one compare for most keys).
-    let f = match &elem[close - 4..close] {
-        b"Time" => HeadField::EventTime,
-        b"urce" => HeadField::EventSource,
-        b"ntId" => HeadField::RecipientAccountId,
-        b"gion" => HeadField::AwsRegion,
+    let close = end.checked_sub(1).filter(|&c| elem[c] == b'"')?;
+    // The last 8 bytes of the key tell which head field it may be (one compare for most keys).
+    let last8 = u64::from_le_bytes(elem.get(close.checked_sub(8)?..close)?.try_into().ok()?);
+    const fn word(s: &[u8; 8]) -> u64 {
+        u64::from_le_bytes(*s)
+    }
+    const TIME: u64 = word(b"ventTime");
+    const SOURCE: u64 = word(b"ntSource");
+    const ACCOUNT: u64 = word(b"ccountId");
+    const REGION: u64 = word(b"wsRegion");
+    let (f, quoted) = match last8 {
+        TIME => (HeadField::EventTime, key_before(elem, close, b"\"eventTime")),
+        SOURCE => (HeadField::EventSource, key_before(elem, close, b"\"eventSource")),
+        ACCOUNT => (
+            HeadField::RecipientAccountId,
+            key_before(elem, close, b"\"recipientAccountId"),
+        ),
+        REGION => (HeadField::AwsRegion, key_before(elem, close, b"\"awsRegion")),
         _ => return None,
     };
-    let name = f.key().as_bytes();
-    let open = close.checked_sub(name.len() + 1)?;
+    quoted.then_some(f)
+}
+
+/// `elem` holds `quoted_key` (opening quote and key) before `close`, and that quote is not escaped.
+#[inline(always)]
+fn key_before<const N: usize>(elem: &[u8], close: usize, quoted_key: &[u8; N]) -> bool {
+    let Some(open) = close.checked_sub(N) else {
+        return false;
+    };
     let backslashes = elem[..open].iter().rev().take_while(|&&b| b == b'\\').count();
-    (elem[open] == b'"' && &elem[open + 1..close] == name && backslashes % 2 == 0).then_some(f)
+    elem[open..close] == quoted_key[..] && backslashes % 2 == 0
 }
 
 /// The string value after the `:` at `colon` of `elem` (its content's range, whether it has an escape sequence);
