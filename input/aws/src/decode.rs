@@ -234,8 +234,13 @@ mod tests {
         let doc = br#"{"Records":[{"a":"x}]\"{","n":[1,{"b":2}]} , {"eventTime":"2024-01-01T00:00:00Z"}],"other":{"Records":[9]}}"#;
         for step in [1, 3, 7, 1000] {
             let mut c = Collect::default();
-            let s =
-                read_object(Trickle(doc, step), Compression::Auto, Cut::Records(RecordCheck::Grammar), &mut c).unwrap();
+            let s = read_object(
+                Trickle(doc, step),
+                Compression::Auto,
+                Cut::Records(RecordCheck::Grammar),
+                &mut c,
+            )
+            .unwrap();
             assert_eq!(
                 c.records,
                 vec![
@@ -252,7 +257,13 @@ mod tests {
     fn gzip_is_detected_and_lines_keep_latin1() {
         let data = b"# comment\r\nl\xe9ger\n\n{\"x\":1}\n";
         let mut c = Collect::default();
-        let s = read_object(&gz(data)[..], Compression::Auto, Cut::Auto(RecordCheck::Grammar), &mut c).unwrap();
+        let s = read_object(
+            &gz(data)[..],
+            Compression::Auto,
+            Cut::Auto(RecordCheck::Grammar),
+            &mut c,
+        )
+        .unwrap();
         assert!(s.gzip);
         assert_eq!(
             c.lines,
@@ -299,7 +310,12 @@ mod tests {
             Err(ObjectError::Corrupt(_))
         ));
         assert!(matches!(
-            read_object(&b"[1,2]"[..], Compression::Auto, Cut::Records(RecordCheck::Grammar), &mut c),
+            read_object(
+                &b"[1,2]"[..],
+                Compression::Auto,
+                Cut::Records(RecordCheck::Grammar),
+                &mut c
+            ),
             Err(ObjectError::Corrupt(_))
         ));
         assert!(matches!(
@@ -308,9 +324,14 @@ mod tests {
         ));
         // An empty object is not an error: it has no events.
         assert_eq!(
-            read_object(&b""[..], Compression::Auto, Cut::Records(RecordCheck::Grammar), &mut c)
-                .unwrap()
-                .units,
+            read_object(
+                &b""[..],
+                Compression::Auto,
+                Cut::Records(RecordCheck::Grammar),
+                &mut c
+            )
+            .unwrap()
+            .units,
             0
         );
     }

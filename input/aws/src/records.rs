@@ -840,7 +840,9 @@ impl Splitter {
         let elem = &buf[self.elem_start..=i];
         if self.elem_escapes {
             if let Err(b) = check_escapes(elem) {
-                self.flag(format!("invalid escape sequence in a string (byte 0x{b:02x})"));
+                self.flag(format!(
+                    "invalid escape sequence in a string (byte 0x{b:02x})"
+                ));
             }
         }
         for (f, colon) in self.head_colon.iter().enumerate() {
@@ -1495,13 +1497,22 @@ fn head_key_at(elem: &[u8], colon: usize) -> Option<HeadField> {
     const ACCOUNT: u64 = word(b"ccountId");
     const REGION: u64 = word(b"wsRegion");
     let (f, quoted) = match last8 {
-        TIME => (HeadField::EventTime, key_before(elem, close, b"\"eventTime")),
-        SOURCE => (HeadField::EventSource, key_before(elem, close, b"\"eventSource")),
+        TIME => (
+            HeadField::EventTime,
+            key_before(elem, close, b"\"eventTime"),
+        ),
+        SOURCE => (
+            HeadField::EventSource,
+            key_before(elem, close, b"\"eventSource"),
+        ),
         ACCOUNT => (
             HeadField::RecipientAccountId,
             key_before(elem, close, b"\"recipientAccountId"),
         ),
-        REGION => (HeadField::AwsRegion, key_before(elem, close, b"\"awsRegion")),
+        REGION => (
+            HeadField::AwsRegion,
+            key_before(elem, close, b"\"awsRegion"),
+        ),
         _ => return None,
     };
     quoted.then_some(f)
@@ -1513,14 +1524,22 @@ fn key_before<const N: usize>(elem: &[u8], close: usize, quoted_key: &[u8; N]) -
     let Some(open) = close.checked_sub(N) else {
         return false;
     };
-    let backslashes = elem[..open].iter().rev().take_while(|&&b| b == b'\\').count();
+    let backslashes = elem[..open]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\\')
+        .count();
     elem[open..close] == quoted_key[..] && backslashes % 2 == 0
 }
 
 /// The string value after the `:` at `colon` of `elem` (its content's range, whether it has an escape sequence);
 /// None when the value is not a string.
 fn string_after(elem: &[u8], colon: usize) -> Option<(Range<usize>, bool)> {
-    let at = colon + 1 + elem[colon + 1..].iter().position(|b| !b.is_ascii_whitespace())?;
+    let at = colon
+        + 1
+        + elem[colon + 1..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())?;
     if elem[at] != b'"' {
         return None;
     }
@@ -1783,10 +1802,11 @@ mod tests {
         fn object(&mut self, depth: u32) -> Value {
             let mut m = serde_json::Map::new();
             for _ in 0..self.below(5) {
-                let k = match self.below(6) {
+                let k = match self.below(7) {
                     0 => "eventTime".to_owned(),
                     1 => "eventSource".to_owned(),
                     2 => "awsRegion".to_owned(),
+                    3 => "recipientAccountId".to_owned(),
                     _ => self.string(),
                 };
                 let v = self.value(depth);
@@ -1823,6 +1843,7 @@ mod tests {
                         (HeadField::EventTime, "eventTime"),
                         (HeadField::EventSource, "eventSource"),
                         (HeadField::AwsRegion, "awsRegion"),
+                        (HeadField::RecipientAccountId, "recipientAccountId"),
                     ] {
                         assert_eq!(
                             head.get(raw.as_bytes(), f).as_deref(),
@@ -2073,8 +2094,8 @@ mod tests {
         for check in [RecordCheck::Structure, RecordCheck::Grammar] {
             let mut c = Collect::default();
             let mut r = BufReader::with_capacity(4096, Trickle(doc.as_bytes(), 4096));
-            let err = split_records_up_to(&mut r, &mut c, 100_000, Vector::detect(), check)
-                .unwrap_err();
+            let err =
+                split_records_up_to(&mut r, &mut c, 100_000, Vector::detect(), check).unwrap_err();
             assert!(
                 err.to_string().contains("Records element 1 is larger"),
                 "{err}"

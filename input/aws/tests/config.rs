@@ -97,3 +97,23 @@ fn a_valid_aws_input_gives_one_puller_per_service() {
         "AwsSqsS3CloudTrailPuller(x,1,audit-events-all,predefined,eu-west-1)"
     );
 }
+
+#[test]
+fn records_check_takes_structure_or_grammar() {
+    for (value, ok) in [("structure", true), ("grammar", true), ("strict", false)] {
+        let (specs, errors) = specs_and_errors(
+            &AwsInput,
+            &json!({"region": "us-east-1", "services": {"audit-events-all": {"records_check": value}}}),
+        );
+        if ok {
+            assert_eq!((specs.len(), errors.len()), (1, 0), "{value}: {errors:#?}");
+        } else {
+            assert!(
+                errors.iter().any(|e| e.contains(
+                    "(5) \"inputs.x.services.audit-events-all.records_check\""
+                )),
+                "{errors:#?}"
+            );
+        }
+    }
+}

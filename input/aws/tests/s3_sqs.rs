@@ -84,6 +84,47 @@ fn cloudtrail_objects_become_one_event_per_record_and_messages_are_deleted() {
     );
 }
 
+/// A record whose brackets and strings are sound but whose grammar is not (`"a" 1`) is forwarded as written with
+/// the default `records_check: structure`, set aside with `grammar`; a raw control character inside a string is
+/// set aside by both.
+#[test]
+fn records_check_decides_which_records_are_set_aside() {
+    init_log();
+    let doc = b"{\"Records\":[{\"eventSource\":\"s3.amazonaws.com\",\"n\":0},\
+{\"eventSource\":\"s3.amazonaws.com\",\"a\" 1},{\"a\":\"x\x01y\"}]}";
+    for (check, events, set_aside) in [
+        (None, 2, &["#Records[2]"][..]),
+        (Some("grammar"), 1, &["#Records[1]", "#Records[2]"][..]),
+    ] {
+        let f = Fixture::start();
+        let q = f.bucket_to_queue("trail", "trail-q");
+        f.put(
+            "trail",
+            "AWSLogs/123456789012/CloudTrail/eu-west-1/r.json.gz",
+            gz(doc),
+        );
+        let mut service = json!({"sqs_queue_name": "trail-q", "auto_event_type": true});
+        if let Some(c) = check {
+            service["records_check"] = json!(c);
+        }
+        let input = f.aws_input(json!({"services": {"audit-events-all": fast(service)}}));
+        let _run = run(specs(&AwsInput, &input).remove(0), |s| f.factory(s));
+        wait_until(
+            T,
+            "the records delivered or set aside, an empty queue",
+            || f.events().len() + f.dead_letters().len() == 3 && f.queue_depth(&q) == 0,
+        );
+        assert_eq!(f.events().len(), events, "{check:?}");
+        let mut origins: Vec<String> = f.dead_letters().into_iter().map(|d| d.0).collect();
+        origins.sort();
+        let want: Vec<String> = set_aside
+            .iter()
+            .map(|r| format!("s3://trail/AWSLogs/123456789012/CloudTrail/eu-west-1/r.json.gz{r}"))
+            .collect();
+        assert_eq!(origins, want, "{check:?}");
+    }
+}
+
 #[test]
 fn vpc_flow_and_cloudfront_lines_skip_headers_and_keep_latin1() {
     init_log();
