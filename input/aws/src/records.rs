@@ -1,16 +1,18 @@
 //! The streaming splitter of `{"Records": [...]}` documents (CloudTrail files), in one pass over the bytes:
 //! - it cuts the top-level `Records` array into its elements (memory: the read buffer and the largest element);
-//! - it checks the JSON grammar of each element (a record that is not valid JSON is reported on its own, the
-//!   others are delivered);
+//! - it checks each element as [`RecordCheck`] says: its structure (strings, escapes, brackets, no stray byte
+//!   outside strings; the default) or its whole JSON grammar. A record that fails is reported on its own, the
+//!   others are delivered; the records are cut at the same places either way;
 //! - it notes where the values of the head fields (`eventTime`, `eventSource`, `recipientAccountId`,
 //!   `awsRegion`) are, so no record is parsed a second time.
 //!
 //! It works like the first stage of simdjson: each block of 64 bytes is turned into bit masks (quotes,
-//! backslashes, structural characters) with vector compares, strings are found with a prefix XOR of the unescaped
-//! quotes, and only the structural characters outside strings and the quotes are visited one by one. The bytes
-//! inside strings are never looked at individually (except in the rare strings with an escape sequence, whose
-//! escapes are checked). Elements are cut from one buffer that always holds the current element whole, so they
-//! are handed out without a copy.
+//! backslashes, brackets, `:`, `,`, control and non-ASCII bytes) with vector compares (AVX-512, AVX2 or SSE2), and
+//! strings are found with a prefix XOR of the unescaped quotes. The structure check then counts brackets a block
+//! at a time (popcounts) and visits only the brackets near the record's top level and the `:` that may follow a
+//! head field's key (told apart by the distance to the key's opening quote, then by the key's last 8 bytes); the
+//! grammar check visits every structural character and string boundary. Elements are cut from one buffer that
+//! always holds the current element whole, so they are handed out without a copy.
 
 use std::borrow::Cow;
 use std::io::{ErrorKind, Read};
