@@ -575,6 +575,7 @@ impl Worker {
             line_kind: None,
             discard: false,
             units: 0,
+            times: HourCache::default(),
         };
         let stats = decode::read_object(body, em.cfg.compression, cut, &mut em)?;
         let discarded = em.discard;
@@ -703,6 +704,44 @@ pub fn event_type_of_source(source: &str) -> Cow<'_, str> {
         Cow::Owned(s.replace('.', "_"))
     } else {
         Cow::Borrowed(s)
+    }
+}
+
+/// [`parse_time`] with the hour of the last `YYYY-MM-DDTHH:MM:SSZ` time kept: the records of a CloudTrail file span
+/// minutes, so most times differ from the previous one only in their minutes and seconds.
+#[derive(Debug, Default)]
+struct HourCache {
+    /// `YYYY-MM-DDTHH` of the last time of that shape, and its ms.
+    hour: Option<([u8; 13], i64)>,
+}
+
+impl HourCache {
+    fn parse(&mut self, s: &str) -> Option<i64> {
+        let b = s.as_bytes();
+        let minutes_seconds = || -> Option<i64> {
+            let two = |i: usize| -> Option<i64> {
+                let (t, u) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+                (t < 10 && u < 10).then(|| i64::from(t * 10 + u))
+            };
+            let (m, sec) = (two(14)?, two(17)?);
+            (b[13] == b':' && b[16] == b':' && b[19] == b'Z' && m < 60 && sec <= 60)
+                .then_some(m * 60_000 + sec * 1000)
+        };
+        if b.len() != 20 {
+            return parse_time(s);
+        }
+        if let Some((hour, ms)) = &self.hour {
+            if b[..13] == hour[..] {
+                if let Some(rest) = minutes_seconds() {
+                    return Some(ms + rest);
+                }
+            }
+        }
+        let t = parse_time(s)?;
+        if let (Ok(hour), Some(rest)) = (<[u8; 13]>::try_from(&b[..13]), minutes_seconds()) {
+            self.hour = Some((hour, t - rest));
+        }
+        Some(t)
     }
 }
 
@@ -891,6 +930,7 @@ struct Emitter<'a> {
     line_kind: Option<LineKind>,
     discard: bool,
     units: u64,
+    times: HourCache,
 }
 
 /// Renders the tag (cached while its variables repeat) and emits one event, encoded straight into the sink's wrap
@@ -1036,8 +1076,7 @@ impl Out for Emitter<'_> {
         };
         let time = head
             .get(bytes, HeadField::EventTime)
-            .as_deref()
-            .and_then(parse_time)
+            .and_then(|t| self.times.parse(&t))
             .unwrap_or_else(logferry::time::now_ms);
         emit_event(w, &cfg.tag, vars, time, &head.text(bytes), true)
     }
@@ -1135,6 +1174,20 @@ mod tests {
         assert_eq!(umbrella_type("x/dnslogs/2024-01-01/a.csv.gz"), "dns");
         assert_eq!(umbrella_type("x/other/a.csv.gz"), "unknown");
         assert_eq!(parse_time("2024-01-02T03:04:05Z"), Some(1_704_164_645_000));
+        let mut cache = HourCache::default();
+        for t in [
+            "2024-01-02T03:04:05Z",
+            "2024-01-02T03:59:60Z",
+            "2024-01-02T03:00:00Z",
+            "2024-01-02T04:00:00Z",
+            "2024-01-02T03:04:05.250Z",
+            "2024-01-02T03:7x:05Z",
+            "2024-01-02T03:60:05Z",
+            "2024-01-02T03:04:05+01",
+            "2023-02-28T23:59:59Z",
+        ] {
+            assert_eq!(cache.parse(t), parse_time(t), "{t}");
+        }
         assert_eq!(
             parse_time("2024-01-02T03:04:05.250Z"),
             Some(1_704_164_645_250)

@@ -1526,12 +1526,16 @@ fn key_before<const N: usize>(elem: &[u8], close: usize, quoted_key: &[u8; N]) -
     let Some(open) = close.checked_sub(N) else {
         return false;
     };
-    let backslashes = elem[..open]
-        .iter()
-        .rev()
-        .take_while(|&&b| b == b'\\')
-        .count();
-    elem[open..close] == quoted_key[..] && backslashes % 2 == 0
+    // A comparison of arrays: inlined, no memcmp call.
+    let quoted = <&[u8; N]>::try_from(&elem[open..close]).is_ok_and(|k| k == quoted_key);
+    let backslashes = || {
+        elem[..open]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count()
+    };
+    quoted && backslashes() % 2 == 0
 }
 
 /// The string value after the `:` at `colon` of `elem` (its content's range, whether it has an escape sequence);
