@@ -1,6 +1,7 @@
 //! End-to-end tests of the default credential chain (no `access_key`/`access_secret` in the configuration): a real
 //! `aws` puller against moto and Redis, with credentials from the environment, from a named profile of the shared
-//! files, or from an instance role served by a local IMDSv2 mock; and the setup error of an unknown profile.
+//! files, or from an instance role served by a local IMDSv2 mock (also short-lived ones, renewed before they
+//! expire); and the setup error of an unknown profile.
 //!
 //! moto accepts any key, so each test also builds a session from the same settings with `session::start` (what
 //! the puller's setup calls) and checks the access key it signs with: that proves which source the chain used.
@@ -21,7 +22,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -205,38 +206,57 @@ const ROLE_KEY: &str = "ASIAINSTANCEROLE";
 /// request.
 struct ImdsMock {
     url: String,
-    requests: Arc<Mutex<Vec<String>>>,
+    state: Arc<ImdsState>,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
+/// What the mock serves and saw.
+struct ImdsState {
+    /// How long the credentials it hands out are valid.
+    lifetime: chrono::Duration,
+    /// `METHOD path` of every request.
+    requests: Mutex<Vec<String>>,
+    /// When each credentials document was handed out, and its expiry.
+    issued: Mutex<Vec<(Instant, Instant)>>,
+}
+
 impl ImdsMock {
-    /// Serves on `listener` (bound before the test sets its environment, so that no thread runs then).
-    fn start(listener: TcpListener) -> ImdsMock {
+    /// Serves on `listener` (bound before the test sets its environment, so that no thread runs then)
+    /// credentials valid for `lifetime`.
+    fn start(listener: TcpListener, lifetime: chrono::Duration) -> ImdsMock {
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(ImdsState {
+            lifetime,
+            requests: Mutex::new(Vec::new()),
+            issued: Mutex::new(Vec::new()),
+        });
         let stop = Arc::new(AtomicBool::new(false));
-        let (r, s) = (requests.clone(), stop.clone());
+        let (st, s) = (state.clone(), stop.clone());
         let handle = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::Relaxed) {
                     break;
                 }
                 if let Ok(c) = conn {
-                    let _ = serve(c, &r);
+                    let _ = serve(c, &st);
                 }
             }
         });
         ImdsMock {
             url,
-            requests,
+            state,
             stop,
             handle: Some(handle),
         }
     }
 
     fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    fn issued(&self) -> Vec<(Instant, Instant)> {
+        self.state.issued.lock().unwrap().clone()
     }
 }
 
@@ -251,7 +271,7 @@ impl Drop for ImdsMock {
 }
 
 /// Answers one request and closes the connection.
-fn serve(conn: TcpStream, requests: &Mutex<Vec<String>>) -> std::io::Result<()> {
+fn serve(conn: TcpStream, state: &ImdsState) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -276,7 +296,11 @@ fn serve(conn: TcpStream, requests: &Mutex<Vec<String>>) -> std::io::Result<()> 
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    requests.lock().unwrap().push(format!("{method} {path}"));
+    state
+        .requests
+        .lock()
+        .unwrap()
+        .push(format!("{method} {path}"));
     let creds_path = format!("/latest/meta-data/iam/security-credentials/{ROLE}");
     let (status, extra, body) = match (method.as_str(), path.as_str()) {
         ("PUT", "/latest/api/token") => match header("x-aws-ec2-metadata-token-ttl-seconds") {
@@ -293,7 +317,7 @@ fn serve(conn: TcpStream, requests: &Mutex<Vec<String>>) -> std::io::Result<()> 
         ("GET", "/latest/meta-data/iam/security-credentials/") => {
             ("200 OK", String::new(), ROLE.to_owned())
         }
-        ("GET", p) if p == creds_path => ("200 OK", String::new(), role_credentials()),
+        ("GET", p) if p == creds_path => ("200 OK", String::new(), role_credentials(state)),
         _ => ("404 Not Found", String::new(), String::new()),
     };
     let mut w = conn;
@@ -305,9 +329,16 @@ fn serve(conn: TcpStream, requests: &Mutex<Vec<String>>) -> std::io::Result<()> 
     w.flush()
 }
 
-/// The role's credentials document, valid for an hour.
-fn role_credentials() -> String {
+/// The role's credentials document, valid for the mock's lifetime (noted in `issued`).
+fn role_credentials(state: &ImdsState) -> String {
     let now = chrono::Utc::now();
+    let lifetime = state.lifetime;
+    let at = Instant::now();
+    state
+        .issued
+        .lock()
+        .unwrap()
+        .push((at, at + lifetime.to_std().unwrap()));
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     json!({
         "Code": "Success",
@@ -316,7 +347,7 @@ fn role_credentials() -> String {
         "AccessKeyId": ROLE_KEY,
         "SecretAccessKey": "instance-role-secret",
         "Token": "instance-role-session-token",
-        "Expiration": fmt(now + chrono::Duration::hours(1)),
+        "Expiration": fmt(now + lifetime),
     })
     .to_string()
 }
@@ -372,9 +403,9 @@ fn an_unknown_profile_is_a_setup_error() {
     );
 }
 
-#[test]
-fn credentials_from_the_instance_role() {
-    // No keys and no profiles: empty shared files, AWS_PROFILE removed by `begin`.
+/// Empty shared files and the environment of an instance whose metadata service is `imds_url` (no keys, no
+/// profiles: `AWS_PROFILE` is removed by `begin`). Returns the lock guard and the files' directory.
+fn instance_environment(imds_url: &str) -> (MutexGuard<'static, ()>, TempDir) {
     let empty = TempDir::new("lf-aws-no-profile");
     let (creds_file, config_file) = (
         empty.path().join("credentials"),
@@ -382,14 +413,19 @@ fn credentials_from_the_instance_role() {
     );
     std::fs::write(&creds_file, "").unwrap();
     std::fs::write(&config_file, "").unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let imds_url = format!("http://{}", listener.local_addr().unwrap());
-    let _g = begin(&[
+    let guard = begin(&[
         ("AWS_SHARED_CREDENTIALS_FILE", &creds_file.to_string_lossy()),
         ("AWS_CONFIG_FILE", &config_file.to_string_lossy()),
-        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds_url),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds_url),
     ]);
-    let imds = ImdsMock::start(listener);
+    (guard, empty)
+}
+
+#[test]
+fn credentials_from_the_instance_role() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_g, _files) = instance_environment(&format!("http://{}", listener.local_addr().unwrap()));
+    let imds = ImdsMock::start(listener, chrono::Duration::hours(1));
     let f = Fixture::start();
     pull_with(&f, json!({}), ROLE_KEY);
     let asked = imds.requests();
@@ -401,4 +437,45 @@ fn credentials_from_the_instance_role() {
     ] {
         assert!(asked.iter().any(|a| a == r), "{r} not asked: {asked:?}");
     }
+}
+
+/// Instance-role credentials valid for 20 s: while the puller keeps polling, the SDK's identity cache fetches new
+/// ones before the current ones expire (each fetch comes before the previous credentials' expiry), and an object
+/// announced after two renewals is still delivered.
+#[test]
+fn instance_role_credentials_are_renewed_before_they_expire() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_g, _files) = instance_environment(&format!("http://{}", listener.local_addr().unwrap()));
+    let imds = ImdsMock::start(listener, chrono::Duration::seconds(20));
+    let f = Fixture::start();
+    let q = trail_with_object(&f);
+    let spec = specs(&AwsInput, &input(&f, json!({}))).remove(0);
+    let _run = run(spec, |s| f.factory(s));
+    wait_until(T, "2 events and an empty queue", || {
+        f.events().len() == 2 && f.queue_depth(&q) == 0
+    });
+    wait_until(T, "two renewals of the instance-role credentials", || {
+        imds.issued().len() >= 3
+    });
+    let issued = imds.issued();
+    for pair in issued.windows(2) {
+        let ((_, expiry), (fetched, _)) = (pair[0], pair[1]);
+        assert!(
+            fetched < expiry,
+            "credentials fetched {:?} after the previous ones expired",
+            fetched - expiry
+        );
+    }
+    f.put(
+        "trail",
+        "AWSLogs/123456789012/CloudTrail/us-east-1/b.json.gz",
+        gz(json!({"Records": [{"eventSource": "kms.amazonaws.com"}]})
+            .to_string()
+            .as_bytes()),
+    );
+    wait_until(T, "the third event and an empty queue", || {
+        f.events().len() == 3 && f.queue_depth(&q) == 0
+    });
+    assert!(f.dead_letters().is_empty(), "{:?}", f.dead_letters());
+    assert!(logged("PullError").is_none(), "{:?}", logged("PullError"));
 }
