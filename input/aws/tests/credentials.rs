@@ -1,7 +1,8 @@
 //! End-to-end tests of the default credential chain (no `access_key`/`access_secret` in the configuration): a real
 //! `aws` puller against moto and Redis, with credentials from the environment, from a named profile of the shared
-//! files, or from an instance role served by a local IMDSv2 mock (also short-lived ones, renewed before they
-//! expire); and the setup error of an unknown profile.
+//! files, from an instance role served by a local IMDSv2 mock (also short-lived ones, renewed before they expire)
+//! or from a container credentials endpoint (ECS/EKS wire format, same mock), or a web identity token exchanged
+//! with moto's STS (AssumeRoleWithWebIdentity); and the setup error of an unknown profile.
 //!
 //! moto accepts any key, so each test also builds a session from the same settings with `session::start` (what
 //! the puller's setup calls) and checks the access key it signs with: that proves which source the chain used.
@@ -15,6 +16,7 @@ mod common;
 use common::*;
 use logferry_input_aws::config::{ClientConfig, CredentialsConfig};
 use logferry_input_aws::AwsInput;
+use logferry_testkit::moto::MotoServer;
 use logferry_testkit::{wait_until, TempDir};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -200,6 +202,10 @@ impl ProfileFiles {
 const IMDS_TOKEN: &str = "imds-session-token-1";
 const ROLE: &str = "collector-instance-role";
 const ROLE_KEY: &str = "ASIAINSTANCEROLE";
+/// The container endpoint's path, authorization token and access key.
+const CONTAINER_PATH: &str = "/v2/container-credentials";
+const CONTAINER_TOKEN: &str = "container-authorization-token-1";
+const CONTAINER_KEY: &str = "ASIACONTAINERTASK";
 
 /// An HTTP server answering like EC2's IMDSv2: `PUT /latest/api/token` (with the TTL header) gives a token, the
 /// role name and the role's credentials are served only to requests carrying it. Records `METHOD path` of every
@@ -303,6 +309,11 @@ fn serve(conn: TcpStream, state: &ImdsState) -> std::io::Result<()> {
         .push(format!("{method} {path}"));
     let creds_path = format!("/latest/meta-data/iam/security-credentials/{ROLE}");
     let (status, extra, body) = match (method.as_str(), path.as_str()) {
+        ("GET", CONTAINER_PATH) if header("authorization") == Some(CONTAINER_TOKEN) => (
+            "200 OK",
+            String::new(),
+            role_credentials(state, CONTAINER_KEY),
+        ),
         ("PUT", "/latest/api/token") => match header("x-aws-ec2-metadata-token-ttl-seconds") {
             Some(ttl) => (
                 "200 OK",
@@ -317,7 +328,9 @@ fn serve(conn: TcpStream, state: &ImdsState) -> std::io::Result<()> {
         ("GET", "/latest/meta-data/iam/security-credentials/") => {
             ("200 OK", String::new(), ROLE.to_owned())
         }
-        ("GET", p) if p == creds_path => ("200 OK", String::new(), role_credentials(state)),
+        ("GET", p) if p == creds_path => {
+            ("200 OK", String::new(), role_credentials(state, ROLE_KEY))
+        }
         _ => ("404 Not Found", String::new(), String::new()),
     };
     let mut w = conn;
@@ -329,8 +342,8 @@ fn serve(conn: TcpStream, state: &ImdsState) -> std::io::Result<()> {
     w.flush()
 }
 
-/// The role's credentials document, valid for the mock's lifetime (noted in `issued`).
-fn role_credentials(state: &ImdsState) -> String {
+/// A role's credentials document with `key`, valid for the mock's lifetime (noted in `issued`).
+fn role_credentials(state: &ImdsState, key: &str) -> String {
     let now = chrono::Utc::now();
     let lifetime = state.lifetime;
     let at = Instant::now();
@@ -344,7 +357,7 @@ fn role_credentials(state: &ImdsState) -> String {
         "Code": "Success",
         "LastUpdated": fmt(now),
         "Type": "AWS-HMAC",
-        "AccessKeyId": ROLE_KEY,
+        "AccessKeyId": key,
         "SecretAccessKey": "instance-role-secret",
         "Token": "instance-role-session-token",
         "Expiration": fmt(now + lifetime),
@@ -406,6 +419,11 @@ fn an_unknown_profile_is_a_setup_error() {
 /// Empty shared files and the environment of an instance whose metadata service is `imds_url` (no keys, no
 /// profiles: `AWS_PROFILE` is removed by `begin`). Returns the lock guard and the files' directory.
 fn instance_environment(imds_url: &str) -> (MutexGuard<'static, ()>, TempDir) {
+    no_profile_environment(&[("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds_url)])
+}
+
+/// Empty shared files (no keys, no profiles: `AWS_PROFILE` is removed by `begin`) and `vars`.
+fn no_profile_environment(vars: &[(&str, &str)]) -> (MutexGuard<'static, ()>, TempDir) {
     let empty = TempDir::new("lf-aws-no-profile");
     let (creds_file, config_file) = (
         empty.path().join("credentials"),
@@ -413,12 +431,13 @@ fn instance_environment(imds_url: &str) -> (MutexGuard<'static, ()>, TempDir) {
     );
     std::fs::write(&creds_file, "").unwrap();
     std::fs::write(&config_file, "").unwrap();
-    let guard = begin(&[
-        ("AWS_SHARED_CREDENTIALS_FILE", &creds_file.to_string_lossy()),
-        ("AWS_CONFIG_FILE", &config_file.to_string_lossy()),
-        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds_url),
-    ]);
-    (guard, empty)
+    let (creds_file, config_file) = (creds_file.to_string_lossy(), config_file.to_string_lossy());
+    let mut all = vec![
+        ("AWS_SHARED_CREDENTIALS_FILE", &*creds_file),
+        ("AWS_CONFIG_FILE", &*config_file),
+    ];
+    all.extend_from_slice(vars);
+    (begin(&all), empty)
 }
 
 #[test]
@@ -478,4 +497,67 @@ fn instance_role_credentials_are_renewed_before_they_expire() {
     });
     assert!(f.dead_letters().is_empty(), "{:?}", f.dead_letters());
     assert!(logged("PullError").is_none(), "{:?}", logged("PullError"));
+}
+
+/// A container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` on loopback, with its authorization
+/// token), the instance metadata service disabled: the endpoint is asked with the token, the events arrive and the
+/// container role's key signs.
+#[test]
+fn credentials_from_the_container_endpoint() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!("http://{}{CONTAINER_PATH}", listener.local_addr().unwrap());
+    let (_g, _files) = no_profile_environment(&[
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", CONTAINER_TOKEN),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]);
+    let endpoint = ImdsMock::start(listener, chrono::Duration::hours(1));
+    let f = Fixture::start();
+    pull_with(&f, json!({}), CONTAINER_KEY);
+    let asked = endpoint.requests();
+    assert!(
+        asked.iter().any(|a| *a == format!("GET {CONTAINER_PATH}")),
+        "{asked:?}"
+    );
+}
+
+/// A web identity (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, as EKS sets them), exchanged with moto's STS
+/// (`AWS_ENDPOINT_URL_STS`) by AssumeRoleWithWebIdentity: the events arrive and the session signs with the
+/// temporary key moto issued for that role session (an `ASIA…` key, not one of the other tests').
+#[test]
+fn credentials_from_a_web_identity() {
+    // moto first (a child process, no thread here), so that its URL can be put in the environment.
+    let moto = MotoServer::start();
+    let dir = TempDir::new("lf-aws-web-identity");
+    let token_file = dir.path().join("token");
+    std::fs::write(
+        &token_file,
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJsb2dmZXJyeSJ9.c2lnbmF0dXJl",
+    )
+    .unwrap();
+    let sts = moto.url();
+    let (_g, _files) = no_profile_environment(&[
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file.to_string_lossy()),
+        (
+            "AWS_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/collector-web-role",
+        ),
+        ("AWS_ROLE_SESSION_NAME", "logferry-web-identity"),
+        ("AWS_ENDPOINT_URL_STS", &sts),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]);
+    let f = Fixture::with_moto(moto);
+    let q = trail_with_object(&f);
+    let spec = specs(&AwsInput, &input(&f, json!({}))).remove(0);
+    let run = run(spec, |s| f.factory(s));
+    wait_until(T, "2 events and an empty queue", || {
+        f.events().len() == 2 && f.queue_depth(&q) == 0
+    });
+    drop(run);
+    let key = signing_key(&f, &json!({}));
+    assert!(key.starts_with("ASIA"), "{key}");
+    assert!(
+        ![ROLE_KEY, CONTAINER_KEY, PROFILE_KEY].contains(&key.as_str()),
+        "{key}"
+    );
 }

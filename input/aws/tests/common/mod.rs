@@ -28,8 +28,13 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn start() -> Fixture {
+        Fixture::with_moto(MotoServer::start())
+    }
+
+    /// A fixture around a moto server already started (starting one runs no thread in this process, so a test
+    /// can set environment variables that name its URL before the fixture's threads start).
+    pub fn with_moto(moto: MotoServer) -> Fixture {
         let redis = RedisServer::start();
-        let moto = MotoServer::start();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
