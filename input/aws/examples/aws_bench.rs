@@ -518,11 +518,24 @@ fn pull(a: PullArgs) {
     );
 }
 
-/// Counts what the decoder hands out, building each message as the puller does (one `String` per event).
+/// Counts what the decoder hands out, reading the head fields and, with `copy`, building each message as the
+/// puller does (one `String` per event).
 #[derive(Default)]
 struct CountOut {
+    copy: bool,
     events: u64,
     bytes: u64,
+}
+
+impl CountOut {
+    fn message(&mut self, text: &str) -> usize {
+        self.events += 1;
+        if self.copy {
+            text.to_owned().len()
+        } else {
+            text.len()
+        }
+    }
 }
 
 impl logferry_input_aws::decode::Out for CountOut {
@@ -535,10 +548,8 @@ impl logferry_input_aws::decode::Out for CountOut {
         use logferry_input_aws::records::HeadField;
         let time = head.get(bytes, HeadField::EventTime);
         let source = head.get(bytes, HeadField::EventSource);
-        let message = head.text(bytes).into_owned();
-        self.events += 1;
-        self.bytes +=
-            (message.len() + time.map_or(0, |t| t.len()) + source.map_or(0, |s| s.len())) as u64;
+        let n = self.message(&head.text(bytes));
+        self.bytes += (n + time.map_or(0, |t| t.len()) + source.map_or(0, |s| s.len())) as u64;
         Ok(())
     }
 
@@ -547,44 +558,7 @@ impl logferry_input_aws::decode::Out for CountOut {
         text: &str,
         _line_no: u64,
     ) -> Result<(), logferry_input_aws::decode::ObjectError> {
-        let message = text.to_owned();
-        self.events += 1;
-        self.bytes += message.len() as u64;
-        Ok(())
-    }
-}
-
-/// Counts what the decoder hands out without copying it (the head fields are read).
-#[derive(Default)]
-struct ScanOut {
-    events: u64,
-    bytes: u64,
-}
-
-impl logferry_input_aws::decode::Out for ScanOut {
-    fn record(
-        &mut self,
-        bytes: &[u8],
-        head: &logferry_input_aws::records::RecordHead,
-        _index: u64,
-    ) -> Result<(), logferry_input_aws::decode::ObjectError> {
-        use logferry_input_aws::records::HeadField;
-        let time = head.get(bytes, HeadField::EventTime);
-        let source = head.get(bytes, HeadField::EventSource);
-        self.events += 1;
-        self.bytes += (head.text(bytes).len()
-            + time.map_or(0, |t| t.len())
-            + source.map_or(0, |s| s.len())) as u64;
-        Ok(())
-    }
-
-    fn line(
-        &mut self,
-        text: &str,
-        _line_no: u64,
-    ) -> Result<(), logferry_input_aws::decode::ObjectError> {
-        self.events += 1;
-        self.bytes += text.len() as u64;
+        self.bytes += self.message(text) as u64;
         Ok(())
     }
 }
@@ -599,7 +573,7 @@ fn scan_only(shape: &str, rounds: u32) {
         .unwrap();
     let mut best = f64::MAX;
     for _ in 0..rounds {
-        let mut out = ScanOut::default();
+        let mut out = CountOut::default();
         let t = Instant::now();
         read_object(
             &text[..],
@@ -645,7 +619,10 @@ fn decode_only(shape: &str, gzip_mb: usize, rounds: u32, inflate: bool) {
     let input = if inflate { &gz } else { &text };
     let cut = cut_of(shape);
     let cpu0 = cpu_secs();
-    let mut out = CountOut::default();
+    let mut out = CountOut {
+        copy: true,
+        ..CountOut::default()
+    };
     for _ in 0..rounds {
         read_object(
             &input[..],

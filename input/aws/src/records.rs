@@ -331,6 +331,32 @@ fn read_some<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, ObjectError> {
     }
 }
 
+/// A `Splitter` method `$name` running [`Splitter::scan_with`] compiled for the CPU features `$features`, with the
+/// masks of `$masks` and the carry-less prefix XOR (the block loop, the masks and the prefix XOR are inlined into
+/// it). Only called when [`Vector::detect`] found those features.
+macro_rules! kernel_scan {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $masks:ident) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(
+            &mut self,
+            buf: &[u8],
+            out: &mut dyn Out,
+            stats: &mut ReadStats,
+        ) -> Result<(), ObjectError> {
+            // SAFETY: only reached when the CPU has the features this function is compiled for.
+            self.scan_with(
+                buf,
+                out,
+                stats,
+                |b| unsafe { $masks(b) },
+                |x| unsafe { prefix_xor_clmul(x) },
+            )
+        }
+    };
+}
+
 /// Grammar state inside an element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Expect {
@@ -463,6 +489,14 @@ impl Masks {
     }
 }
 
+/// The block being scanned: where it starts, its masks (quotes unescaped) and its bytes inside strings.
+#[derive(Clone, Copy)]
+struct Block<'m> {
+    p: usize,
+    m: &'m Masks,
+    in_string: u64,
+}
+
 /// What a string's content holds besides plain characters.
 #[derive(Debug, Clone, Copy)]
 struct Content {
@@ -516,44 +550,18 @@ impl Splitter {
         self.scan_with(buf, out, stats, masks, prefix_xor)
     }
 
-    /// [`Self::scan`] compiled for AVX-512 (F, BW) and PCLMULQDQ.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,pclmulqdq,popcnt,bmi1,lzcnt")]
-    unsafe fn scan_avx512(
-        &mut self,
-        buf: &[u8],
-        out: &mut dyn Out,
-        stats: &mut ReadStats,
-    ) -> Result<(), ObjectError> {
-        // SAFETY: only reached when the CPU has AVX-512 F and BW and PCLMULQDQ.
-        self.scan_with(
-            buf,
-            out,
-            stats,
-            |b| unsafe { masks_avx512(b) },
-            |x| unsafe { prefix_xor_clmul(x) },
-        )
-    }
-
-    /// [`Self::scan`] compiled for AVX2 and PCLMULQDQ (the block loop, the masks and the prefix XOR are inlined
-    /// into it).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,pclmulqdq,popcnt,bmi1,lzcnt")]
-    unsafe fn scan_avx2(
-        &mut self,
-        buf: &[u8],
-        out: &mut dyn Out,
-        stats: &mut ReadStats,
-    ) -> Result<(), ObjectError> {
-        // SAFETY: only reached when the CPU has AVX2 and PCLMULQDQ.
-        self.scan_with(
-            buf,
-            out,
-            stats,
-            |b| unsafe { masks_avx2(b) },
-            |x| unsafe { prefix_xor_clmul(x) },
-        )
-    }
+    kernel_scan!(
+        /// [`Self::scan`] compiled for AVX-512 (F, BW) and PCLMULQDQ.
+        scan_avx512,
+        "avx512f,avx512bw,pclmulqdq,popcnt,bmi1,lzcnt",
+        masks_avx512
+    );
+    kernel_scan!(
+        /// [`Self::scan`] compiled for AVX2 and PCLMULQDQ.
+        scan_avx2,
+        "avx2,pclmulqdq,popcnt,bmi1,lzcnt",
+        masks_avx2
+    );
 
     #[inline(always)]
     fn scan_with(
@@ -652,12 +660,17 @@ impl Splitter {
         let m = Masks { quote, ..m };
         let in_string = prefix_xor(quote) ^ self.in_string;
         self.in_string = ((in_string as i64) >> 63) as u64;
+        let block = Block {
+            p,
+            m: &m,
+            in_string,
+        };
         let mut from = 0;
         while from < BLOCK {
             from = if self.mode == Mode::Structure {
-                self.structure_run(buf, p, from, &m, in_string, out, stats)?
+                self.structure_run(buf, &block, from, out, stats)?
             } else {
-                self.visit_run(buf, p, from, &m, in_string, out, stats)?
+                self.visit_run(buf, &block, from, out, stats)?
             };
         }
         self.prev_quote = quote;
@@ -673,18 +686,16 @@ impl Splitter {
     /// Visits the structural characters and string boundaries of the block from bit `from` (document, grammar
     /// and skipping modes). Returns BLOCK, or the bit after an element's `{` when it is followed by structure
     /// only (`Mode::Structure`).
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn visit_run(
         &mut self,
         buf: &[u8],
-        p: usize,
+        block: &Block<'_>,
         from: usize,
-        m: &Masks,
-        in_string: u64,
         out: &mut dyn Out,
         stats: &mut ReadStats,
     ) -> Result<usize, ObjectError> {
+        let Block { p, m, in_string } = *block;
         let quote = m.quote;
         let mut visit = ((m.structural() & !in_string) | quote) & (u64::MAX << from);
         while visit != 0 {
@@ -725,18 +736,16 @@ impl Splitter {
     /// brackets outside strings are counted in bulk while the element's top level is out of reach (nested
     /// values), else one by one; the top level's `:` after the keys that may be head fields are noted. Returns
     /// BLOCK, or the bit after the element's closing brace (the element was handed to `out`).
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn structure_run(
         &mut self,
         buf: &[u8],
-        p: usize,
+        block: &Block<'_>,
         from: usize,
-        m: &Masks,
-        in_string: u64,
         out: &mut dyn Out,
         stats: &mut ReadStats,
     ) -> Result<usize, ObjectError> {
+        let Block { p, m, in_string } = *block;
         let outside = !in_string & bits_from_bit(from);
         let (open, close) = (m.open & outside, m.close & outside);
         let walk = self.brackets.walk(&buf[p..p + BLOCK], from, open, close);
@@ -1268,6 +1277,28 @@ impl Splitter {
     }
 }
 
+/// The masks of one lane in [`Masks::add_lane`]'s order, from the lane's compares with a byte (`eq`), with a byte
+/// after folding `[ ]` onto `{ }` (`folded_eq`), its high bits and its control bytes.
+#[inline(always)]
+fn lane_masks(
+    eq: impl Fn(u8) -> u64,
+    folded_eq: impl Fn(u8) -> u64,
+    high: u64,
+    control: u64,
+) -> [u64; 9] {
+    [
+        eq(b'"'),
+        eq(b'\\'),
+        folded_eq(b'{'),
+        folded_eq(b'}'),
+        eq(b':'),
+        eq(b','),
+        high,
+        control,
+        eq(b' '),
+    ]
+}
+
 /// The masks of a block, 16 bytes at a time with SSE2 (part of every x86-64 CPU).
 #[cfg(target_arch = "x86_64")]
 #[inline]
@@ -1284,17 +1315,7 @@ fn masks(block: &[u8; BLOCK]) -> Masks {
             let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
             let folded_eq = |c: u8| bits(_mm_cmpeq_epi8(folded, _mm_set1_epi8(c as i8)));
             let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-            [
-                eq(b'"'),
-                eq(b'\\'),
-                folded_eq(b'{'),
-                folded_eq(b'}'),
-                eq(b':'),
-                eq(b','),
-                bits(v),
-                bits(control),
-                eq(b' '),
-            ]
+            lane_masks(eq, folded_eq, bits(v), bits(control))
         };
         m.add_lane(lane * 16, bits);
     }
@@ -1317,20 +1338,7 @@ unsafe fn masks_avx2(block: &[u8; BLOCK]) -> Masks {
         let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
         let folded_eq = |c: u8| bits(_mm256_cmpeq_epi8(folded, _mm256_set1_epi8(c as i8)));
         let control = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1f)), v);
-        m.add_lane(
-            half * 32,
-            [
-                eq(b'"'),
-                eq(b'\\'),
-                folded_eq(b'{'),
-                folded_eq(b'}'),
-                eq(b':'),
-                eq(b','),
-                bits(v),
-                bits(control),
-                eq(b' '),
-            ],
-        );
+        m.add_lane(half * 32, lane_masks(eq, folded_eq, bits(v), bits(control)));
     }
     m
 }
