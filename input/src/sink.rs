@@ -48,12 +48,12 @@ impl SinkFactory {
 
 /// Wraps filled before the sink writes them (one round trip to Redis).
 const WRAPS_PER_FLUSH: usize = 8;
-/// Encoded bytes after which the filled wraps are written even if fewer than [`WRAPS_PER_FLUSH`]: 8 wraps of
-/// large events (CloudTrail records of ~1.3 KB) would buffer over 1 MB, and the copies into the command and the
-/// socket then miss the cache (`bench/aws/run.sh 20 25 1`: 681-691 MiB per CPU second for CloudTrail files with 8
-/// wraps, 743-749 with this bound; 512 KiB saved CPU as well but cost throughput, one round trip to Redis more
-/// per flush). Events up to ~1 KB still go [`WRAPS_PER_FLUSH`] wraps at a time.
-const FLUSH_BYTES: usize = 768 << 10;
+/// Encoded bytes after which a wrap is full even with fewer than `wrap_size` events. Large events (CloudTrail
+/// records of ~1.3 KB) made wraps of over 128 KiB, which glibc's malloc serves from fresh `mmap` pages in every
+/// process that reads them (the OutputProcess, the bench's consumer: ~3x its CPU, page faults and zeroing), and 8 of
+/// them buffered over 1 MB per round trip, whose copies missed the cache. With this bound a flush holds at most
+/// about [`WRAPS_PER_FLUSH`] x 96 KiB; events up to ~1 KB still fill wraps by count.
+const WRAP_BYTES: usize = 96 << 10;
 
 /// Buffers events, encoded straight into wraps, and writes them to Redis; `flush` returns once everything emitted
 /// is in Redis. The wraps are reused, so a sink allocates nothing per event or per batch once warm.
@@ -87,24 +87,18 @@ impl EventSink {
         self.after_push()
     }
 
-    /// Moves on to the next wrap when the current one is full, and writes them all when every wrap is.
+    /// Moves on to the next wrap when the current one is full (`wrap_size` events or [`WRAP_BYTES`]), and writes them
+    /// all when every wrap is.
     #[inline]
     fn after_push(&mut self) -> Result<(), PullerError> {
-        if self.wraps[self.current].len() >= self.wrap_size {
+        let wrap = &self.wraps[self.current];
+        if wrap.len() >= self.wrap_size || wrap.encoded_len() >= WRAP_BYTES {
             self.current += 1;
-            if self.current == self.wraps.len() || self.buffered_bytes() >= FLUSH_BYTES {
+            if self.current == self.wraps.len() {
                 self.flush()?;
             }
         }
         Ok(())
-    }
-
-    /// Encoded bytes of the filled wraps (checked once per filled wrap).
-    fn buffered_bytes(&self) -> usize {
-        self.wraps[..self.current]
-            .iter()
-            .map(Wrap::encoded_len)
-            .sum()
     }
 
     /// Adds an event whose message is the concatenation of `pieces` (see [`Wrap::push_pieces`]).
@@ -200,15 +194,63 @@ mod tests {
         assert_eq!(emit_n(&mut sink, &redis, 1, 300), WRAPS_PER_FLUSH);
     }
 
-    /// 1.4 KB events: 6 wraps of 100 pass [`FLUSH_BYTES`] (5 do not), so they are written 6 at a time.
+    /// 2 KB events: a wrap is full once it passes [`WRAP_BYTES`], well before 100 events; still 8 wraps a write.
     #[test]
-    fn large_events_are_written_once_the_wraps_pass_the_byte_bound() {
+    fn large_events_fill_wraps_by_bytes() {
         let redis = RedisServer::start();
         let mut sink = open(&redis);
-        assert_eq!(emit_n(&mut sink, &redis, 599, 1400), 0);
-        assert_eq!(emit_n(&mut sink, &redis, 1, 1400), 6);
-        assert_eq!(emit_n(&mut sink, &redis, 600, 1400), 12);
-        sink.flush().unwrap();
-        assert_eq!(emit_n(&mut sink, &redis, 0, 0), 12);
+        let message = "x".repeat(2000);
+        let mut probe = Wrap::default();
+        probe.push("my.app.test", 1, &message);
+        let one = probe.encoded_len();
+        probe.push("my.app.test", 1, &message);
+        let per_event = probe.encoded_len() - one;
+        let header = one - per_event;
+        // The smallest count whose wrap reaches the bound.
+        let per_wrap = (WRAP_BYTES - header).div_ceil(per_event);
+        assert!(per_wrap < 100, "{per_wrap}");
+        let batch = per_wrap * WRAPS_PER_FLUSH;
+        assert_eq!(emit_n(&mut sink, &redis, batch - 1, 2000), 0);
+        assert_eq!(emit_n(&mut sink, &redis, 1, 2000), WRAPS_PER_FLUSH);
+        let mut c = logferry::redis_conn::connect(&redis.url(), Duration::from_secs(5)).unwrap();
+        let counts: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(Keys::new("sink-test").stream(EventClass::Standard))
+            .arg("-")
+            .arg("+")
+            .query::<redis::Value>(&mut c)
+            .map(|v| parse_entries(&v))
+            .unwrap();
+        assert_eq!(counts.len(), WRAPS_PER_FLUSH);
+        for (_, fields) in &counts {
+            let n = fields
+                .iter()
+                .find(|(k, _)| k == "n")
+                .map(|(_, v)| v.clone());
+            assert_eq!(n, Some(per_wrap.to_string()));
+        }
+    }
+
+    /// (id, field/value pairs) of an XRANGE reply, the wrap bytes left out.
+    fn parse_entries(v: &redis::Value) -> Vec<(String, Vec<(String, String)>)> {
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) if b.len() < 64 => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        };
+        let redis::Value::Array(entries) = v else {
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .filter_map(|e| match e {
+                redis::Value::Array(pair) if pair.len() == 2 => {
+                    let redis::Value::Array(kv) = &pair[1] else {
+                        return None;
+                    };
+                    let fields = kv.chunks(2).map(|p| (text(&p[0]), text(&p[1]))).collect();
+                    Some((text(&pair[0]), fields))
+                }
+                _ => None,
+            })
+            .collect()
     }
 }
