@@ -416,10 +416,15 @@ fn an_unknown_profile_is_a_setup_error() {
     );
 }
 
-/// Empty shared files and the environment of an instance whose metadata service is `imds_url` (no keys, no
-/// profiles: `AWS_PROFILE` is removed by `begin`). Returns the lock guard and the files' directory.
-fn instance_environment(imds_url: &str) -> (MutexGuard<'static, ()>, TempDir) {
-    no_profile_environment(&[("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds_url)])
+/// An instance: an IMDSv2 mock handing out credentials valid for `lifetime`, empty shared files (no keys, no
+/// profiles: `AWS_PROFILE` is removed by `begin`) and the environment pointing at the mock. The listener is bound
+/// and the environment set before the mock's thread starts. Returns the lock guard, the files' directory and the
+/// mock.
+fn on_instance(lifetime: chrono::Duration) -> (MutexGuard<'static, ()>, TempDir, ImdsMock) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (guard, files) = no_profile_environment(&[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &url)]);
+    (guard, files, ImdsMock::start(listener, lifetime))
 }
 
 /// Empty shared files (no keys, no profiles: `AWS_PROFILE` is removed by `begin`) and `vars`.
@@ -442,9 +447,7 @@ fn no_profile_environment(vars: &[(&str, &str)]) -> (MutexGuard<'static, ()>, Te
 
 #[test]
 fn credentials_from_the_instance_role() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (_g, _files) = instance_environment(&format!("http://{}", listener.local_addr().unwrap()));
-    let imds = ImdsMock::start(listener, chrono::Duration::hours(1));
+    let (_g, _files, imds) = on_instance(chrono::Duration::hours(1));
     let f = Fixture::start();
     pull_with(&f, json!({}), ROLE_KEY);
     let asked = imds.requests();
@@ -463,9 +466,7 @@ fn credentials_from_the_instance_role() {
 /// announced after two renewals is still delivered.
 #[test]
 fn instance_role_credentials_are_renewed_before_they_expire() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (_g, _files) = instance_environment(&format!("http://{}", listener.local_addr().unwrap()));
-    let imds = ImdsMock::start(listener, chrono::Duration::seconds(20));
+    let (_g, _files, imds) = on_instance(chrono::Duration::seconds(20));
     let f = Fixture::start();
     let q = trail_with_object(&f);
     let spec = specs(&AwsInput, &input(&f, json!({}))).remove(0);
