@@ -8,6 +8,7 @@
 
 use crate::event::{Event, EventClass, Wrap};
 use crate::redis_conn::Keys;
+use crate::resp::{GroupRead, StreamReadConnection};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +22,11 @@ pub enum QueueError {
     Redis {
         stream: String,
         source: redis::RedisError,
+    },
+    #[error("reading {stream}: {source}")]
+    Read {
+        stream: String,
+        source: crate::resp::ReadError,
     },
     #[error("stopping while the queue {stream} was full; {events} events not enqueued")]
     Stopping { stream: String, events: usize },
@@ -336,21 +342,30 @@ pub struct Entry {
 
 /// Reads one stream with the consumer group and acknowledges entries.
 pub struct QueueConsumer {
+    /// Every command but XREADGROUP.
     conn: redis::Connection,
+    /// XREADGROUP, whose replies are large (see [`crate::resp`]); `None` after a failed read until the next one
+    /// reconnects.
+    reads: Option<StreamReadConnection>,
+    url: String,
     stream: String,
     size_key: String,
     consumer: String,
     ack_script: redis::Script,
-    /// While true, the consumer re-reads its own pending entries (left from a previous run) before new ones.
+    /// While true, the consumer re-reads its own pending entries after `last_id` before new ones: those left by a
+    /// previous run, and those of a reply cut by a failed read.
     replaying: bool,
-    replay_cursor: String,
+    /// Id of the last entry returned by [`QueueConsumer::read`].
+    last_id: String,
 }
 
 impl QueueConsumer {
-    /// Creates the group if needed and takes over every pending entry of other consumers of the group (a crashed
-    /// output under another name), so that they are re-sent first.
-    pub fn open(
-        mut conn: redis::Connection,
+    /// Connects to the Redis of `url` (retrying until `deadline`), creates the group if needed and takes over every
+    /// pending entry of other consumers of the group (a crashed output under another name), so that they are
+    /// re-sent first.
+    pub fn connect(
+        url: &str,
+        deadline: Duration,
         keys: &Keys,
         class: EventClass,
         consumer: &str,
@@ -360,6 +375,12 @@ impl QueueConsumer {
             stream: keys.stream(class),
             source,
         };
+        let mut conn = crate::redis_conn::connect(url, deadline).map_err(err)?;
+        let reads =
+            StreamReadConnection::connect(url, deadline).map_err(|source| QueueError::Read {
+                stream: stream.clone(),
+                source,
+            })?;
         let created: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(&stream)
@@ -397,12 +418,14 @@ impl QueueConsumer {
         }
         Ok(QueueConsumer {
             conn,
+            reads: Some(reads),
+            url: url.to_owned(),
             size_key: keys.stream_size(class),
             stream,
             consumer: consumer.to_owned(),
             ack_script: redis::Script::new(ACK_SCRIPT),
             replaying: true,
-            replay_cursor: "0".into(),
+            last_id: "0".into(),
         })
     }
 
@@ -426,17 +449,19 @@ impl QueueConsumer {
 
     /// Reads up to `count` entries: first the pending ones of a previous run, then new ones, waiting up to `block`.
     pub fn read(&mut self, count: usize, block: Duration) -> Result<Vec<Entry>, QueueError> {
+        let mut entries = Vec::new();
         if self.replaying {
-            let entries = self.xreadgroup(count, None, &self.replay_cursor.clone())?;
-            match entries.last() {
-                Some(last) => {
-                    self.replay_cursor = last.id.clone();
-                    return Ok(entries);
-                }
-                None => self.replaying = false,
-            }
+            let after = self.last_id.clone();
+            self.xreadgroup(count, None, &after, &mut entries)?;
+            self.replaying = !entries.is_empty();
         }
-        self.xreadgroup(count, Some(block), ">")
+        if !self.replaying {
+            self.xreadgroup(count, Some(block), ">", &mut entries)?;
+        }
+        if let Some(last) = entries.last() {
+            self.last_id.clone_from(&last.id);
+        }
+        Ok(entries)
     }
 
     fn xreadgroup(
@@ -444,24 +469,40 @@ impl QueueConsumer {
         count: usize,
         block: Option<Duration>,
         id: &str,
-    ) -> Result<Vec<Entry>, QueueError> {
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg("COUNT")
-            .arg(count);
-        if let Some(b) = block {
-            cmd.arg("BLOCK").arg(b.as_millis().max(1) as u64);
+        entries: &mut Vec<Entry>,
+    ) -> Result<(), QueueError> {
+        let read = match &mut self.reads {
+            Some(reads) => reads,
+            None => self.reads.insert(
+                StreamReadConnection::connect(&self.url, Duration::ZERO).map_err(|source| {
+                    QueueError::Read {
+                        stream: self.stream.clone(),
+                        source,
+                    }
+                })?,
+            ),
         }
-        cmd.arg("STREAMS").arg(&self.stream).arg(id);
-        let reply: redis::Value =
-            cmd.query(&mut self.conn)
-                .map_err(|source| QueueError::Redis {
-                    stream: self.stream.clone(),
-                    source,
-                })?;
-        parse_read_reply(reply, &self.stream)
+        .xreadgroup(
+            &GroupRead {
+                group: GROUP,
+                consumer: &self.consumer,
+                stream: &self.stream,
+                id,
+                count,
+                block,
+            },
+            entries,
+        );
+        read.map_err(|source| {
+            // The reply may be cut: a new connection re-reads what it held from the pending entries.
+            self.reads = None;
+            self.replaying = true;
+            entries.clear();
+            QueueError::Read {
+                stream: self.stream.clone(),
+                source,
+            }
+        })
     }
 
     /// Acknowledges entries that every output accepted: XACK + XDEL, and the size hash decremented once each.
@@ -490,73 +531,4 @@ fn bulk_to_string(v: &redis::Value) -> Option<String> {
         redis::Value::SimpleString(s) => Some(s.clone()),
         _ => None,
     }
-}
-
-fn bulk_to_u64(v: &redis::Value) -> Option<u64> {
-    match v {
-        redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        redis::Value::Int(i) => u64::try_from(*i).ok(),
-        _ => None,
-    }
-}
-
-/// Parses `[[stream, [[id, [k, v, ...]], ...]]]` (RESP2) or the RESP3 map form.
-fn parse_read_reply(reply: redis::Value, _stream: &str) -> Result<Vec<Entry>, QueueError> {
-    let streams = match reply {
-        redis::Value::Nil => return Ok(Vec::new()),
-        redis::Value::Array(items) => items,
-        redis::Value::Map(pairs) => pairs
-            .into_iter()
-            .map(|(k, v)| redis::Value::Array(vec![k, v]))
-            .collect(),
-        _ => return Ok(Vec::new()),
-    };
-    let mut out = Vec::new();
-    for s in streams {
-        let redis::Value::Array(mut parts) = s else {
-            continue;
-        };
-        if parts.len() < 2 {
-            continue;
-        }
-        let redis::Value::Array(entries) = parts.swap_remove(1) else {
-            continue;
-        };
-        for e in entries {
-            let redis::Value::Array(mut idf) = e else {
-                continue;
-            };
-            if idf.len() < 2 {
-                continue;
-            }
-            let fields = idf.swap_remove(1);
-            let id = bulk_to_string(&idf[0]).unwrap_or_default();
-            let fields = match fields {
-                redis::Value::Array(f) => f,
-                // A pending entry that was deleted meanwhile reads as nil fields: nothing left to deliver.
-                _ => Vec::new(),
-            };
-            let mut entry = Entry {
-                id,
-                count: 0,
-                bytes: 0,
-                wrap: Vec::new(),
-            };
-            let mut it = fields.into_iter();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                match bulk_to_string(&k).as_deref() {
-                    Some("n") => entry.count = bulk_to_u64(&v).unwrap_or(0),
-                    Some("b") => entry.bytes = bulk_to_u64(&v).unwrap_or(0),
-                    Some("w") => {
-                        if let redis::Value::BulkString(b) = v {
-                            entry.wrap = b;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            out.push(entry);
-        }
-    }
-    Ok(out)
 }

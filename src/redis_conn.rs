@@ -43,14 +43,24 @@ impl Keys {
 /// Opens a connection, retrying until `deadline` (Redis may still be starting).
 pub fn connect(url: &str, deadline: Duration) -> redis::RedisResult<redis::Connection> {
     let client = redis::Client::open(url)?;
+    retry_until(deadline, || {
+        let mut c = client.get_connection()?;
+        redis::cmd("PING").query::<String>(&mut c)?;
+        Ok(c)
+    })
+}
+
+/// Calls `attempt` until it succeeds or `deadline` has passed (then its last error), waiting 20 ms, then twice as
+/// long each time up to 500 ms, between attempts.
+pub fn retry_until<T, E>(
+    deadline: Duration,
+    mut attempt: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let until = Instant::now() + deadline;
     let mut wait = Duration::from_millis(20);
     loop {
-        match client.get_connection() {
-            Ok(mut c) => {
-                redis::cmd("PING").query::<String>(&mut c)?;
-                return Ok(c);
-            }
+        match attempt() {
+            Ok(v) => return Ok(v),
             Err(e) if Instant::now() >= until => return Err(e),
             Err(_) => {
                 std::thread::sleep(wait);

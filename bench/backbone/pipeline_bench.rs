@@ -3,7 +3,7 @@
 //! process, the sink (the peer) included. Env: EVENTS (default 3000000), CONNECTIONS (1), WRAP (500),
 //! IDLE_SECS (15: wait before the idle RSS is read), LOGFERRY_BIN (default target/release/logferry).
 
-use logferry_testkit::procfs::{env_u64, process_cpu, status_kib};
+use logferry_testkit::procfs::{env_u64, own_cpu, process_cpu, status_kib};
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
@@ -129,7 +129,13 @@ outputs:
         ),
         ("sink (the peer, this process)", std::process::id() as i32),
     ];
-    let cpu: Vec<f64> = procs.iter().map(|(_, p)| process_cpu(*p as u32)).collect();
+    let cpu: Vec<f64> = procs
+        .iter()
+        .map(|(_, p)| match *p as u32 {
+            own if own == std::process::id() => own_cpu(own),
+            other => process_cpu(other),
+        })
+        .collect();
     let peak: Vec<u64> = procs
         .iter()
         .map(|(_, p)| status_kib(*p as u32, "VmHWM:"))

@@ -172,10 +172,9 @@ impl Consumer {
     }
 
     fn open(&self) -> Result<QueueConsumer, String> {
-        let conn = logferry::redis_conn::connect(&self.env.redis_url, Duration::from_secs(10))
-            .map_err(|e| format!("cannot connect to Redis: {e}"))?;
-        QueueConsumer::open(
-            conn,
+        QueueConsumer::connect(
+            &self.env.redis_url,
+            Duration::from_secs(10),
             &self.env.keys,
             self.class,
             &format!("{}-output", self.env.globals.id),

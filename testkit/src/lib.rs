@@ -82,6 +82,11 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// With more `redis-server` arguments (`--requirepass`, `--unixsocket`, ...).
+    pub fn start_with(args: &[&str]) -> RedisServer {
         let dir = TempDir::new("redis");
         let port = free_port();
         let child = Command::new(redis_server_path())
@@ -97,6 +102,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(dir.path())
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

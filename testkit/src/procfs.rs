@@ -17,6 +17,12 @@ pub fn process_cpu(pid: u32) -> f64 {
     stat_cpu(&format!("/proc/{pid}/stat"), true)
 }
 
+/// CPU seconds of a process alone (a benchmark's own process: its waited-for children are the build run before it
+/// by its script).
+pub fn own_cpu(pid: u32) -> f64 {
+    stat_cpu(&format!("/proc/{pid}/stat"), false)
+}
+
 /// CPU seconds of one thread.
 pub fn thread_cpu(pid: u32, tid: u32) -> f64 {
     stat_cpu(&format!("/proc/{pid}/task/{tid}/stat"), false)

@@ -4,8 +4,11 @@
 //!   notifications go to SQS queue `<name>`, generates one gzip object of `<shape>` (`jsonl`: JSON lines of
 //!   ~1.2 KB; `cloudtrail`: one `{"Records":[...]}` document of ~1.2 KB records) of about `<gzip_mb>` MB and uploads
 //!   it `<objects>` times (one notification each). Prints `<events> <uncompressed bytes> <gzip bytes> <queue url>`.
+//! - `reannounce <moto_url> <name> <queue>`: points the notifications of bucket `<name>` to a new SQS queue
+//!   `<queue>` and copies every object onto itself, so that each is announced again (one `ObjectCreated:Copy`
+//!   notification each); prints the queue URL. The later rounds of the bench reuse the uploads.
 //! - `consume <redis_url> <collector_id>`: drains the standard stream with the output's consumer group (read +
-//!   ack, as the OutputProcess would) and keeps the number of drained events in Redis key `bench:<id>:drained`.
+//!   ack, 64 entries per read as the OutputProcess does) and keeps the number of drained events in Redis key `bench:<id>:drained`.
 //! - `pull <moto_url> <redis_url> <shape> <queue_url> <collector_id> <events> <bytes> <objects> <workers>`: runs
 //!   the puller (`sqs_collector` with `format: lines` for `jsonl`, the `aws` input's `audit-events-all` service
 //!   for `cloudtrail`) until the consumer has drained `<events>` events and the SQS queue is empty, then prints one
@@ -45,6 +48,7 @@ fn main() {
             a[5].parse().unwrap(),
             &a[6],
         ),
+        Some("reannounce") if a.len() == 5 => reannounce(&a[2], &a[3], &a[4]),
         Some("consume") if a.len() == 4 => consume(&a[2], &a[3]),
         Some("pull") if a.len() == 11 => pull(PullArgs {
             moto: a[2].clone(),
@@ -278,44 +282,8 @@ fn generate(shape: &str, gzip_mb: usize) -> (Vec<u8>, u64, u64) {
 fn setup(moto: &str, shape: &str, objects: usize, gzip_mb: usize, name: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (sqs, s3) = clients(&rt, moto);
-    let url = rt
-        .block_on(sqs.create_queue().queue_name(name).send())
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    let attrs = rt
-        .block_on(
-            sqs.get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(A::QueueArn)
-                .send(),
-        )
-        .unwrap();
-    let arn = attrs
-        .attributes()
-        .unwrap()
-        .get(&A::QueueArn)
-        .unwrap()
-        .clone();
     rt.block_on(s3.create_bucket().bucket(name).send()).unwrap();
-    use aws_sdk_s3::types::{Event as S3Event, NotificationConfiguration, QueueConfiguration};
-    let qc = QueueConfiguration::builder()
-        .queue_arn(arn)
-        .events(S3Event::S3ObjectCreated)
-        .build()
-        .unwrap();
-    let nc = NotificationConfiguration::builder()
-        .queue_configurations(qc)
-        .build();
-    rt.block_on(
-        s3.put_bucket_notification_configuration()
-            .bucket(name)
-            .notification_configuration(nc)
-            .send(),
-    )
-    .unwrap();
+    let url = notify_new_queue(&rt, (&sqs, &s3), name, name);
     let (body, events, raw) = generate(shape, gzip_mb);
     let body = bytes::Bytes::from(body);
     for i in 0..objects {
@@ -341,15 +309,92 @@ fn setup(moto: &str, shape: &str, objects: usize, gzip_mb: usize, name: &str) {
     );
 }
 
+/// Creates SQS queue `queue` and sends the object-created notifications of `bucket` to it; returns its URL.
+fn notify_new_queue(
+    rt: &tokio::runtime::Runtime,
+    (sqs, s3): (&aws_sdk_sqs::Client, &aws_sdk_s3::Client),
+    bucket: &str,
+    queue: &str,
+) -> String {
+    let url = rt
+        .block_on(sqs.create_queue().queue_name(queue).send())
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = rt
+        .block_on(
+            sqs.get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(A::QueueArn)
+                .send(),
+        )
+        .unwrap();
+    let arn = attrs
+        .attributes()
+        .unwrap()
+        .get(&A::QueueArn)
+        .unwrap()
+        .clone();
+    use aws_sdk_s3::types::{Event as S3Event, NotificationConfiguration, QueueConfiguration};
+    let qc = QueueConfiguration::builder()
+        .queue_arn(arn)
+        .events(S3Event::S3ObjectCreated)
+        .build()
+        .unwrap();
+    let nc = NotificationConfiguration::builder()
+        .queue_configurations(qc)
+        .build();
+    rt.block_on(
+        s3.put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(nc)
+            .send(),
+    )
+    .unwrap();
+    url
+}
+
+/// Announces every object of bucket `name` again, to a new queue `queue` (a queue of an earlier round may still
+/// have a long poll of the ended puller pending in moto, which would take the messages): each object is copied
+/// onto itself, one `ObjectCreated:Copy` notification each. Prints the new queue's URL.
+fn reannounce(moto: &str, name: &str, queue: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (sqs, s3) = clients(&rt, moto);
+    let url = notify_new_queue(&rt, (&sqs, &s3), name, queue);
+    let listed = rt
+        .block_on(s3.list_objects_v2().bucket(name).send())
+        .unwrap();
+    for key in listed.contents().iter().filter_map(|o| o.key()) {
+        rt.block_on(
+            s3.copy_object()
+                .bucket(name)
+                .key(key)
+                .copy_source(format!("{name}/{key}"))
+                .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+                .send(),
+        )
+        .unwrap();
+    }
+    println!("{url}");
+}
+
 fn consume(redis: &str, id: &str) {
     let keys = Keys::new(id);
-    let conn = logferry::redis_conn::connect(redis, Duration::from_secs(10)).unwrap();
     let mut counter = logferry::redis_conn::connect(redis, Duration::from_secs(10)).unwrap();
-    let mut c = QueueConsumer::open(conn, &keys, EventClass::Standard, "bench").unwrap();
+    let mut c = QueueConsumer::connect(
+        redis,
+        Duration::from_secs(10),
+        &keys,
+        EventClass::Standard,
+        "bench",
+    )
+    .unwrap();
     let key = format!("bench:{id}:drained");
     let mut total = 0u64;
     loop {
-        let entries = c.read(256, Duration::from_millis(200)).unwrap();
+        let entries = c.read(64, Duration::from_millis(200)).unwrap();
         if entries.is_empty() {
             continue;
         }

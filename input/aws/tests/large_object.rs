@@ -77,8 +77,14 @@ fn a_200_mb_gzip_object_streams_with_bounded_rss() {
         let (drained, done, url, keys) =
             (drained.clone(), done.clone(), f.redis.url(), f.keys.clone());
         std::thread::spawn(move || {
-            let conn = logferry::redis_conn::connect(&url, Duration::from_secs(10)).unwrap();
-            let mut c = QueueConsumer::open(conn, &keys, EventClass::Standard, "test").unwrap();
+            let mut c = QueueConsumer::connect(
+                &url,
+                Duration::from_secs(10),
+                &keys,
+                EventClass::Standard,
+                "test",
+            )
+            .unwrap();
             let mut next_seq = 0u64;
             while !done.load(Ordering::Relaxed) {
                 let entries = c.read(64, Duration::from_millis(100)).unwrap();
