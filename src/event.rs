@@ -164,6 +164,11 @@ impl Wrap {
         &self.buf
     }
 
+    /// The encoded wrap as [`Wrap::seal`] last returned it.
+    pub fn sealed(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Empties the wrap, keeping its buffer.
     pub fn clear(&mut self) {
         self.buf.clear();

@@ -128,18 +128,15 @@ pub fn spawn_internal_forwarder(env: &ProcessEnv) -> JoinHandle<()> {
                     continue;
                 }
                 if producer.is_none() {
-                    producer = crate::redis_conn::connect(&env.redis_url, Duration::from_secs(5))
-                        .ok()
-                        .map(|c| {
-                            QueueProducer::new(
-                                c,
-                                &env.keys,
-                                EventClass::Internal,
-                                env.limits(),
-                                never.clone(),
-                            )
-                            .reconnecting_to(&env.redis_url)
-                        });
+                    producer = QueueProducer::connect(
+                        &env.redis_url,
+                        Duration::from_secs(5),
+                        &env.keys,
+                        EventClass::Internal,
+                        env.limits(),
+                        never.clone(),
+                    )
+                    .ok();
                 }
                 let written = producer
                     .as_mut()

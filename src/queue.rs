@@ -8,7 +8,8 @@
 
 use crate::event::{Event, EventClass, Wrap};
 use crate::redis_conn::Keys;
-use crate::resp::{GroupRead, StreamReadConnection};
+use crate::resp::{GroupRead, RespConnection, RespError};
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,10 +24,10 @@ pub enum QueueError {
         stream: String,
         source: redis::RedisError,
     },
-    #[error("reading {stream}: {source}")]
-    Read {
+    #[error("redis error on {stream}: {source}")]
+    Resp {
         stream: String,
-        source: crate::resp::ReadError,
+        source: crate::resp::RespError,
     },
     #[error("stopping while the queue {stream} was full; {events} events not enqueued")]
     Stopping { stream: String, events: usize },
@@ -61,21 +62,24 @@ return acked
 
 /// Writes events of one class into its stream, in wraps, waiting while the stream is full.
 ///
-/// A push is one round trip: `MULTI`, one `XADD` per wrap, `HINCRBY` of the size hash, `EXEC`, packed by hand into
-/// a reused buffer. No Lua script sees the wraps: Redis's Lua hashes every byte of every string argument, which
-/// cost more than everything else Redis did. The limits are checked against the totals the previous push
-/// returned (refreshed while full), so a stream can exceed them by at most one push per producer.
+/// A push is one round trip: `MULTI`, one `XADD` per wrap, `HINCRBY` of the size hash, `EXEC`. The command
+/// headers are packed by hand into a reused buffer and written with the wraps between them, as they lie
+/// (`writev`, [`RespConnection::send_parts`]). No Lua script sees the wraps: Redis's Lua hashes every byte of every
+/// string argument, which cost more than everything else Redis did. The limits are checked against the totals the
+/// previous push returned (refreshed while full), so a stream can exceed them by at most one push per producer.
 pub struct QueueProducer {
-    conn: Option<redis::Connection>,
-    /// Reconnects after an I/O error (the connection's replies can no longer be trusted).
-    redis_url: Option<String>,
+    /// `None` after an error (the connection's replies can no longer be trusted) until the next command reconnects.
+    conn: Option<RespConnection>,
+    redis_url: String,
     stream: String,
     size_key: String,
     limits: QueueLimits,
     stop: Arc<AtomicBool>,
     /// Events and bytes in the stream as of the last reply (None: unknown).
     known: Option<(u64, u64)>,
+    /// The push's commands without the wraps' bytes; the bytes of wrap i go at `cuts[i]`.
     packed: Vec<u8>,
+    cuts: Vec<usize>,
     /// Time spent waiting for room, for the statistics.
     pub waited: Duration,
     /// When the "queue is full" line was last logged (once a minute at most).
@@ -86,31 +90,33 @@ pub struct QueueProducer {
 const WRAPS_PER_PUSH: usize = 16;
 
 impl QueueProducer {
-    pub fn new(
-        conn: redis::Connection,
+    /// Connects to the Redis of `url` (retrying until `deadline`); after an error a later push connects again.
+    pub fn connect(
+        url: &str,
+        deadline: Duration,
         keys: &Keys,
         class: EventClass,
         limits: QueueLimits,
         stop: Arc<AtomicBool>,
-    ) -> Self {
-        QueueProducer {
+    ) -> Result<Self, QueueError> {
+        let stream = keys.stream(class);
+        let conn = RespConnection::connect(url, deadline).map_err(|source| QueueError::Resp {
+            stream: stream.clone(),
+            source,
+        })?;
+        Ok(QueueProducer {
             conn: Some(conn),
-            redis_url: None,
-            stream: keys.stream(class),
+            redis_url: url.to_owned(),
+            stream,
             size_key: keys.stream_size(class),
             limits,
             stop,
             known: None,
             packed: Vec::new(),
+            cuts: Vec::new(),
             waited: Duration::ZERO,
             last_full_log: None,
-        }
-    }
-
-    /// Lets the producer open a new connection to `url` after an I/O error instead of failing for good.
-    pub fn reconnecting_to(mut self, url: &str) -> Self {
-        self.redis_url = Some(url.to_owned());
-        self
+        })
     }
 
     /// Appends `events`; returns once all of them are in Redis. Blocks while the stream is full; gives up only
@@ -132,35 +138,60 @@ impl QueueProducer {
             let add_n: u64 = group.iter().map(|w| w.len() as u64).sum();
             let add_b: u64 = group.iter().map(|w| w.event_bytes()).sum();
             self.wait_for_room(add_n, add_b)?;
+            group.iter_mut().for_each(|w| {
+                w.seal();
+            });
             self.pack_push(group, add_n, add_b);
-            let totals = self.exchange(group.len() + 4)?;
-            self.known = Some(totals);
+            let (n, b) = self.with_connection(|conn, packed, cuts| {
+                let mut parts = Vec::with_capacity(2 * cuts.len() + 1);
+                let mut from = 0;
+                for (&cut, wrap) in cuts.iter().zip(group.iter()) {
+                    parts.push(IoSlice::new(&packed[from..cut]));
+                    parts.push(IoSlice::new(wrap.sealed()));
+                    from = cut;
+                }
+                parts.push(IoSlice::new(&packed[from..]));
+                conn.send_parts("MULTI", &mut parts)?;
+                conn.expect_status("OK")?;
+                for _ in 0..group.len() + 2 {
+                    conn.expect_status("QUEUED")?;
+                }
+                conn.exec_last_integers()
+            })?;
+            self.known = Some((n.max(0) as u64, b.max(0) as u64));
         }
         Ok(())
     }
 
-    /// `MULTI`, `XADD stream * n N b B w WRAP` per wrap, `HINCRBY size n`, `HINCRBY size b`, `EXEC`.
-    fn pack_push(&mut self, group: &mut [&mut Wrap], add_n: u64, add_b: u64) {
-        let packed = &mut self.packed;
+    /// The headers of `MULTI`, `XADD stream * n N b B w WRAP` per wrap, `HINCRBY size n`, `HINCRBY size b`,
+    /// `EXEC`, with the place of each wrap's bytes noted in `cuts`.
+    fn pack_push(&mut self, group: &[&mut Wrap], add_n: u64, add_b: u64) {
+        let (packed, cuts) = (&mut self.packed, &mut self.cuts);
         packed.clear();
+        cuts.clear();
         pack_command(packed, &[b"MULTI"]);
-        for wrap in group.iter_mut() {
+        let mut number = itoa::Buffer::new();
+        for wrap in group {
             let (n, b) = (wrap.len().to_string(), wrap.event_bytes().to_string());
-            let data = wrap.seal();
-            pack_command(
-                packed,
-                &[
-                    b"XADD",
-                    self.stream.as_bytes(),
-                    b"*",
-                    b"n",
-                    n.as_bytes(),
-                    b"b",
-                    b.as_bytes(),
-                    b"w",
-                    data,
-                ],
-            );
+            let (stream, size) = (self.stream.as_bytes(), wrap.sealed().len());
+            pack_header(packed, 9);
+            for arg in [
+                b"XADD".as_slice(),
+                stream,
+                b"*",
+                b"n",
+                n.as_bytes(),
+                b"b",
+                b.as_bytes(),
+                b"w",
+            ] {
+                pack_arg(packed, arg);
+            }
+            packed.push(b'$');
+            packed.extend_from_slice(number.format(size).as_bytes());
+            packed.extend_from_slice(b"\r\n");
+            cuts.push(packed.len());
+            packed.extend_from_slice(b"\r\n");
         }
         let size_key = self.size_key.as_bytes();
         pack_command(
@@ -174,71 +205,32 @@ impl QueueProducer {
         pack_command(packed, &[b"EXEC"]);
     }
 
-    /// Sends the packed transaction and reads its `replies`; returns the stream's totals after it.
-    fn exchange(&mut self, replies: usize) -> Result<(u64, u64), QueueError> {
-        let result = self.try_exchange(replies);
-        if result.is_err() {
-            // Replies may be left unread: the connection is out of step and is replaced before the next push.
+    /// Runs `exchange` on the connection (opened again if an earlier error closed it), with the packed push; an
+    /// error closes the connection, whose replies may be out of step.
+    fn with_connection<T>(
+        &mut self,
+        exchange: impl FnOnce(&mut RespConnection, &[u8], &[usize]) -> Result<T, RespError>,
+    ) -> Result<T, QueueError> {
+        let conn = match &mut self.conn {
+            Some(conn) => Ok(conn),
+            None => RespConnection::connect(&self.redis_url, Duration::from_secs(5))
+                .map(|conn| self.conn.insert(conn)),
+        };
+        let result = conn.and_then(|conn| exchange(conn, &self.packed, &self.cuts));
+        result.map_err(|source| {
             self.conn = None;
-        }
-        result
-    }
-
-    fn try_exchange(&mut self, replies: usize) -> Result<(u64, u64), QueueError> {
-        let stream = &self.stream;
-        let err = |source| QueueError::Redis {
-            stream: stream.clone(),
-            source,
-        };
-        let conn = Self::connection(&mut self.conn, self.redis_url.as_deref()).map_err(err)?;
-        conn.send_packed_command(&self.packed).map_err(err)?;
-        let mut last = redis::Value::Nil;
-        for _ in 0..replies {
-            last = conn.recv_response().map_err(err)?;
-        }
-        // EXEC's reply: the XADD ids, then the two HINCRBY results.
-        let redis::Value::Array(items) = last else {
-            return Err(err(transaction_error(&last)));
-        };
-        match items.as_slice() {
-            [.., redis::Value::Int(n), redis::Value::Int(b)] => {
-                Ok(((*n).max(0) as u64, (*b).max(0) as u64))
+            QueueError::Resp {
+                stream: self.stream.clone(),
+                source,
             }
-            _ => Err(err(transaction_error(&redis::Value::Array(items.clone())))),
-        }
-    }
-
-    fn connection<'a>(
-        conn: &'a mut Option<redis::Connection>,
-        url: Option<&str>,
-    ) -> redis::RedisResult<&'a mut redis::Connection> {
-        if conn.is_none() {
-            let url = url.ok_or_else(|| {
-                redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "the queue connection broke and cannot be reopened",
-                ))
-            })?;
-            *conn = Some(crate::redis_conn::connect(url, Duration::from_secs(5))?);
-        }
-        Ok(conn.as_mut().expect("connection set above"))
+        })
     }
 
     /// Current events and bytes of the stream.
     fn read_size(&mut self) -> Result<(u64, u64), QueueError> {
-        let stream = &self.stream;
-        let err = |source| QueueError::Redis {
-            stream: stream.clone(),
-            source,
-        };
-        let conn = Self::connection(&mut self.conn, self.redis_url.as_deref()).map_err(err)?;
-        let (n, b): (Option<i64>, Option<i64>) = redis::cmd("HMGET")
-            .arg(&self.size_key)
-            .arg("n")
-            .arg("b")
-            .query(conn)
-            .map_err(err)?;
-        Ok((n.unwrap_or(0).max(0) as u64, b.unwrap_or(0).max(0) as u64))
+        let size_key = self.size_key.clone();
+        let values = self.with_connection(|conn, _, _| conn.hmget_u64(&size_key, &["n", "b"]))?;
+        Ok((values[0].unwrap_or(0), values[1].unwrap_or(0)))
     }
 
     fn fits(&self, (n, b): (u64, u64), add_n: u64, add_b: u64) -> bool {
@@ -310,25 +302,26 @@ impl QueueProducer {
 
 /// Appends one command in RESP (`*N`, then `$len` and bytes per argument).
 fn pack_command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    let mut number = itoa::Buffer::new();
-    out.push(b'*');
-    out.extend_from_slice(number.format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    pack_header(out, args.len());
     for arg in args {
-        out.push(b'$');
-        out.extend_from_slice(number.format(arg.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
+        pack_arg(out, arg);
     }
 }
 
-fn transaction_error(reply: &redis::Value) -> redis::RedisError {
-    redis::RedisError::from((
-        redis::ErrorKind::Client,
-        "the queue transaction was not executed",
-        format!("EXEC replied {reply:?}"),
-    ))
+/// `*N`: a command of `args` arguments follows.
+fn pack_header(out: &mut Vec<u8>, args: usize) {
+    out.push(b'*');
+    out.extend_from_slice(itoa::Buffer::new().format(args).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `$len`, the argument, CRLF.
+fn pack_arg(out: &mut Vec<u8>, arg: &[u8]) {
+    out.push(b'$');
+    out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(arg);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// One entry read from a stream.
@@ -346,7 +339,7 @@ pub struct QueueConsumer {
     conn: redis::Connection,
     /// XREADGROUP, whose replies are large (see [`crate::resp`]); `None` after a failed read until the next one
     /// reconnects.
-    reads: Option<StreamReadConnection>,
+    reads: Option<RespConnection>,
     url: String,
     stream: String,
     size_key: String,
@@ -376,11 +369,10 @@ impl QueueConsumer {
             source,
         };
         let mut conn = crate::redis_conn::connect(url, deadline).map_err(err)?;
-        let reads =
-            StreamReadConnection::connect(url, deadline).map_err(|source| QueueError::Read {
-                stream: stream.clone(),
-                source,
-            })?;
+        let reads = RespConnection::connect(url, deadline).map_err(|source| QueueError::Resp {
+            stream: stream.clone(),
+            source,
+        })?;
         let created: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(&stream)
@@ -473,14 +465,15 @@ impl QueueConsumer {
     ) -> Result<(), QueueError> {
         let read = match &mut self.reads {
             Some(reads) => reads,
-            None => self.reads.insert(
-                StreamReadConnection::connect(&self.url, Duration::ZERO).map_err(|source| {
-                    QueueError::Read {
-                        stream: self.stream.clone(),
-                        source,
-                    }
-                })?,
-            ),
+            None => {
+                self.reads
+                    .insert(RespConnection::connect(&self.url, Duration::ZERO).map_err(
+                        |source| QueueError::Resp {
+                            stream: self.stream.clone(),
+                            source,
+                        },
+                    )?)
+            }
         }
         .xreadgroup(
             &GroupRead {
@@ -498,7 +491,7 @@ impl QueueConsumer {
             self.reads = None;
             self.replaying = true;
             entries.clear();
-            QueueError::Read {
+            QueueError::Resp {
                 stream: self.stream.clone(),
                 source,
             }

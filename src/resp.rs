@@ -1,12 +1,14 @@
-//! `XREADGROUP` over a plain RESP2 socket: the one command whose replies are large.
+//! The queue's wraps over a plain RESP2 socket: written by `XADD` without being copied into a command buffer,
+//! read by `XREADGROUP` straight into their own buffers.
 //!
 //! The OutputProcess reads up to 64 wraps of up to ~96 KiB per call, more when it falls behind. redis-rs parses
 //! every reply with a general combinator parser that buffers, moves and copies each bulk string again: about
 //! 500 µs of CPU per MiB read, 1.2 ms at 256 wraps per call, a third of what a puller spends producing the data.
-//! This connection reads each wrap once, from the socket straight into its own buffer, and builds the entries
-//! without an intermediate value tree. Every other command stays on redis-rs.
+//! This connection reads each wrap once, from the socket into its own buffer, and builds the entries without an
+//! intermediate value tree. On the write side a push hands the kernel the command headers and the wraps as they
+//! are (`writev`), where redis-rs needs one packed buffer. Every other command stays on redis-rs.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -15,9 +17,9 @@ use redis::{ConnectionAddr, IntoConnectionInfo};
 
 use crate::queue::Entry;
 
-/// What went wrong on the read connection.
+/// What went wrong on a [`RespConnection`].
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub enum RespError {
     #[error("{0}")]
     Io(#[from] io::Error),
     #[error("invalid Redis URL: {0}")]
@@ -54,6 +56,13 @@ impl Write for Socket {
             Socket::Unix(s) => s.write(buf),
         }
     }
+    // The default writes only the first buffer.
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.write_vectored(bufs),
+            Socket::Unix(s) => s.write_vectored(bufs),
+        }
+    }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -74,8 +83,9 @@ pub struct GroupRead<'a> {
     pub block: Option<Duration>,
 }
 
-/// A RESP2 connection that sends `XREADGROUP` and parses its reply into [`Entry`]s.
-pub struct StreamReadConnection {
+/// A RESP2 connection for the queue's large payloads: `XREADGROUP` replies parsed into [`Entry`]s, pushes of
+/// wraps written as they are.
+pub struct RespConnection {
     socket: BufReader<Socket>,
     /// The command being sent, reused.
     command: Vec<u8>,
@@ -85,17 +95,17 @@ pub struct StreamReadConnection {
     current: &'static str,
 }
 
-impl StreamReadConnection {
+impl RespConnection {
     /// Connects to the Redis of `url` (the same URL redis-rs takes; `redis://` or `unix://`), authenticates and
     /// selects its database, retrying the connection until `deadline`.
-    pub fn connect(url: &str, deadline: Duration) -> Result<Self, ReadError> {
-        let info = url.into_connection_info().map_err(ReadError::Url)?;
+    pub fn connect(url: &str, deadline: Duration) -> Result<Self, RespError> {
+        let info = url.into_connection_info().map_err(RespError::Url)?;
         let addr = info.addr();
         if !matches!(addr, ConnectionAddr::Tcp(..) | ConnectionAddr::Unix(_)) {
-            return Err(ReadError::Address(addr.to_string()));
+            return Err(RespError::Address(addr.to_string()));
         }
         let socket = crate::redis_conn::retry_until(deadline, || open(addr))?;
-        let mut conn = StreamReadConnection {
+        let mut conn = RespConnection {
             socket: BufReader::with_capacity(BUFFER, socket),
             command: Vec::new(),
             line: Vec::new(),
@@ -116,7 +126,7 @@ impl StreamReadConnection {
 
     /// Sends `read` and appends the entries of its reply to `out`. A pending entry deleted meanwhile is returned with
     /// no wrap.
-    pub fn xreadgroup(&mut self, read: &GroupRead, out: &mut Vec<Entry>) -> Result<(), ReadError> {
+    pub fn xreadgroup(&mut self, read: &GroupRead, out: &mut Vec<Entry>) -> Result<(), RespError> {
         let count = read.count.to_string();
         let block = read
             .block
@@ -152,7 +162,7 @@ impl StreamReadConnection {
         Ok(())
     }
 
-    fn entry_fields(&mut self, id: String) -> Result<Entry, ReadError> {
+    fn entry_fields(&mut self, id: String) -> Result<Entry, RespError> {
         let mut entry = Entry {
             id,
             count: 0,
@@ -172,8 +182,75 @@ impl StreamReadConnection {
         Ok(entry)
     }
 
+    /// Writes a pipeline of commands whose first is `command`, in `parts`: the caller's packed headers with the
+    /// large arguments between them, each written from where it lies.
+    pub fn send_parts(
+        &mut self,
+        command: &'static str,
+        mut parts: &mut [IoSlice<'_>],
+    ) -> Result<(), RespError> {
+        self.current = command;
+        let socket = self.socket.get_mut();
+        IoSlice::advance_slices(&mut parts, 0);
+        while !parts.is_empty() {
+            match socket.write_vectored(parts) {
+                Ok(0) => return Err(RespError::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => IoSlice::advance_slices(&mut parts, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a status reply and checks it is `+<status>` (`OK`, `QUEUED`).
+    pub fn expect_status(&mut self, status: &str) -> Result<(), RespError> {
+        let line = self.read_line()?;
+        if line.first() == Some(&b'+') && &line[1..] == status.as_bytes() {
+            return Ok(());
+        }
+        let what = format!(
+            "{:?} where +{status} was expected",
+            String::from_utf8_lossy(line)
+        );
+        Err(self.unexpected(&what))
+    }
+
+    /// Reads `EXEC`'s reply and returns its last two items, integers (the totals of two `HINCRBY`); the items
+    /// before them are skipped.
+    pub fn exec_last_integers(&mut self) -> Result<(i64, i64), RespError> {
+        self.current = "EXEC";
+        let items = match self.header(b'*')? {
+            Some(n) if n >= 2 => n,
+            other => return Err(self.unexpected(&format!("a transaction of {other:?} replies"))),
+        };
+        for _ in 0..items - 2 {
+            self.skip_value()?;
+        }
+        Ok((self.integer()?, self.integer()?))
+    }
+
+    /// `HMGET key field...`: each field's value as a number (None when missing).
+    pub fn hmget_u64(&mut self, key: &str, fields: &[&str]) -> Result<Vec<Option<u64>>, RespError> {
+        let mut args = vec![key.as_bytes()];
+        args.extend(fields.iter().map(|f| f.as_bytes()));
+        self.send("HMGET", &args)?;
+        let n = self.header(b'*')?.unwrap_or(0);
+        let mut values = Vec::with_capacity(n);
+        for _ in 0..n {
+            values.push(match self.header(b'$')? {
+                None => None,
+                Some(len) => {
+                    self.small_bulk_of(len)?;
+                    Some(self.parse_u64()?)
+                }
+            });
+        }
+        Ok(values)
+    }
+
     /// Sends a command and expects `+OK`.
-    fn simple(&mut self, command: &'static str, args: &[&[u8]]) -> Result<(), ReadError> {
+    fn simple(&mut self, command: &'static str, args: &[&[u8]]) -> Result<(), RespError> {
         self.send(command, args)?;
         match self.read_line()? {
             b"+OK" => Ok(()),
@@ -184,7 +261,7 @@ impl StreamReadConnection {
         }
     }
 
-    fn send(&mut self, command: &'static str, args: &[&[u8]]) -> Result<(), ReadError> {
+    fn send(&mut self, command: &'static str, args: &[&[u8]]) -> Result<(), RespError> {
         self.current = command;
         let c = &mut self.command;
         c.clear();
@@ -203,16 +280,16 @@ impl StreamReadConnection {
         Ok(())
     }
 
-    /// One line without its CRLF; an error reply (`-…`) becomes [`ReadError::Server`].
-    fn read_line(&mut self) -> Result<&[u8], ReadError> {
+    /// One line without its CRLF; an error reply (`-…`) becomes [`RespError::Server`].
+    fn read_line(&mut self) -> Result<&[u8], RespError> {
         self.line.clear();
         self.socket.read_until(b'\n', &mut self.line)?;
         if !self.line.ends_with(b"\r\n") {
-            return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()));
+            return Err(RespError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
         self.line.truncate(self.line.len() - 2);
         if self.line.first() == Some(&b'-') {
-            return Err(ReadError::Server {
+            return Err(RespError::Server {
                 command: self.current,
                 message: String::from_utf8_lossy(&self.line[1..]).into_owned(),
             });
@@ -221,7 +298,7 @@ impl StreamReadConnection {
     }
 
     /// The length of an array (`*`) or bulk string (`$`) header; `None` for nil (`-1`).
-    fn header(&mut self, kind: u8) -> Result<Option<usize>, ReadError> {
+    fn header(&mut self, kind: u8) -> Result<Option<usize>, RespError> {
         let line = self.read_line()?;
         let length = match line.split_first() {
             Some((k, digits)) if *k == kind => parse_length(digits),
@@ -237,7 +314,7 @@ impl StreamReadConnection {
         }
     }
 
-    fn expect_pair(&mut self) -> Result<(), ReadError> {
+    fn expect_pair(&mut self) -> Result<(), RespError> {
         match self.header(b'*')? {
             Some(2) => Ok(()),
             other => Err(self.unexpected(&format!("an array of {other:?} items, not 2"))),
@@ -245,22 +322,27 @@ impl StreamReadConnection {
     }
 
     /// A bulk string read into its own buffer, straight from the socket when it is larger than the buffer.
-    fn bulk(&mut self) -> Result<Vec<u8>, ReadError> {
+    fn bulk(&mut self) -> Result<Vec<u8>, RespError> {
         let Some(n) = self.header(b'$')? else {
             return Ok(Vec::new());
         };
         let mut value = Vec::with_capacity(n);
         (&mut self.socket).take(n as u64).read_to_end(&mut value)?;
         if value.len() != n {
-            return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()));
+            return Err(RespError::Io(io::ErrorKind::UnexpectedEof.into()));
         }
         self.crlf()?;
         Ok(value)
     }
 
     /// A short bulk string (an id, a field name, a number), in the reused line buffer.
-    fn small_bulk(&mut self) -> Result<&[u8], ReadError> {
+    fn small_bulk(&mut self) -> Result<&[u8], RespError> {
         let n = self.header(b'$')?.unwrap_or(0);
+        self.small_bulk_of(n)
+    }
+
+    /// The `n` bytes of a short bulk string whose header was read, in the reused line buffer.
+    fn small_bulk_of(&mut self, n: usize) -> Result<&[u8], RespError> {
         self.line.resize(n + 2, 0);
         self.socket.read_exact(&mut self.line)?;
         if !self.line.ends_with(b"\r\n") {
@@ -270,16 +352,21 @@ impl StreamReadConnection {
         Ok(&self.line)
     }
 
-    fn skip_bulk(&mut self) -> Result<(), ReadError> {
+    fn skip_bulk(&mut self) -> Result<(), RespError> {
         if let Some(n) = self.header(b'$')? {
             io::copy(&mut (&mut self.socket).take(n as u64 + 2), &mut io::sink())?;
         }
         Ok(())
     }
 
-    fn bulk_u64(&mut self) -> Result<u64, ReadError> {
-        let digits = self.small_bulk()?;
-        match std::str::from_utf8(digits)
+    fn bulk_u64(&mut self) -> Result<u64, RespError> {
+        self.small_bulk()?;
+        self.parse_u64()
+    }
+
+    /// The number in the line buffer (a short bulk string just read).
+    fn parse_u64(&self) -> Result<u64, RespError> {
+        match std::str::from_utf8(&self.line)
             .ok()
             .and_then(|s| s.parse().ok())
         {
@@ -287,14 +374,55 @@ impl StreamReadConnection {
             None => {
                 let what = format!(
                     "{:?} where a number was expected",
-                    String::from_utf8_lossy(digits)
+                    String::from_utf8_lossy(&self.line)
                 );
                 Err(self.unexpected(&what))
             }
         }
     }
 
-    fn crlf(&mut self) -> Result<(), ReadError> {
+    /// `:<n>`.
+    fn integer(&mut self) -> Result<i64, RespError> {
+        let line = self.read_line()?;
+        let number = match line.split_first() {
+            Some((b':', digits)) => std::str::from_utf8(digits)
+                .ok()
+                .and_then(|s| s.parse().ok()),
+            _ => None,
+        };
+        if let Some(n) = number {
+            return Ok(n);
+        }
+        let what = format!(
+            "{:?} where an integer was expected",
+            String::from_utf8_lossy(line)
+        );
+        Err(self.unexpected(&what))
+    }
+
+    /// Any reply value, read and dropped (an error reply is returned as [`RespError::Server`]).
+    fn skip_value(&mut self) -> Result<(), RespError> {
+        let line = self.read_line()?;
+        let (kind, length) = match line.split_first() {
+            Some((k @ (b'$' | b'*'), digits)) => (*k, parse_length(digits)),
+            Some((b'+' | b':', _)) => return Ok(()),
+            _ => (0, None),
+        };
+        match (kind, length) {
+            (_, Some(Length::Nil)) => Ok(()),
+            (b'$', Some(Length::Of(n))) => {
+                io::copy(&mut (&mut self.socket).take(n as u64 + 2), &mut io::sink())?;
+                Ok(())
+            }
+            (b'*', Some(Length::Of(n))) => (0..n).try_for_each(|_| self.skip_value()),
+            _ => {
+                let what = String::from_utf8_lossy(&self.line).into_owned();
+                Err(self.unexpected(&what))
+            }
+        }
+    }
+
+    fn crlf(&mut self) -> Result<(), RespError> {
         let mut end = [0u8; 2];
         self.socket.read_exact(&mut end)?;
         if &end != b"\r\n" {
@@ -303,8 +431,8 @@ impl StreamReadConnection {
         Ok(())
     }
 
-    fn unexpected(&self, what: &str) -> ReadError {
-        ReadError::Protocol {
+    fn unexpected(&self, what: &str) -> RespError {
+        RespError::Protocol {
             command: self.current,
             what: what.to_owned(),
         }

@@ -21,9 +21,15 @@ pub struct SinkFactory {
 impl SinkFactory {
     /// Opens a sink for one event class (a new Redis connection).
     pub fn open(&self, class: EventClass) -> Result<EventSink, PullerError> {
-        let conn = self.connect()?;
-        let producer = QueueProducer::new(conn, &self.keys, class, self.limits, self.stop.clone())
-            .reconnecting_to(&self.redis_url);
+        let producer = QueueProducer::connect(
+            &self.redis_url,
+            CONNECT_DEADLINE,
+            &self.keys,
+            class,
+            self.limits,
+            self.stop.clone(),
+        )
+        .map_err(|e| cannot_connect(&e))?;
         Ok(EventSink {
             producer,
             wraps: (0..WRAPS_PER_FLUSH).map(|_| Wrap::default()).collect(),
@@ -36,14 +42,20 @@ impl SinkFactory {
 
     /// A plain Redis connection (state stores).
     pub fn connect(&self) -> Result<redis::Connection, PullerError> {
-        logferry::redis_conn::connect(&self.redis_url, Duration::from_secs(30)).map_err(|e| {
-            PullerError::new(
-                crate::PullerErrorType::QueueError,
-                402,
-                format!("cannot connect to Redis: {e}"),
-            )
-        })
+        logferry::redis_conn::connect(&self.redis_url, CONNECT_DEADLINE)
+            .map_err(|e| cannot_connect(&e))
     }
+}
+
+/// How long a sink or state store waits for Redis at start.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
+fn cannot_connect(e: &dyn std::fmt::Display) -> PullerError {
+    PullerError::new(
+        crate::PullerErrorType::QueueError,
+        402,
+        format!("cannot connect to Redis: {e}"),
+    )
 }
 
 /// Wraps filled before the sink writes them (one round trip to Redis).

@@ -1,11 +1,15 @@
-//! `QueueConsumer::read` against a real redis-server: what the raw XREADGROUP connection (`logferry::resp`) reads,
-//! how it authenticates, and that a failed read loses nothing.
+//! The queue's RESP2 socket (`logferry::resp`) against a real redis-server: what `QueueProducer` writes with the
+//! wraps between its command headers, what `QueueConsumer::read` reads, how the socket authenticates, and that a
+//! lost connection loses nothing.
 
-use logferry::queue::{Entry, QueueConsumer, QueueError, GROUP};
+use logferry::event::{decode_wrap, Wrap};
+use logferry::queue::{Entry, QueueConsumer, QueueError, QueueLimits, QueueProducer, GROUP};
 use logferry::redis_conn::{self, Keys};
-use logferry::resp::{ReadError, StreamReadConnection};
+use logferry::resp::{RespConnection, RespError};
 use logferry::EventClass;
 use logferry_testkit::{RedisServer, TempDir};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -162,7 +166,7 @@ fn a_failed_read_reconnects_and_rereads_what_the_cut_reply_held() {
     kill_read_connection(&mut conn);
     let failed = c.read(10, SECOND).unwrap_err();
     assert!(
-        matches!(failed, QueueError::Read { ref stream, .. } if *stream == self::stream()),
+        matches!(failed, QueueError::Resp { ref stream, .. } if *stream == self::stream()),
         "{failed}"
     );
 
@@ -213,15 +217,125 @@ fn authenticates_selects_the_database_and_reads_over_a_unix_socket() {
     }
 
     let wrong = format!("redis://:wrong@127.0.0.1:{}/3", redis.port);
-    match StreamReadConnection::connect(&wrong, Duration::ZERO) {
-        Err(ReadError::Server { command, message }) => {
+    match RespConnection::connect(&wrong, Duration::ZERO) {
+        Err(RespError::Server { command, message }) => {
             assert_eq!(command, "AUTH");
             assert!(message.contains("WRONGPASS"), "{message}");
         }
         other => panic!("wrong password accepted: {:?}", other.err()),
     }
     assert!(matches!(
-        StreamReadConnection::connect("rediss://127.0.0.1:1/", Duration::ZERO),
-        Err(ReadError::Url(_) | ReadError::Address(_))
+        RespConnection::connect("rediss://127.0.0.1:1/", Duration::ZERO),
+        Err(RespError::Url(_) | RespError::Address(_))
     ));
+}
+
+fn producer(url: &str) -> QueueProducer {
+    let limits = QueueLimits {
+        max_events: 1_000_000,
+        max_bytes: 1 << 30,
+        wrap_size: 100,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    QueueProducer::connect(
+        url,
+        SECOND * 10,
+        &keys(),
+        EventClass::Standard,
+        limits,
+        stop,
+    )
+    .unwrap()
+}
+
+/// `count` wraps; wrap i holds i % 5 + 1 events whose messages grow with i (up to ~300 KiB, past the socket's
+/// buffer) and carry bytes a line-based writer would mangle.
+fn wraps(count: usize) -> Vec<Wrap> {
+    (0..count)
+        .map(|i| {
+            let mut wrap = Wrap::default();
+            for e in 0..i % 5 + 1 {
+                let message = format!("{i}/{e} \r\n$5\r\n*3 {}", "x".repeat(i * i * 150));
+                wrap.push("my.app.test", i as i64, &message);
+            }
+            wrap
+        })
+        .collect()
+}
+
+fn size_hash(conn: &mut redis::Connection) -> (u64, u64) {
+    redis::cmd("HMGET")
+        .arg(keys().stream_size(EventClass::Standard))
+        .arg("n")
+        .arg("b")
+        .query(conn)
+        .unwrap()
+}
+
+#[test]
+fn pushed_wraps_are_read_back_as_written_and_counted_in_the_size_hash() {
+    let redis = RedisServer::start();
+    let mut conn = redis_conn::connect(&redis.url(), SECOND * 10).unwrap();
+    let mut c = consumer(&redis.url());
+    // 40 wraps: three transactions of at most 16.
+    let mut written = wraps(40);
+    producer(&redis.url()).push_wraps(&mut written).unwrap();
+
+    let mut read = Vec::new();
+    while read.len() < written.len() {
+        let entries = c.read(64, SECOND).unwrap();
+        assert!(!entries.is_empty(), "only {} of 40 wraps read", read.len());
+        read.extend(entries);
+    }
+    assert_eq!(read.len(), written.len());
+    for (entry, wrap) in read.iter().zip(&written) {
+        assert!(entry.wrap == wrap.sealed(), "wrap {} differs", entry.id);
+        assert_eq!(
+            (entry.count, entry.bytes),
+            (wrap.len() as u64, wrap.event_bytes())
+        );
+        assert_eq!(decode_wrap(&entry.wrap).unwrap().len(), wrap.len());
+    }
+    let events: u64 = written.iter().map(|w| w.len() as u64).sum();
+    let bytes: u64 = written.iter().map(Wrap::event_bytes).sum();
+    assert_eq!(size_hash(&mut conn), (events, bytes));
+}
+
+#[test]
+fn a_push_after_a_lost_connection_connects_again() {
+    let redis = RedisServer::start();
+    let mut conn = redis_conn::connect(&redis.url(), SECOND * 10).unwrap();
+    let mut p = producer(&redis.url());
+    p.push_wraps(&mut wraps(3)).unwrap();
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
+    let writer = clients
+        .lines()
+        .find(|l| l.contains("cmd=exec"))
+        .expect("the producer's connection in CLIENT LIST");
+    let id = writer
+        .split(' ')
+        .find_map(|f| f.strip_prefix("id="))
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query(&mut conn)
+        .unwrap();
+
+    // The first push after the cut may fail (its transaction is then not applied: Redis discards a MULTI whose
+    // connection closed); the next one connects again.
+    let events = |wraps: &[Wrap]| wraps.iter().map(|w| w.len() as u64).sum::<u64>();
+    let (mut entries, mut expected_events) = (3, events(&wraps(3)));
+    let mut middle = wraps(2);
+    match p.push_wraps(&mut middle) {
+        Ok(()) => (entries, expected_events) = (entries + 2, expected_events + events(&middle)),
+        Err(e) => assert!(matches!(e, QueueError::Resp { .. }), "{e}"),
+    }
+    let mut last = wraps(4);
+    p.push_wraps(&mut last).unwrap();
+    (entries, expected_events) = (entries + 4, expected_events + events(&last));
+    let len: usize = redis::cmd("XLEN").arg(stream()).query(&mut conn).unwrap();
+    assert_eq!(len, entries);
+    assert_eq!(size_hash(&mut conn).0, expected_events);
 }
