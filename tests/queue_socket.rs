@@ -203,18 +203,39 @@ fn authenticates_selects_the_database_and_reads_over_a_unix_socket() {
     let dir = TempDir::new("reads");
     let socket = dir.path().join("redis.sock");
     let socket = socket.to_str().unwrap();
-    let redis = RedisServer::start_with(&["--requirepass", "s3cret", "--unixsocket", socket]);
+    let redis = RedisServer::start_with(&[
+        "--requirepass",
+        "s3cret",
+        "--user",
+        "alice",
+        "on",
+        ">pw",
+        "~*",
+        "&*",
+        "+@all",
+        "--unixsocket",
+        socket,
+    ]);
     let tcp = format!("redis://:s3cret@127.0.0.1:{}/3", redis.port);
+    let acl_user = format!("redis://alice:pw@127.0.0.1:{}/3", redis.port);
     let unix = format!("unix://{socket}?db=3&pass=s3cret");
     let mut conn = redis_conn::connect(&tcp, SECOND * 10).unwrap();
     let id = add(&mut conn, 7, b"in database 3");
-    for url in [&tcp, &unix] {
+    for url in [&tcp, &acl_user, &unix] {
         let mut c =
             QueueConsumer::connect(url, SECOND * 10, &keys(), EventClass::Standard, url).unwrap();
         let entries = c.read(10, SECOND).unwrap();
         assert_eq!(ids(&entries), [id.as_str()], "{url}");
         assert_eq!(entries[0].wrap, b"in database 3");
     }
+    // The producer's socket authenticates the same way.
+    let mut c =
+        QueueConsumer::connect(&unix, SECOND * 10, &keys(), EventClass::Standard, "last").unwrap();
+    assert_eq!(c.read(10, SECOND).unwrap().len(), 1, "the entry taken over");
+    let mut pushed = wraps(2);
+    producer(&acl_user).push_wraps(&mut pushed).unwrap();
+    let entries = c.read(10, SECOND).unwrap();
+    assert!(entries.len() == 2 && entries[1].wrap == pushed[1].sealed());
 
     let wrong = format!("redis://:wrong@127.0.0.1:{}/3", redis.port);
     match RespConnection::connect(&wrong, Duration::ZERO) {
