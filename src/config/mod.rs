@@ -177,14 +177,18 @@ impl Globals {
         let result = if kind == "redis" {
             let url: Option<String> = p.required("url");
             if let Some(u) = &url {
-                if !(u.starts_with("redis://")
-                    || u.starts_with("unix://")
-                    || u.starts_with("rediss://"))
-                {
+                if u.starts_with("rediss://") {
                     p.error(
                         "url",
                         ConfigErrorKind::InvalidValue,
-                        "must start with redis://, rediss:// or unix://",
+                        "TLS to Redis (rediss://) is not supported: use redis:// or unix:// (a TLS-only Redis \
+                         through a local TLS tunnel)",
+                    );
+                } else if !(u.starts_with("redis://") || u.starts_with("unix://")) {
+                    p.error(
+                        "url",
+                        ConfigErrorKind::InvalidValue,
+                        "must start with redis:// or unix://",
                     );
                 }
             }
@@ -245,6 +249,31 @@ mod tests {
         let e = ConfigFile::parse("globals: [unclosed", false).unwrap_err();
         assert_eq!(e.kind, ConfigErrorKind::Syntax);
         assert!(e.to_string().starts_with("ConfigFileError(11)"));
+    }
+
+    #[test]
+    fn redis_url_is_plain_or_a_unix_socket() {
+        for ok in ["redis://:pw@10.0.0.5:6379/2", "unix:///run/redis.sock?db=1"] {
+            let (_, errs) = globals(&format!(
+                "globals:\n  persistence: {{type: redis, url: \"{ok}\"}}\n"
+            ));
+            assert!(errs.is_empty(), "{ok}: {errs:?}");
+        }
+        for (bad, says) in [
+            (
+                "rediss://redis.example:6380/0",
+                "TLS to Redis (rediss://) is not supported",
+            ),
+            ("http://redis:6379", "must start with redis:// or unix://"),
+        ] {
+            let (_, errs) = globals(&format!(
+                "globals:\n  persistence: {{type: redis, url: \"{bad}\"}}\n"
+            ));
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert_eq!(errs[0].path, "globals.persistence.url");
+            assert_eq!(errs[0].kind, ConfigErrorKind::InvalidValue);
+            assert!(errs[0].to_string().contains(says), "{}", errs[0]);
+        }
     }
 
     #[test]
