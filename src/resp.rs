@@ -31,6 +31,8 @@ pub enum RespError {
         command: &'static str,
         message: String,
     },
+    #[error("Redis closed the connection during {command}")]
+    Closed { command: &'static str },
     #[error("unexpected reply to {command}: {what}")]
     Protocol { command: &'static str, what: String },
 }
@@ -285,7 +287,7 @@ impl RespConnection {
         self.line.clear();
         self.socket.read_until(b'\n', &mut self.line)?;
         if !self.line.ends_with(b"\r\n") {
-            return Err(RespError::Io(io::ErrorKind::UnexpectedEof.into()));
+            return Err(self.closed());
         }
         self.line.truncate(self.line.len() - 2);
         if self.line.first() == Some(&b'-') {
@@ -329,7 +331,7 @@ impl RespConnection {
         let mut value = Vec::with_capacity(n);
         (&mut self.socket).take(n as u64).read_to_end(&mut value)?;
         if value.len() != n {
-            return Err(RespError::Io(io::ErrorKind::UnexpectedEof.into()));
+            return Err(self.closed());
         }
         self.crlf()?;
         Ok(value)
@@ -344,7 +346,9 @@ impl RespConnection {
     /// The `n` bytes of a short bulk string whose header was read, in the reused line buffer.
     fn small_bulk_of(&mut self, n: usize) -> Result<&[u8], RespError> {
         self.line.resize(n + 2, 0);
-        self.socket.read_exact(&mut self.line)?;
+        self.socket
+            .read_exact(&mut self.line)
+            .map_err(|e| self.eof_is_closed(e))?;
         if !self.line.ends_with(b"\r\n") {
             return Err(self.unexpected("a bulk string not ended by CRLF"));
         }
@@ -424,11 +428,26 @@ impl RespConnection {
 
     fn crlf(&mut self) -> Result<(), RespError> {
         let mut end = [0u8; 2];
-        self.socket.read_exact(&mut end)?;
+        self.socket
+            .read_exact(&mut end)
+            .map_err(|e| self.eof_is_closed(e))?;
         if &end != b"\r\n" {
             return Err(self.unexpected("a bulk string not ended by CRLF"));
         }
         Ok(())
+    }
+
+    fn closed(&self) -> RespError {
+        RespError::Closed {
+            command: self.current,
+        }
+    }
+
+    fn eof_is_closed(&self, e: io::Error) -> RespError {
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof => self.closed(),
+            _ => e.into(),
+        }
     }
 
     fn unexpected(&self, what: &str) -> RespError {
