@@ -122,14 +122,15 @@ fn pending_entries_are_read_again_first_and_a_deleted_one_without_wrap() {
     assert_eq!(ids(&c.read(10, SECOND).unwrap()), [fresh.as_str()]);
 }
 
-/// Closes the raw read connection from the server side, as a Redis restart or a network cut would.
-fn kill_read_connection(conn: &mut redis::Connection) {
+/// Closes the client whose last command was `command` from the server side, as a Redis restart or a network cut
+/// would.
+fn kill_client(conn: &mut redis::Connection, command: &str) {
     let clients: String = redis::cmd("CLIENT").arg("LIST").query(conn).unwrap();
-    let reader = clients
+    let client = clients
         .lines()
-        .find(|l| l.contains("cmd=xreadgroup"))
-        .expect("the read connection in CLIENT LIST");
-    let id = reader
+        .find(|l| l.contains(&format!("cmd={command} ")))
+        .unwrap_or_else(|| panic!("no client after {command} in CLIENT LIST: {clients}"));
+    let id = client
         .split(' ')
         .find_map(|f| f.strip_prefix("id="))
         .unwrap();
@@ -163,7 +164,7 @@ fn a_failed_read_reconnects_and_rereads_what_the_cut_reply_held() {
         .arg(">")
         .query(&mut conn)
         .unwrap();
-    kill_read_connection(&mut conn);
+    kill_client(&mut conn, "xreadgroup");
     let failed = c.read(10, SECOND).unwrap_err();
     assert!(
         matches!(failed, QueueError::Resp { ref stream, .. } if *stream == self::stream()),
@@ -328,21 +329,7 @@ fn a_push_after_a_lost_connection_connects_again() {
     let mut conn = redis_conn::connect(&redis.url(), SECOND * 10).unwrap();
     let mut p = producer(&redis.url());
     p.push_wraps(&mut wraps(3)).unwrap();
-    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut conn).unwrap();
-    let writer = clients
-        .lines()
-        .find(|l| l.contains("cmd=exec"))
-        .expect("the producer's connection in CLIENT LIST");
-    let id = writer
-        .split(' ')
-        .find_map(|f| f.strip_prefix("id="))
-        .unwrap();
-    let _: () = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(id)
-        .query(&mut conn)
-        .unwrap();
+    kill_client(&mut conn, "exec");
 
     // The first push after the cut may fail (its transaction is then not applied: Redis discards a MULTI whose
     // connection closed); the next one connects again.
