@@ -933,6 +933,50 @@ struct Emitter<'a> {
     times: HourCache,
 }
 
+/// What an event's tag is made of besides the service's templates.
+struct Tagging<'t> {
+    /// The alternative template (`tag_alt`: CloudFront lines) instead of the main one.
+    alt: bool,
+    /// The event type the event gives (its source, its line kind): the file's comes first, the service's default
+    /// last.
+    derived: Option<&'t str>,
+    /// `{account_id}` and `{region_id}` from the event, else the emitter's.
+    account_id: Option<&'t str>,
+    region_id: Option<&'t str>,
+}
+
+impl Emitter<'_> {
+    /// Emits one event with the tag `tagging` makes; `object`: a JSON object (gets `@devo_pulling_id`).
+    fn emit(
+        &mut self,
+        tagging: Tagging<'_>,
+        time_ms: i64,
+        message: &str,
+        object: bool,
+    ) -> Result<(), ObjectError> {
+        let Emitter {
+            w,
+            cfg,
+            file_event_type,
+            account,
+            region,
+            ..
+        } = self;
+        let template = match tagging.alt {
+            true => cfg.tag_alt.as_ref().unwrap_or(&cfg.tag),
+            false => &cfg.tag,
+        };
+        let vars = TagVars {
+            event_type: (file_event_type.as_deref())
+                .or(tagging.derived)
+                .unwrap_or(&cfg.event_type_default),
+            account_id: tagging.account_id.unwrap_or(account),
+            region_id: tagging.region_id.unwrap_or(region),
+        };
+        emit_event(w, template, vars, time_ms, message, object)
+    }
+}
+
 /// Renders the tag (cached while its variables repeat) and emits one event, encoded straight into the sink's wrap
 /// (no copy of the message).
 fn emit_event(
@@ -1052,33 +1096,20 @@ impl Out for Emitter<'_> {
         let source = head.get(bytes, HeadField::EventSource);
         let account_id = head.get(bytes, HeadField::RecipientAccountId);
         let region_id = head.get(bytes, HeadField::AwsRegion);
-        let Emitter {
-            w,
-            cfg,
-            file_event_type,
-            account,
-            region,
-            ..
-        } = self;
-        let source_type;
-        let event_type: &str = match (file_event_type, cfg.auto_event_type, &source) {
-            (Some(t), _, _) => t,
-            (None, true, Some(src)) => {
-                source_type = event_type_of_source(src);
-                &source_type
-            }
-            _ => &cfg.event_type_default,
-        };
-        let vars = TagVars {
-            event_type,
-            account_id: account_id.as_deref().unwrap_or(account),
-            region_id: region_id.as_deref().unwrap_or(region),
-        };
+        let source_type = (source.as_deref())
+            .filter(|_| self.cfg.auto_event_type)
+            .map(event_type_of_source);
         let time = head
             .get(bytes, HeadField::EventTime)
             .and_then(|t| self.times.parse(&t))
             .unwrap_or_else(logferry::time::now_ms);
-        emit_event(w, &cfg.tag, vars, time, &head.text(bytes), true)
+        let tagging = Tagging {
+            alt: false,
+            derived: source_type.as_deref(),
+            account_id: account_id.as_deref(),
+            region_id: region_id.as_deref(),
+        };
+        self.emit(tagging, time, &head.text(bytes), true)
     }
 
     fn line(&mut self, text: &str, line_no: u64) -> Result<(), ObjectError> {
@@ -1099,28 +1130,13 @@ impl Out for Emitter<'_> {
             ObjectFormat::Umbrella => (false, Some(umbrella_type(&self.obj.key))),
             _ => (false, None),
         };
-        let Emitter {
-            w,
-            cfg,
-            file_event_type,
-            account,
-            region,
-            ..
-        } = self;
-        let template = match alt {
-            true => cfg.tag_alt.as_ref().unwrap_or(&cfg.tag),
-            false => &cfg.tag,
+        let tagging = Tagging {
+            alt,
+            derived: kind_type,
+            account_id: None,
+            region_id: None,
         };
-        let event_type = file_event_type
-            .as_deref()
-            .or(kind_type)
-            .unwrap_or(&cfg.event_type_default);
-        let vars = TagVars {
-            event_type,
-            account_id: account,
-            region_id: region,
-        };
-        emit_event(w, template, vars, now, text, false)
+        self.emit(tagging, now, text, false)
     }
 }
 
