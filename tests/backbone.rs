@@ -130,23 +130,24 @@ fn demo_events_all_arrive_at_a_syslog_receiver() {
         .any(|l| l.contains("devo.collectors.out.local.info")));
 }
 
+/// A collector whose demo input emits `count` events at 50,000 per second to a line sink (for the kill tests: slow
+/// enough that a kill lands in the middle).
+fn start_demo_at_50k_per_s(dir_prefix: &str, count: u64) -> (TempDir, LineSink, Collector) {
+    let dir = TempDir::new(dir_prefix);
+    let sink = LineSink::start();
+    let demo = Demo {
+        count,
+        rate: 50_000,
+        ..Default::default()
+    };
+    let c = start(dir.path(), &config(dir.path(), sink.port, &demo));
+    (dir, sink, c)
+}
+
 #[test]
 fn killing_the_output_process_loses_nothing() {
-    let dir = TempDir::new("e2e-kill-out");
-    let sink = LineSink::start();
     let count = 150_000;
-    let c = start(
-        dir.path(),
-        &config(
-            dir.path(),
-            sink.port,
-            &Demo {
-                count,
-                rate: 50_000,
-                ..Default::default()
-            },
-        ),
-    );
+    let (_dir, sink, c) = start_demo_at_50k_per_s("e2e-kill-out", count);
     wait_until(Duration::from_secs(60), "first events", || {
         sink.count() > 10_000
     });
@@ -161,21 +162,8 @@ fn killing_the_output_process_loses_nothing() {
 
 #[test]
 fn killing_the_input_process_resumes_from_state() {
-    let dir = TempDir::new("e2e-kill-in");
-    let sink = LineSink::start();
     let count = 150_000;
-    let c = start(
-        dir.path(),
-        &config(
-            dir.path(),
-            sink.port,
-            &Demo {
-                count,
-                rate: 50_000,
-                ..Default::default()
-            },
-        ),
-    );
+    let (_dir, sink, c) = start_demo_at_50k_per_s("e2e-kill-in", count);
     // Kill it once a cycle was committed and while the next one is under way.
     wait_until(Duration::from_secs(60), "two committed cycles", || {
         c.log_text().matches("Data collection completed").count() >= 2
