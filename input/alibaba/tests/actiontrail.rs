@@ -357,49 +357,38 @@ fn client_cfg(endpoint: &str, sig: SignatureVersion) -> ActionTrailConfig {
     }
 }
 
+/// A client of the test server signing with `secret` (the server knows [`SECRET`]).
+fn trail_client(url: &str, sig: SignatureVersion, secret: &str) -> ActionTrailClient {
+    let creds = Credentials {
+        access_key_id: AK.into(),
+        access_key_secret: logferry::config::Secret(secret.into()),
+        security_token: None,
+    };
+    ActionTrailClient::new(
+        client_cfg(url, sig),
+        creds,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap()
+}
+
 #[test]
 fn wrong_secret_is_refused_by_the_server() {
     let (srv, _) = server(vec![]);
     for sig in [SignatureVersion::V3, SignatureVersion::V2] {
-        let creds = Credentials {
-            access_key_id: AK.into(),
-            access_key_secret: logferry::config::Secret("wrong".into()),
-            security_token: None,
-        };
-        let mut c = ActionTrailClient::new(
-            client_cfg(&srv.url(), sig),
-            creds,
-            Arc::new(AtomicBool::new(false)),
-        )
-        .unwrap();
-        let e = c
-            .lookup(
+        let odd_token_lookup = |secret: &str| {
+            let mut c = trail_client(&srv.url(), sig, secret);
+            c.lookup(
                 "2024-01-01T00:00:00Z",
                 "2024-01-01T01:00:00Z",
                 50,
                 Some("a b*c~d/é+=&"),
             )
-            .unwrap_err();
+            .unwrap_err()
+        };
+        let e = odd_token_lookup("wrong");
         assert_eq!(e.code(), "SignatureDoesNotMatch", "{sig:?}");
-        let creds = Credentials {
-            access_key_id: AK.into(),
-            access_key_secret: logferry::config::Secret(SECRET.into()),
-            security_token: None,
-        };
-        let mut c = ActionTrailClient::new(
-            client_cfg(&srv.url(), sig),
-            creds,
-            Arc::new(AtomicBool::new(false)),
-        )
-        .unwrap();
-        let e = c
-            .lookup(
-                "2024-01-01T00:00:00Z",
-                "2024-01-01T01:00:00Z",
-                50,
-                Some("a b*c~d/é+=&"),
-            )
-            .unwrap_err();
+        let e = odd_token_lookup(SECRET);
         assert_eq!(
             e.code(),
             "InvalidNextToken",
@@ -412,17 +401,7 @@ fn wrong_secret_is_refused_by_the_server() {
 fn throttling_is_retried_within_the_request_budget() {
     let (srv, trail) = server(vec![]);
     trail.throttle_next.store(2, Ordering::SeqCst);
-    let creds = Credentials {
-        access_key_id: AK.into(),
-        access_key_secret: logferry::config::Secret(SECRET.into()),
-        security_token: None,
-    };
-    let mut c = ActionTrailClient::new(
-        client_cfg(&srv.url(), SignatureVersion::V3),
-        creds,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap();
+    let mut c = trail_client(&srv.url(), SignatureVersion::V3, SECRET);
     let page = c
         .lookup("2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z", 50, None)
         .unwrap();

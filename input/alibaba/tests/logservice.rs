@@ -373,6 +373,11 @@ fn seqs(p: &Pipeline) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The distinct sequence numbers read so far.
+fn unique_seqs(p: &Pipeline) -> HashSet<u64> {
+    seqs(p).iter().map(|(_, s)| *s).collect()
+}
+
 #[test]
 fn consumer_group_two_collectors_split_shards_and_hand_over() {
     let (srv, sls) = server("actiontrail_mytrail", 1);
@@ -433,14 +438,7 @@ fn consumer_group_two_collectors_split_shards_and_hand_over() {
     wait_until(
         Duration::from_secs(30),
         "B takes over A's shard after the group timeout and reads everything",
-        || {
-            seqs(&p)
-                .iter()
-                .map(|(_, s)| *s)
-                .collect::<HashSet<_>>()
-                .len()
-                == 120
-        },
+        || unique_seqs(&p).len() == 120,
     );
     run_b.stop();
     let got = seqs(&p);
@@ -499,12 +497,7 @@ fn invalid_cursor_resumes_at_the_last_time_read_not_at_the_end() {
     sls.expire_once.lock().unwrap().insert((0, 1));
     *sls.visible.lock().unwrap() = vec![2, 2];
     wait_until(Duration::from_secs(20), "every log", || {
-        seqs(&p)
-            .iter()
-            .map(|(_, s)| *s)
-            .collect::<HashSet<_>>()
-            .len()
-            == 60
+        unique_seqs(&p).len() == 60
     });
     run.stop();
     let got = seqs(&p);
