@@ -437,25 +437,14 @@ fn pull_error(e: &ApiError) -> PullerError {
 impl Puller for ActionTrailPuller {
     fn setup(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
         let client = ActionTrailClient::new(self.cfg.clone(), self.creds.clone(), ctx.stop_flag())
-            .map_err(|e| {
-                PullerError::setup(100, format!("Failed to build authentication. Reason {e}"))
-                    .fatal()
-            })?;
+            .map_err(crate::cannot_build_authentication)?;
         self.client = Some(client);
         let now = Utc::now();
         let end = floor_second(now - chrono::TimeDelta::from_std(self.cfg.lag).unwrap_or_default());
         let start = end - chrono::TimeDelta::hours(1);
         self.client()
             .lookup(&api_time(start), &api_time(end), 1, None)
-            .map_err(|e| {
-                let err =
-                    PullerError::setup(101, format!("Authentication test failed. Reason {e}"));
-                if e.is_retryable() {
-                    err
-                } else {
-                    err.fatal()
-                }
-            })?;
+            .map_err(crate::authentication_test_failed)?;
         Ok(())
     }
 

@@ -349,18 +349,9 @@ impl Puller for LogServicePuller {
             self.creds.clone(),
             self.cfg.timeout,
         )
-        .map_err(|e| {
-            PullerError::setup(100, format!("Failed to build authentication. Reason {e}")).fatal()
-        })?;
+        .map_err(crate::cannot_build_authentication)?;
         self.client = Some(client);
-        let test = |e: ApiError| {
-            let err = PullerError::setup(101, format!("Authentication test failed. Reason {e}"));
-            if e.is_retryable() {
-                err
-            } else {
-                err.fatal()
-            }
-        };
+        let test = crate::authentication_test_failed;
         ctx.stats.requests += 1;
         let shards = self.client().list_shards().map_err(test)?;
         log::info!(

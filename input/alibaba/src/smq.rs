@@ -364,21 +364,12 @@ fn pull_error(e: &ApiError) -> PullerError {
 
 impl Puller for SmqPuller {
     fn setup(&mut self, _ctx: &mut PullContext) -> Result<(), PullerError> {
-        let client = SmqClient::new(self.cfg.clone(), self.creds.clone()).map_err(|e| {
-            PullerError::setup(100, format!("Failed to build authentication. Reason {e}")).fatal()
-        })?;
+        let client = SmqClient::new(self.cfg.clone(), self.creds.clone())
+            .map_err(crate::cannot_build_authentication)?;
         // GetQueueAttributes proves the credentials and the queue without touching messages.
         client
             .request("GET", &format!("/queues/{}", self.cfg.queue))
-            .map_err(|e| {
-                let err =
-                    PullerError::setup(101, format!("Authentication test failed. Reason {e}"));
-                if e.is_retryable() {
-                    err
-                } else {
-                    err.fatal()
-                }
-            })?;
+            .map_err(crate::authentication_test_failed)?;
         self.client = Some(client);
         Ok(())
     }
