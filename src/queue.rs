@@ -142,22 +142,8 @@ impl QueueProducer {
                 w.seal();
             });
             self.pack_push(group, add_n, add_b);
-            let (n, b) = self.with_connection(|conn, packed, cuts| {
-                let mut parts = Vec::with_capacity(2 * cuts.len() + 1);
-                let mut from = 0;
-                for (&cut, wrap) in cuts.iter().zip(group.iter()) {
-                    parts.push(IoSlice::new(&packed[from..cut]));
-                    parts.push(IoSlice::new(wrap.sealed()));
-                    from = cut;
-                }
-                parts.push(IoSlice::new(&packed[from..]));
-                conn.send_parts("MULTI", &mut parts)?;
-                conn.expect_status("OK")?;
-                for _ in 0..group.len() + 2 {
-                    conn.expect_status("QUEUED")?;
-                }
-                conn.exec_last_integers()
-            })?;
+            let (n, b) =
+                self.with_connection(|conn, packed, cuts| send_push(conn, packed, cuts, group))?;
             self.known = Some((n.max(0) as u64, b.max(0) as u64));
         }
         Ok(())
@@ -298,6 +284,30 @@ impl QueueProducer {
             self.limits.max_bytes / (1024 * 1024)
         );
     }
+}
+
+/// Writes a packed push with each wrap's bytes at its cut, reads the replies; returns the two `HINCRBY` totals.
+fn send_push(
+    conn: &mut RespConnection,
+    packed: &[u8],
+    cuts: &[usize],
+    wraps: &[&mut Wrap],
+) -> Result<(i64, i64), RespError> {
+    let mut parts = Vec::with_capacity(2 * cuts.len() + 1);
+    let mut from = 0;
+    for (&cut, wrap) in cuts.iter().zip(wraps) {
+        parts.push(IoSlice::new(&packed[from..cut]));
+        parts.push(IoSlice::new(wrap.sealed()));
+        from = cut;
+    }
+    parts.push(IoSlice::new(&packed[from..]));
+    conn.send_parts("MULTI", &mut parts)?;
+    conn.expect_status("OK")?;
+    // Each XADD and the two HINCRBY.
+    for _ in 0..wraps.len() + 2 {
+        conn.expect_status("QUEUED")?;
+    }
+    conn.exec_last_integers()
 }
 
 /// Appends one command in RESP (`*N`, then `$len` and bytes per argument).

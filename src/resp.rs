@@ -254,13 +254,7 @@ impl RespConnection {
     /// Sends a command and expects `+OK`.
     fn simple(&mut self, command: &'static str, args: &[&[u8]]) -> Result<(), RespError> {
         self.send(command, args)?;
-        match self.read_line()? {
-            b"+OK" => Ok(()),
-            other => {
-                let what = String::from_utf8_lossy(other).into_owned();
-                Err(self.unexpected(&what))
-            }
-        }
+        self.expect_status("OK")
     }
 
     fn send(&mut self, command: &'static str, args: &[&[u8]]) -> Result<(), RespError> {
