@@ -212,11 +212,12 @@ impl QueueProducer {
         })
     }
 
-    /// Current events and bytes of the stream.
+    /// Current events and bytes of the stream (a hash changed by hand may hold less than 0: counted as 0).
     fn read_size(&mut self) -> Result<(u64, u64), QueueError> {
         let size_key = self.size_key.clone();
-        let values = self.with_connection(|conn, _, _| conn.hmget_u64(&size_key, &["n", "b"]))?;
-        Ok((values[0].unwrap_or(0), values[1].unwrap_or(0)))
+        let values = self.with_connection(|conn, _, _| conn.hmget_i64(&size_key, &["n", "b"]))?;
+        let count = |i: usize| values.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
+        Ok((count(0), count(1)))
     }
 
     fn fits(&self, (n, b): (u64, u64), add_n: u64, add_b: u64) -> bool {

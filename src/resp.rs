@@ -233,7 +233,7 @@ impl RespConnection {
     }
 
     /// `HMGET key field...`: each field's value as a number (None when missing).
-    pub fn hmget_u64(&mut self, key: &str, fields: &[&str]) -> Result<Vec<Option<u64>>, RespError> {
+    pub fn hmget_i64(&mut self, key: &str, fields: &[&str]) -> Result<Vec<Option<i64>>, RespError> {
         let mut args = vec![key.as_bytes()];
         args.extend(fields.iter().map(|f| f.as_bytes()));
         self.send("HMGET", &args)?;
@@ -244,7 +244,7 @@ impl RespConnection {
                 None => None,
                 Some(len) => {
                     self.small_bulk_of(len)?;
-                    Some(self.parse_u64()?)
+                    Some(self.parse_number()?)
                 }
             });
         }
@@ -359,11 +359,11 @@ impl RespConnection {
 
     fn bulk_u64(&mut self) -> Result<u64, RespError> {
         self.small_bulk()?;
-        self.parse_u64()
+        self.parse_number()
     }
 
     /// The number in the line buffer (a short bulk string just read).
-    fn parse_u64(&self) -> Result<u64, RespError> {
+    fn parse_number<T: std::str::FromStr>(&self) -> Result<T, RespError> {
         match std::str::from_utf8(&self.line)
             .ok()
             .and_then(|s| s.parse().ok())

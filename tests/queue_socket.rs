@@ -347,3 +347,23 @@ fn a_push_after_a_lost_connection_connects_again() {
     assert_eq!(len, entries);
     assert_eq!(size_hash(&mut conn).0, expected_events);
 }
+
+#[test]
+fn a_size_hash_below_zero_counts_as_empty() {
+    let redis = RedisServer::start();
+    let mut conn = redis_conn::connect(&redis.url(), SECOND * 10).unwrap();
+    // E.g. the stream deleted by hand while its entries were being acknowledged.
+    let _: () = redis::cmd("HSET")
+        .arg(keys().stream_size(EventClass::Standard))
+        .arg("n")
+        .arg(-5)
+        .arg("b")
+        .arg(-500)
+        .query(&mut conn)
+        .unwrap();
+    let mut p = producer(&redis.url());
+    let mut pushed = wraps(2);
+    p.push_wraps(&mut pushed).unwrap();
+    let len: usize = redis::cmd("XLEN").arg(stream()).query(&mut conn).unwrap();
+    assert_eq!(len, 2);
+}
