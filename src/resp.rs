@@ -178,7 +178,7 @@ impl RespConnection {
                 b"n" => entry.count = self.bulk_u64()?,
                 b"b" => entry.bytes = self.bulk_u64()?,
                 b"w" => entry.wrap = self.bulk()?,
-                _ => self.skip_bulk()?,
+                _ => self.skip_value()?,
             }
         }
         Ok(entry)
@@ -350,13 +350,6 @@ impl RespConnection {
         Ok(&self.line)
     }
 
-    fn skip_bulk(&mut self) -> Result<(), RespError> {
-        if let Some(n) = self.header(b'$')? {
-            io::copy(&mut (&mut self.socket).take(n as u64 + 2), &mut io::sink())?;
-        }
-        Ok(())
-    }
-
     fn bulk_u64(&mut self) -> Result<u64, RespError> {
         self.small_bulk()?;
         self.parse_number()
@@ -409,8 +402,11 @@ impl RespConnection {
         match (kind, length) {
             (_, Some(Length::Nil)) => Ok(()),
             (b'$', Some(Length::Of(n))) => {
-                io::copy(&mut (&mut self.socket).take(n as u64 + 2), &mut io::sink())?;
-                Ok(())
+                let with_crlf = n as u64 + 2;
+                match io::copy(&mut (&mut self.socket).take(with_crlf), &mut io::sink())? {
+                    copied if copied == with_crlf => Ok(()),
+                    _ => Err(self.closed()),
+                }
             }
             (b'*', Some(Length::Of(n))) => (0..n).try_for_each(|_| self.skip_value()),
             _ => {
