@@ -52,6 +52,16 @@ fn wrap_of(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// A redis-server whose stream holds `count` entries with wraps of `size` bytes; their ids.
+fn with_entries(count: u8, size: usize) -> (RedisServer, redis::Connection, Vec<String>) {
+    let redis = RedisServer::start();
+    let mut conn = redis_conn::connect(&redis.url(), SECOND * 10).unwrap();
+    let written = (0..count)
+        .map(|i| add(&mut conn, 1, &wrap_of(size, i)))
+        .collect();
+    (redis, conn, written)
+}
+
 fn ids(entries: &[Entry]) -> Vec<&str> {
     entries.iter().map(|e| e.id.as_str()).collect()
 }
@@ -97,11 +107,7 @@ fn reads_entries_as_written_in_order_and_count_at_a_time() {
 
 #[test]
 fn pending_entries_are_read_again_first_and_a_deleted_one_without_wrap() {
-    let redis = RedisServer::start();
-    let mut conn = redis_conn::connect(&redis.url(), SECOND * 10).unwrap();
-    let written: Vec<String> = (0..3)
-        .map(|i| add(&mut conn, 1, &wrap_of(100, i)))
-        .collect();
+    let (redis, mut conn, written) = with_entries(3, 100);
     assert_eq!(consumer(&redis.url()).read(10, SECOND).unwrap().len(), 3);
     // A restarted output: its unacknowledged entries come first, then new ones. One of them is deleted after it
     // connected (at connection, XAUTOCLAIM drops deleted entries from the pending list).
@@ -144,11 +150,7 @@ fn kill_client(conn: &mut redis::Connection, command: &str) {
 
 #[test]
 fn a_failed_read_reconnects_and_rereads_what_the_cut_reply_held() {
-    let redis = RedisServer::start();
-    let mut conn = redis_conn::connect(&redis.url(), SECOND * 10).unwrap();
-    let written: Vec<String> = (0..4)
-        .map(|i| add(&mut conn, 1, &wrap_of(1000, i)))
-        .collect();
+    let (redis, mut conn, written) = with_entries(4, 1000);
     let mut c = consumer(&redis.url());
     assert_eq!(ids(&c.read(1, SECOND).unwrap()), [written[0].as_str()]);
 
