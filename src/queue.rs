@@ -156,37 +156,34 @@ impl QueueProducer {
         packed.clear();
         cuts.clear();
         pack_command(packed, &[b"MULTI"]);
-        let mut number = itoa::Buffer::new();
+        let (mut n, mut b) = (itoa::Buffer::new(), itoa::Buffer::new());
         for wrap in group {
-            let (n, b) = (wrap.len().to_string(), wrap.event_bytes().to_string());
-            let (stream, size) = (self.stream.as_bytes(), wrap.sealed().len());
             pack_header(packed, 9);
             for arg in [
                 b"XADD".as_slice(),
-                stream,
+                self.stream.as_bytes(),
                 b"*",
                 b"n",
-                n.as_bytes(),
+                n.format(wrap.len()).as_bytes(),
                 b"b",
-                b.as_bytes(),
+                b.format(wrap.event_bytes()).as_bytes(),
                 b"w",
             ] {
                 pack_arg(packed, arg);
             }
-            packed.push(b'$');
-            packed.extend_from_slice(number.format(size).as_bytes());
-            packed.extend_from_slice(b"\r\n");
+            // The wrap's bytes are written from the wrap itself, here.
+            pack_arg_length(packed, wrap.sealed().len());
             cuts.push(packed.len());
             packed.extend_from_slice(b"\r\n");
         }
         let size_key = self.size_key.as_bytes();
         pack_command(
             packed,
-            &[b"HINCRBY", size_key, b"n", add_n.to_string().as_bytes()],
+            &[b"HINCRBY", size_key, b"n", n.format(add_n).as_bytes()],
         );
         pack_command(
             packed,
-            &[b"HINCRBY", size_key, b"b", add_b.to_string().as_bytes()],
+            &[b"HINCRBY", size_key, b"b", b.format(add_b).as_bytes()],
         );
         pack_command(packed, &[b"EXEC"]);
     }
@@ -328,10 +325,15 @@ fn pack_header(out: &mut Vec<u8>, args: usize) {
 
 /// `$len`, the argument, CRLF.
 fn pack_arg(out: &mut Vec<u8>, arg: &[u8]) {
-    out.push(b'$');
-    out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    pack_arg_length(out, arg.len());
     out.extend_from_slice(arg);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `$len` CRLF: an argument of `len` bytes follows.
+fn pack_arg_length(out: &mut Vec<u8>, len: usize) {
+    out.push(b'$');
+    out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
