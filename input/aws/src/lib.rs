@@ -12,6 +12,7 @@ pub mod notify;
 pub mod puller;
 pub mod records;
 pub mod session;
+pub mod share;
 pub mod tag;
 
 use config::*;

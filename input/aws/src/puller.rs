@@ -1,9 +1,10 @@
 //! The SQS-driven puller shared by every service: receive messages (long poll), turn each into events (the S3
 //! objects a notification names, or the message itself), write them to Redis, and only then delete the message.
 //!
-//! `workers` threads each receive and process their own messages and acknowledge each as soon as its events are
-//! in Redis: one slow object never holds back the acknowledgement of another. While a message is processed its
-//! visibility timeout is extended (every half timeout), so a large object is not handed to another collector.
+//! `workers` threads process messages in parallel and acknowledge each as soon as its events are in Redis: one slow
+//! object never holds back the acknowledgement of another. One worker at a time receives; the rest of its batch
+//! goes to the idle workers first ([`crate::share`]). While a message is processed its visibility timeout is
+//! extended (every half timeout, counted from its receipt), so a large object is not handed to another collector.
 //! Several collectors on the same queue share the work the way SQS scales: each message goes to one of them.
 
 use std::borrow::Cow;
@@ -13,6 +14,7 @@ use crate::decode::{self, Cut, ObjectError, Out, TransportError};
 use crate::notify::{self, Notice, ObjectRef};
 use crate::records::{HeadField, RecordHead};
 use crate::session::{self, Session};
+use crate::share::{MessageShare, Next, Received};
 use crate::tag::{TagCache, TagTemplate, TagVars};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use logferry::deadletter::DeadLetters;
@@ -171,6 +173,7 @@ impl Puller for SqsPuller {
         let stop = ctx.stop_flag();
         let cfg = self.cfg.clone();
         let pulling_id = ctx.pulling_id();
+        let share = &MessageShare::default();
         let results: Vec<Result<Counters, PullerError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..cfg.workers)
                 .map(|n| {
@@ -185,7 +188,7 @@ impl Puller for SqsPuller {
                     std::thread::Builder::new()
                         .name(name)
                         .spawn_scoped(scope, move || {
-                            Worker::open(rt, clients, cfg, &factory, stop, pulling_id)?.run()
+                            Worker::open(rt, clients, cfg, &factory, stop, pulling_id)?.run(share)
                         })
                         .expect("spawn worker")
                 })
@@ -292,46 +295,71 @@ impl Worker {
         })
     }
 
-    fn run(mut self) -> Result<Counters, PullerError> {
-        while !self.stop.load(Ordering::Relaxed) {
-            let req = self
-                .c
-                .sqs
-                .receive_message()
-                .queue_url(&self.c.queue_url)
-                .max_number_of_messages(self.cfg.max_messages)
-                .wait_time_seconds(self.cfg.wait_time)
-                .visibility_timeout(self.cfg.visibility_timeout)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send();
-            let stop = self.stop.clone();
-            let got = self.rt.block_on(async {
-                tokio::select! {
-                    r = req => Some(r),
-                    _ = until_stop(stop) => None,
-                }
-            });
-            let Some(resp) = got else { break };
-            let resp = resp.map_err(|e| {
-                PullerError::pull(
-                    301,
-                    format!(
-                        "ReceiveMessage on \"{}\" failed: {}",
-                        self.c.queue_name,
-                        err_text(&e)
-                    ),
-                )
-            })?;
-            self.n.responses += 1;
-            let msgs = resp.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                break;
-            }
-            for m in msgs {
-                self.handle(m)?;
+    /// Processes messages until the cycle ends: those other workers received, or a batch of its own when nothing
+    /// waits and no other worker is receiving.
+    fn run(mut self, share: &MessageShare<Message>) -> Result<Counters, PullerError> {
+        loop {
+            let received = match share.next() {
+                Next::Done => break,
+                Next::Process(m) => m,
+                Next::Receive => match self.receive() {
+                    Ok(Some(batch)) => match share.received(batch) {
+                        Some(m) => m,
+                        None => break,
+                    },
+                    Ok(None) => {
+                        share.end();
+                        break;
+                    }
+                    Err(e) => {
+                        share.end();
+                        return Err(e);
+                    }
+                },
+            };
+            if let Err(e) = self.handle(received) {
+                share.end();
+                return Err(e);
             }
         }
         Ok(self.n)
+    }
+
+    /// One ReceiveMessage (long poll); None when the puller stops meanwhile.
+    fn receive(&mut self) -> Result<Option<Vec<Message>>, PullerError> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let req = self
+            .c
+            .sqs
+            .receive_message()
+            .queue_url(&self.c.queue_url)
+            .max_number_of_messages(self.cfg.max_messages)
+            .wait_time_seconds(self.cfg.wait_time)
+            .visibility_timeout(self.cfg.visibility_timeout)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send();
+        let stop = self.stop.clone();
+        let got = self.rt.block_on(async {
+            tokio::select! {
+                r = req => Some(r),
+                _ = until_stop(stop) => None,
+            }
+        });
+        let Some(resp) = got else { return Ok(None) };
+        let resp = resp.map_err(|e| {
+            PullerError::pull(
+                301,
+                format!(
+                    "ReceiveMessage on \"{}\" failed: {}",
+                    self.c.queue_name,
+                    err_text(&e)
+                ),
+            )
+        })?;
+        self.n.responses += 1;
+        Ok(Some(resp.messages.unwrap_or_default()))
     }
 
     fn origin(&self, m: &Message) -> String {
@@ -342,8 +370,10 @@ impl Worker {
         )
     }
 
-    fn handle(&mut self, m: Message) -> Result<(), PullerError> {
+    fn handle(&mut self, received: Received<Message>) -> Result<(), PullerError> {
         let t0 = Instant::now();
+        let waited = received.waited();
+        let m = received.message;
         self.n.from_sqs += 1;
         let receipt = m.receipt_handle().unwrap_or("").to_owned();
         let count: u32 = m
@@ -352,14 +382,15 @@ impl Worker {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
         // Kept invisible to other readers until the message is acknowledged or left (also while the worker waits
-        // for room in the queue).
+        // for room in the queue); its timeout has run since it was received.
+        let every = VisibilityKeeper::period(self.cfg.visibility_timeout);
         let keeper = VisibilityKeeper::start(
             &self.rt,
             self.c.sqs.clone(),
-            &self.c.queue_url,
-            &receipt,
+            (&self.c.queue_url, &receipt),
             self.cfg.visibility_timeout,
-            VisibilityKeeper::period(self.cfg.visibility_timeout),
+            every.saturating_sub(waited),
+            every,
         );
         let outcome = if self.cfg.max_receive_count > 0 && count > self.cfg.max_receive_count {
             let reason = format!(
@@ -827,8 +858,8 @@ pub fn key_region(key: &str) -> Option<String> {
         .map(|s| s.to_string())
 }
 
-/// Extends the visibility timeout of the message being processed by `timeout` seconds every `every` (half the
-/// timeout), from a task of the async runtime: the extension goes on while the worker thread is blocked (waiting
+/// Extends the visibility timeout of the message being processed by `timeout` seconds after `first` (what is left of
+/// the first half timeout since the message was received), then every `every` (half the timeout), from a task of the async runtime: the extension goes on while the worker thread is blocked (waiting
 /// for room in the queue, reading a slow object), so the message is never handed to another reader while it is
 /// processed. Dropping the keeper stops it.
 pub struct VisibilityKeeper {
@@ -839,15 +870,17 @@ impl VisibilityKeeper {
     pub fn start(
         rt: &Runtime,
         sqs: aws_sdk_sqs::Client,
-        queue_url: &str,
-        receipt: &str,
+        (queue_url, receipt): (&str, &str),
         timeout: i32,
+        first: Duration,
         every: Duration,
     ) -> VisibilityKeeper {
         let (url, receipt) = (queue_url.to_owned(), receipt.to_owned());
         let task = rt.spawn(async move {
+            let mut wait = first;
             loop {
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(wait).await;
+                wait = every;
                 let r = sqs
                     .change_message_visibility()
                     .queue_url(&url)

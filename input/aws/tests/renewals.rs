@@ -36,9 +36,9 @@ fn visibility_is_extended_while_a_message_is_processed() {
     let keeper = VisibilityKeeper::start(
         &f.rt,
         f.sqs.clone(),
-        &q,
-        &receipt,
+        (&q, &receipt),
         2,
+        Duration::from_millis(500),
         Duration::from_millis(500),
     );
     // Another reader polls for 5 s, more than twice the timeout: the message never comes back while it is kept.
