@@ -32,6 +32,26 @@ pub fn sample(system: &mut System) -> MemorySample {
     }
 }
 
+/// Free heap that glibc's malloc keeps instead of returning it at once (see [`hold_free_heap`]).
+pub const HELD_FREE_HEAP: usize = 64 << 20;
+/// Allocations from this size get their own mapping (glibc's largest automatic threshold on 64-bit).
+pub const OWN_MAPPING_FROM: usize = 32 << 20;
+
+/// Makes malloc keep freed heap (up to [`HELD_FREE_HEAP`]) for the next allocations instead of handing it back to the
+/// system at every `free`; the `[GC]` report ([`release_free_memory`]) returns it periodically. Why: a consumer reads
+/// 64 wraps of up to 96 KiB at a time and frees them together; with glibc's defaults the top of the heap was
+/// trimmed after each batch and the next batch faulted and zeroed the same megabytes again, which doubled the
+/// OutputProcess's CPU per byte and let it fall behind (bench/aws: the consumer's CPU 0.57-0.79 s against 0.21-0.27
+/// s per 1 GiB). Also fixes the threshold above which blocks get their own mapping (glibc moves it otherwise).
+pub fn hold_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets two parameters of the allocator; the values are in range (int).
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, HELD_FREE_HEAP as i32);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, OWN_MAPPING_FROM as i32);
+    }
+}
+
 /// Returns freed heap pages to the operating system (glibc keeps them otherwise).
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

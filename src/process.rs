@@ -85,8 +85,10 @@ pub fn wait_for_stop_signal(stop: &AtomicBool) -> i32 {
     sig
 }
 
-/// Starts the thread that logs the `[GC]` line every `period`.
+/// Starts the thread that logs the `[GC]` line every `period`. From then on free heap goes back to the system at
+/// each report rather than at every `free` ([`crate::memory::hold_free_heap`]).
 pub fn spawn_gc_reporter(period: Duration, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+    crate::memory::hold_free_heap();
     std::thread::Builder::new()
         .name("MemoryReporter".into())
         .spawn(move || {

@@ -381,6 +381,8 @@ fn reannounce(moto: &str, name: &str, queue: &str) {
 }
 
 fn consume(redis: &str, id: &str) {
+    // As the OutputProcess (its [GC] reporter): freed wraps stay in the heap for the next read.
+    logferry::memory::hold_free_heap();
     let keys = Keys::new(id);
     let mut counter = logferry::redis_conn::connect(redis, Duration::from_secs(10)).unwrap();
     let mut c = QueueConsumer::connect(
