@@ -33,18 +33,29 @@ MOTO_PORT=$(free_port)
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$TMP/moto.log" 2>&1 &
 MOTO_PID=$!
 PIDS+=("$MOTO_PID")
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+if [ "${REDIS_MODE:-tcp}" = embedded ]; then
+    # As the supervisor's embedded Redis: unix socket, append-only file fsynced every second.
+    REDIS_SOCKET=$TMP/redis.sock
+    redis-server --port 0 --unixsocket "$REDIS_SOCKET" --unixsocketperm 700 --appendonly yes \
+        --appendfsync everysec --save '' --auto-aof-rewrite-min-size 256mb --rdbcompression no --dir "$TMP" \
+        >"$TMP/redis.log" 2>&1 &
+    REDIS=unix://$REDIS_SOCKET
+    REDIS_CLI=(redis-cli -s "$REDIS_SOCKET")
+else
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+    REDIS=redis://127.0.0.1:$REDIS_PORT/
+    REDIS_CLI=(redis-cli -p "$REDIS_PORT")
+fi
 REDIS_PID=$!
 PIDS+=("$REDIS_PID")
 MOTO=http://127.0.0.1:$MOTO_PORT
-REDIS=redis://127.0.0.1:$REDIS_PORT/
 for _ in $(seq 100); do
-    curl -sf "$MOTO/moto-api/" >/dev/null 2>&1 && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    curl -sf "$MOTO/moto-api/" >/dev/null 2>&1 && "${REDIS_CLI[@]}" ping >/dev/null 2>&1 && break
     sleep 0.2
 done
 
-echo "objects per shape: $N x ~$GZ_MB MB gzip, workers: $WORKERS, rounds: $ROUNDS, $(nproc) cores"
+echo "objects per shape: $N x ~$GZ_MB MB gzip, workers: $WORKERS, rounds: $ROUNDS, Redis: ${REDIS_MODE:-tcp} ($REDIS), $(nproc) cores"
 HEADER="| shape | objects | MiB uncompressed | events | seconds | MiB/s | events/s | CPU s (user+sys) | MiB per CPU s | µs CPU/event | peak RSS MiB | moto CPU s | redis CPU s | consumer CPU s |"
 echo "$HEADER"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
