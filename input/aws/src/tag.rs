@@ -123,18 +123,25 @@ impl TagTemplate {
 }
 
 /// Renders with a small cache of recent tags: the records of one CloudTrail file come from a handful of event
-/// sources, accounts and regions, so a tag is rendered (and allocated) once per combination, not per event.
-#[derive(Debug, Default)]
+/// sources, accounts and regions, so a tag is rendered (and allocated) once per combination, not per event. The
+/// cache is indexed by a hash of the template and the values: a lookup is one hash and, nearly always, one
+/// comparison (a few neighbouring slots are tried when combinations share a slot).
+#[derive(Debug)]
 pub struct TagCache {
-    entries: Vec<CachedTag>,
-    /// The entry that matched last (checked first).
-    last: usize,
-    /// The entry replaced next when the cache is full.
-    next_victim: usize,
+    slots: Vec<Option<CachedTag>>,
+}
+
+impl Default for TagCache {
+    fn default() -> Self {
+        TagCache {
+            slots: (0..TAG_CACHE_SLOTS).map(|_| None).collect(),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct CachedTag {
+    hash: u64,
     template: usize,
     event_type: String,
     account_id: String,
@@ -143,44 +150,75 @@ struct CachedTag {
 }
 
 impl CachedTag {
-    fn matches(&self, template: usize, v: &TagVars<'_>) -> bool {
-        self.template == template
+    fn matches(&self, hash: u64, template: usize, v: &TagVars<'_>) -> bool {
+        self.hash == hash
+            && self.template == template
             && self.event_type == v.event_type
             && self.account_id == v.account_id
             && self.region_id == v.region_id
     }
 }
 
-/// Combinations kept by a [`TagCache`].
-const TAG_CACHE_SIZE: usize = 32;
+/// Slots of a [`TagCache`] (a power of two: 2 to the 6, the hash bits that pick one).
+const TAG_CACHE_SLOTS: usize = 64;
+
+/// FxHash's step: cheap, and good enough to spread a few dozen short keys over the slots.
+fn mix(h: u64, word: u64) -> u64 {
+    (h.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
+fn hash_str(h: u64, s: &str) -> u64 {
+    let mut chunks = s.as_bytes().chunks_exact(8);
+    let mut h = chunks.by_ref().fold(h, |h, c| {
+        mix(h, u64::from_le_bytes(c.try_into().expect("8 bytes")))
+    });
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(s.len() as u64, |t, &b| t << 8 | u64::from(b));
+    h = mix(h, tail);
+    h
+}
+
+fn key_hash(template: usize, v: &TagVars<'_>) -> u64 {
+    let h = mix(0, template as u64);
+    let h = hash_str(h, v.event_type);
+    let h = hash_str(h, v.account_id);
+    hash_str(h, v.region_id)
+}
+
+/// Slots looked at for a combination, from the one its hash names (linear probing).
+const TAG_CACHE_PROBES: usize = 4;
 
 impl TagCache {
     pub fn get(&mut self, t: &TagTemplate, v: TagVars<'_>) -> &str {
-        let id = t as *const TagTemplate as usize;
-        let hit = match self.entries.get(self.last) {
-            Some(e) if e.matches(id, &v) => Some(self.last),
-            _ => self.entries.iter().position(|e| e.matches(id, &v)),
-        };
-        self.last = hit.unwrap_or_else(|| self.insert(id, t, v));
-        &self.entries[self.last].tag
-    }
-
-    fn insert(&mut self, id: usize, t: &TagTemplate, v: TagVars<'_>) -> usize {
-        let entry = CachedTag {
-            template: id,
-            event_type: v.event_type.to_owned(),
-            account_id: v.account_id.to_owned(),
-            region_id: v.region_id.to_owned(),
-            tag: t.render(v),
-        };
-        if self.entries.len() < TAG_CACHE_SIZE {
-            self.entries.push(entry);
-            return self.entries.len() - 1;
-        }
-        let at = self.next_victim;
-        self.next_victim = (at + 1) % TAG_CACHE_SIZE;
-        self.entries[at] = entry;
-        at
+        let template = t as *const TagTemplate as usize;
+        let hash = key_hash(template, &v);
+        // The high bits: the multiplication mixes best there.
+        let home = (hash >> 58) as usize;
+        let probe = |i: usize| (home + i) % TAG_CACHE_SLOTS;
+        let found = (0..TAG_CACHE_PROBES).map(probe).find(|&at| match &self.slots[at] {
+            Some(e) => e.matches(hash, template, &v),
+            None => false,
+        });
+        let at = found.unwrap_or_else(|| {
+            // An empty slot of the probe sequence, else the first one (the oldest combination of a crowded run
+            // is as good a victim as any).
+            let at = (0..TAG_CACHE_PROBES)
+                .map(probe)
+                .find(|&at| self.slots[at].is_none())
+                .unwrap_or(home);
+            self.slots[at] = Some(CachedTag {
+                hash,
+                template,
+                event_type: v.event_type.to_owned(),
+                account_id: v.account_id.to_owned(),
+                region_id: v.region_id.to_owned(),
+                tag: t.render(v),
+            });
+            at
+        });
+        &self.slots[at].as_ref().expect("found or filled").tag
     }
 }
 
@@ -237,7 +275,7 @@ mod tests {
         let mut cache = TagCache::default();
         // More combinations than the cache holds, revisited in an order that evicts and refills entries.
         for round in 0..3 {
-            for n in 0..(TAG_CACHE_SIZE + 7) {
+            for n in 0..(TAG_CACHE_SLOTS + 7) {
                 let (t, prefix) = if (n + round) % 3 == 0 {
                     (&b, "y")
                 } else {
@@ -259,6 +297,11 @@ mod tests {
                 assert_eq!(cache.get(t, v), want, "second lookup");
             }
         }
-        assert!(cache.entries.len() <= TAG_CACHE_SIZE);
+        assert_eq!(cache.slots.len(), TAG_CACHE_SLOTS);
+        // Values that only split differently are different combinations.
+        let v = |e, a| TagVars { event_type: e, account_id: a, region_id: "" };
+        assert_eq!(cache.get(&a, v("ab", "c")), "x.ab.c.");
+        assert_eq!(cache.get(&a, v("a", "bc")), "x.a.bc.");
+        assert_eq!(cache.get(&a, v("ab", "c")), "x.ab.c.");
     }
 }
