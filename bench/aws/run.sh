@@ -8,6 +8,8 @@
 #                         [rounds, default 1]
 # With several rounds the shapes alternate (JSON lines first in odd rounds, CloudTrail first in even ones; later
 # rounds announce the same objects again) and a last table gives each shape's median.
+# REDIS_MODE=embedded: run Redis as the supervisor's embedded one (unix socket, append-only file fsynced every
+# second) instead of TCP without persistence; its CPU then includes the AOF rewrites (children).
 # PERF_DIR=<dir>: also record a CPU profile of each pull (perf record -g) into <dir>/<shape>.perf.data
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +21,8 @@ cargo build --release -q -p logferry-input-aws --example aws_bench
 BIN=target/release/examples/aws_bench
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_of() { awk '{sub(/.*\) /, ""); split($0, f, " "); printf "%.2f", (f[12]+f[13])/100}' "/proc/$1/stat"; }
+# CPU user+sys of a process and of its children it waited for (Redis's AOF rewrites).
+cpu_of() { awk '{sub(/.*\) /, ""); split($0, f, " "); printf "%.2f", (f[12]+f[13]+f[14]+f[15])/100}' "/proc/$1/stat"; }
 PIDS=()
 TMP=$(mktemp -d)
 cleanup() {

@@ -2,33 +2,35 @@
 //! without parsing and re-serialising them: the member is spliced in before the object's closing brace and the
 //! pieces are written straight into the wrap ([`crate::EventSink::emit_pieces`]).
 
-/// The `"@devo_pulling_id":<id>` member of one pull cycle, rendered once.
+/// The `"@devo_pulling_id":<id>` member of one pull cycle, rendered once with the object's closing brace, after a
+/// comma or alone (for an empty object).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullingIdField {
-    member: String,
+    /// `,"@devo_pulling_id":<id>}`; without its first byte, the member of an empty object.
+    after_members: String,
 }
 
 impl PullingIdField {
     pub fn new(pulling_id: u64) -> PullingIdField {
         PullingIdField {
-            member: format!("\"@devo_pulling_id\":{pulling_id}"),
+            after_members: format!(",\"@devo_pulling_id\":{pulling_id}}}"),
         }
     }
 
     /// The pieces of `object` with the member added as its last one; None when the text is not `{...}` (such an
     /// event is sent as it is). The object's own members are not checked.
-    pub fn splice<'a>(&'a self, object: &'a str) -> Option<[&'a str; 4]> {
+    pub fn splice<'a>(&'a self, object: &'a str) -> Option<[&'a str; 2]> {
         let text = object.trim_ascii_end();
         let body = text.strip_suffix('}')?;
         if !text.trim_ascii_start().starts_with('{') {
             return None;
         }
-        let separator = if body.trim_ascii_end().ends_with('{') {
-            ""
+        let member = if body.trim_ascii_end().ends_with('{') {
+            &self.after_members[1..]
         } else {
-            ","
+            &self.after_members
         };
-        Some([body, separator, &self.member, "}"])
+        Some([body, member])
     }
 }
 
