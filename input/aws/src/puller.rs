@@ -302,19 +302,13 @@ impl Worker {
             let received = match share.next() {
                 Next::Done => break,
                 Next::Process(m) => m,
-                Next::Receive => match self.receive() {
-                    Ok(Some(batch)) => match share.received(batch) {
+                // A turn dropped without a batch (stop, error) ends the cycle for every worker.
+                Next::Receive(turn) => match self.receive()? {
+                    Some(batch) => match turn.received(batch) {
                         Some(m) => m,
                         None => break,
                     },
-                    Ok(None) => {
-                        share.end();
-                        break;
-                    }
-                    Err(e) => {
-                        share.end();
-                        return Err(e);
-                    }
+                    None => break,
                 },
             };
             if let Err(e) = self.handle(received) {

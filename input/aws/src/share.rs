@@ -23,13 +23,38 @@ impl<M> Received<M> {
 
 /// What a worker does next.
 #[derive(Debug)]
-pub enum Next<M> {
+pub enum Next<'a, M> {
     /// Process this message (received by another worker).
     Process(Received<M>),
-    /// Receive a batch, then hand it to [`MessageShare::received`] (or call [`MessageShare::end`]).
-    Receive,
+    /// Receive a batch and hand it to the turn; a turn dropped without a batch (the receive failed, the puller
+    /// stops, the worker panicked) ends the cycle, so no worker waits for it forever.
+    Receive(ReceiveTurn<'a, M>),
     /// The cycle is over: a receive came back empty (or failed, or the puller stops) and no message waits.
     Done,
+}
+
+/// The turn of the worker that receives next (see [`Next::Receive`]).
+#[derive(Debug)]
+pub struct ReceiveTurn<'a, M> {
+    share: &'a MessageShare<M>,
+    done: bool,
+}
+
+impl<M> ReceiveTurn<'_, M> {
+    /// The received batch: returns its first message (for this worker) and leaves the others to the idle workers.
+    /// An empty batch ends the cycle (the queue looks empty).
+    pub fn received(mut self, batch: Vec<M>) -> Option<Received<M>> {
+        self.done = true;
+        self.share.received(batch)
+    }
+}
+
+impl<M> Drop for ReceiveTurn<'_, M> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.share.end();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -68,7 +93,7 @@ impl<M> MessageShare<M> {
     }
 
     /// Waits for a message left by another worker, the turn to receive, or the end of the cycle.
-    pub fn next(&self) -> Next<M> {
+    pub fn next(&self) -> Next<'_, M> {
         let mut s = self.lock();
         loop {
             if let Some(m) = s.waiting.pop_front() {
@@ -79,15 +104,16 @@ impl<M> MessageShare<M> {
             }
             if !s.receiving {
                 s.receiving = true;
-                return Next::Receive;
+                return Next::Receive(ReceiveTurn {
+                    share: self,
+                    done: false,
+                });
             }
             s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
 
-    /// The receiving worker's batch: returns its first message (for that worker) and leaves the others to the
-    /// idle workers. An empty batch ends the cycle (the queue looks empty).
-    pub fn received(&self, batch: Vec<M>) -> Option<Received<M>> {
+    fn received(&self, batch: Vec<M>) -> Option<Received<M>> {
         let at = Instant::now();
         let mut batch = batch.into_iter().map(|message| Received { message, at });
         let first = batch.next();
@@ -120,34 +146,38 @@ mod tests {
     #[test]
     fn one_receives_at_a_time_and_the_batch_is_shared() {
         let share = Arc::new(MessageShare::default());
-        assert!(matches!(share.next(), Next::Receive));
+        let Next::Receive(turn) = share.next() else {
+            panic!("the first worker receives")
+        };
         // A second worker waits while the first receives, then takes a message of its batch.
         let (tx, rx) = mpsc::channel();
         let other = {
             let share = share.clone();
             std::thread::spawn(move || {
-                let next = share.next();
+                let message = match share.next() {
+                    Next::Process(m) => Some(m.message),
+                    _ => None,
+                };
                 tx.send(()).unwrap();
-                next
+                message
             })
         };
         assert!(
             rx.recv_timeout(Duration::from_millis(300)).is_err(),
             "the second worker received while the first was receiving"
         );
-        let mine = share.received(vec![1, 2, 3]).expect("the first message");
+        let mine = turn.received(vec![1, 2, 3]).expect("the first message");
         assert_eq!(mine.message, 1);
-        match other.join().unwrap() {
-            Next::Process(m) => assert_eq!(m.message, 2),
-            n => panic!("expected a shared message, got {n:?}"),
-        }
+        assert_eq!(other.join().unwrap(), Some(2), "a message of the batch");
         match share.next() {
             Next::Process(m) => assert_eq!(m.message, 3),
             n => panic!("expected the last shared message, got {n:?}"),
         }
         // Nothing waits: the next worker receives; an empty batch ends the cycle for everyone.
-        assert!(matches!(share.next(), Next::Receive));
-        assert!(share.received(Vec::new()).is_none());
+        let Next::Receive(turn) = share.next() else {
+            panic!("nothing waits: receive")
+        };
+        assert!(turn.received(Vec::new()).is_none());
         assert!(matches!(share.next(), Next::Done));
         assert!(matches!(share.next(), Next::Done));
     }
@@ -155,8 +185,10 @@ mod tests {
     #[test]
     fn waiting_messages_outlive_the_end() {
         let share = MessageShare::default();
-        assert!(matches!(share.next(), Next::Receive));
-        assert_eq!(share.received(vec!["a", "b"]).unwrap().message, "a");
+        let Next::Receive(turn) = share.next() else {
+            panic!("the first worker receives")
+        };
+        assert_eq!(turn.received(vec!["a", "b"]).unwrap().message, "a");
         // Processing "a" failed (Redis down, stopping): no more receives, but "b" is still handed out.
         share.end();
         match share.next() {
@@ -167,18 +199,33 @@ mod tests {
     }
 
     #[test]
-    fn the_end_wakes_every_waiting_worker() {
+    fn a_dropped_turn_wakes_every_waiting_worker() {
         let share = Arc::new(MessageShare::<u32>::default());
-        assert!(matches!(share.next(), Next::Receive));
-        let waiters: Vec<_> = (0..3)
-            .map(|_| {
-                let share = share.clone();
-                std::thread::spawn(move || share.next())
+        let waiters = |share: &Arc<MessageShare<u32>>| -> Vec<_> {
+            (0..3)
+                .map(|_| {
+                    let share = share.clone();
+                    std::thread::spawn(move || matches!(share.next(), Next::Done))
+                })
+                .collect()
+        };
+        // The receiving worker's receive failed (its turn is dropped): the cycle ends for everyone.
+        let Next::Receive(turn) = share.next() else {
+            panic!("the first worker receives")
+        };
+        let waiting = waiters(&share);
+        drop(turn);
+        assert!(waiting.into_iter().all(|w| w.join().unwrap()));
+        // The same when the receiving worker panics.
+        let share = Arc::new(MessageShare::<u32>::default());
+        let receiver = {
+            let share = share.clone();
+            std::thread::spawn(move || {
+                let _turn = share.next();
+                panic!("a worker panics while receiving");
             })
-            .collect();
-        share.end();
-        for w in waiters {
-            assert!(matches!(w.join().unwrap(), Next::Done));
-        }
+        };
+        assert!(receiver.join().is_err());
+        assert!(waiters(&share).into_iter().all(|w| w.join().unwrap()));
     }
 }

@@ -197,10 +197,12 @@ impl TagCache {
         // The high bits: the multiplication mixes best there.
         let home = (hash >> 58) as usize;
         let probe = |i: usize| (home + i) % TAG_CACHE_SLOTS;
-        let found = (0..TAG_CACHE_PROBES).map(probe).find(|&at| match &self.slots[at] {
-            Some(e) => e.matches(hash, template, &v),
-            None => false,
-        });
+        let found = (0..TAG_CACHE_PROBES)
+            .map(probe)
+            .find(|&at| match &self.slots[at] {
+                Some(e) => e.matches(hash, template, &v),
+                None => false,
+            });
         let at = found.unwrap_or_else(|| {
             // An empty slot of the probe sequence, else the first one (the oldest combination of a crowded run
             // is as good a victim as any).
@@ -299,7 +301,11 @@ mod tests {
         }
         assert_eq!(cache.slots.len(), TAG_CACHE_SLOTS);
         // Values that only split differently are different combinations.
-        let v = |e, a| TagVars { event_type: e, account_id: a, region_id: "" };
+        let v = |e, a| TagVars {
+            event_type: e,
+            account_id: a,
+            region_id: "",
+        };
         assert_eq!(cache.get(&a, v("ab", "c")), "x.ab.c.");
         assert_eq!(cache.get(&a, v("a", "bc")), "x.a.bc.");
         assert_eq!(cache.get(&a, v("ab", "c")), "x.ab.c.");
