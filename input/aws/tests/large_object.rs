@@ -111,15 +111,14 @@ fn a_200_mb_gzip_object_streams_with_bounded_rss() {
         "aws_access_key_id": "testing", "aws_secret_access_key": "testing", "workers": 2,
         "request_period_in_seconds": 1, "services": {"big": {"tag": "my.app.sqs.big", "format": "lines"}}});
     let t1 = Instant::now();
+    // A queue smaller than the object: the puller must wait for the consumer (backpressure).
+    let limits = QueueLimits {
+        max_events: 20_000,
+        max_bytes: 32 << 20,
+        wrap_size: 100,
+    };
     let run1 = run(specs(&SqsCollectorInput, &cfg).remove(0), |s| {
-        let mut fa = f.factory(s);
-        // A queue smaller than the object: the puller must wait for the consumer (backpressure).
-        fa.limits = QueueLimits {
-            max_events: 20_000,
-            max_bytes: 32 << 20,
-            wrap_size: 100,
-        };
-        fa
+        f.factory_with_limits(s, limits)
     });
     wait_until(
         Duration::from_secs(120),

@@ -285,15 +285,12 @@ fn message_is_deleted_only_after_its_events_are_in_redis() {
     drop(input);
     // A queue that holds only 10 events: the puller blocks (backpressure) with 40 events not yet in Redis.
     let spec = sc.remove(0);
-    let run1 = run(spec, |s| {
-        let mut fa = f.factory(s);
-        fa.limits = logferry::queue::QueueLimits {
-            max_events: 10,
-            max_bytes: 1 << 30,
-            wrap_size: 5,
-        };
-        fa
-    });
+    let limits = logferry::queue::QueueLimits {
+        max_events: 10,
+        max_bytes: 1 << 30,
+        wrap_size: 5,
+    };
+    let run1 = run(spec, |s| f.factory_with_limits(s, limits));
     wait_until(T, "the queue to fill up", || f.events().len() >= 10);
     std::thread::sleep(Duration::from_millis(1500)); // let a wrongly early delete happen, if any
     assert_eq!(

@@ -58,14 +58,13 @@ fn workers_share_the_objects_of_one_receive() {
     let input = f.aws_input(
         json!({"services": {"audit-events-all": fast(json!({"sqs_queue_name": "batch-q"}))}}),
     );
+    let limits = QueueLimits {
+        max_events: 1,
+        max_bytes: 1 << 30,
+        wrap_size: 1,
+    };
     let _run = run(specs(&AwsInput, &input).remove(0), |stop| {
-        let mut factory = f.factory(stop);
-        factory.limits = QueueLimits {
-            max_events: 1,
-            max_bytes: 1 << 30,
-            wrap_size: 1,
-        };
-        factory
+        f.factory_with_limits(stop, limits)
     });
     wait_until(
         Duration::from_secs(30),

@@ -207,14 +207,22 @@ impl Fixture {
     }
 
     pub fn factory(&self, stop: Arc<AtomicBool>) -> SinkFactory {
-        SinkFactory {
-            redis_url: self.redis.url(),
-            keys: self.keys.clone(),
-            limits: QueueLimits {
+        self.factory_with_limits(
+            stop,
+            QueueLimits {
                 max_events: 10_000_000,
                 max_bytes: 4 << 30,
                 wrap_size: 100,
             },
+        )
+    }
+
+    /// A sink factory writing to the fixture's Redis with these queue limits.
+    pub fn factory_with_limits(&self, stop: Arc<AtomicBool>, limits: QueueLimits) -> SinkFactory {
+        SinkFactory {
+            redis_url: self.redis.url(),
+            keys: self.keys.clone(),
+            limits,
             stop,
         }
     }
