@@ -299,6 +299,11 @@ impl Worker {
     /// waits and no other worker is receiving.
     fn run(mut self, share: &MessageShare<Message>) -> Result<Counters, PullerError> {
         loop {
+            if self.stop.load(Ordering::Relaxed) {
+                // Messages not started yet are left: they come back after their visibility timeout.
+                share.end();
+                break;
+            }
             let received = match share.next() {
                 Next::Done => break,
                 Next::Process(m) => m,
@@ -321,9 +326,6 @@ impl Worker {
 
     /// One ReceiveMessage (long poll); None when the puller stops meanwhile.
     fn receive(&mut self) -> Result<Option<Vec<Message>>, PullerError> {
-        if self.stop.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
         let req = self
             .c
             .sqs
