@@ -196,20 +196,20 @@ impl TagCache {
         let hash = key_hash(template, &v);
         // The high bits: the multiplication mixes best there.
         let home = (hash >> 58) as usize;
-        let probe = |i: usize| (home + i) % TAG_CACHE_SLOTS;
-        let found = (0..TAG_CACHE_PROBES)
-            .map(probe)
+        // Slots are filled and replaced, never emptied: a combination lies before the first empty slot of its
+        // probe sequence, so one pass finds it or the slot it goes to (the first one when all are taken).
+        let mut hit = false;
+        let at = (0..TAG_CACHE_PROBES)
+            .map(|i| (home + i) % TAG_CACHE_SLOTS)
             .find(|&at| match &self.slots[at] {
-                Some(e) => e.matches(hash, template, &v),
-                None => false,
-            });
-        let at = found.unwrap_or_else(|| {
-            // An empty slot of the probe sequence, else the first one (the oldest combination of a crowded run
-            // is as good a victim as any).
-            let at = (0..TAG_CACHE_PROBES)
-                .map(probe)
-                .find(|&at| self.slots[at].is_none())
-                .unwrap_or(home);
+                None => true,
+                Some(e) => {
+                    hit = e.matches(hash, template, &v);
+                    hit
+                }
+            })
+            .unwrap_or(home);
+        if !hit {
             self.slots[at] = Some(CachedTag {
                 hash,
                 template,
@@ -218,8 +218,7 @@ impl TagCache {
                 region_id: v.region_id.to_owned(),
                 tag: t.render(v),
             });
-            at
-        });
+        }
         &self.slots[at].as_ref().expect("found or filled").tag
     }
 }
