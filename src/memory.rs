@@ -41,8 +41,9 @@ pub const OWN_MAPPING_FROM: usize = 32 << 20;
 /// system at every `free`; the `[GC]` report ([`release_free_memory`]) returns it periodically. Why: a consumer reads
 /// 64 wraps of up to 96 KiB at a time and frees them together; with glibc's defaults the top of the heap was
 /// trimmed after each batch and the next batch faulted and zeroed the same megabytes again, which doubled the
-/// OutputProcess's CPU per byte and let it fall behind (bench/aws: the consumer's CPU 0.57-0.79 s against 0.21-0.27
-/// s per 1 GiB). Also fixes the threshold above which blocks get their own mapping (glibc moves it otherwise).
+/// OutputProcess's CPU per byte and let it fall behind (bench/aws, one pull of 856-1,025 MiB: the consumer's CPU
+/// 0.46-0.79 s against 0.20-0.25 s). Also fixes the threshold above which blocks get their own mapping (glibc moves
+/// it otherwise).
 pub fn hold_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets two parameters of the allocator; the values are in range (int).
