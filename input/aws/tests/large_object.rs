@@ -117,9 +117,7 @@ fn a_200_mb_gzip_object_streams_with_bounded_rss() {
         max_bytes: 32 << 20,
         wrap_size: 100,
     };
-    let run1 = run(specs(&SqsCollectorInput, &cfg).remove(0), |s| {
-        f.factory_with_limits(s, limits)
-    });
+    let run1 = f.run_with_limits(specs(&SqsCollectorInput, &cfg).remove(0), limits);
     wait_until(
         Duration::from_secs(120),
         "every line drained and the message deleted",

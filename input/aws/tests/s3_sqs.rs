@@ -290,7 +290,7 @@ fn message_is_deleted_only_after_its_events_are_in_redis() {
         max_bytes: 1 << 30,
         wrap_size: 5,
     };
-    let run1 = run(spec, |s| f.factory_with_limits(s, limits));
+    let run1 = f.run_with_limits(spec, limits);
     wait_until(T, "the queue to fill up", || f.events().len() >= 10);
     std::thread::sleep(Duration::from_millis(1500)); // let a wrongly early delete happen, if any
     assert_eq!(

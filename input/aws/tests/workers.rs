@@ -63,9 +63,7 @@ fn workers_share_the_objects_of_one_receive() {
         max_bytes: 1 << 30,
         wrap_size: 1,
     };
-    let _run = run(specs(&AwsInput, &input).remove(0), |stop| {
-        f.factory_with_limits(stop, limits)
-    });
+    let _run = f.run_with_limits(specs(&AwsInput, &input).remove(0), limits);
     wait_until(
         Duration::from_secs(30),
         "both workers waiting with an object each",

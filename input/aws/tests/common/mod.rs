@@ -217,8 +217,12 @@ impl Fixture {
         )
     }
 
-    /// A sink factory writing to the fixture's Redis with these queue limits.
-    pub fn factory_with_limits(&self, stop: Arc<AtomicBool>, limits: QueueLimits) -> SinkFactory {
+    /// Runs `spec` writing to the fixture's Redis with these queue limits (backpressure tests).
+    pub fn run_with_limits(&self, spec: PullerSpec, limits: QueueLimits) -> Running {
+        run(spec, |stop| self.factory_with_limits(stop, limits))
+    }
+
+    fn factory_with_limits(&self, stop: Arc<AtomicBool>, limits: QueueLimits) -> SinkFactory {
         SinkFactory {
             redis_url: self.redis.url(),
             keys: self.keys.clone(),
