@@ -10,11 +10,13 @@ pub mod event;
 pub mod logging;
 pub mod lookup;
 pub mod memory;
+pub mod panic_hook;
 pub mod process;
 pub mod queue;
 pub mod redis_conn;
 pub mod resp;
 pub mod state;
 pub mod time;
+pub mod watchdog;
 
 pub use event::{Event, EventClass};

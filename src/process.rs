@@ -1,14 +1,53 @@
-//! What the InputProcess and OutputProcess share: signal handling, the `[GC]` reporter thread and the thread that
-//! turns the process's own log records into internal events.
+//! What the InputProcess and OutputProcess share: signal handling and the stop's drain deadline, the `[GC]`
+//! reporter thread, the watchdog, and the thread that turns the process's own log records into internal events.
 
 use crate::config::Globals;
 use crate::event::EventClass;
+use crate::panic_hook::ForwarderProgress;
 use crate::queue::{QueueLimits, QueueProducer};
 use crate::redis_conn::Keys;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The deadline of a controlled stop's drain: taken once, when the stop is requested, and shared by every thread
+/// that drains (each consumer, each hand-off), so that the whole stop ends on it; a second stop signal moves it
+/// to now.
+#[derive(Debug, Default)]
+pub struct DrainDeadline {
+    /// [`crate::time::monotonic_ms`] of the deadline; 0 = no stop requested.
+    at_ms: AtomicU64,
+}
+
+impl DrainDeadline {
+    /// Sets the deadline `drain` from now, unless one is already set.
+    pub fn start(&self, drain: Duration) {
+        let at = crate::time::monotonic_ms() + drain.as_millis() as u64;
+        let _ = self
+            .at_ms
+            .compare_exchange(0, at.max(1), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Ends the drain now (a second stop signal).
+    pub fn end_now(&self) {
+        self.at_ms
+            .store(crate::time::monotonic_ms().max(1), Ordering::Relaxed);
+    }
+
+    /// True once a stop was requested and its deadline passed.
+    pub fn passed(&self) -> bool {
+        let at = self.at_ms.load(Ordering::Relaxed);
+        at != 0 && crate::time::monotonic_ms() >= at
+    }
+
+    /// The deadline as an `Instant`, once a stop was requested.
+    pub fn instant(&self) -> Option<Instant> {
+        let at = self.at_ms.load(Ordering::Relaxed);
+        let now = crate::time::monotonic_ms();
+        (at != 0).then(|| Instant::now() + Duration::from_millis(at.saturating_sub(now)))
+    }
+}
 
 /// What a child process needs to reach Redis.
 #[derive(Clone)]
@@ -17,6 +56,8 @@ pub struct ProcessEnv {
     pub redis_url: String,
     pub keys: Keys,
     pub stop: Arc<AtomicBool>,
+    /// The drain deadline of a controlled stop (set with `stop`).
+    pub drain: Arc<DrainDeadline>,
     /// Events waiting in each stream (standard, lookup, internal) when the supervisor started this process:
     /// what a previous run left undelivered (the emergency persistence).
     pub backlog_at_start: [u64; 3],
@@ -30,6 +71,7 @@ impl ProcessEnv {
             redis_url,
             keys,
             stop: Arc::new(AtomicBool::new(false)),
+            drain: Arc::default(),
             backlog_at_start: [0; 3],
         }
     }
@@ -75,14 +117,41 @@ pub fn block_stop_signals() {
     let _ = stop_signals().thread_block();
 }
 
-/// Waits on the main thread until SIGTERM/SIGINT/SIGHUP arrives, then sets the stop flag.
-pub fn wait_for_stop_signal(stop: &AtomicBool) -> i32 {
+/// Waits on the main thread until SIGTERM/SIGINT/SIGHUP arrives, then takes the drain deadline
+/// (`stop_drain_timeout_in_sec` from now) and sets the stop flag.
+pub fn wait_for_stop_signal(env: &ProcessEnv) -> i32 {
     let sig = stop_signals()
         .wait()
         .map(|s| s as i32)
         .unwrap_or(libc::SIGTERM);
-    stop.store(true, Ordering::Relaxed);
+    env.drain
+        .start(Duration::from_secs(env.globals.stop_drain_timeout_in_sec));
+    env.stop.store(true, Ordering::Relaxed);
     sig
+}
+
+/// A stop signal taken within `timeout` (the main thread, after the first one), or None.
+pub fn next_stop_signal(timeout: Duration) -> Option<i32> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: the set is a valid sigset_t; info may be null.
+    let sig = unsafe { libc::sigtimedwait(stop_signals().as_ref(), std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
+}
+
+/// Starts this process's watchdog with the configured stall threshold (`stall_warning_after_in_sec`).
+pub fn spawn_watchdog(env: &ProcessEnv) -> JoinHandle<()> {
+    crate::watchdog::spawn_watchdog(
+        Duration::from_secs(env.globals.stall_warning_after_in_sec),
+        env.stop.clone(),
+    )
+}
+
+/// Installs what makes a panic in any thread of this process visible and fatal (see [`crate::panic_hook`]).
+pub fn watch_panics(env: &ProcessEnv) {
+    crate::panic_hook::set_redis_target(env);
 }
 
 /// Starts the thread that logs the `[GC]` line every `period`. From then on free heap goes back to the system at
@@ -108,54 +177,66 @@ pub fn spawn_gc_reporter(period: Duration, stop: Arc<AtomicBool>) -> JoinHandle<
 pub fn spawn_internal_forwarder(env: &ProcessEnv) -> JoinHandle<()> {
     let rx = crate::logging::capture_internal_events(10_000);
     let env = env.clone();
+    let progress = Arc::new(ForwarderProgress::default());
+    progress.running.store(true, Ordering::Relaxed);
+    crate::panic_hook::watch_forwarder(rx.clone(), progress.clone());
     std::thread::Builder::new()
         .name(crate::logging::INTERNAL_FORWARDER_THREAD.into())
         .spawn(move || {
-            // A dedicated stop flag: internal events are written until the channel closes, never blocking a stop.
-            let never = Arc::new(AtomicBool::new(false));
-            let mut producer = None;
-            let mut batch = Vec::new();
-            loop {
-                let first = match rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(e) => Some(e),
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-                };
-                batch.extend(first);
-                batch.extend(rx.try_iter().take(1000));
-                if batch.is_empty() {
-                    if env.stopping() {
-                        break;
-                    }
-                    continue;
-                }
-                if producer.is_none() {
-                    producer = QueueProducer::connect(
-                        &env.redis_url,
-                        Duration::from_secs(5),
-                        &env.keys,
-                        EventClass::Internal,
-                        env.limits(),
-                        never.clone(),
-                    )
-                    .ok();
-                }
-                let written = producer
-                    .as_mut()
-                    .map(|p| p.push(&batch).is_ok())
-                    .unwrap_or(false);
-                if written || batch.len() > 10_000 {
-                    batch.clear();
-                } else {
-                    producer = None;
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                if env.stopping() && rx.is_empty() {
-                    break;
-                }
-            }
+            forward_internal_events(&env, &rx, &progress);
+            progress.running.store(false, Ordering::Relaxed);
         })
         .expect("spawn internal forwarder")
+}
+
+/// The forwarder's loop: batches of records written to the internal stream until the channel closes. After each
+/// turn it publishes its progress (for the panic hook, which waits until its record is written).
+fn forward_internal_events(
+    env: &ProcessEnv,
+    rx: &crossbeam_channel::Receiver<crate::event::Event>,
+    progress: &ForwarderProgress,
+) {
+    // A dedicated stop flag: internal events are written until the channel closes, never blocking a stop.
+    let never = Arc::new(AtomicBool::new(false));
+    let mut producer = None;
+    let mut batch = Vec::new();
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(e) => Some(e),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
+        batch.extend(first);
+        batch.extend(rx.try_iter().take(1000));
+        if !batch.is_empty() {
+            if producer.is_none() {
+                producer = QueueProducer::connect(
+                    &env.redis_url,
+                    Duration::from_secs(5),
+                    &env.keys,
+                    EventClass::Internal,
+                    env.limits(),
+                    never.clone(),
+                )
+                .ok();
+            }
+            let written = producer
+                .as_mut()
+                .map(|p| p.push(&batch).is_ok())
+                .unwrap_or(false);
+            if written || batch.len() > 10_000 {
+                batch.clear();
+            } else {
+                producer = None;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        progress.unwritten.store(batch.len(), Ordering::Relaxed);
+        progress.turns.fetch_add(1, Ordering::Relaxed);
+        if env.stopping() && rx.is_empty() && batch.is_empty() {
+            break;
+        }
+    }
 }
 
 /// Sleeps up to `d` in small steps; false as soon as `stop` is set.

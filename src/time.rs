@@ -1,6 +1,7 @@
 //! Time helpers shared by pullers and senders.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -15,4 +16,10 @@ pub fn format_utc_micros(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string())
         .unwrap_or_default()
+}
+
+/// Milliseconds since this process first asked (monotonic; small enough for an atomic shared between threads).
+pub fn monotonic_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }

@@ -10,12 +10,14 @@ use std::time::Duration;
 pub fn run(env: ProcessEnv, specs: Vec<PullerSpec>) -> i32 {
     logferry::logging::set_process_name("InputProcess");
     logferry::process::block_stop_signals();
+    logferry::process::watch_panics(&env);
     log::info!("Process Started");
     let forwarder = logferry::process::spawn_internal_forwarder(&env);
     let gc = logferry::process::spawn_gc_reporter(
         Duration::from_secs(env.globals.memory_report_period_in_sec),
         env.stop.clone(),
     );
+    let watchdog = logferry::process::spawn_watchdog(&env);
     let factory = SinkFactory {
         redis_url: env.redis_url.clone(),
         keys: env.keys.clone(),
@@ -40,12 +42,13 @@ pub fn run(env: ProcessEnv, specs: Vec<PullerSpec>) -> i32 {
     if threads.is_empty() {
         log::warn!("No enabled input service: the InputProcess has nothing to pull");
     }
-    let sig = logferry::process::wait_for_stop_signal(&env.stop);
+    let sig = logferry::process::wait_for_stop_signal(&env);
     log::info!("Stop requested (signal {sig}): finishing the current cycles and committing state");
     for t in threads {
         let _ = t.join();
     }
     let _ = gc.join();
+    let _ = watchdog.join();
     logferry::logging::stop_internal_events();
     let _ = forwarder.join();
     log::info!("Process stopped");

@@ -5,6 +5,7 @@ use crate::context::PullContext;
 use crate::error::PullerError;
 use crate::sink::SinkFactory;
 use logferry::state::{Loaded, StateStore};
+use logferry::watchdog::ProgressMark;
 use serde_json::Value;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -38,11 +39,16 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
         "Starting data collection every {} seconds",
         spec.request_period.as_secs()
     );
+    let mark = ProgressMark::register(format!("puller {name}"), "pull cycle running");
+    mark.waiting_on("its source, or room in the queue");
+    mark.set_current();
     let mut failures = 0u32;
     while !ctx.stopping() {
+        mark.busy(1);
         ctx.begin_cycle();
         log::info!("Pull Started");
         let result = puller.pull(&mut ctx).and_then(|_| ctx.flush());
+        mark.idle();
         let wait = match result {
             Ok(()) => {
                 failures = 0;

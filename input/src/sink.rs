@@ -138,6 +138,7 @@ impl EventSink {
             wrap.clear();
         }
         self.current = 0;
+        logferry::watchdog::progress_on_this_thread();
         Ok(())
     }
 

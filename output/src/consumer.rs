@@ -7,11 +7,15 @@ use logferry::deadletter::DeadLetters;
 use logferry::event::{DecodedWrap, EventClass};
 use logferry::process::ProcessEnv;
 use logferry::queue::QueueConsumer;
+use logferry::watchdog::ProgressMark;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Ack = (String, u64, u64);
+
+/// What a consumer with entries handed out waits on, as the stall WARNING says it.
+const WAITING_ON_OUTPUTS: &str = "the outputs to deliver the entries handed to them";
 
 pub struct Consumer {
     class: EventClass,
@@ -47,7 +51,8 @@ impl Consumer {
         )
     }
 
-    /// Runs until stop; then drains until the stream is empty or `drain_deadline` after the stop passed.
+    /// Runs until stop; then drains until the stream is empty or the stop's drain deadline (shared by every
+    /// consumer, taken when the stop was requested) passed.
     pub fn run(self) {
         let name = Self::thread_name(self.class);
         let mut queue = loop {
@@ -72,45 +77,41 @@ impl Consumer {
         let read_entries =
             InFlight::for_wrap_size(self.env.globals.queue_wrap_max_size_in_messages).read_entries;
         let (ack_tx, ack_rx) = crossbeam_channel::unbounded::<Ack>();
+        let mark = ProgressMark::register(format!("consumer {name}"), "entries waiting");
+        mark.waiting_on(WAITING_ON_OUTPUTS);
         let mut dead = None;
-        let mut drain_until: Option<Instant> = None;
+        let mut announced = false;
         let mut acks = Vec::new();
         loop {
-            if self.env.stopping() && drain_until.is_none() {
-                let deadline = Duration::from_secs(self.env.globals.stop_drain_timeout_in_sec);
+            if self.env.stopping() && !announced {
                 log::info!(
-                    "Stop requested: draining {} for up to {} s",
-                    queue.stream(),
-                    deadline.as_secs()
+                    "Stop requested: draining {} until the stop's deadline",
+                    queue.stream()
                 );
-                drain_until = Some(Instant::now() + deadline);
+                announced = true;
             }
             acks.extend(ack_rx.try_iter());
             if !acks.is_empty() {
                 match queue.ack(&acks) {
                     Ok(()) => {
-                        self.in_flight
-                            .fetch_sub(acks.len() as u64, Ordering::Relaxed);
+                        let left = self
+                            .in_flight
+                            .fetch_sub(acks.len() as u64, Ordering::Relaxed)
+                            - acks.len() as u64;
+                        mark.progressed(left);
                         acks.clear();
                     }
-                    Err(e) => {
+                    Err(e) if !self.env.drain.passed() => {
                         log::error!("{e}");
+                        mark.waiting_on(format!("acknowledgement in Redis: {e}"));
                         std::thread::sleep(Duration::from_millis(200));
                         continue;
                     }
+                    Err(e) => log::error!("{e}"),
                 }
             }
-            if let Some(until) = drain_until {
-                let drained = self.in_flight.load(Ordering::Relaxed) == 0
-                    && queue.backlog().map(|(n, _)| n == 0).unwrap_or(false);
-                if drained || Instant::now() >= until {
-                    if !drained {
-                        let left = queue.backlog().map(|(n, _)| n).unwrap_or(0);
-                        log::warn!("Drain deadline passed: {left} messages stay in Redis and are sent first at the next start");
-                        self.hard_stop.store(true, Ordering::Relaxed);
-                    }
-                    break;
-                }
+            if self.env.stopping() && self.drain_over(&mut queue) {
+                break;
             }
             // Wait briefly when acknowledgements are due, longer when idle.
             let block = if self.in_flight.load(Ordering::Relaxed) > 0 {
@@ -129,8 +130,8 @@ impl Consumer {
             for mut entry in entries {
                 match DecodedWrap::decode(std::mem::take(&mut entry.wrap)) {
                     Ok(events) if !events.is_empty() => {
-                        self.in_flight.fetch_add(1, Ordering::Relaxed);
-                        let events = Arc::new(events);
+                        let waiting = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+                        mark.busy(waiting);
                         let ticket = EntryTicket::new(
                             entry.id,
                             entry.count,
@@ -138,8 +139,9 @@ impl Consumer {
                             self.managers.len(),
                             ack_tx.clone(),
                         );
-                        for m in &self.managers {
-                            m.submit(Batch::new(self.class, events.clone(), ticket.clone()));
+                        if !self.hand_off(Arc::new(events), &ticket, &mark) {
+                            // The drain deadline passed while a pool was full: the rest stays in Redis.
+                            break;
                         }
                     }
                     Ok(_) => acks.push((entry.id, entry.count, entry.bytes)),
@@ -168,7 +170,53 @@ impl Consumer {
                 }
             }
         }
+        mark.idle();
         self.shutdown();
+    }
+
+    /// Hands one entry's events to every output's manager; false when a full pool made it give way to the stop's
+    /// drain deadline (the entry is then not acknowledged and stays in Redis).
+    fn hand_off(
+        &self,
+        events: Arc<DecodedWrap>,
+        ticket: &Arc<EntryTicket>,
+        mark: &ProgressMark,
+    ) -> bool {
+        self.managers.iter().all(|m| {
+            let full = m.queued() >= m.capacity();
+            if full {
+                mark.waiting_on(format!(
+                    "hand-off to {} (its internal queue is full)",
+                    m.name
+                ));
+            }
+            let give_way = || self.env.drain.passed() || self.hard_stop.load(Ordering::Relaxed);
+            let handed = m.submit(
+                Batch::new(self.class, events.clone(), ticket.clone()),
+                give_way,
+            );
+            if full {
+                mark.waiting_on(WAITING_ON_OUTPUTS);
+            }
+            handed
+        })
+    }
+
+    /// During a stop: true when everything was delivered, or when the drain deadline passed (then the senders are
+    /// told to stop retrying and what is left stays in Redis).
+    fn drain_over(&self, queue: &mut QueueConsumer) -> bool {
+        let drained = self.in_flight.load(Ordering::Relaxed) == 0
+            && queue.backlog().map(|(n, _)| n == 0).unwrap_or(false);
+        if drained {
+            return true;
+        }
+        if !self.env.drain.passed() {
+            return false;
+        }
+        let left = queue.backlog().map(|(n, _)| n).unwrap_or(0);
+        log::warn!("Drain deadline passed: {left} messages stay in Redis and are sent first at the next start");
+        self.hard_stop.store(true, Ordering::Relaxed);
+        true
     }
 
     fn open(&self) -> Result<QueueConsumer, String> {

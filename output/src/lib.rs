@@ -7,6 +7,7 @@ pub mod manager;
 pub mod process;
 pub mod sender;
 pub mod senders;
+pub mod watched;
 
 pub use config::{configure_outputs, OutputKind, OutputSpec};
 pub use sender::{Batch, QueueUsage, SendError, Sender, SenderInfo};

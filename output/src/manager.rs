@@ -62,6 +62,9 @@ pub struct SenderManager {
     usage: QueueUsage,
 }
 
+/// How often a hand-off waiting for room checks whether it must give way.
+const HAND_OFF_CHECK: Duration = Duration::from_millis(50);
+
 /// Set when the drain deadline passed: senders stop retrying and close.
 pub type HardStop = Arc<AtomicBool>;
 
@@ -102,7 +105,7 @@ impl SenderManager {
                 usage: usage.clone(),
                 stop: hard_stop.clone(),
             };
-            let sender = (spec.build)(&info);
+            let sender = crate::watched::WatchedSender::wrap((spec.build)(&info), &name);
             let status = Arc::new(SenderStatus {
                 name: name.clone(),
                 ..Default::default()
@@ -159,12 +162,28 @@ impl SenderManager {
         }
     }
 
-    /// Hands a batch to the pool; blocks while the internal queue is full.
-    pub fn submit(&self, batch: Batch) -> bool {
+    /// Hands a batch to the pool; waits while the internal queue is full, unless `give_way()` turns true (the
+    /// stop's drain deadline passed): then the batch is dropped uncompleted and false returned, so that the entry
+    /// stays in Redis and a blocked hand-off never holds a stop.
+    pub fn submit(&self, batch: Batch, give_way: impl Fn() -> bool) -> bool {
         let Some(tx) = &self.tx else { return false };
-        let ok = tx.send(batch).is_ok();
+        let mut batch = batch;
+        let handed = loop {
+            match tx.send_timeout(batch, HAND_OFF_CHECK) {
+                Ok(()) => break true,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) if !give_way() => {
+                    batch = back
+                }
+                Err(_) => break false,
+            }
+        };
         self.usage.len.store(tx.len(), Ordering::Relaxed);
-        ok
+        handed
+    }
+
+    /// Batches the internal queue holds when full.
+    pub fn capacity(&self) -> usize {
+        self.usage.capacity
     }
 
     /// Batches waiting in the internal queue.

@@ -106,6 +106,9 @@ pub struct Globals {
     pub memory_report_period_in_sec: u64,
     /// Deadline for the output to drain the queue on a controlled stop. Default 30; 0..=3600.
     pub stop_drain_timeout_in_sec: u64,
+    /// A puller, consumer or sender that has work and makes no progress for this long is named in a WARNING line
+    /// (with what it waits on), and again when it moves. Default 60; 1..=3600.
+    pub stall_warning_after_in_sec: u64,
     /// Gzip switch for the Devo transport: on when the mean internal queue usage reaches it; negative = always,
     /// above 1 = never. Default 1.1 (never).
     pub threshold_for_using_gzip_in_transport_layer: f64,
@@ -155,6 +158,7 @@ impl Globals {
             sender_stats_period_in_sec: s.in_range("sender_stats_period_in_sec", 300, 1..=1800),
             memory_report_period_in_sec: s.in_range("memory_report_period_in_sec", 300, 1..=86_400),
             stop_drain_timeout_in_sec: s.in_range("stop_drain_timeout_in_sec", 30, 0..=3600),
+            stall_warning_after_in_sec: s.in_range("stall_warning_after_in_sec", 60, 1..=3600),
             threshold_for_using_gzip_in_transport_layer: s
                 .or("threshold_for_using_gzip_in_transport_layer", 1.1),
             compression_level: s.in_range("compression_level", 6, 0..=9),

@@ -69,6 +69,7 @@ fn run(path: &std::path::Path) -> i32 {
     let debug = v.plan.as_ref().map(|p| p.globals.debug).unwrap_or(false);
     logferry::logging::init(debug);
     logferry::logging::set_process_name("MainProcess");
+    logferry::panic_hook::install();
     let blocking: Vec<_> = v.blocking().collect();
     if !blocking.is_empty() {
         for p in &blocking {

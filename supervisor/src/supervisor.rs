@@ -1,6 +1,7 @@
 //! The MainProcess: single-threaded; forks the InputProcess and the OutputProcess (before any thread exists),
-//! restarts a child that dies with exponential backoff, stops everything on SIGTERM/SIGINT in order (input first,
-//! then output after its drain, Redis last).
+//! restarts a child that dies (with exponential backoff when it keeps failing by itself), stops everything on
+//! SIGTERM/SIGINT in order (input first, then output after its drain, Redis last); a second SIGTERM/SIGINT during
+//! the stop is forwarded to the output, which then ends its drain at once.
 
 use crate::embedded_redis::EmbeddedRedis;
 use crate::plan::Plan;
@@ -12,10 +13,20 @@ use nix::unistd::{fork, ForkResult, Pid};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Deaths of one child within [`DEATH_WINDOW`] that stop the collector.
+/// Failures of one child within [`DEATH_WINDOW`] that stop the collector (a crash loop). A failure is a death the
+/// child caused itself (non-zero exit code, a panic, a crash signal); a child killed from outside (`kill -9`, the
+/// OOM killer, SIGTERM sent to it alone) is restarted after [`MIN_RESTART_BACKOFF`] and never counts.
 const MAX_DEATHS: usize = 5;
 const DEATH_WINDOW: Duration = Duration::from_secs(120);
+const MIN_RESTART_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How long the input gets to stop (finish its cycles, commit state) before it is killed.
+const INPUT_STOP_BOUND: Duration = Duration::from_secs(60);
+
+/// Beyond `stop_drain_timeout_in_sec`, how long the output gets before it is killed (it bounds itself at the drain
+/// deadline plus about one second; this is the net under it).
+const OUTPUT_STOP_MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -35,6 +46,7 @@ impl Role {
 struct ChildState {
     role: Role,
     pid: Option<Pid>,
+    /// Failures (deaths the child caused itself) within [`DEATH_WINDOW`].
     deaths: VecDeque<Instant>,
     restart_at: Option<Instant>,
 }
@@ -55,6 +67,8 @@ pub struct Supervisor {
     redis: Option<EmbeddedRedis>,
     redis_url: String,
     children: [ChildState; 2],
+    /// A second stop signal arrived during the stop: the output ends its drain at once.
+    hurry: bool,
 }
 
 impl Supervisor {
@@ -82,6 +96,7 @@ impl Supervisor {
             redis,
             redis_url,
             children: [ChildState::new(Role::Input), ChildState::new(Role::Output)],
+            hurry: false,
         })
     }
 
@@ -89,6 +104,7 @@ impl Supervisor {
     pub fn run(mut self) -> i32 {
         let signals = supervisor_signals();
         let _ = signals.thread_block();
+        logferry::panic_hook::set_redis_target(&self.env());
         // Output first: it is ready to take what the input queues.
         self.spawn(1);
         self.spawn(0);
@@ -182,7 +198,6 @@ impl Supervisor {
             let child = &mut self.children[i];
             child.pid = None;
             let now = Instant::now();
-            child.deaths.push_back(now);
             while child
                 .deaths
                 .front()
@@ -190,10 +205,21 @@ impl Supervisor {
             {
                 child.deaths.pop_front();
             }
+            if !failed_by_itself(status) {
+                log::error!(
+                    "The {} (pid {pid}) was {} from outside; restarting it in {} s",
+                    child.role.name(),
+                    describe(status),
+                    MIN_RESTART_BACKOFF.as_secs()
+                );
+                child.restart_at = Some(now + MIN_RESTART_BACKOFF);
+                continue;
+            }
+            child.deaths.push_back(now);
             let deaths = child.deaths.len();
             if deaths >= MAX_DEATHS {
                 log::error!(
-                    "The {} died {deaths} times within {} s (last: {}). Stopping the collector",
+                    "The {} failed {deaths} times within {} s (last: {}): a crash loop. Stopping the collector",
                     child.role.name(),
                     DEATH_WINDOW.as_secs(),
                     describe(status)
@@ -201,9 +227,10 @@ impl Supervisor {
                 self.stop_all();
                 return Some(1);
             }
-            let backoff = Duration::from_secs(1u64 << (deaths - 1).min(5)).min(MAX_RESTART_BACKOFF);
+            let backoff =
+                (MIN_RESTART_BACKOFF * (1u32 << (deaths - 1).min(5))).min(MAX_RESTART_BACKOFF);
             log::error!(
-                "The {} (pid {pid}) died unexpectedly ({}); restarting it in {} s ({deaths} death(s) in the last {} s)",
+                "The {} (pid {pid}) died unexpectedly ({}); restarting it in {} s ({deaths} failure(s) in the last {} s)",
                 child.role.name(),
                 describe(status),
                 backoff.as_secs(),
@@ -216,8 +243,8 @@ impl Supervisor {
     /// Controlled stop: input (commits state), then output (drains), then Redis. Returns 0.
     fn stop_all(&mut self) -> i32 {
         let drain = Duration::from_secs(self.plan.globals.stop_drain_timeout_in_sec);
-        self.stop_child(0, Duration::from_secs(60));
-        self.stop_child(1, drain + Duration::from_secs(15));
+        self.stop_child(0, INPUT_STOP_BOUND);
+        self.stop_child(1, drain + OUTPUT_STOP_MARGIN);
         if let Some(r) = self.redis.take() {
             log::info!("Stopping the embedded Redis");
             r.stop();
@@ -226,11 +253,18 @@ impl Supervisor {
         0
     }
 
+    /// SIGTERM to the child, then waits for it up to `deadline` (then SIGKILL). A stop signal received meanwhile
+    /// is passed on as SIGINT (a second stop signal ends the output's drain), also to the output when it is
+    /// stopped after the input.
     fn stop_child(&mut self, index: usize, deadline: Duration) {
+        let signals = supervisor_signals();
         let child = &mut self.children[index];
         child.restart_at = None;
         let Some(pid) = child.pid.take() else { return };
         let _ = kill(pid, Signal::SIGTERM);
+        if self.hurry {
+            let _ = kill(pid, Signal::SIGINT);
+        }
         let until = Instant::now() + deadline;
         loop {
             match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
@@ -251,8 +285,27 @@ impl Supervisor {
                 let _ = waitpid(pid, None);
                 return;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            if let Some(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) =
+                wait_signal(&signals, Duration::from_millis(20))
+            {
+                log::info!("Second stop signal: the output ends its drain now; what is left stays in Redis");
+                self.hurry = true;
+                let _ = kill(pid, Signal::SIGINT);
+            }
         }
+    }
+}
+
+/// A death the child caused itself (a failure): an exit code other than 0, or a crash signal. SIGKILL, SIGTERM,
+/// SIGINT and SIGHUP come from outside (an operator, the OOM killer).
+fn failed_by_itself(status: WaitStatus) -> bool {
+    match status {
+        WaitStatus::Exited(_, code) => code != 0,
+        WaitStatus::Signaled(_, sig, _) => !matches!(
+            sig,
+            Signal::SIGKILL | Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP
+        ),
+        _ => true,
     }
 }
 

@@ -26,6 +26,10 @@ pub struct DemoConfig {
     pub request_period: Duration,
     /// `initial_start_time_in_utc`: `YYYY-MM-DDTHH:MM:SSZ`; defines the state (changing it restarts `seq` at 0).
     pub initial_start_time_in_utc: Option<String>,
+    /// `panic_after_events`: TESTING ONLY. The puller thread panics once it emitted this many events in this run of
+    /// the InputProcess (each restarted process panics again after as many more), to prove that a dying thread is
+    /// reported and its process restarted. Default 0 = never; 0..=1000000000.
+    pub panic_after_events: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +106,7 @@ fn read_service(s: &Section<'_>) -> DemoConfig {
         tag: s.or("tag", "my.app.logferry.demo".to_owned()),
         request_period: crate::config::request_period(s, 1, 3600),
         initial_start_time_in_utc: start,
+        panic_after_events: s.in_range("panic_after_events", 0, 0..=1_000_000_000),
     }
 }
 
@@ -111,6 +116,8 @@ pub struct DemoPuller {
     line: String,
     /// `eventTime` of the cycle, formatted once (every event of a cycle carries the cycle's time).
     event_time: String,
+    /// Events emitted by this puller since its process started (for `panic_after_events`).
+    emitted: u64,
 }
 
 impl DemoPuller {
@@ -120,6 +127,7 @@ impl DemoPuller {
             next_seq: 0,
             line: String::with_capacity(512),
             event_time: String::new(),
+            emitted: 0,
         }
     }
 
@@ -211,6 +219,12 @@ impl Puller for DemoPuller {
             self.render(seq, now, pulling_id);
             ctx.stats.received += 1;
             ctx.emit_parts(&self.config.tag, now, &self.line)?;
+            self.emitted += 1;
+            assert!(
+                self.emitted != self.config.panic_after_events,
+                "demo puller: panic_after_events reached ({} events emitted by this process)",
+                self.emitted
+            );
             if ctx.stopping() && seq % 1000 == 999 {
                 self.commit(ctx, seq + 1)?;
                 return Ok(());
@@ -240,6 +254,7 @@ mod tests {
             tag: "t".into(),
             request_period: Duration::from_secs(2),
             initial_start_time_in_utc: None,
+            panic_after_events: 0,
         })
     }
 
