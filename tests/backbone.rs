@@ -1,82 +1,19 @@
 //! End-to-end tests of the backbone: the real `logferry` binary with its embedded Redis, the demo input and the
 //! syslog output, against a TCP receiver started by the test. Processes are killed to prove nothing is lost.
 
-use logferry_testkit::collector::{self, Collector};
+use logferry_testkit::collector::Collector;
+use logferry_testkit::demo::{seqs, Demo};
 use logferry_testkit::{free_port, wait_until, LineSink, TempDir};
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const TAG: &str = "my.app.test.demo";
 
 fn start(dir: &Path, config: &str) -> Collector {
     Collector::start(Path::new(env!("CARGO_BIN_EXE_logferry")), dir, config)
 }
 
-struct Demo {
-    count: u64,
-    rate: u64,
-    period: u64,
-    start: &'static str,
-    queue_max: u64,
-    drain: u64,
-}
-
-impl Default for Demo {
-    fn default() -> Self {
-        Demo {
-            count: 5000,
-            rate: 0,
-            period: 1,
-            start: "2026-01-01T00:00:00Z",
-            queue_max: 10000,
-            drain: 10,
-        }
-    }
-}
-
 fn config(dir: &Path, sink_port: u16, d: &Demo) -> String {
-    format!(
-        r#"globals:
-  id: e2e
-  persistence: {{type: embedded, directory: {state}}}
-  queue_max_size_in_messages: {queue_max}
-  queue_wrap_max_size_in_messages: 100
-  sender_stats_period_in_sec: 1
-  memory_report_period_in_sec: 1
-  stop_drain_timeout_in_sec: {drain}
-inputs:
-  demo:
-    id: 7
-    services:
-      trail:
-        format: cloudtrail
-        events_per_second: {rate}
-        count: {count}
-        request_period_in_seconds: {period}
-        tag: {TAG}
-        initial_start_time_in_utc: "{start}"
-outputs:
-  relay:
-    type: syslog
-    config:
-      address: 127.0.0.1
-      port: {sink_port}
-"#,
-        state = dir.join("state").display(),
-        queue_max = d.queue_max,
-        drain = d.drain,
-        rate = d.rate,
-        count = d.count,
-        period = d.period,
-        start = d.start,
-    )
-}
-
-/// Sequence numbers of the demo events in the received lines (duplicates collapse).
-fn seqs(lines: &[String]) -> BTreeSet<u64> {
-    collector::seqs(lines.iter().map(String::as_str), TAG)
+    d.config(dir, sink_port)
 }
 
 fn wait_all_seqs(sink: &LineSink, count: u64, deadline: Duration, c: &Collector) {
@@ -186,7 +123,7 @@ fn controlled_stop_keeps_undelivered_events_for_the_next_start() {
         port,
         &Demo {
             count,
-            drain: 2,
+            drain: Some(2),
             ..Default::default()
         },
     );

@@ -66,6 +66,11 @@ impl Collector {
         }
     }
 
+    /// The pid of the collector's MainProcess (while it runs).
+    pub fn pid(&self) -> u32 {
+        self.guard.as_ref().expect("running").pid()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
