@@ -34,6 +34,8 @@ pub struct ProgressMark {
     waiting_on: Mutex<String>,
     /// A WARNING was logged and the matching "moves again" line is due.
     reported: AtomicBool,
+    /// `last_progress_ms` when the WARNING was logged (a later value means the worker moved).
+    reported_progress_ms: AtomicU64,
 }
 
 impl ProgressMark {
@@ -46,6 +48,7 @@ impl ProgressMark {
             last_progress_ms: AtomicU64::new(now_ms()),
             waiting_on: Mutex::new(String::new()),
             reported: AtomicBool::new(false),
+            reported_progress_ms: AtomicU64::new(0),
         });
         let mut marks = MARKS.lock().unwrap_or_else(|e| e.into_inner());
         marks.retain(|m| m.strong_count() > 0);
@@ -66,9 +69,9 @@ impl ProgressMark {
         self.work.store(work, Ordering::Relaxed);
     }
 
-    /// Nothing waiting.
+    /// Nothing waiting any more (without having moved: a stop, a closed sender).
     pub fn idle(&self) {
-        self.progressed(0);
+        self.work.store(0, Ordering::Relaxed);
     }
 
     /// What the worker waits on now (the last error, the peer it connects to); shown in the WARNING line.
@@ -84,26 +87,39 @@ impl ProgressMark {
     /// Logs the WARNING when stalled longer than `threshold`, or the recovery line; called by the watchdog.
     fn check(&self, threshold: Duration, now: u64) {
         let work = self.work.load(Ordering::Relaxed);
-        let still_ms = now.saturating_sub(self.last_progress_ms.load(Ordering::Relaxed));
+        let last_progress = self.last_progress_ms.load(Ordering::Relaxed);
+        let still_ms = now.saturating_sub(last_progress);
         let stalled = work > 0 && still_ms >= threshold.as_millis() as u64;
         let reported = self.reported.load(Ordering::Relaxed);
         if stalled && !reported {
-            let waiting_on = self.waiting_on.lock().unwrap_or_else(|e| e.into_inner());
-            let waiting_on = if waiting_on.is_empty() {
-                "nothing known"
-            } else {
-                waiting_on.as_str()
-            };
             log::warn!(
-                "{} has made no progress for {} s with {work} {} (waiting on: {waiting_on})",
+                "{} has made no progress for {} s with {work} {} (waiting on: {})",
                 self.name,
                 still_ms / 1000,
-                self.unit
+                self.unit,
+                self.describe_wait()
             );
+            self.reported_progress_ms
+                .store(last_progress, Ordering::Relaxed);
             self.reported.store(true, Ordering::Relaxed);
         } else if !stalled && reported {
-            log::info!("{} moves again", self.name);
+            let since = self.reported_progress_ms.load(Ordering::Relaxed);
+            if last_progress != since {
+                let stalled_s = last_progress.saturating_sub(since) / 1000;
+                log::info!("{} moves again after {stalled_s} s", self.name);
+            } else {
+                log::info!("{} has nothing waiting any more", self.name);
+            }
             self.reported.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn describe_wait(&self) -> String {
+        let waiting_on = self.waiting_on.lock().unwrap_or_else(|e| e.into_inner());
+        if waiting_on.is_empty() {
+            "nothing known".to_owned()
+        } else {
+            waiting_on.clone()
         }
     }
 }

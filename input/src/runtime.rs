@@ -48,7 +48,7 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
         ctx.begin_cycle();
         log::info!("Pull Started");
         let result = puller.pull(&mut ctx).and_then(|_| ctx.flush());
-        mark.idle();
+        mark.progressed(0);
         let wait = match result {
             Ok(()) => {
                 failures = 0;
