@@ -124,6 +124,12 @@ impl ProgressMark {
     }
 }
 
+/// The mark this thread set with [`ProgressMark::set_current`]: a puller that starts worker threads hands it to
+/// them (`mark.set_current()` first thing in each worker), so that their writes count as the puller's progress.
+pub fn current() -> Option<Arc<ProgressMark>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
 /// Marks progress on the mark this thread set with [`ProgressMark::set_current`] (no-op without one): for shared
 /// code (the puller's sink) that does not know which worker runs it.
 pub fn progress_on_this_thread() {
