@@ -16,36 +16,40 @@ use std::time::{Duration, Instant};
 /// to now.
 #[derive(Debug, Default)]
 pub struct DrainDeadline {
-    /// [`crate::time::monotonic_ms`] of the deadline; 0 = no stop requested.
-    at_ms: AtomicU64,
+    /// [`crate::time::monotonic_ms`] of the deadline plus one; 0 = no stop requested.
+    at_ms_plus_one: AtomicU64,
 }
 
 impl DrainDeadline {
     /// Sets the deadline `drain` from now, unless one is already set.
     pub fn start(&self, drain: Duration) {
         let at = crate::time::monotonic_ms() + drain.as_millis() as u64;
-        let _ = self
-            .at_ms
-            .compare_exchange(0, at.max(1), Ordering::Relaxed, Ordering::Relaxed);
+        let _ =
+            self.at_ms_plus_one
+                .compare_exchange(0, at + 1, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Ends the drain now (a second stop signal).
     pub fn end_now(&self) {
-        self.at_ms
-            .store(crate::time::monotonic_ms().max(1), Ordering::Relaxed);
+        self.at_ms_plus_one
+            .store(crate::time::monotonic_ms() + 1, Ordering::Relaxed);
+    }
+
+    fn at_ms(&self) -> Option<u64> {
+        self.at_ms_plus_one.load(Ordering::Relaxed).checked_sub(1)
     }
 
     /// True once a stop was requested and its deadline passed.
     pub fn passed(&self) -> bool {
-        let at = self.at_ms.load(Ordering::Relaxed);
-        at != 0 && crate::time::monotonic_ms() >= at
+        self.at_ms()
+            .is_some_and(|at| crate::time::monotonic_ms() >= at)
     }
 
     /// The deadline as an `Instant`, once a stop was requested.
     pub fn instant(&self) -> Option<Instant> {
-        let at = self.at_ms.load(Ordering::Relaxed);
         let now = crate::time::monotonic_ms();
-        (at != 0).then(|| Instant::now() + Duration::from_millis(at.saturating_sub(now)))
+        self.at_ms()
+            .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now)))
     }
 }
 
@@ -251,5 +255,28 @@ pub fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
             return true;
         }
         std::thread::sleep((until - now).min(Duration::from_millis(100)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DrainDeadline;
+    use std::time::Duration;
+
+    #[test]
+    fn the_drain_deadline_is_taken_once_and_a_second_signal_moves_it_to_now() {
+        let drain = DrainDeadline::default();
+        assert!(!drain.passed() && drain.instant().is_none(), "no stop yet");
+        drain.start(Duration::from_secs(30));
+        let first = drain.instant().expect("set");
+        drain.start(Duration::from_secs(3000));
+        let again = drain.instant().expect("set");
+        assert!(
+            again <= first + Duration::from_millis(5),
+            "a later start keeps the first deadline"
+        );
+        assert!(!drain.passed());
+        drain.end_now();
+        assert!(drain.passed());
     }
 }

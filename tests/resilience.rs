@@ -102,21 +102,14 @@ fn a_stalled_sender_is_reported_and_so_is_its_recovery() {
         ..Default::default()
     };
     let c = start(dir.path(), &demo, port);
-    c.wait_log(
-        "WARNING OutputProcess::Watchdog -> sender SyslogSender(standard_senders,syslog_sender_0) has made no progress for 1 s with ",
-        Duration::from_secs(30),
-    );
-    let log = c.log_text();
-    assert!(
-        log.contains(&format!("(waiting on: cannot connect to 127.0.0.1:{port}")),
-        "{}",
-        c.log_tail()
-    );
-    assert!(
-        log.contains("-> consumer OutputStandardConsumer(standard_senders_consumer_0) has made no progress for"),
-        "{}",
-        c.log_tail()
-    );
+    // The sender names what it waits on; the consumer whose entries it holds is reported too.
+    for stalled in [
+        "WARNING OutputProcess::Watchdog -> sender SyslogSender(standard_senders,syslog_sender_0) has made no progress for ".to_owned(),
+        format!("(waiting on: cannot connect to 127.0.0.1:{port}"),
+        "WARNING OutputProcess::Watchdog -> consumer OutputStandardConsumer(standard_senders_consumer_0) has made no progress for ".to_owned(),
+    ] {
+        c.wait_log(&stalled, Duration::from_secs(30));
+    }
     let sink = LineSink::start_on(port);
     c.wait_log(
         "INFO OutputProcess::Watchdog -> sender SyslogSender(standard_senders,syslog_sender_0) moves again after ",
