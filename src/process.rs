@@ -138,6 +138,7 @@ pub fn spawn_internal_forwarder(env: &ProcessEnv) -> JoinHandle<()> {
                         env.limits(),
                         never.clone(),
                     )
+                    .map(|p| p.give_way_to(env.stop.clone()))
                     .ok();
                 }
                 let written = producer
