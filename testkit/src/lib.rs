@@ -2,6 +2,7 @@
 //! the guard drops (also when the test panics), and wait on conditions with deadlines (never plain sleeps).
 
 pub mod collector;
+pub mod log_capture;
 pub mod moto;
 pub mod procfs;
 pub mod redis_faults;
