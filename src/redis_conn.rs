@@ -85,6 +85,8 @@ pub trait RedisFault: std::fmt::Display {
     /// True when waiting and trying again (on a new connection) may succeed: the connection was lost or timed out,
     /// or Redis refused for a passing reason (loading its data, its disk full or failing, out of memory).
     fn is_transient(&self) -> bool;
+    /// True when Redis answered with an error reply (it is up, but refuses the command).
+    fn is_refusal(&self) -> bool;
     /// True when Redis refuses writes because it cannot persist them (`MISCONF`: disk full or failing).
     fn is_disk_refusal(&self) -> bool;
 }
@@ -111,6 +113,9 @@ impl RedisFault for redis::RedisError {
             || self.is_connection_dropped()
             || self.is_connection_refusal()
             || self.code().is_some_and(is_passing_refusal)
+    }
+    fn is_refusal(&self) -> bool {
+        self.code().is_some()
     }
     fn is_disk_refusal(&self) -> bool {
         self.code() == Some("MISCONF")
@@ -172,6 +177,11 @@ impl Outage {
                  space in {}); {who} has been waiting {secs} s on {command} and resumes by itself once Redis \
                  writes again: {e}",
                 disk_of(address)
+            );
+        } else if e.is_refusal() {
+            log::warn!(
+                "Redis at {address} has refused {command} for {secs} s; {who} waits and resumes by itself once \
+                 Redis accepts it: {e}"
             );
         } else {
             log::warn!(
@@ -297,7 +307,7 @@ impl RedisLink {
         self
     }
 
-    fn exchange<T>(
+    fn exchange<T: Replies>(
         &mut self,
         packed: &[u8],
         mut command: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
@@ -313,12 +323,43 @@ impl RedisLink {
                 Some(c) => c,
                 None => conn.insert(open_connection(client)?),
             };
-            command(connection).inspect_err(|e| {
-                if e.is_transient() {
-                    *conn = None;
-                }
-            })
+            command(connection)
+                .and_then(refusal_as_error)
+                .inspect_err(|e| {
+                    if e.is_transient() {
+                        *conn = None;
+                    }
+                })
         })
+    }
+}
+
+/// The replies of commands, as seen by [`refusal_as_error`].
+trait Replies: Sized {
+    fn refusal(&self) -> Option<&redis::ServerError>;
+}
+
+impl Replies for redis::Value {
+    fn refusal(&self) -> Option<&redis::ServerError> {
+        match self {
+            redis::Value::ServerError(e) if is_passing_refusal(e.code()) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Replies for Vec<redis::Value> {
+    fn refusal(&self) -> Option<&redis::ServerError> {
+        self.iter().find_map(Replies::refusal)
+    }
+}
+
+/// redis-rs hands error replies back as values (turned into errors only when the caller converts them): a passing
+/// refusal (`MISCONF`, `LOADING`...) becomes an error here, so that [`Patience`] waits and sends the command again.
+fn refusal_as_error<R: Replies>(reply: R) -> redis::RedisResult<R> {
+    match reply.refusal() {
+        Some(e) => Err(e.clone().into()),
+        None => Ok(reply),
     }
 }
 

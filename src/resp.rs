@@ -47,6 +47,9 @@ impl crate::redis_conn::RedisFault for RespError {
             RespError::Url(_) | RespError::Address(_) | RespError::Protocol { .. } => false,
         }
     }
+    fn is_refusal(&self) -> bool {
+        matches!(self, RespError::Server { .. })
+    }
     fn is_disk_refusal(&self) -> bool {
         matches!(self, RespError::Server { message, .. } if error_code(message) == "MISCONF")
     }

@@ -145,3 +145,49 @@ fn a_frozen_redis_is_reported_once_and_the_command_completes() {
         Loaded::Resumed(serde_json::json!({"seq": 3}))
     );
 }
+
+/// Redis up but refusing writes for a passing reason (here `NOREPLICAS`, as `MISCONF` with a full disk): an
+/// acknowledgement (a Lua script, whose error reply redis-rs hands back as a value) waits, is reported once, and
+/// goes through once Redis accepts writes again.
+#[test]
+fn a_refused_write_waits_until_redis_accepts_it() {
+    let log = LogCapture::install();
+    let redis = RestartableRedis::start();
+    let mut producer = producer(&redis);
+    let mut consumer = QueueConsumer::connect(
+        &redis.url(),
+        SECOND * 10,
+        &keys(),
+        EventClass::Standard,
+        "out",
+    )
+    .unwrap();
+    producer.push(&events(0, 10)).unwrap();
+    let read = consumer.read(10, SECOND).unwrap();
+    let acks: Vec<_> = read
+        .iter()
+        .map(|e| (e.id.clone(), e.count, e.bytes))
+        .collect();
+    let mut admin = link(&redis);
+    let refuse = |admin: &mut RedisLink, replicas: u32| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("min-replicas-to-write")
+            .arg(replicas)
+            .query::<()>(admin)
+            .unwrap()
+    };
+    refuse(&mut admin, 1);
+    let acker = std::thread::Builder::new()
+        .name("Acker".into())
+        .spawn(move || consumer.ack(&acks).map(|()| consumer))
+        .unwrap();
+    wait_until(SECOND * 20, "the refusal WARNING", || {
+        log.count("has refused EVALSHA") == 1
+    });
+    refuse(&mut admin, 0);
+    let mut consumer = acker.join().unwrap().unwrap();
+    assert_eq!(consumer.backlog().unwrap().0, 0);
+    assert_eq!(log.count("has refused"), 1, "{:#?}", log.lines());
+    assert_eq!(log.count("answers again"), 1, "{:#?}", log.lines());
+}

@@ -135,3 +135,35 @@ fn mount(args: &[&str], dir: &Path) -> Result<(), String> {
         String::from_utf8_lossy(&out.stderr).trim()
     ))
 }
+
+/// The demo's events with a `seq` in each, tagged [`DEMO_TAG`].
+pub const DEMO_TAG: &str = "my.app.test.demo";
+
+/// A collector config: the demo input emitting `count` events at `rate` per second to a syslog receiver on
+/// `sink_port`, with Redis as `persistence` (a YAML flow mapping: `{type: redis, url: ...}` or
+/// `{type: embedded, directory: ...}`).
+pub fn demo_to_syslog(persistence: &str, sink_port: u16, count: u64, rate: u64) -> String {
+    format!(
+        r#"globals:
+  id: faults
+  persistence: {persistence}
+  queue_wrap_max_size_in_messages: 100
+  stop_drain_timeout_in_sec: 5
+inputs:
+  demo:
+    id: 7
+    services:
+      trail:
+        format: cloudtrail
+        events_per_second: {rate}
+        count: {count}
+        tag: {DEMO_TAG}
+outputs:
+  relay:
+    type: syslog
+    config:
+      address: 127.0.0.1
+      port: {sink_port}
+"#
+    )
+}
