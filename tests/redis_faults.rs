@@ -116,3 +116,49 @@ fn a_full_disk_under_the_embedded_redis_is_reported_and_survived() {
     assert_eq!(children(&c), pids, "{}", c.log_tail());
     assert!(c.log_count("answers again") >= 1, "{}", c.log_tail());
 }
+
+/// The embedded Redis frozen (SIGSTOP; once it went 60 s without a log line): within seconds each waiting thread
+/// says once that Redis does not answer, naming itself, the command and the socket; after SIGCONT everything
+/// arrives, no process restarted.
+#[test]
+fn a_frozen_embedded_redis_is_reported_and_survived() {
+    let dir = TempDir::new("redis-frozen");
+    let sink = LineSink::start();
+    let state = dir.path().join("state");
+    let persistence = format!("{{type: embedded, directory: \"{}\"}}", state.display());
+    let count = 4000;
+    let c = start(
+        dir.path(),
+        &demo_to_syslog(&persistence, sink.port, count, 500),
+    );
+    wait_until(SECOND * 30, "the first events", || received(&sink) >= 500);
+    let pids = children(&c);
+    let redis = c.embedded_redis_pid();
+    let freeze = |signal| unsafe { libc::kill(redis, signal) };
+    freeze(libc::SIGSTOP);
+    let frozen = Instant::now();
+    let outage = format!(
+        "Redis at unix:{}/redis.sock has not answered for",
+        state.canonicalize().unwrap().display()
+    );
+    let reported = std::panic::catch_unwind(|| {
+        c.wait_log(&outage, SECOND * 20);
+        // Both processes have threads waiting on Redis.
+        wait_until(SECOND * 10, "both processes report", || {
+            ["InputProcess::", "OutputProcess::"].iter().all(|p| {
+                c.log_text()
+                    .lines()
+                    .any(|l| l.contains(p) && l.contains(&outage))
+            })
+        });
+    });
+    let waited = frozen.elapsed();
+    freeze(libc::SIGCONT);
+    reported.unwrap();
+    assert!(waited < SECOND * 15, "{waited:?}");
+    wait_all_seqs(&sink, count, &c);
+    assert_eq!(children(&c), pids, "{}", c.log_tail());
+    let outage_lines = c.log_count(&outage);
+    assert!(outage_lines <= 12, "{outage_lines}:\n{}", c.log_tail());
+    assert!(c.log_count("answers again") >= 2, "{}", c.log_tail());
+}
