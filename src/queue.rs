@@ -47,6 +47,15 @@ pub struct QueueLimits {
     pub wrap_size: usize,
 }
 
+impl QueueLimits {
+    /// No limit a test would reach, wraps of 100 events.
+    pub const UNBOUNDED: QueueLimits = QueueLimits {
+        max_events: 1_000_000,
+        max_bytes: 1 << 30,
+        wrap_size: 100,
+    };
+}
+
 const ACK_SCRIPT: &str = r#"
 local acked = 0
 for i = 2, #ARGV, 3 do

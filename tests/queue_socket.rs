@@ -251,18 +251,13 @@ fn authenticates_selects_the_database_and_reads_over_a_unix_socket() {
 }
 
 fn producer(url: &str) -> QueueProducer {
-    let limits = QueueLimits {
-        max_events: 1_000_000,
-        max_bytes: 1 << 30,
-        wrap_size: 100,
-    };
     let stop = Arc::new(AtomicBool::new(false));
     QueueProducer::connect(
         url,
         SECOND * 10,
         &keys(),
         EventClass::Standard,
-        limits,
+        QueueLimits::UNBOUNDED,
         stop,
     )
     .unwrap()

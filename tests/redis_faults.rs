@@ -29,6 +29,18 @@ fn children(c: &Collector) -> (i32, i32) {
     (c.child_pid("InputProcess"), c.child_pid("OutputProcess"))
 }
 
+/// A collector on the embedded Redis with its state directory in `state`.
+fn start_embedded(state: &Path, count: u64, rate: u64) -> (TempDir, LineSink, Collector) {
+    let dir = TempDir::new("redis-faults-embedded");
+    let sink = LineSink::start();
+    let persistence = format!("{{type: embedded, directory: \"{}\"}}", state.display());
+    let c = start(
+        dir.path(),
+        &demo_to_syslog(&persistence, sink.port, count, rate),
+    );
+    (dir, sink, c)
+}
+
 /// A collector on an external Redis, once its first events arrived.
 fn flowing(redis: &RestartableRedis, count: u64) -> (TempDir, LineSink, Collector) {
     let dir = TempDir::new("redis-faults");
@@ -95,15 +107,9 @@ fn a_full_disk_under_the_embedded_redis_is_reported_and_survived() {
             return;
         }
     };
-    let dir = TempDir::new("redis-full-disk");
-    let sink = LineSink::start();
     let state = disk.path().join("state");
-    let persistence = format!("{{type: embedded, directory: \"{}\"}}", state.display());
     let count = 30_000;
-    let c = start(
-        dir.path(),
-        &demo_to_syslog(&persistence, sink.port, count, 5000),
-    );
+    let (_dir, sink, c) = start_embedded(&state, count, 5000);
     let refusal = format!(
         "refuses writes because it cannot persist them (disk full or failing: free space in the state directory {}",
         state.display()
@@ -122,15 +128,10 @@ fn a_full_disk_under_the_embedded_redis_is_reported_and_survived() {
 /// arrives, no process restarted.
 #[test]
 fn a_frozen_embedded_redis_is_reported_and_survived() {
-    let dir = TempDir::new("redis-frozen");
-    let sink = LineSink::start();
-    let state = dir.path().join("state");
-    let persistence = format!("{{type: embedded, directory: \"{}\"}}", state.display());
+    let state_dir = TempDir::new("redis-frozen-state");
+    let state = state_dir.path().join("state");
     let count = 4000;
-    let c = start(
-        dir.path(),
-        &demo_to_syslog(&persistence, sink.port, count, 500),
-    );
+    let (_dir, sink, c) = start_embedded(&state, count, 500);
     wait_until(SECOND * 30, "the first events", || received(&sink) >= 500);
     let pids = children(&c);
     let redis = c.embedded_redis_pid();

@@ -24,11 +24,11 @@ fn link(redis: &RestartableRedis) -> RedisLink {
     RedisLink::open(&redis.url(), SECOND * 10).unwrap()
 }
 
+/// A producer of wraps of 10 events that never waits for room.
 fn producer(redis: &RestartableRedis) -> QueueProducer {
     let limits = QueueLimits {
-        max_events: 1_000_000,
-        max_bytes: 1 << 30,
         wrap_size: 10,
+        ..QueueLimits::UNBOUNDED
     };
     let stop = Arc::new(AtomicBool::new(false));
     QueueProducer::connect(
@@ -38,6 +38,17 @@ fn producer(redis: &RestartableRedis) -> QueueProducer {
         EventClass::Standard,
         limits,
         stop,
+    )
+    .unwrap()
+}
+
+fn consumer(redis: &RestartableRedis) -> QueueConsumer {
+    QueueConsumer::connect(
+        &redis.url(),
+        SECOND * 10,
+        &keys(),
+        EventClass::Standard,
+        "out",
     )
     .unwrap()
 }
@@ -81,14 +92,7 @@ fn state_and_dead_letters_survive_a_restart() {
 fn queue_producer_and_consumer_survive_a_restart() {
     let mut redis = RestartableRedis::start();
     let mut producer = producer(&redis);
-    let mut consumer = QueueConsumer::connect(
-        &redis.url(),
-        SECOND * 10,
-        &keys(),
-        EventClass::Standard,
-        "out",
-    )
-    .unwrap();
+    let mut consumer = consumer(&redis);
     producer.push(&events(0, 20)).unwrap();
     let first = consumer.read(10, SECOND).unwrap();
     assert_eq!(first.len(), 2);
@@ -154,14 +158,7 @@ fn a_refused_write_waits_until_redis_accepts_it() {
     let log = LogCapture::install();
     let redis = RestartableRedis::start();
     let mut producer = producer(&redis);
-    let mut consumer = QueueConsumer::connect(
-        &redis.url(),
-        SECOND * 10,
-        &keys(),
-        EventClass::Standard,
-        "out",
-    )
-    .unwrap();
+    let mut consumer = consumer(&redis);
     producer.push(&events(0, 10)).unwrap();
     let read = consumer.read(10, SECOND).unwrap();
     let acks: Vec<_> = read
