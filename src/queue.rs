@@ -419,18 +419,7 @@ impl QueueConsumer {
             stream: stream.clone(),
             source,
         })?;
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query(&mut conn);
-        if let Err(e) = created {
-            if e.code() != Some("BUSYGROUP") {
-                return Err(err(e));
-            }
-        }
+        create_group(&mut conn, &stream).map_err(err)?;
         let mut cursor = "0-0".to_owned();
         loop {
             let reply: redis::Value = redis::cmd("XAUTOCLAIM")
@@ -497,13 +486,32 @@ impl QueueConsumer {
     /// Reads up to `count` entries: first the pending ones of a previous run, then new ones, waiting up to `block`.
     /// Through a Redis outage it waits and reads again on a new connection (see [`Patience`]).
     pub fn read(&mut self, count: usize, block: Duration) -> Result<Vec<Entry>, QueueError> {
-        let patience = self.patience.clone();
-        patience
-            .run("XREADGROUP", || self.try_read(count, block))
+        self.read_creating_the_group(count, block)
             .map_err(|source| QueueError::Resp {
                 stream: self.stream.clone(),
                 source,
             })
+    }
+
+    /// [`QueueConsumer::read`] through outages; a group found missing (Redis restarted without its data, or the
+    /// stream deleted by hand) is created again, from the start of what the stream holds.
+    fn read_creating_the_group(
+        &mut self,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Entry>, RespError> {
+        let patience = self.patience.clone();
+        match patience.run("XREADGROUP", || self.try_read(count, block)) {
+            Err(RespError::Server { message, .. }) if message.starts_with("NOGROUP") => {
+                log::warn!(
+                    "The consumer group {GROUP} of {} is gone (Redis lost its data?): created again",
+                    self.stream
+                );
+                create_group(&mut self.conn, &self.stream).map_err(RespError::Redis)?;
+                patience.run("XREADGROUP", || self.try_read(count, block))
+            }
+            other => other,
+        }
     }
 
     fn try_read(&mut self, count: usize, block: Duration) -> Result<Vec<Entry>, RespError> {
@@ -571,6 +579,21 @@ impl QueueConsumer {
                 source,
             })?;
         Ok(())
+    }
+}
+
+/// Creates the consumer group of `stream` (and the stream), reading from its start; one that exists is kept.
+fn create_group(conn: &mut RedisLink, stream: &str) -> redis::RedisResult<()> {
+    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(conn);
+    match created {
+        Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -35,23 +35,36 @@ pub enum RespError {
     Closed { command: &'static str },
     #[error("unexpected reply to {command}: {what}")]
     Protocol { command: &'static str, what: String },
+    /// A redis-rs command the same operation needed (re-creating a consumer group) failed.
+    #[error(transparent)]
+    Redis(redis::RedisError),
 }
 
-impl crate::redis_conn::RedisFault for RespError {
+use crate::redis_conn::RedisFault;
+
+impl RedisFault for RespError {
     fn is_transient(&self) -> bool {
         match self {
             RespError::Io(_) | RespError::Closed { .. } => true,
             RespError::Server { message, .. } => {
                 crate::redis_conn::is_passing_refusal(error_code(message))
             }
+            RespError::Redis(e) => e.is_transient(),
             RespError::Url(_) | RespError::Address(_) | RespError::Protocol { .. } => false,
         }
     }
     fn is_refusal(&self) -> bool {
-        matches!(self, RespError::Server { .. })
+        match self {
+            RespError::Redis(e) => e.is_refusal(),
+            other => matches!(other, RespError::Server { .. }),
+        }
     }
     fn is_disk_refusal(&self) -> bool {
-        matches!(self, RespError::Server { message, .. } if error_code(message) == "MISCONF")
+        match self {
+            RespError::Redis(e) => e.is_disk_refusal(),
+            RespError::Server { message, .. } => error_code(message) == "MISCONF",
+            _ => false,
+        }
     }
 }
 

@@ -181,18 +181,24 @@ fn a_read_on_a_lost_connection_reconnects_and_rereads_what_the_cut_reply_held() 
 fn a_server_error_names_the_command_and_the_stream() {
     let redis = RedisServer::start();
     let mut conn = redis_conn::connect(&redis.url(), SECOND * 10).unwrap();
-    let mut c = consumer(&redis.url());
-    let _: i64 = redis::cmd("XGROUP")
-        .arg("DESTROY")
-        .arg(stream())
-        .arg(GROUP)
+    // A user that may do everything but read the stream (a refusal no wait can fix).
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "reader",
+            "on",
+            "nopass",
+            "~*",
+            "+@all",
+            "-xreadgroup",
+        ])
         .query(&mut conn)
         .unwrap();
+    let url = format!("redis://reader:any@127.0.0.1:{}/", redis.port);
+    let mut c = consumer(&url);
     let message = c.read(10, SECOND).unwrap_err().to_string();
     assert!(
-        message.contains(&stream())
-            && message.contains("XREADGROUP")
-            && message.contains("NOGROUP"),
+        message.contains(&stream()) && message.contains("XREADGROUP") && message.contains("NOPERM"),
         "{message}"
     );
 }

@@ -188,3 +188,20 @@ fn a_refused_write_waits_until_redis_accepts_it() {
     assert_eq!(log.count("has refused"), 1, "{:#?}", log.lines());
     assert_eq!(log.count("answers again"), 1, "{:#?}", log.lines());
 }
+
+/// Redis lost its data (restarted without persistence; here FLUSHALL): the consumer's group is gone and every
+/// read failed with `NOGROUP`, for good. It is created again and what is pushed afterwards is read.
+#[test]
+fn a_lost_consumer_group_is_created_again() {
+    let log = LogCapture::install();
+    let redis = RestartableRedis::start();
+    let mut producer = producer(&redis);
+    let mut consumer = consumer(&redis);
+    redis::cmd("FLUSHALL")
+        .query::<()>(&mut link(&redis))
+        .unwrap();
+    producer.push(&events(0, 20)).unwrap();
+    let read = consumer.read(10, SECOND).unwrap();
+    assert_eq!(read.iter().map(|e| e.count).sum::<u64>(), 20);
+    assert_eq!(log.count("is gone (Redis lost its data?)"), 1);
+}
