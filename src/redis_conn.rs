@@ -135,13 +135,16 @@ pub fn address(url: &str) -> String {
 }
 
 /// Where the Redis of `address` keeps its files, as far as this process can tell: the directory of a unix socket
-/// (the embedded Redis keeps its socket in its state directory), else the Redis host.
+/// (the embedded Redis keeps its socket and files in the state directory), else the Redis host.
 fn disk_of(address: &str) -> String {
-    match address.strip_prefix("unix:").map(std::path::Path::new) {
-        Some(socket) => match socket.parent() {
-            Some(dir) => format!("the state directory {}", dir.display()),
-            None => format!("the directory of {}", socket.display()),
-        },
+    let socket_dir = address
+        .strip_prefix("unix:")
+        .and_then(|socket| std::path::Path::new(socket).parent());
+    match socket_dir {
+        Some(dir) => format!(
+            "{}, the directory of its socket: the state directory of an embedded Redis",
+            dir.display()
+        ),
         None => format!("the disk of the Redis host {address}"),
     }
 }

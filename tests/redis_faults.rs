@@ -111,7 +111,8 @@ fn a_full_disk_under_the_embedded_redis_is_reported_and_survived() {
     let count = 30_000;
     let (_dir, sink, c) = start_embedded(&state, count, 5000);
     let refusal = format!(
-        "refuses writes because it cannot persist them (disk full or failing: free space in the state directory {}",
+        "refuses writes because it cannot persist them (disk full or failing: free space in {}, the directory of its \
+         socket: the state directory of an embedded Redis)",
         state.display()
     );
     c.wait_log(&refusal, SECOND * 60);
