@@ -2,19 +2,19 @@
 //! came from and kept in the stream `logferry:<id>:deadletter` (bounded to the newest 100000 entries), where an
 //! operator can read it (`XRANGE`) and count it (`XLEN`). It never stops the pipeline.
 
-use crate::redis_conn::Keys;
+use crate::redis_conn::{Keys, RedisLink};
 
 /// Entries kept before the oldest are trimmed.
 pub const MAX_DEAD_LETTERS: u64 = 100_000;
 
-/// Writes set-aside items.
+/// Writes set-aside items (through a Redis outage: the connection reconnects).
 pub struct DeadLetters {
-    conn: redis::Connection,
+    conn: RedisLink,
     key: String,
 }
 
 impl DeadLetters {
-    pub fn new(conn: redis::Connection, keys: &Keys) -> Self {
+    pub fn new(conn: RedisLink, keys: &Keys) -> Self {
         DeadLetters {
             conn,
             key: keys.dead_letters(),

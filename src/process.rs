@@ -222,6 +222,7 @@ fn forward_internal_events(
                     env.limits(),
                     never.clone(),
                 )
+                .map(|p| p.give_way_to(env.stop.clone()))
                 .ok();
             }
             let written = producer

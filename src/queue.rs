@@ -7,7 +7,7 @@
 //! read but not acknowledged stays in the group's pending list and is read again after a restart.
 
 use crate::event::{Event, EventClass, Wrap};
-use crate::redis_conn::Keys;
+use crate::redis_conn::{Keys, Patience, RedisLink};
 use crate::resp::{GroupRead, RespConnection, RespError};
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +47,15 @@ pub struct QueueLimits {
     pub wrap_size: usize,
 }
 
+impl QueueLimits {
+    /// No limit a test would reach, wraps of 100 events.
+    pub const UNBOUNDED: QueueLimits = QueueLimits {
+        max_events: 1_000_000,
+        max_bytes: 1 << 30,
+        wrap_size: 100,
+    };
+}
+
 const ACK_SCRIPT: &str = r#"
 local acked = 0
 for i = 2, #ARGV, 3 do
@@ -68,9 +77,11 @@ return acked
 /// string argument, which cost more than everything else Redis did. The limits are checked against the totals the
 /// previous push returned (refreshed while full), so a stream can exceed them by at most one push per producer.
 pub struct QueueProducer {
-    /// `None` after an error (the connection's replies can no longer be trusted) until the next command reconnects.
+    /// `None` after an error (the connection's replies can no longer be trusted) until the next attempt reconnects.
     conn: Option<RespConnection>,
     redis_url: String,
+    /// Retries pushes and size reads through a Redis outage.
+    patience: Patience,
     stream: String,
     size_key: String,
     limits: QueueLimits,
@@ -90,7 +101,9 @@ pub struct QueueProducer {
 const WRAPS_PER_PUSH: usize = 16;
 
 impl QueueProducer {
-    /// Connects to the Redis of `url` (retrying until `deadline`); after an error a later push connects again.
+    /// Connects to the Redis of `url` (retrying until `deadline`). A push through a Redis outage (connection lost,
+    /// Redis restarting, frozen or refusing writes with a full disk) waits and retries on a new connection until it
+    /// is written, or gives up once `stop` is set.
     pub fn connect(
         url: &str,
         deadline: Duration,
@@ -107,6 +120,7 @@ impl QueueProducer {
         Ok(QueueProducer {
             conn: Some(conn),
             redis_url: url.to_owned(),
+            patience: Patience::new(url).give_way_to(stop.clone()),
             stream,
             size_key: keys.stream_size(class),
             limits,
@@ -142,8 +156,9 @@ impl QueueProducer {
                 w.seal();
             });
             self.pack_push(group, add_n, add_b);
-            let (n, b) =
-                self.with_connection(|conn, packed, cuts| send_push(conn, packed, cuts, group))?;
+            let (n, b) = self.with_connection("XADD", |conn, packed, cuts| {
+                send_push(conn, packed, cuts, group)
+            })?;
             self.known = Some((n.max(0) as u64, b.max(0) as u64));
         }
         Ok(())
@@ -188,31 +203,47 @@ impl QueueProducer {
         pack_command(packed, &[b"EXEC"]);
     }
 
-    /// Runs `exchange` on the connection (opened again if an earlier error closed it), with the packed push; an
-    /// error closes the connection, whose replies may be out of step.
+    /// Gives up on a failing Redis once `stop` is set, whatever stop the queue-full wait obeys (the internal
+    /// events' producer waits for room until the end, but not for a Redis that is down).
+    pub fn give_way_to(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.patience = self.patience.give_way_to(stop);
+        self
+    }
+
+    /// Runs `exchange` (`command`: its name for the outage lines) on the connection with the packed push, through
+    /// outages (see [`Patience`]): an error closes the connection, whose replies may be out of step, and the next
+    /// attempt opens a new one.
     fn with_connection<T>(
         &mut self,
-        exchange: impl FnOnce(&mut RespConnection, &[u8], &[usize]) -> Result<T, RespError>,
+        command: &str,
+        mut exchange: impl FnMut(&mut RespConnection, &[u8], &[usize]) -> Result<T, RespError>,
     ) -> Result<T, QueueError> {
-        let conn = match &mut self.conn {
-            Some(conn) => Ok(conn),
-            None => RespConnection::connect(&self.redis_url, Duration::from_secs(5))
-                .map(|conn| self.conn.insert(conn)),
-        };
-        let result = conn.and_then(|conn| exchange(conn, &self.packed, &self.cuts));
-        result.map_err(|source| {
-            self.conn = None;
-            QueueError::Resp {
-                stream: self.stream.clone(),
-                source,
-            }
+        let QueueProducer {
+            conn,
+            redis_url,
+            patience,
+            packed,
+            cuts,
+            ..
+        } = self;
+        let result = patience.run(command, || {
+            let connection = match conn {
+                Some(c) => c,
+                None => conn.insert(RespConnection::connect(redis_url, Duration::ZERO)?),
+            };
+            exchange(connection, packed, cuts).inspect_err(|_| *conn = None)
+        });
+        result.map_err(|source| QueueError::Resp {
+            stream: self.stream.clone(),
+            source,
         })
     }
 
     /// Current events and bytes of the stream (a hash changed by hand may hold less than 0: counted as 0).
     fn read_size(&mut self) -> Result<(u64, u64), QueueError> {
         let size_key = self.size_key.clone();
-        let values = self.with_connection(|conn, _, _| conn.hmget_i64(&size_key, &["n", "b"]))?;
+        let values =
+            self.with_connection("HMGET", |conn, _, _| conn.hmget_i64(&size_key, &["n", "b"]))?;
         let count = |i: usize| values.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
         Ok((count(0), count(1)))
     }
@@ -348,11 +379,13 @@ pub struct Entry {
 
 /// Reads one stream with the consumer group and acknowledges entries.
 pub struct QueueConsumer {
-    /// Every command but XREADGROUP.
-    conn: redis::Connection,
-    /// XREADGROUP, whose replies are large (see [`crate::resp`]); `None` after a failed read until the next one
+    /// Every command but XREADGROUP (reconnects by itself).
+    conn: RedisLink,
+    /// XREADGROUP, whose replies are large (see [`crate::resp`]); `None` after a failed read until the next attempt
     /// reconnects.
     reads: Option<RespConnection>,
+    /// Retries reads through a Redis outage (shared with nothing; an `Arc` so a read can borrow the consumer).
+    patience: Arc<Patience>,
     url: String,
     stream: String,
     size_key: String,
@@ -381,23 +414,12 @@ impl QueueConsumer {
             stream: keys.stream(class),
             source,
         };
-        let mut conn = crate::redis_conn::connect(url, deadline).map_err(err)?;
+        let mut conn = RedisLink::open(url, deadline).map_err(err)?;
         let reads = RespConnection::connect(url, deadline).map_err(|source| QueueError::Resp {
             stream: stream.clone(),
             source,
         })?;
-        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&stream)
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query(&mut conn);
-        if let Err(e) = created {
-            if e.code() != Some("BUSYGROUP") {
-                return Err(err(e));
-            }
-        }
+        create_group(&mut conn, &stream).map_err(err)?;
         let mut cursor = "0-0".to_owned();
         loop {
             let reply: redis::Value = redis::cmd("XAUTOCLAIM")
@@ -424,6 +446,7 @@ impl QueueConsumer {
         Ok(QueueConsumer {
             conn,
             reads: Some(reads),
+            patience: Arc::new(Patience::new(url)),
             url: url.to_owned(),
             size_key: keys.stream_size(class),
             stream,
@@ -432,6 +455,14 @@ impl QueueConsumer {
             replaying: true,
             last_id: "0".into(),
         })
+    }
+
+    /// Gives up on a failing Redis once `stop` is set (reads and acks then fail after one attempt; what was not
+    /// acknowledged stays pending in Redis).
+    pub fn give_way_to(mut self, stop: Arc<AtomicBool>) -> Self {
+        self.conn = self.conn.give_way_to(stop.clone());
+        self.patience = Arc::new(Patience::new(&self.url).give_way_to(stop));
+        self
     }
 
     pub fn stream(&self) -> &str {
@@ -453,7 +484,37 @@ impl QueueConsumer {
     }
 
     /// Reads up to `count` entries: first the pending ones of a previous run, then new ones, waiting up to `block`.
+    /// Through a Redis outage it waits and reads again on a new connection (see [`Patience`]).
     pub fn read(&mut self, count: usize, block: Duration) -> Result<Vec<Entry>, QueueError> {
+        self.read_creating_the_group(count, block)
+            .map_err(|source| QueueError::Resp {
+                stream: self.stream.clone(),
+                source,
+            })
+    }
+
+    /// [`QueueConsumer::read`] through outages; a group found missing (Redis restarted without its data, or the
+    /// stream deleted by hand) is created again, from the start of what the stream holds.
+    fn read_creating_the_group(
+        &mut self,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Entry>, RespError> {
+        let patience = self.patience.clone();
+        match patience.run("XREADGROUP", || self.try_read(count, block)) {
+            Err(RespError::Server { message, .. }) if message.starts_with("NOGROUP") => {
+                log::warn!(
+                    "The consumer group {GROUP} of {} is gone (Redis lost its data?): created again",
+                    self.stream
+                );
+                create_group(&mut self.conn, &self.stream).map_err(RespError::Redis)?;
+                patience.run("XREADGROUP", || self.try_read(count, block))
+            }
+            other => other,
+        }
+    }
+
+    fn try_read(&mut self, count: usize, block: Duration) -> Result<Vec<Entry>, RespError> {
         let mut entries = Vec::new();
         if self.replaying {
             let after = self.last_id.clone();
@@ -475,18 +536,12 @@ impl QueueConsumer {
         block: Option<Duration>,
         id: &str,
         entries: &mut Vec<Entry>,
-    ) -> Result<(), QueueError> {
+    ) -> Result<(), RespError> {
         let read = match &mut self.reads {
             Some(reads) => reads,
-            None => {
-                self.reads
-                    .insert(RespConnection::connect(&self.url, Duration::ZERO).map_err(
-                        |source| QueueError::Resp {
-                            stream: self.stream.clone(),
-                            source,
-                        },
-                    )?)
-            }
+            None => self
+                .reads
+                .insert(RespConnection::connect(&self.url, Duration::ZERO)?),
         }
         .xreadgroup(
             &GroupRead {
@@ -499,15 +554,11 @@ impl QueueConsumer {
             },
             entries,
         );
-        read.map_err(|source| {
+        read.inspect_err(|_| {
             // The reply may be cut: a new connection re-reads what it held from the pending entries.
             self.reads = None;
             self.replaying = true;
             entries.clear();
-            QueueError::Resp {
-                stream: self.stream.clone(),
-                source,
-            }
         })
     }
 
@@ -528,6 +579,21 @@ impl QueueConsumer {
                 source,
             })?;
         Ok(())
+    }
+}
+
+/// Creates the consumer group of `stream` (and the stream), reading from its start; one that exists is kept.
+fn create_group(conn: &mut RedisLink, stream: &str) -> redis::RedisResult<()> {
+    let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(conn);
+    match created {
+        Err(e) if e.code() != Some("BUSYGROUP") => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -35,11 +35,61 @@ pub enum RespError {
     Closed { command: &'static str },
     #[error("unexpected reply to {command}: {what}")]
     Protocol { command: &'static str, what: String },
+    /// A redis-rs command the same operation needed (re-creating a consumer group) failed.
+    #[error(transparent)]
+    Redis(redis::RedisError),
+}
+
+use crate::redis_conn::RedisFault;
+
+impl RedisFault for RespError {
+    fn is_transient(&self) -> bool {
+        match self {
+            RespError::Io(_) | RespError::Closed { .. } => true,
+            RespError::Server { message, .. } => {
+                crate::redis_conn::is_passing_refusal(error_code(message))
+            }
+            RespError::Redis(e) => e.is_transient(),
+            RespError::Url(_) | RespError::Address(_) | RespError::Protocol { .. } => false,
+        }
+    }
+    fn is_refusal(&self) -> bool {
+        match self {
+            RespError::Redis(e) => e.is_refusal(),
+            other => matches!(other, RespError::Server { .. }),
+        }
+    }
+    fn is_disk_refusal(&self) -> bool {
+        match self {
+            RespError::Redis(e) => e.is_disk_refusal(),
+            RespError::Server { message, .. } => error_code(message) == "MISCONF",
+            _ => false,
+        }
+    }
+}
+
+/// The code of an error reply: its first word (`MISCONF`, `LOADING`, `ERR`).
+fn error_code(message: &str) -> &str {
+    message.split(' ').next().unwrap_or_default()
 }
 
 enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
+}
+
+impl Socket {
+    /// How long a read or write may block (see [`crate::redis_conn::COMMAND_TIMEOUT`]).
+    fn set_timeouts(&self, read: Duration, write: Duration) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s
+                .set_read_timeout(Some(read))
+                .and_then(|()| s.set_write_timeout(Some(write))),
+            Socket::Unix(s) => s
+                .set_read_timeout(Some(read))
+                .and_then(|()| s.set_write_timeout(Some(write))),
+        }
+    }
 }
 
 impl Read for Socket {
@@ -95,7 +145,11 @@ pub struct RespConnection {
     line: Vec<u8>,
     /// Name of the command whose reply is being read, for errors.
     current: &'static str,
+    /// The socket's read timeout: [`COMMAND_TIMEOUT`] plus the blocking time of the last read.
+    read_timeout: Duration,
 }
+
+use crate::redis_conn::COMMAND_TIMEOUT;
 
 impl RespConnection {
     /// Connects to the Redis of `url` (the same URL redis-rs takes; `redis://` or `unix://`), authenticates and
@@ -107,11 +161,13 @@ impl RespConnection {
             return Err(RespError::Address(addr.to_string()));
         }
         let socket = crate::redis_conn::retry_until(deadline, || open(addr))?;
+        socket.set_timeouts(COMMAND_TIMEOUT, COMMAND_TIMEOUT)?;
         let mut conn = RespConnection {
             socket: BufReader::with_capacity(BUFFER, socket),
             command: Vec::new(),
             line: Vec::new(),
             current: "",
+            read_timeout: COMMAND_TIMEOUT,
         };
         let settings = info.redis_settings();
         if let Some(password) = settings.password() {
@@ -129,6 +185,8 @@ impl RespConnection {
     /// Sends `read` and appends the entries of its reply to `out`. A pending entry deleted meanwhile is returned with
     /// no wrap.
     pub fn xreadgroup(&mut self, read: &GroupRead, out: &mut Vec<Entry>) -> Result<(), RespError> {
+        // A frozen Redis is noticed once the reply is late by the command timeout.
+        self.set_read_timeout(COMMAND_TIMEOUT + read.block.unwrap_or_default())?;
         let count = read.count.to_string();
         let block = read
             .block
@@ -160,6 +218,17 @@ impl RespConnection {
                     String::from_utf8(id).map_err(|_| self.unexpected("a non-UTF-8 entry id"))?;
                 out.push(self.entry_fields(id)?);
             }
+        }
+        Ok(())
+    }
+
+    /// Sets the socket's read timeout when it differs from the current one (one system call per change).
+    fn set_read_timeout(&mut self, timeout: Duration) -> Result<(), RespError> {
+        if timeout != self.read_timeout {
+            self.socket
+                .get_ref()
+                .set_timeouts(timeout, COMMAND_TIMEOUT)?;
+            self.read_timeout = timeout;
         }
         Ok(())
     }

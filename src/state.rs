@@ -4,6 +4,7 @@
 //! `initial_start_time_in_utc`) next to its progress (`data`, e.g. a cursor). When the defining values in the
 //! configuration differ from the stored ones, the state is reset at start (the restart-driven persistence reset).
 
+use crate::redis_conn::RedisLink;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -38,15 +39,16 @@ pub enum Loaded {
     Resumed(Value),
 }
 
-/// The state of one puller, stored under one key.
+/// The state of one puller, stored under one key. Its connection reconnects: a load or save waits through a Redis
+/// outage (see [`RedisLink`]).
 pub struct StateStore {
-    conn: redis::Connection,
+    conn: RedisLink,
     key: String,
     defining: Value,
 }
 
 impl StateStore {
-    pub fn new(conn: redis::Connection, key: String, defining: Value) -> Self {
+    pub fn new(conn: RedisLink, key: String, defining: Value) -> Self {
         StateStore {
             conn,
             key,

@@ -4,7 +4,7 @@
 use crate::error::PullerError;
 use logferry::event::{Event, EventClass, Wrap};
 use logferry::queue::{QueueLimits, QueueProducer};
-use logferry::redis_conn::Keys;
+use logferry::redis_conn::{Keys, RedisLink};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,9 +40,10 @@ impl SinkFactory {
         })
     }
 
-    /// A plain Redis connection (state stores).
-    pub fn connect(&self) -> Result<redis::Connection, PullerError> {
-        logferry::redis_conn::connect(&self.redis_url, CONNECT_DEADLINE)
+    /// A Redis connection for state stores and dead letters: it reconnects through outages and gives up at stop.
+    pub fn connect(&self) -> Result<RedisLink, PullerError> {
+        RedisLink::open(&self.redis_url, CONNECT_DEADLINE)
+            .map(|link| link.give_way_to(self.stop.clone()))
             .map_err(|e| cannot_connect(&e))
     }
 }
@@ -95,8 +96,18 @@ impl EventSink {
         time_ms: i64,
         message: &str,
     ) -> Result<(), PullerError> {
-        self.wraps[self.current].push(tag, time_ms, message);
+        self.wrap_with_room()?.push(tag, time_ms, message);
         self.after_push()
+    }
+
+    /// The wrap being filled. When every wrap is full because their write failed (they are kept: see
+    /// [`EventSink::flush`]), they are written first.
+    #[inline]
+    fn wrap_with_room(&mut self) -> Result<&mut Wrap, PullerError> {
+        if self.current == self.wraps.len() {
+            self.flush()?;
+        }
+        Ok(&mut self.wraps[self.current])
     }
 
     /// Moves on to the next wrap when the current one is full (`wrap_size` events or [`WRAP_BYTES`]), and writes them
@@ -120,11 +131,15 @@ impl EventSink {
         time_ms: i64,
         pieces: &[&str],
     ) -> Result<(), PullerError> {
-        self.wraps[self.current].push_pieces(tag, time_ms, pieces);
+        self.wrap_with_room()?.push_pieces(tag, time_ms, pieces);
         self.after_push()
     }
 
-    /// Writes every buffered event; on success all of them are in Redis.
+    /// Writes every buffered event; on success all of them are in Redis. The producer waits through Redis outages,
+    /// so this fails only at stop or on an error no wait can fix. A failed write keeps the events buffered: the
+    /// next `emit` or `flush` writes them first. Nothing was acknowledged at the source for them (acknowledgements
+    /// follow a successful flush), so a puller whose retried cycle emits them again only makes duplicates, which
+    /// at-least-once allows; dropping them instead would lose them when a puller's own position had moved past them.
     pub fn flush(&mut self) -> Result<(), PullerError> {
         let used = (self.current + 1).min(self.wraps.len());
         let filled = &mut self.wraps[..used];
@@ -167,15 +182,19 @@ mod tests {
     use logferry_testkit::RedisServer;
 
     fn open(redis: &RedisServer) -> EventSink {
+        open_at(&redis.url(), Arc::new(AtomicBool::new(false)))
+    }
+
+    fn open_at(redis_url: &str, stop: Arc<AtomicBool>) -> EventSink {
         SinkFactory {
-            redis_url: redis.url(),
+            redis_url: redis_url.to_owned(),
             keys: Keys::new("sink-test"),
             limits: QueueLimits {
                 max_events: 1_000_000,
                 max_bytes: 1 << 30,
                 wrap_size: 100,
             },
-            stop: Arc::new(AtomicBool::new(false)),
+            stop,
         }
         .open(EventClass::Standard)
         .unwrap()
@@ -241,6 +260,42 @@ mod tests {
                 .map(|(_, v)| v.clone());
             assert_eq!(n, Some(per_wrap.to_string()));
         }
+    }
+
+    /// A write that fails (Redis down at stop, so the producer gives up after one attempt) keeps the sink usable: the
+    /// next event does not overrun the full wraps (it panicked with `index out of bounds: the len is 8 but the index
+    /// is 8`), and the kept events are written first once Redis is back, none lost.
+    #[test]
+    fn a_failed_write_keeps_its_events_for_the_next() {
+        use logferry_testkit::redis_faults::RestartableRedis;
+        use std::sync::atomic::Ordering;
+        let mut redis = RestartableRedis::start();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut sink = open_at(&redis.url(), stop.clone());
+        let message = "x".repeat(300);
+        for _ in 0..799 {
+            sink.emit_parts("my.app.test", 1, &message).unwrap();
+        }
+        redis.kill();
+        stop.store(true, Ordering::Relaxed);
+        // The 800th event fills the last wrap: the write fails, the events stay.
+        assert!(sink.emit_parts("my.app.test", 1, &message).is_err());
+        assert_eq!(sink.pending(), 800);
+        assert!(sink.emit_parts("my.app.test", 1, &message).is_err());
+        assert_eq!(sink.pending(), 800);
+        redis.restart();
+        stop.store(false, Ordering::Relaxed);
+        sink.emit_parts("my.app.test", 1, &message).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(sink.pending(), 0);
+        assert_eq!(sink.sent, 801);
+        let mut c = logferry::redis_conn::connect(&redis.url(), Duration::from_secs(5)).unwrap();
+        let events: u64 = redis::cmd("HGET")
+            .arg(Keys::new("sink-test").stream_size(EventClass::Standard))
+            .arg("n")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(events, 801);
     }
 
     /// (id, field/value pairs) of an XRANGE reply, the wrap bytes left out.

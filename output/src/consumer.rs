@@ -8,6 +8,7 @@ use logferry::event::{DecodedWrap, EventClass};
 use logferry::process::ProcessEnv;
 use logferry::queue::QueueConsumer;
 use logferry::watchdog::ProgressMark;
+use logferry::redis_conn::RedisLink;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,11 +149,12 @@ impl Consumer {
                     Err((e, wrap)) => {
                         let origin = format!("{} entry {}", queue.stream(), entry.id);
                         let dl = dead.get_or_insert_with(|| {
-                            logferry::redis_conn::connect(
-                                &self.env.redis_url,
-                                Duration::from_secs(5),
-                            )
-                            .map(|c| DeadLetters::new(c, &self.env.keys))
+                            RedisLink::open(&self.env.redis_url, Duration::from_secs(5)).map(|c| {
+                                DeadLetters::new(
+                                    c.give_way_to(self.env.stop.clone()),
+                                    &self.env.keys,
+                                )
+                            })
                         });
                         let kept = dl
                             .as_mut()
@@ -227,6 +229,7 @@ impl Consumer {
             self.class,
             &format!("{}-output", self.env.globals.id),
         )
+        .map(|queue| queue.give_way_to(self.env.stop.clone()))
         .map_err(|e| e.to_string())
     }
 

@@ -82,7 +82,8 @@ impl Collector {
         lines[lines.len().saturating_sub(60)..].join("\n")
     }
 
-    /// The pid of the last started `InputProcess` / `OutputProcess`, from the supervisor's log line.
+    /// The pid of the last started `InputProcess` / `OutputProcess` (or `Embedded Redis`), from the supervisor's log
+    /// line.
     pub fn child_pid(&self, role: &str) -> i32 {
         let needle = format!("{role} started (pid ");
         let text = self.log_text();
@@ -90,11 +91,16 @@ impl Collector {
             .rfind(&needle)
             .unwrap_or_else(|| panic!("no '{needle}' in log:\n{text}"));
         text[at + needle.len()..]
-            .split(')')
+            .split(|c: char| !c.is_ascii_digit())
             .next()
             .unwrap()
             .parse()
             .unwrap()
+    }
+
+    /// The pid of the embedded `redis-server`, from the supervisor's log line.
+    pub fn embedded_redis_pid(&self) -> i32 {
+        self.child_pid("Embedded Redis")
     }
 
     /// SIGKILLs the current `InputProcess` / `OutputProcess`; returns its pid.

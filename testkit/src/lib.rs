@@ -3,8 +3,10 @@
 
 pub mod collector;
 pub mod demo;
+pub mod log_capture;
 pub mod moto;
 pub mod procfs;
+pub mod redis_faults;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};

@@ -66,7 +66,7 @@ impl RejectSink for DeadLetterRejects {
     fn reject(&self, r: &Rejected) {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            match logferry::redis_conn::connect(&self.url, Duration::from_secs(5)) {
+            match logferry::redis_conn::RedisLink::open(&self.url, Duration::from_secs(5)) {
                 Ok(c) => *guard = Some(DeadLetters::new(c, &self.keys)),
                 Err(e) => log::error!("cannot reach Redis to set aside a refused event: {e}"),
             }
