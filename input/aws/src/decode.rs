@@ -14,9 +14,14 @@ pub enum ObjectError {
     /// The object is not what its format says (corrupt gzip, truncated or invalid JSON): a bad object.
     #[error("{0}")]
     Corrupt(String),
-    /// Reading from S3 failed (network, throttling): retry later, the message is not acknowledged.
-    #[error("transient read error: {0}")]
-    Transient(String),
+    /// Reading from S3 failed (network, throttling; `refused`: TLS or our credentials refused, logged at ERROR):
+    /// retry later, the message is not acknowledged.
+    #[error("transient read error: {why}")]
+    Transient { why: String, refused: bool },
+    /// S3 refuses the object for good (no such bucket, access denied, another 4xx than throttling): no retry can
+    /// read it.
+    #[error("{0}")]
+    Unreadable(String),
     /// The events could not be written to Redis (or the collector is stopping).
     #[error("{0}")]
     Sink(logferry_input::PullerError),
@@ -38,7 +43,10 @@ pub(crate) fn classify(e: io::Error) -> ObjectError {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<TransportError>())
     {
-        return ObjectError::Transient(t.0.clone());
+        return ObjectError::Transient {
+            why: t.0.clone(),
+            refused: false,
+        };
     }
     ObjectError::Corrupt(format!("unreadable content: {e}"))
 }
@@ -113,8 +121,139 @@ fn read_text<R: BufRead>(r: &mut R, cut: Cut, out: &mut dyn Out) -> Result<ReadS
         c => c,
     };
     match cut {
+        Cut::Records(check) if is_json_lines(r.fill_buf().map_err(classify)?) => {
+            split_records(&mut JsonLinesAsRecords::new(r), out, check)
+        }
         Cut::Records(check) => split_records(r, out, check),
         _ => split_lines(r, out),
+    }
+}
+
+/// True when `head` (the start of a CloudTrail object) is JSON lines, one event per line, as Firehose and
+/// CloudTrail Lake exports write them: its first line is a whole JSON object on its own, without a top-level
+/// `Records` key. A first line longer than `head` is read as a `{"Records": [...]}` document (a document without
+/// `Records` is then a bad object: never dropped in silence).
+pub fn is_json_lines(head: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct FirstLine {
+        #[serde(rename = "Records")]
+        records: Option<serde::de::IgnoredAny>,
+    }
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    let first = match memchr::memchr(b'\n', head) {
+        Some(nl) => &head[..nl],
+        None => head,
+    };
+    let first = first.trim_ascii();
+    first.starts_with(b"{")
+        && serde_json::from_slice::<FirstLine>(first).is_ok_and(|l| l.records.is_none())
+}
+
+/// Reads JSON lines as the `{"Records": [...]}` document they stand for: the prefix, each line's object with a
+/// comma before every object but the first, then the suffix, so the `Records` splitter cuts, checks and tags each
+/// line's event exactly as it does a CloudTrail file's (a raw newline cannot occur inside a JSON string, so every
+/// newline ends an event). Streamed: nothing is held but the reader's buffer.
+struct JsonLinesAsRecords<R> {
+    inner: R,
+    stage: Stage,
+    /// A newline was passed: the next non-blank byte starts an event (after a comma unless it is the first).
+    line_start: bool,
+    first_event: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Writing the document's opening, from this offset.
+    Prefix(usize),
+    Lines,
+    /// Writing the document's closing, from this offset.
+    Suffix(usize),
+}
+
+const RECORDS_PREFIX: &[u8] = b"{\"Records\":[";
+const RECORDS_SUFFIX: &[u8] = b"]}";
+
+impl<R: BufRead> JsonLinesAsRecords<R> {
+    fn new(inner: R) -> Self {
+        JsonLinesAsRecords {
+            inner,
+            stage: Stage::Prefix(0),
+            line_start: true,
+            first_event: true,
+        }
+    }
+
+    /// Copies from the inner reader into `out` (at least one byte unless the input is over), a comma before each
+    /// event but the first.
+    fn read_lines(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < out.len() {
+            let chunk = self.inner.fill_buf()?;
+            if chunk.is_empty() {
+                break;
+            }
+            let room = &mut out[n..];
+            let take = if self.line_start {
+                match chunk.iter().position(|b| !b.is_ascii_whitespace()) {
+                    Some(0) => {
+                        self.line_start = false;
+                        if !std::mem::replace(&mut self.first_event, false) {
+                            room[0] = b',';
+                            n += 1;
+                        }
+                        continue;
+                    }
+                    Some(blank) => blank.min(room.len()),
+                    None => chunk.len().min(room.len()),
+                }
+            } else {
+                let limit = chunk.len().min(room.len());
+                match memchr::memchr(b'\n', &chunk[..limit]) {
+                    Some(nl) => {
+                        self.line_start = true;
+                        nl + 1
+                    }
+                    None => limit,
+                }
+            };
+            room[..take].copy_from_slice(&chunk[..take]);
+            self.inner.consume(take);
+            n += take;
+        }
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> Read for JsonLinesAsRecords<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let (fixed, at) = match self.stage {
+                Stage::Prefix(at) => (RECORDS_PREFIX, at),
+                Stage::Suffix(at) => (RECORDS_SUFFIX, at),
+                Stage::Lines => {
+                    let n = self.read_lines(out)?;
+                    if n > 0 || out.is_empty() {
+                        return Ok(n);
+                    }
+                    self.stage = Stage::Suffix(0);
+                    continue;
+                }
+            };
+            if at == fixed.len() {
+                if self.stage == Stage::Prefix(at) {
+                    self.stage = Stage::Lines;
+                    continue;
+                }
+                return Ok(0);
+            }
+            let n = (fixed.len() - at).min(out.len());
+            out[..n].copy_from_slice(&fixed[at..at + n]);
+            self.stage = match self.stage {
+                Stage::Prefix(_) => Stage::Prefix(at + n),
+                _ => Stage::Suffix(at + n),
+            };
+            return Ok(n);
+        }
     }
 }
 

@@ -316,7 +316,10 @@ fn split_records_up_to<R: Read>(
         return Err(s.truncated());
     }
     if !s.seen_records {
-        log::debug!("JSON document without a \"Records\" array");
+        // Not a CloudTrail file: reading it as one would yield nothing, and acknowledging it would drop it in silence.
+        return Err(ObjectError::Corrupt(
+            "JSON document without a top-level \"Records\" array (not a CloudTrail file)".into(),
+        ));
     }
     Ok(stats)
 }
