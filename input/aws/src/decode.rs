@@ -121,11 +121,38 @@ fn read_text<R: BufRead>(r: &mut R, cut: Cut, out: &mut dyn Out) -> Result<ReadS
         c => c,
     };
     match cut {
-        Cut::Records(check) if is_json_lines(r.fill_buf().map_err(classify)?) => {
-            split_records(&mut JsonLinesAsRecords::new(r), out, check)
+        Cut::Records(check) => {
+            let head = first_line(r)?;
+            let json_lines = is_json_lines(&head);
+            let mut r = io::Cursor::new(head).chain(r);
+            match json_lines {
+                true => split_records(&mut JsonLinesAsRecords::new(r), out, check),
+                false => split_records(&mut r, out, check),
+            }
         }
-        Cut::Records(check) => split_records(r, out, check),
         _ => split_lines(r, out),
+    }
+}
+
+/// The most read ahead to find the end of the first line of a CloudTrail object (an event is far smaller).
+const FIRST_LINE_MAX: usize = 1 << 20;
+
+/// Reads the start of `r` up to the end of its first non-blank line (or [`FIRST_LINE_MAX`] bytes, or the end).
+fn first_line<R: BufRead>(r: &mut R) -> Result<Vec<u8>, ObjectError> {
+    let mut head = Vec::new();
+    loop {
+        let chunk = r.fill_buf().map_err(classify)?;
+        let n = chunk.len();
+        if n == 0 {
+            return Ok(head);
+        }
+        head.extend_from_slice(chunk);
+        r.consume(n);
+        let content = head.iter().position(|b| !b.is_ascii_whitespace());
+        let line_ended = content.is_some_and(|at| memchr::memchr(b'\n', &head[at..]).is_some());
+        if line_ended || head.len() >= FIRST_LINE_MAX {
+            return Ok(head);
+        }
     }
 }
 
@@ -139,7 +166,7 @@ pub fn is_json_lines(head: &[u8]) -> bool {
         #[serde(rename = "Records")]
         records: Option<serde::de::IgnoredAny>,
     }
-    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head).trim_ascii_start();
     let first = match memchr::memchr(b'\n', head) {
         Some(nl) => &head[..nl],
         None => head,
@@ -390,6 +417,45 @@ mod tests {
             );
             assert_eq!(s.units, 2);
         }
+    }
+
+    #[test]
+    fn json_lines_are_read_as_records() {
+        let doc = b"\n{\"eventTime\":\"2024-01-01T00:00:00Z\",\"t\":\"a\\nb\"}\r\n\n  {\"b\":[1,{\"c\":2}]}\n{\"d\":3}";
+        // Chunks of 2 bytes and more (gzip is told by the first two).
+        for step in [2, 5, 1000] {
+            for input in [doc.to_vec(), gz(doc)] {
+                let mut c = Collect::default();
+                let s = read_object(
+                    Trickle(&input, step),
+                    Compression::Auto,
+                    Cut::Records(RecordCheck::Grammar),
+                    &mut c,
+                )
+                .unwrap();
+                assert_eq!(
+                    c.records,
+                    vec![
+                        r#"{"eventTime":"2024-01-01T00:00:00Z","t":"a\nb"}"#,
+                        r#"{"b":[1,{"c":2}]}"#,
+                        r#"{"d":3}"#
+                    ],
+                    "step {step}"
+                );
+                assert_eq!(s.units, 3);
+            }
+        }
+    }
+
+    #[test]
+    fn json_lines_are_told_from_records_documents() {
+        assert!(is_json_lines(b"{\"a\":1}\n{\"a\":2}\n"));
+        assert!(is_json_lines(b"  {\"a\":1}"));
+        assert!(!is_json_lines(b"{\"Records\":[{\"a\":1}]}"));
+        assert!(!is_json_lines(b"{\"x\":1,\"Records\":[]}\n"));
+        assert!(!is_json_lines(b"{\n  \"Records\": []\n}"));
+        assert!(!is_json_lines(b"plain text\n"));
+        assert!(!is_json_lines(b""));
     }
 
     #[test]

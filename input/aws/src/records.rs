@@ -2082,12 +2082,17 @@ mod tests {
             "",
             "   \n",
             "\u{feff}",
-            "\u{feff}  {}",
-            "{}",
             "{\"Records\":[]}",
         ] {
             let got = split(doc.as_bytes(), 1).unwrap();
             assert!(got.records.is_empty(), "{doc:?}");
+        }
+        // A document without `Records` is not a CloudTrail file: a bad object, never an empty one.
+        for doc in ["{}", "\u{feff}  {}", "{\"eventName\":\"x\"}"] {
+            assert!(
+                matches!(split(doc.as_bytes(), 1), Err(ObjectError::Corrupt(why)) if why.contains("Records")),
+                "{doc:?}"
+            );
         }
         let got = split("\u{feff}{\"Records\":[{\"a\":1}]}".as_bytes(), 2).unwrap();
         assert_eq!(got.records.len(), 1);
