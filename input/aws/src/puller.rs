@@ -631,8 +631,8 @@ impl Worker {
         let objects = match notify::parse(m.body().unwrap_or("")) {
             Ok(Notice::Objects(o)) => o,
             Ok(Notice::Skip(why)) => {
-                let origin = self.origin(m);
-                self.ledger.discard(&origin, why);
+                // A message that names no object (an `s3:TestEvent`): not a discarded file.
+                log::debug!("Message {} skipped: {why}", self.origin(m));
                 return Ok(Outcome::Ack);
             }
             Err(e) => return self.bad_message(m, &e.to_string()),
