@@ -48,11 +48,12 @@ fn statistics_come_every_cycle_bound_under_steady_traffic_and_the_stop_line_coun
     }
     .yaml(&f);
     let mut c = Collector::start(&logferry_bin(), dir.path(), &config);
+    c.wait_log("Starting data collection every", Duration::from_secs(60));
+    let traffic_end = Instant::now() + TRAFFIC;
     let objects = std::thread::scope(|scope| {
         let feeder = scope.spawn(|| {
-            let until = Instant::now() + TRAFFIC;
             let mut n = 0u64;
-            while Instant::now() < until {
+            while Instant::now() < traffic_end {
                 let text: String = (0..LINES)
                     .map(|i| format!("{{\"seq\":{},\"source\":\"steady\"}}\n", n * LINES + i))
                     .collect();
@@ -62,15 +63,17 @@ fn statistics_come_every_cycle_bound_under_steady_traffic_and_the_stop_line_coun
             }
             n
         });
-        wait_until(Duration::from_secs(60), "the first statistics line", || {
-            c.log_count(STATS) >= 1
-        });
+        wait_until(
+            MAX_CYCLE + Duration::from_secs(5),
+            "the first statistics line",
+            || c.log_count(STATS) >= 1,
+        );
         // While messages keep coming, a statistics line at least every cycle bound (plus the request period of
         // 1 s, the message being processed and the polling of this check).
         let most = MAX_CYCLE + Duration::from_secs(3);
         let (mut seen, mut last_new) = (c.log_count(STATS), Instant::now());
         hold_until(
-            Instant::now() + TRAFFIC - Duration::from_secs(4),
+            traffic_end - Duration::from_secs(1),
             Duration::from_millis(250),
             || {
                 let now = c.log_count(STATS);
@@ -89,7 +92,7 @@ fn statistics_come_every_cycle_bound_under_steady_traffic_and_the_stop_line_coun
     });
     let ids = cycle_ids(&c.log_text());
     assert!(
-        ids.windows(2).all(|w| w[0] < w[1]) && ids.len() >= 5,
+        ids.windows(2).all(|w| w[0] < w[1]) && ids.len() >= 6,
         "@devo_pulling_id moves on every cycle: {ids:?}"
     );
     let total = objects * LINES;
