@@ -45,7 +45,7 @@ fn delivered(f: &Fixture) -> Vec<(String, Value)> {
 
 #[test]
 fn json_lines_cloudtrail_objects_give_every_event_through_audit_events_all() {
-    init_log();
+    let log = CapturedLog::install();
     let f = Fixture::start();
     let q = f.bucket_to_queue("firehose", "firehose-q");
     let (events, object) = json_lines_events(40);
@@ -54,7 +54,8 @@ fn json_lines_cloudtrail_objects_give_every_event_through_audit_events_all() {
         "AWSLogs/123456789012/CloudTrail/eu-west-1/2024/01/02/firehose-1.gz",
         object,
     );
-    let input = f.aws_input(json!({"services": {"audit-events-all": fast(json!({"sqs_queue_name": "firehose-q", "auto_event_type": true}))}}));
+    // A 3 s long poll ends the cycle: it is idle time, left out of the cycle's event rate.
+    let input = f.aws_input(json!({"services": {"audit-events-all": fast(json!({"sqs_queue_name": "firehose-q", "auto_event_type": true, "sqs_wait_timeout": 3}))}}));
     let _run = run(specs(&AwsInput, &input).remove(0), |s| f.factory(s));
     wait_until(T, "every event and an empty queue", || {
         f.events().len() == events.len() && f.queue_depth(&q) == 0
@@ -75,6 +76,17 @@ fn json_lines_cloudtrail_objects_give_every_event_through_audit_events_all() {
         );
     }
     assert!(f.dead_letters().is_empty(), "{:?}", f.dead_letters());
+    wait_until(T, "the statistics of the cycle", || {
+        !log.lines_with("Number of events generated and sent: 40;").is_empty()
+    });
+    let stats = log.lines_with("Number of events generated and sent: 40;").remove(0);
+    let rate: f64 = stats
+        .rsplit("Average of events per second: ")
+        .next()
+        .and_then(|r| r.trim_end_matches('.').parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {stats}"));
+    // 40 events over the time spent working (well under 2 s), not over the cycle with its idle 3 s long poll.
+    assert!(rate > 20.0, "{stats}");
 }
 
 #[test]
