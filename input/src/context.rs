@@ -331,5 +331,4 @@ impl PullContext {
     pub(crate) fn cycle_elapsed(&self) -> Duration {
         self.started.elapsed()
     }
-
 }

@@ -166,7 +166,10 @@ pub fn is_json_lines(head: &[u8]) -> bool {
         #[serde(rename = "Records")]
         records: Option<serde::de::IgnoredAny>,
     }
-    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head).trim_ascii_start();
+    let head = head
+        .strip_prefix(b"\xef\xbb\xbf")
+        .unwrap_or(head)
+        .trim_ascii_start();
     let first = match memchr::memchr(b'\n', head) {
         Some(nl) => &head[..nl],
         None => head,

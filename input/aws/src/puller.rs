@@ -102,7 +102,10 @@ where
     match e {
         SdkError::DispatchFailure(_) => {
             let text = cause_chain(e).to_ascii_lowercase();
-            match ["certificate", "tls", "handshake"].iter().any(|w| text.contains(w)) {
+            match ["certificate", "tls", "handshake"]
+                .iter()
+                .any(|w| text.contains(w))
+            {
                 true => Healing::Refused,
                 false => Healing::Transient,
             }
@@ -438,7 +441,11 @@ impl Worker {
         }
     }
 
-    fn work(&mut self, share: &MessageShare<Message>, deadline: Instant) -> Result<(), PullerError> {
+    fn work(
+        &mut self,
+        share: &MessageShare<Message>,
+        deadline: Instant,
+    ) -> Result<(), PullerError> {
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 // Messages not started yet are left: they come back after their visibility timeout.
@@ -696,7 +703,11 @@ impl Worker {
     }
 
     /// Reads one object into the sink.
-    fn read_object(&mut self, obj: &ObjectRef, format: ObjectFormat) -> Result<ObjectRead, ObjectError> {
+    fn read_object(
+        &mut self,
+        obj: &ObjectRef,
+        format: ObjectFormat,
+    ) -> Result<ObjectRead, ObjectError> {
         self.n.objects += 1;
         let got = self.rt.block_on(
             self.c

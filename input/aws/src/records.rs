@@ -2078,12 +2078,7 @@ mod tests {
 
     #[test]
     fn empty_blank_and_bom_documents() {
-        for doc in [
-            "",
-            "   \n",
-            "\u{feff}",
-            "{\"Records\":[]}",
-        ] {
+        for doc in ["", "   \n", "\u{feff}", "{\"Records\":[]}"] {
             let got = split(doc.as_bytes(), 1).unwrap();
             assert!(got.records.is_empty(), "{doc:?}");
         }

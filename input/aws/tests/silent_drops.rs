@@ -77,9 +77,12 @@ fn json_lines_cloudtrail_objects_give_every_event_through_audit_events_all() {
     }
     assert!(f.dead_letters().is_empty(), "{:?}", f.dead_letters());
     wait_until(T, "the statistics of the cycle", || {
-        !log.lines_with("Number of events generated and sent: 40;").is_empty()
+        !log.lines_with("Number of events generated and sent: 40;")
+            .is_empty()
     });
-    let stats = log.lines_with("Number of events generated and sent: 40;").remove(0);
+    let stats = log
+        .lines_with("Number of events generated and sent: 40;")
+        .remove(0);
     let rate: f64 = stats
         .rsplit("Average of events per second: ")
         .next()

@@ -451,13 +451,19 @@ impl CapturedLog {
     /// The captured lines that contain `needle`.
     pub fn lines_with(&self, needle: &str) -> Vec<String> {
         let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        lines.iter().filter(|l| l.contains(needle)).cloned().collect()
+        lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
     }
 }
 
 impl log::Log for CapturedLog {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= log::Level::Debug && !m.target().starts_with("aws") && !m.target().starts_with("hyper")
+        m.level() <= log::Level::Debug
+            && !m.target().starts_with("aws")
+            && !m.target().starts_with("hyper")
     }
 
     fn log(&self, r: &log::Record<'_>) {
