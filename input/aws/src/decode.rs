@@ -398,20 +398,26 @@ mod tests {
         e.finish().unwrap()
     }
 
+    /// The records of `input` read `step` bytes at a time as CloudTrail, and the read's statistics.
+    fn read_records(input: &[u8], step: usize) -> (Vec<String>, ReadStats) {
+        let mut c = Collect::default();
+        let s = read_object(
+            Trickle(input, step),
+            Compression::Auto,
+            Cut::Records(RecordCheck::Grammar),
+            &mut c,
+        )
+        .unwrap();
+        (c.records, s)
+    }
+
     #[test]
     fn records_are_split_across_chunks() {
         let doc = br#"{"Records":[{"a":"x}]\"{","n":[1,{"b":2}]} , {"eventTime":"2024-01-01T00:00:00Z"}],"other":{"Records":[9]}}"#;
         for step in [1, 3, 7, 1000] {
-            let mut c = Collect::default();
-            let s = read_object(
-                Trickle(doc, step),
-                Compression::Auto,
-                Cut::Records(RecordCheck::Grammar),
-                &mut c,
-            )
-            .unwrap();
+            let (records, s) = read_records(doc, step);
             assert_eq!(
-                c.records,
+                records,
                 vec![
                     r#"{"a":"x}]\"{","n":[1,{"b":2}]}"#,
                     r#"{"eventTime":"2024-01-01T00:00:00Z"}"#
@@ -428,16 +434,9 @@ mod tests {
         // Chunks of 2 bytes and more (gzip is told by the first two).
         for step in [2, 5, 1000] {
             for input in [doc.to_vec(), gz(doc)] {
-                let mut c = Collect::default();
-                let s = read_object(
-                    Trickle(&input, step),
-                    Compression::Auto,
-                    Cut::Records(RecordCheck::Grammar),
-                    &mut c,
-                )
-                .unwrap();
+                let (records, s) = read_records(&input, step);
                 assert_eq!(
-                    c.records,
+                    records,
                     vec![
                         r#"{"eventTime":"2024-01-01T00:00:00Z","t":"a\nb"}"#,
                         r#"{"b":[1,{"c":2}]}"#,
