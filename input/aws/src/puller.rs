@@ -1363,6 +1363,55 @@ pub fn umbrella_type(key: &str) -> &'static str {
 mod tests {
     use super::*;
 
+    /// A GetObject error answered by S3 with `status`, `code` and `message`.
+    fn s3_error(
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> SdkError<aws_sdk_s3::operation::get_object::GetObjectError, HttpResponse> {
+        let meta = aws_sdk_s3::error::ErrorMetadata::builder()
+            .code(code)
+            .message(message)
+            .build();
+        let raw = HttpResponse::new(
+            status.try_into().unwrap(),
+            aws_sdk_s3::primitives::SdkBody::empty(),
+        );
+        SdkError::service_error(
+            aws_sdk_s3::operation::get_object::GetObjectError::generic(meta),
+            raw,
+        )
+    }
+
+    #[test]
+    fn s3_errors_heal_or_not() {
+        let cases = [
+            (404, "NoSuchBucket", Healing::Permanent),
+            (404, "NoSuchKey", Healing::Permanent),
+            (403, "AccessDenied", Healing::Permanent),
+            (403, "InvalidAccessKeyId", Healing::Refused),
+            (403, "SignatureDoesNotMatch", Healing::Refused),
+            (400, "ExpiredToken", Healing::Transient),
+            (400, "RequestTimeout", Healing::Transient),
+            (429, "TooManyRequests", Healing::Transient),
+            (503, "SlowDown", Healing::Transient),
+            (500, "InternalError", Healing::Transient),
+        ];
+        for (status, code, expected) in cases {
+            assert_eq!(
+                healing(&s3_error(status, code, "m")),
+                expected,
+                "{status} {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_aws_error_says_its_code_and_message_once() {
+        let e = s3_error(404, "NoSuchKey", "The specified key does not exist.");
+        assert_eq!(err_text(&e), "NoSuchKey: The specified key does not exist.");
+    }
+
     #[test]
     fn key_parts() {
         let k = "p/AWSLogs/123456789012/CloudTrail/eu-west-1/2024/01/02/x.json.gz";

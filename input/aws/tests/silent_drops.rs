@@ -146,6 +146,22 @@ fn a_digest_file_without_key_regex_is_discarded_and_counted() {
     assert!(f.dead_letters().is_empty(), "{:?}", f.dead_letters());
     let named = log.lines_with(&format!("DEBUG Discarded s3://trail/{digest_key}"));
     assert_eq!(named.len(), 1, "one DEBUG line names the digest");
+    // The queue is empty now: an idle cycle writes one INFO line, `Data collection completed`.
+    const COMPLETED: &str = "INFO Data collection completed";
+    let completed = log.lines_with(COMPLETED).len();
+    wait_until(T, "two more idle cycles", || {
+        log.lines_with(COMPLETED).len() >= completed + 2
+    });
+    let info = log.lines_with("INFO ");
+    let ends: Vec<usize> = (info.iter().enumerate())
+        .filter(|(_, l)| l.contains(COMPLETED))
+        .map(|(i, _)| i)
+        .collect();
+    let idle_cycle = &info[ends[ends.len() - 2] + 1..ends[ends.len() - 1]];
+    assert!(
+        idle_cycle.is_empty(),
+        "INFO lines of an idle cycle: {idle_cycle:?}"
+    );
 }
 
 #[test]
