@@ -21,6 +21,109 @@ pub struct CycleStats {
     pub generated: u64,
 }
 
+/// What was read from one source item (an S3 object, a queue message) that a puller is about to acknowledge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ItemRead {
+    /// Bytes of content read (decompressed).
+    pub content_bytes: u64,
+    /// Non-blank units (records, lines) found in it.
+    pub units: u64,
+    /// Units that became events or were set aside one by one (a bad record).
+    pub accounted_units: u64,
+}
+
+/// Why an item gave no event although it was read without error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoEvent {
+    /// Nothing in it (zero bytes, blank lines, an empty list): acknowledged, counted as discarded.
+    #[error("no content ({0} bytes, nothing but blanks)")]
+    Empty(u64),
+    /// Content that gave no event (a format the reader did not recognise): set aside, never acknowledged in silence.
+    #[error("{units} unit(s) in {bytes} bytes gave no event")]
+    Unread { units: u64, bytes: u64 },
+}
+
+impl ItemRead {
+    /// The rule every puller follows before acknowledging an item: None when its units all became events (or were
+    /// set aside one by one); otherwise why it gave nothing.
+    pub fn no_event(&self) -> Option<NoEvent> {
+        match (self.units, self.accounted_units) {
+            (0, _) => Some(NoEvent::Empty(self.content_bytes)),
+            (_, 0) => Some(NoEvent::Unread {
+                units: self.units,
+                bytes: self.content_bytes,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The items a puller (or one of its worker threads) read and did not turn into events: set aside in the
+/// dead-letter stream (a WARNING naming each) or discarded (a DEBUG line naming each), and counted. Every item is
+/// acknowledged upstream only after it went through here or gave events: nothing is dropped in silence.
+pub struct ItemLedger {
+    factory: SinkFactory,
+    /// The dead-letter stream, opened at the first item set aside.
+    dead_letters: Option<DeadLetters>,
+    /// Items not collected on purpose (a digest file, a type the service does not collect) or with nothing in them.
+    pub discarded: u64,
+    /// Items set aside in the dead-letter stream.
+    pub set_aside: u64,
+}
+
+impl ItemLedger {
+    pub fn new(factory: SinkFactory) -> Self {
+        ItemLedger {
+            factory,
+            dead_letters: None,
+            discarded: 0,
+            set_aside: 0,
+        }
+    }
+
+    /// Counts an item skipped on purpose or empty, with a DEBUG line naming it.
+    pub fn discard(&mut self, origin: &str, why: impl std::fmt::Display) {
+        log::debug!("Discarded {origin}: {why}");
+        self.discarded += 1;
+    }
+
+    /// Sets a bad item aside with where it came from and why (the dead-letter stream logs a WARNING naming it).
+    pub fn set_aside(
+        &mut self,
+        origin: &str,
+        reason: &str,
+        payload: &[u8],
+    ) -> Result<(), PullerError> {
+        if self.dead_letters.is_none() {
+            let conn = self.factory.connect()?;
+            self.dead_letters = Some(DeadLetters::new(conn, &self.factory.keys));
+        }
+        let dead = self.dead_letters.as_mut().expect("opened above");
+        dead.put(origin, reason, payload)
+            .map_err(|e| PullerError::dead_letter(origin, &e))?;
+        self.set_aside += 1;
+        Ok(())
+    }
+
+    /// Applies the rule to an item read without error: nothing to do when it gave events; discarded when it was
+    /// empty; set aside (with `payload`, e.g. its location) when its content gave no event.
+    pub fn settle(
+        &mut self,
+        origin: &str,
+        read: ItemRead,
+        payload: &[u8],
+    ) -> Result<(), PullerError> {
+        match read.no_event() {
+            None => Ok(()),
+            Some(why @ NoEvent::Empty(_)) => {
+                self.discard(origin, why);
+                Ok(())
+            }
+            Some(why) => self.set_aside(origin, &why.to_string(), payload),
+        }
+    }
+}
+
 pub struct PullContext {
     identity: PullerIdentity,
     sink: EventSink,
@@ -29,8 +132,14 @@ pub struct PullContext {
     state: Value,
     pulling_id: u64,
     started: Instant,
-    /// The dead-letter stream, opened at the first item set aside.
-    dead_letters: Option<DeadLetters>,
+    /// When the current cycle should end (its start plus the puller's [`crate::Puller::max_cycle`]).
+    deadline: Instant,
+    /// Time of the current cycle spent waiting for data (an empty long poll), left out of the event rate.
+    idle: Duration,
+    /// Events written to the queue by the puller's other sinks (worker threads) since start.
+    written_by_workers: u64,
+    /// Items set aside or discarded.
+    pub ledger: ItemLedger,
     /// Counters of the current cycle.
     pub stats: CycleStats,
 }
@@ -43,6 +152,7 @@ impl PullContext {
         state: Value,
     ) -> Result<Self, PullerError> {
         let sink = factory.open(EventClass::Standard)?;
+        let ledger = ItemLedger::new(factory.clone());
         Ok(PullContext {
             identity,
             sink,
@@ -51,7 +161,10 @@ impl PullContext {
             state,
             pulling_id: 0,
             started: Instant::now(),
-            dead_letters: None,
+            deadline: Instant::now(),
+            idle: Duration::ZERO,
+            written_by_workers: 0,
+            ledger,
             stats: CycleStats::default(),
         })
     }
@@ -65,10 +178,43 @@ impl PullContext {
         self.pulling_id
     }
 
-    pub(crate) fn begin_cycle(&mut self) {
+    pub(crate) fn begin_cycle(&mut self, max_cycle: Duration) {
         self.started = Instant::now();
+        self.deadline = self.started + max_cycle;
+        self.idle = Duration::ZERO;
         self.pulling_id = logferry::time::now_ms() as u64;
         self.stats = CycleStats::default();
+    }
+
+    /// When the current cycle should end: a puller starts no new unit of work (a receive, a page) after it, so
+    /// statistics and `@devo_pulling_id` move on under steady traffic.
+    pub fn cycle_deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// True once the current cycle has run for its bound ([`Self::cycle_deadline`]).
+    pub fn cycle_over(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Adds time the cycle spent waiting for data that did not come (it is left out of the event rate).
+    pub fn add_idle(&mut self, waited: Duration) {
+        self.idle += waited;
+    }
+
+    /// Counts events a worker thread wrote to the queue through its own sink (reported in `Thread stopped`).
+    pub fn count_written(&mut self, events: u64) {
+        self.written_by_workers += events;
+    }
+
+    /// Events written to the queue since start, by the context's sink and the puller's workers.
+    pub(crate) fn written(&self) -> u64 {
+        self.sink.sent + self.written_by_workers
+    }
+
+    /// True when the cycle received and generated nothing (its statistics go to DEBUG).
+    pub(crate) fn cycle_idle(&self) -> bool {
+        self.stats.received == 0 && self.stats.generated == 0
     }
 
     /// True once a controlled stop was requested: finish the current unit of work and return.
@@ -121,18 +267,7 @@ impl PullContext {
         reason: &str,
         payload: &[u8],
     ) -> Result<(), PullerError> {
-        if self.dead_letters.is_none() {
-            let conn = self.factory.connect()?;
-            self.dead_letters = Some(DeadLetters::new(conn, &self.factory.keys));
-        }
-        let dead = self.dead_letters.as_mut().expect("opened above");
-        dead.put(origin, reason, payload).map_err(|e| {
-            PullerError::new(
-                crate::PullerErrorType::QueueError,
-                401,
-                format!("cannot write a dead letter: {e}"),
-            )
-        })
+        self.ledger.set_aside(origin, reason, payload)
     }
 
     /// Makes sure every emitted event is in Redis.
@@ -170,11 +305,17 @@ impl PullContext {
     }
 
     pub(crate) fn log_final_stats(&self) {
-        log::info!("{}", self.stats_line());
+        let level = match self.cycle_idle() {
+            true => log::Level::Debug,
+            false => log::Level::Info,
+        };
+        log::log!(level, "{}", self.stats_line());
     }
 
+    /// The seeds' statistics line; the rate is over the time spent working (the cycle without its idle waits).
     fn stats_line(&self) -> String {
-        let secs = self.started.elapsed().as_secs_f64().max(1e-6);
+        let working = self.started.elapsed().saturating_sub(self.idle);
+        let secs = working.as_secs_f64().max(1e-3);
         format!(
             "Statistics for this pull cycle (@devo_pulling_id={}):Number of requests made: {}; Number of events received: {}; \
              Number of duplicated events filtered out: {}; Number of events generated and sent: {}; Average of events per second: {:.3}.",
@@ -189,9 +330,5 @@ impl PullContext {
 
     pub(crate) fn cycle_elapsed(&self) -> Duration {
         self.started.elapsed()
-    }
-
-    pub(crate) fn sink(&self) -> &EventSink {
-        &self.sink
     }
 }

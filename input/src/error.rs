@@ -47,6 +47,14 @@ impl PullerError {
     pub fn pull(id: u32, message: impl Into<String>) -> Self {
         Self::new(PullerErrorType::PullError, id, message)
     }
+    /// The dead-letter stream refused an item (Redis failed).
+    pub fn dead_letter(origin: &str, e: &redis::RedisError) -> Self {
+        Self::new(
+            PullerErrorType::QueueError,
+            403,
+            format!("cannot set {origin} aside in the dead-letter stream: {e}"),
+        )
+    }
     pub fn fatal(mut self) -> Self {
         self.retryable = false;
         self

@@ -12,7 +12,7 @@ pub mod runtime;
 pub mod sink;
 
 pub use config::{configure_inputs, InputKind, PullerIdentity, PullerSpec};
-pub use context::{CycleStats, PullContext};
+pub use context::{CycleStats, ItemLedger, ItemRead, NoEvent, PullContext};
 pub use error::{PullerError, PullerErrorType};
 pub use pulling_id::PullingIdField;
 pub use sink::{EventSink, SinkFactory};
@@ -28,6 +28,11 @@ pub trait Puller: Send {
     /// Runs once before the first pull (e.g. restore a cursor from `ctx.state()`).
     fn pre_pull(&mut self, _ctx: &mut PullContext) -> Result<(), PullerError> {
         Ok(())
+    }
+    /// The longest a pull cycle should run before it returns (it checks [`PullContext::cycle_over`] between units
+    /// of work), so statistics appear and `@devo_pulling_id` moves on even when data keeps coming.
+    fn max_cycle(&self) -> std::time::Duration {
+        runtime::DEFAULT_MAX_CYCLE
     }
     /// One pull cycle.
     fn pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError>;

@@ -4,6 +4,7 @@ use crate::config::PullerSpec;
 use crate::context::PullContext;
 use crate::error::PullerError;
 use crate::sink::SinkFactory;
+use logferry::config::Section;
 use logferry::state::{Loaded, StateStore};
 use logferry::watchdog::ProgressMark;
 use serde_json::Value;
@@ -16,7 +17,20 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Longest wait between two failed setups or pulls.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
+/// Default of `max_cycle_seconds`, the bound of one pull cycle ([`crate::Puller::max_cycle`]).
+pub const DEFAULT_MAX_CYCLE: Duration = Duration::from_secs(60);
+
 pub use logferry::process::sleep_unless as sleep_unless_stopped;
+
+/// Reads `max_cycle_seconds`: the longest a pull cycle runs before its statistics are logged and a new
+/// `@devo_pulling_id` starts, even when data keeps coming. Default 60; 1..=3600.
+pub fn read_max_cycle(section: &Section<'_>) -> Duration {
+    Duration::from_secs(section.in_range(
+        "max_cycle_seconds",
+        DEFAULT_MAX_CYCLE.as_secs(),
+        1..=3600,
+    ))
+}
 
 /// Runs one puller until stop. Called on the puller's own thread.
 pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
@@ -45,8 +59,9 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     let mut failures = 0u32;
     while !ctx.stopping() {
         mark.busy(1);
-        ctx.begin_cycle();
-        log::info!("Pull Started");
+        ctx.begin_cycle(puller.max_cycle());
+        // An idle cycle writes one INFO line (`Data collection completed`): the rest of its lines are DEBUG.
+        log::debug!("Pull Started");
         let result = puller.pull(&mut ctx).and_then(|_| ctx.flush());
         mark.progressed(0);
         let wait = match result {
@@ -88,7 +103,7 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     }
     log::info!(
         "{name} - Thread stopped ({} events written to the queue)",
-        ctx.sink().sent
+        ctx.written()
     );
 }
 

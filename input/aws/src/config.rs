@@ -298,6 +298,9 @@ pub struct SqsServiceConfig {
     pub debug_md5: bool,
     /// `request_period_in_seconds`: time between pull cycles. Default 5; 0..=3600.
     pub request_period: Duration,
+    /// `max_cycle_seconds`: no new receive starts after a cycle ran this long, so its statistics are logged and a
+    /// new `@devo_pulling_id` starts even when messages keep coming. Default 60; 1..=3600.
+    pub max_cycle: Duration,
     /// The puller class name in logs (`AwsSqsS3CloudTrailPuller`...).
     pub puller_name: &'static str,
     /// Add `@devo_pulling_id` to the events that are JSON objects (CloudTrail records, EventBridge events,
@@ -369,6 +372,7 @@ pub fn read_common(s: &Section<'_>, seed001: bool) -> Common {
         bad_object_policy: policy,
         records_check,
         request_period: logferry_input::config::request_period(s, 5, 3600),
+        max_cycle: logferry_input::runtime::read_max_cycle(s),
     }
 }
 
@@ -385,6 +389,7 @@ pub struct Common {
     pub bad_object_policy: BadObjectPolicy,
     pub records_check: RecordCheck,
     pub request_period: Duration,
+    pub max_cycle: Duration,
 }
 
 fn regex_opt(s: &Section<'_>, key: &str) -> Option<Regex> {

@@ -14,9 +14,14 @@ pub enum ObjectError {
     /// The object is not what its format says (corrupt gzip, truncated or invalid JSON): a bad object.
     #[error("{0}")]
     Corrupt(String),
-    /// Reading from S3 failed (network, throttling): retry later, the message is not acknowledged.
-    #[error("transient read error: {0}")]
-    Transient(String),
+    /// Reading from S3 failed (network, throttling; `refused`: TLS or our credentials refused, logged at ERROR):
+    /// retry later, the message is not acknowledged.
+    #[error("transient read error: {why}")]
+    Transient { why: String, refused: bool },
+    /// S3 refuses the object for good (no such bucket, access denied, another 4xx than throttling): no retry can
+    /// read it.
+    #[error("{0}")]
+    Unreadable(String),
     /// The events could not be written to Redis (or the collector is stopping).
     #[error("{0}")]
     Sink(logferry_input::PullerError),
@@ -38,7 +43,10 @@ pub(crate) fn classify(e: io::Error) -> ObjectError {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<TransportError>())
     {
-        return ObjectError::Transient(t.0.clone());
+        return ObjectError::Transient {
+            why: t.0.clone(),
+            refused: false,
+        };
     }
     ObjectError::Corrupt(format!("unreadable content: {e}"))
 }
@@ -113,8 +121,169 @@ fn read_text<R: BufRead>(r: &mut R, cut: Cut, out: &mut dyn Out) -> Result<ReadS
         c => c,
     };
     match cut {
-        Cut::Records(check) => split_records(r, out, check),
+        Cut::Records(check) => {
+            let head = first_line(r)?;
+            let json_lines = is_json_lines(&head);
+            let mut r = io::Cursor::new(head).chain(r);
+            match json_lines {
+                true => split_records(&mut JsonLinesAsRecords::new(r), out, check),
+                false => split_records(&mut r, out, check),
+            }
+        }
         _ => split_lines(r, out),
+    }
+}
+
+/// The most read ahead to find the end of the first line of a CloudTrail object (an event is far smaller).
+const FIRST_LINE_MAX: usize = 1 << 20;
+
+/// Reads the start of `r` up to the end of its first non-blank line (or [`FIRST_LINE_MAX`] bytes, or the end).
+fn first_line<R: BufRead>(r: &mut R) -> Result<Vec<u8>, ObjectError> {
+    let mut head = Vec::new();
+    loop {
+        let chunk = r.fill_buf().map_err(classify)?;
+        let n = chunk.len();
+        if n == 0 {
+            return Ok(head);
+        }
+        head.extend_from_slice(chunk);
+        r.consume(n);
+        let content = head.iter().position(|b| !b.is_ascii_whitespace());
+        let line_ended = content.is_some_and(|at| memchr::memchr(b'\n', &head[at..]).is_some());
+        if line_ended || head.len() >= FIRST_LINE_MAX {
+            return Ok(head);
+        }
+    }
+}
+
+/// True when `head` (the start of a CloudTrail object) is JSON lines, one event per line, as Firehose and
+/// CloudTrail Lake exports write them: its first line is a whole JSON object on its own, without a top-level
+/// `Records` key. A first line longer than `head` is read as a `{"Records": [...]}` document (a document without
+/// `Records` is then a bad object: never dropped in silence).
+pub fn is_json_lines(head: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct FirstLine {
+        #[serde(rename = "Records")]
+        records: Option<serde::de::IgnoredAny>,
+    }
+    let head = head
+        .strip_prefix(b"\xef\xbb\xbf")
+        .unwrap_or(head)
+        .trim_ascii_start();
+    let first = match memchr::memchr(b'\n', head) {
+        Some(nl) => &head[..nl],
+        None => head,
+    };
+    let first = first.trim_ascii();
+    first.starts_with(b"{")
+        && serde_json::from_slice::<FirstLine>(first).is_ok_and(|l| l.records.is_none())
+}
+
+/// Reads JSON lines as the `{"Records": [...]}` document they stand for: the prefix, each line's object with a
+/// comma before every object but the first, then the suffix, so the `Records` splitter cuts, checks and tags each
+/// line's event exactly as it does a CloudTrail file's (a raw newline cannot occur inside a JSON string, so every
+/// newline ends an event). Streamed: nothing is held but the reader's buffer.
+struct JsonLinesAsRecords<R> {
+    inner: R,
+    stage: Stage,
+    /// A newline was passed: the next non-blank byte starts an event (after a comma unless it is the first).
+    line_start: bool,
+    first_event: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Writing the document's opening, from this offset.
+    Prefix(usize),
+    Lines,
+    /// Writing the document's closing, from this offset.
+    Suffix(usize),
+}
+
+const RECORDS_PREFIX: &[u8] = b"{\"Records\":[";
+const RECORDS_SUFFIX: &[u8] = b"]}";
+
+impl<R: BufRead> JsonLinesAsRecords<R> {
+    fn new(inner: R) -> Self {
+        JsonLinesAsRecords {
+            inner,
+            stage: Stage::Prefix(0),
+            line_start: true,
+            first_event: true,
+        }
+    }
+
+    /// Copies from the inner reader into `out` (at least one byte unless the input is over), a comma before each
+    /// event but the first.
+    fn read_lines(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < out.len() {
+            let chunk = self.inner.fill_buf()?;
+            if chunk.is_empty() {
+                break;
+            }
+            let room = &mut out[n..];
+            let take = if self.line_start {
+                match chunk.iter().position(|b| !b.is_ascii_whitespace()) {
+                    Some(0) => {
+                        self.line_start = false;
+                        if !std::mem::replace(&mut self.first_event, false) {
+                            room[0] = b',';
+                            n += 1;
+                        }
+                        continue;
+                    }
+                    Some(blank) => blank.min(room.len()),
+                    None => chunk.len().min(room.len()),
+                }
+            } else {
+                let limit = chunk.len().min(room.len());
+                match memchr::memchr(b'\n', &chunk[..limit]) {
+                    Some(nl) => {
+                        self.line_start = true;
+                        nl + 1
+                    }
+                    None => limit,
+                }
+            };
+            room[..take].copy_from_slice(&chunk[..take]);
+            self.inner.consume(take);
+            n += take;
+        }
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> Read for JsonLinesAsRecords<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let (fixed, at) = match self.stage {
+                Stage::Prefix(at) => (RECORDS_PREFIX, at),
+                Stage::Suffix(at) => (RECORDS_SUFFIX, at),
+                Stage::Lines => {
+                    let n = self.read_lines(out)?;
+                    if n > 0 || out.is_empty() {
+                        return Ok(n);
+                    }
+                    self.stage = Stage::Suffix(0);
+                    continue;
+                }
+            };
+            if at == fixed.len() {
+                if self.stage == Stage::Prefix(at) {
+                    self.stage = Stage::Lines;
+                    continue;
+                }
+                return Ok(0);
+            }
+            let n = (fixed.len() - at).min(out.len());
+            out[..n].copy_from_slice(&fixed[at..at + n]);
+            self.stage = match self.stage {
+                Stage::Prefix(_) => Stage::Prefix(at + n),
+                _ => Stage::Suffix(at + n),
+            };
+            return Ok(n);
+        }
     }
 }
 
@@ -229,20 +398,26 @@ mod tests {
         e.finish().unwrap()
     }
 
+    /// The records of `input` read `step` bytes at a time as CloudTrail, and the read's statistics.
+    fn read_records(input: &[u8], step: usize) -> (Vec<String>, ReadStats) {
+        let mut c = Collect::default();
+        let s = read_object(
+            Trickle(input, step),
+            Compression::Auto,
+            Cut::Records(RecordCheck::Grammar),
+            &mut c,
+        )
+        .unwrap();
+        (c.records, s)
+    }
+
     #[test]
     fn records_are_split_across_chunks() {
         let doc = br#"{"Records":[{"a":"x}]\"{","n":[1,{"b":2}]} , {"eventTime":"2024-01-01T00:00:00Z"}],"other":{"Records":[9]}}"#;
         for step in [1, 3, 7, 1000] {
-            let mut c = Collect::default();
-            let s = read_object(
-                Trickle(doc, step),
-                Compression::Auto,
-                Cut::Records(RecordCheck::Grammar),
-                &mut c,
-            )
-            .unwrap();
+            let (records, s) = read_records(doc, step);
             assert_eq!(
-                c.records,
+                records,
                 vec![
                     r#"{"a":"x}]\"{","n":[1,{"b":2}]}"#,
                     r#"{"eventTime":"2024-01-01T00:00:00Z"}"#
@@ -251,6 +426,38 @@ mod tests {
             );
             assert_eq!(s.units, 2);
         }
+    }
+
+    #[test]
+    fn json_lines_are_read_as_records() {
+        let doc = b"\n{\"eventTime\":\"2024-01-01T00:00:00Z\",\"t\":\"a\\nb\"}\r\n\n  {\"b\":[1,{\"c\":2}]}\n{\"d\":3}";
+        // Chunks of 2 bytes and more (gzip is told by the first two).
+        for step in [2, 5, 1000] {
+            for input in [doc.to_vec(), gz(doc)] {
+                let (records, s) = read_records(&input, step);
+                assert_eq!(
+                    records,
+                    vec![
+                        r#"{"eventTime":"2024-01-01T00:00:00Z","t":"a\nb"}"#,
+                        r#"{"b":[1,{"c":2}]}"#,
+                        r#"{"d":3}"#
+                    ],
+                    "step {step}"
+                );
+                assert_eq!(s.units, 3);
+            }
+        }
+    }
+
+    #[test]
+    fn json_lines_are_told_from_records_documents() {
+        assert!(is_json_lines(b"{\"a\":1}\n{\"a\":2}\n"));
+        assert!(is_json_lines(b"  {\"a\":1}"));
+        assert!(!is_json_lines(b"{\"Records\":[{\"a\":1}]}"));
+        assert!(!is_json_lines(b"{\"x\":1,\"Records\":[]}\n"));
+        assert!(!is_json_lines(b"{\n  \"Records\": []\n}"));
+        assert!(!is_json_lines(b"plain text\n"));
+        assert!(!is_json_lines(b""));
     }
 
     #[test]

@@ -212,6 +212,7 @@ impl InputKind for AwsInput {
                 do_not_send,
                 debug_md5,
                 request_period: common.request_period,
+                max_cycle: common.max_cycle,
                 puller_name,
                 pulling_id_field: true,
             };
@@ -393,6 +394,7 @@ impl InputKind for SqsCollectorInput {
                 do_not_send,
                 debug_md5,
                 request_period: common.request_period,
+                max_cycle: common.max_cycle,
                 puller_name: "AWSsqsPuller",
                 pulling_id_field: false,
             };

@@ -16,10 +16,13 @@ use crate::records::{HeadField, RecordHead};
 use crate::session::{self, Session};
 use crate::share::{MessageShare, Next, Received};
 use crate::tag::{TagCache, TagTemplate, TagVars};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
-use logferry::deadletter::DeadLetters;
 use logferry::event::{Event, EventClass};
-use logferry_input::{EventSink, PullContext, Puller, PullerError, PullingIdField, SinkFactory};
+use logferry_input::{
+    EventSink, ItemLedger, ItemRead, PullContext, Puller, PullerError, PullingIdField, SinkFactory,
+};
 use serde_json::Value;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,16 +33,98 @@ use tokio::runtime::Runtime;
 /// Tag of the `debug_md5` events (seed 001).
 pub const MD5_TAG: &str = "my.app.sqs.message_body";
 
-/// Text of an SDK error with its cause chain (the SDK's Display alone says only "service error").
-pub fn err_text(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
+/// One readable cause of an SDK error: the AWS error code and message once when the service answered, else the
+/// cause chain without repeats (the SDK's Display alone says only "service error"; its error metadata prints as a
+/// debug struct, left out).
+pub fn err_text<E>(e: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match (e.code(), e.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => cause_chain(e),
     }
-    s
+}
+
+/// The error's text and its causes', each said once (a cause whose text its parent already contains is skipped).
+pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) && !more.starts_with("Error {") {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// How an S3 or SQS error may end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Healing {
+    /// A network failure, throttling, a 5xx: it may pass, retry.
+    Transient,
+    /// Our own credentials or TLS were refused: retry (the operator may fix it), logged at ERROR.
+    Refused,
+    /// A 4xx about the request itself (no such bucket, access denied to it...): no retry can fix it.
+    Permanent,
+}
+
+/// AWS error codes of a 4xx that may pass (throttling, clock skew, expired session).
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "TooManyRequestsException",
+    "ExpiredToken",
+    "TokenRefreshRequired",
+];
+
+/// AWS error codes that refuse the collector's own credentials.
+const REFUSED_CODES: &[&str] = &[
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+];
+
+/// Classifies an SDK error (see [`Healing`]).
+pub fn healing<E>(e: &SdkError<E, HttpResponse>) -> Healing
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match e {
+        SdkError::DispatchFailure(_) => {
+            let text = cause_chain(e).to_ascii_lowercase();
+            match ["certificate", "tls", "handshake"]
+                .iter()
+                .any(|w| text.contains(w))
+            {
+                true => Healing::Refused,
+                false => Healing::Transient,
+            }
+        }
+        SdkError::ServiceError(s) => {
+            let code = e.code().unwrap_or("");
+            let status = s.raw().status().as_u16();
+            if REFUSED_CODES.contains(&code) {
+                Healing::Refused
+            } else if TRANSIENT_CODES.contains(&code) || status == 408 || status == 429 {
+                Healing::Transient
+            } else if (400..500).contains(&status) {
+                Healing::Permanent
+            } else {
+                Healing::Transient
+            }
+        }
+        _ => Healing::Transient,
+    }
 }
 
 /// Counters of one cycle (summed over the workers).
@@ -55,6 +140,10 @@ pub struct Counters {
     pub deleted: u64,
     pub bytes: u64,
     pub busy: Duration,
+    /// Events the worker's sink wrote to the queue.
+    pub written: u64,
+    /// Time spent in receives that came back empty (waiting for messages), left out of the event rate.
+    pub idle: Duration,
 }
 
 impl Counters {
@@ -69,6 +158,8 @@ impl Counters {
         self.deleted += o.deleted;
         self.bytes += o.bytes;
         self.busy += o.busy;
+        self.written += o.written;
+        self.idle += o.idle;
     }
 }
 
@@ -164,7 +255,7 @@ impl Puller for SqsPuller {
         let (Some(rt), Some(clients)) = (self.rt.clone(), self.clients.clone()) else {
             return Err(PullerError::pull(300, "pull before setup"));
         };
-        log::info!(
+        log::debug!(
             "Starting a new pulling from \"{}\" queue at \"{}\"",
             clients.queue_name,
             logferry::time::format_utc_micros(logferry::time::now_ms())
@@ -173,22 +264,32 @@ impl Puller for SqsPuller {
         let stop = ctx.stop_flag();
         let cfg = self.cfg.clone();
         let pulling_id = ctx.pulling_id();
+        let deadline = ctx.cycle_deadline();
         let share = &MessageShare::default();
-        let results: Vec<Result<Counters, PullerError>> = std::thread::scope(|scope| {
+        // The workers' writes count as this puller's progress for the stall watchdog.
+        let progress = logferry::watchdog::current();
+        let results: Vec<WorkerEnd> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..cfg.workers)
                 .map(|n| {
-                    let (rt, clients, factory, stop, cfg) = (
+                    let (rt, clients, factory, stop, cfg, progress) = (
                         rt.clone(),
                         clients.clone(),
                         factory.clone(),
                         stop.clone(),
                         cfg.clone(),
+                        progress.clone(),
                     );
                     let name = format!("{}-w{n}", ctx.identity().thread_name());
                     std::thread::Builder::new()
                         .name(name)
                         .spawn_scoped(scope, move || {
-                            Worker::open(rt, clients, cfg, &factory, stop, pulling_id)?.run(share)
+                            if let Some(mark) = &progress {
+                                mark.set_current();
+                            }
+                            match Worker::open(rt, clients, cfg, &factory, stop, pulling_id) {
+                                Ok(worker) => worker.run(share, deadline),
+                                Err(e) => WorkerEnd::failed(e),
+                            }
                         })
                         .expect("spawn worker")
                 })
@@ -196,31 +297,38 @@ impl Puller for SqsPuller {
             handles
                 .into_iter()
                 .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(PullerError::pull(399, "worker panicked")))
+                    h.join().unwrap_or_else(|_| {
+                        WorkerEnd::failed(PullerError::pull(399, "worker panicked"))
+                    })
                 })
                 .collect()
         });
         let mut c = Counters::default();
         let mut first_err = None;
-        for r in results {
-            match r {
-                Ok(w) => c.add(&w),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+        for end in results {
+            c.add(&end.counters);
+            if let Some(e) = end.error {
+                first_err.get_or_insert(e);
             }
         }
         self.totals.add(&c);
         ctx.stats.requests += c.responses;
         ctx.stats.received += c.from_sqs;
         ctx.stats.generated += c.generated;
+        ctx.count_written(c.written);
+        ctx.add_idle(c.idle);
         let avg = if c.from_sqs > 0 {
             c.busy.as_secs_f64() * 1000.0 / c.from_sqs as f64
         } else {
             0.0
         };
-        log::info!(
+        // An idle cycle's lines are DEBUG: the runtime's `Data collection completed` is its one INFO line.
+        let level = match c.from_sqs {
+            0 => log::Level::Debug,
+            _ => log::Level::Info,
+        };
+        log::log!(
+            level,
             "Received {} response(s), messages (fromSQS/generated): {}/{}, discarded files: {}, avg_time_per_source_message: {:.3} ms",
             c.responses,
             c.from_sqs,
@@ -240,6 +348,38 @@ impl Puller for SqsPuller {
             None => Ok(()),
         }
     }
+
+    fn max_cycle(&self) -> Duration {
+        self.cfg.max_cycle
+    }
+}
+
+/// What a worker did in a cycle, and the error that ended it early (its counters still count).
+struct WorkerEnd {
+    counters: Counters,
+    error: Option<PullerError>,
+}
+
+impl WorkerEnd {
+    fn failed(error: PullerError) -> Self {
+        WorkerEnd {
+            counters: Counters::default(),
+            error: Some(error),
+        }
+    }
+}
+
+/// What reading an object gave.
+enum ObjectRead {
+    /// Read to its end: what it held (the ledger decides whether it may be acknowledged without events).
+    Whole(ItemRead),
+    /// Not collected, and why (a log type the service does not collect).
+    Discarded(String),
+}
+
+/// True for the key of a CloudTrail digest file (`AWSLogs/<account>/CloudTrail-Digest/...`).
+pub fn is_cloudtrail_digest(key: &str) -> bool {
+    key.split('/').any(|part| part == "CloudTrail-Digest")
 }
 
 /// What to do with a message once processed.
@@ -255,7 +395,8 @@ struct Worker {
     c: Clients,
     cfg: Arc<SqsServiceConfig>,
     sink: EventSink,
-    dead: DeadLetters,
+    /// Objects and messages set aside or discarded.
+    ledger: ItemLedger,
     stop: Arc<AtomicBool>,
     n: Counters,
     tags: TagCache,
@@ -279,12 +420,11 @@ impl Worker {
         pulling_id: u64,
     ) -> Result<Worker, PullerError> {
         let sink = f.open(EventClass::Standard)?;
-        let dead = DeadLetters::new(f.connect()?, &f.keys);
         Ok(Worker {
             rt,
             c,
             sink,
-            dead,
+            ledger: ItemLedger::new(f.clone()),
             stop,
             n: Counters::default(),
             tags: TagCache::default(),
@@ -296,8 +436,22 @@ impl Worker {
     }
 
     /// Processes messages until the cycle ends: those other workers received, or a batch of its own when nothing
-    /// waits and no other worker is receiving.
-    fn run(mut self, share: &MessageShare<Message>) -> Result<Counters, PullerError> {
+    /// waits and no other worker is receiving. No receive starts after `deadline` (the cycle's bound).
+    fn run(mut self, share: &MessageShare<Message>, deadline: Instant) -> WorkerEnd {
+        let error = self.work(share, deadline).err();
+        self.n.written = self.sink.sent;
+        self.n.discarded_files = self.ledger.discarded;
+        WorkerEnd {
+            counters: self.n,
+            error,
+        }
+    }
+
+    fn work(
+        &mut self,
+        share: &MessageShare<Message>,
+        deadline: Instant,
+    ) -> Result<(), PullerError> {
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 // Messages not started yet are left: they come back after their visibility timeout.
@@ -307,7 +461,8 @@ impl Worker {
             let received = match share.next() {
                 Next::Done => break,
                 Next::Process(m) => m,
-                // A turn dropped without a batch (stop, error) ends the cycle for every worker.
+                // A turn dropped without a batch (stop, error, the cycle's bound) ends the cycle for every worker.
+                Next::Receive(_) if Instant::now() >= deadline => break,
                 Next::Receive(turn) => match self.receive()? {
                     Some(batch) => match turn.received(batch) {
                         Some(m) => m,
@@ -321,7 +476,7 @@ impl Worker {
                 return Err(e);
             }
         }
-        Ok(self.n)
+        Ok(())
     }
 
     /// One ReceiveMessage (long poll); None when the puller stops meanwhile.
@@ -337,6 +492,7 @@ impl Worker {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send();
         let stop = self.stop.clone();
+        let started = Instant::now();
         let got = self.rt.block_on(async {
             tokio::select! {
                 r = req => Some(r),
@@ -355,7 +511,11 @@ impl Worker {
             )
         })?;
         self.n.responses += 1;
-        Ok(Some(resp.messages.unwrap_or_default()))
+        let messages = resp.messages.unwrap_or_default();
+        if messages.is_empty() {
+            self.n.idle += started.elapsed();
+        }
+        Ok(Some(messages))
     }
 
     fn origin(&self, m: &Message) -> String {
@@ -393,7 +553,6 @@ impl Worker {
                 "received {count} times (max_receive_count {}): never processed successfully",
                 self.cfg.max_receive_count
             );
-            log::error!("Message {} {reason}; set aside", self.origin(&m));
             self.set_aside_message(&m, &reason)?;
             Outcome::Ack
         } else {
@@ -463,19 +622,11 @@ impl Worker {
     fn set_aside_message(&mut self, m: &Message, reason: &str) -> Result<(), PullerError> {
         self.n.set_aside_messages += 1;
         let origin = self.origin(m);
-        self.dead
-            .put(&origin, reason, m.body().unwrap_or("").as_bytes())
-            .map_err(|e| {
-                PullerError::new(
-                    logferry_input::PullerErrorType::QueueError,
-                    403,
-                    format!("cannot write dead letter: {e}"),
-                )
-            })
+        self.ledger
+            .set_aside(&origin, reason, m.body().unwrap_or("").as_bytes())
     }
 
     fn bad_message(&mut self, m: &Message, reason: &str) -> Result<Outcome, PullerError> {
-        log::error!("Message {} cannot be processed: {reason}", self.origin(m));
         match self.cfg.bad_object_policy {
             BadObjectPolicy::SetAside => {
                 self.set_aside_message(m, reason)?;
@@ -493,6 +644,7 @@ impl Worker {
         let objects = match notify::parse(m.body().unwrap_or("")) {
             Ok(Notice::Objects(o)) => o,
             Ok(Notice::Skip(why)) => {
+                // A message that names no object (an `s3:TestEvent`): not a discarded file.
                 log::debug!("Message {} skipped: {why}", self.origin(m));
                 return Ok(Outcome::Ack);
             }
@@ -500,19 +652,33 @@ impl Worker {
         };
         let mut outcome = Outcome::Ack;
         for obj in objects {
+            // Digest files sign the log files: they hold no event, whatever `key_regex` says.
+            if is_cloudtrail_digest(&obj.key) {
+                self.ledger
+                    .discard(&obj.origin(), "a CloudTrail-Digest file (no events)");
+                continue;
+            }
             if let Some(re) = &self.cfg.key_regex {
                 if !re.is_match(&obj.key) {
-                    log::debug!("Discarded file {} (key_regex)", obj.origin());
-                    self.n.discarded_files += 1;
+                    self.ledger.discard(&obj.origin(), "key_regex");
                     continue;
                 }
             }
+            let location = format!("{{\"bucket\":{:?},\"key\":{:?}}}", obj.bucket, obj.key);
             match self.read_object(&obj, format) {
-                Ok(true) => {}
-                Ok(false) => self.n.discarded_files += 1,
+                Ok(ObjectRead::Discarded(why)) => self.ledger.discard(&obj.origin(), why),
+                Ok(ObjectRead::Whole(read)) => {
+                    self.ledger
+                        .settle(&obj.origin(), read, location.as_bytes())?
+                }
                 Err(ObjectError::Sink(e)) => return Err(e),
-                Err(ObjectError::Transient(why)) => {
-                    log::warn!(
+                Err(ObjectError::Transient { why, refused }) => {
+                    let level = match refused {
+                        true => log::Level::Error,
+                        false => log::Level::Warn,
+                    };
+                    log::log!(
+                        level,
                         "Object {} could not be read now ({why}); the message stays in the queue",
                         obj.origin()
                     );
@@ -520,37 +686,34 @@ impl Worker {
                 }
                 Err(ObjectError::Corrupt(why)) => {
                     self.n.bad_objects += 1;
-                    log::error!("Bad object {}: {why}", obj.origin());
                     match self.cfg.bad_object_policy {
                         BadObjectPolicy::SetAside => {
-                            self.dead
-                                .put(
-                                    &obj.origin(),
-                                    &why,
-                                    format!(
-                                        "{{\"bucket\":{:?},\"key\":{:?}}}",
-                                        obj.bucket, obj.key
-                                    )
-                                    .as_bytes(),
-                                )
-                                .map_err(|e| {
-                                    PullerError::new(
-                                        logferry_input::PullerErrorType::QueueError,
-                                        403,
-                                        format!("cannot write dead letter: {e}"),
-                                    )
-                                })?;
+                            self.ledger
+                                .set_aside(&obj.origin(), &why, location.as_bytes())?;
                         }
-                        BadObjectPolicy::Retry => outcome = Outcome::Leave,
+                        BadObjectPolicy::Retry => {
+                            log::error!("Bad object {} (left in the queue): {why}", obj.origin());
+                            outcome = Outcome::Leave;
+                        }
                     }
+                }
+                Err(ObjectError::Unreadable(why)) => {
+                    // No retry can fix it (no such bucket, access denied): set aside at once, whatever the policy.
+                    self.n.bad_objects += 1;
+                    self.ledger
+                        .set_aside(&obj.origin(), &why, location.as_bytes())?;
                 }
             }
         }
         Ok(outcome)
     }
 
-    /// Reads one object into the sink. Ok(false) when the object was discarded (type not collected).
-    fn read_object(&mut self, obj: &ObjectRef, format: ObjectFormat) -> Result<bool, ObjectError> {
+    /// Reads one object into the sink.
+    fn read_object(
+        &mut self,
+        obj: &ObjectRef,
+        format: ObjectFormat,
+    ) -> Result<ObjectRead, ObjectError> {
         self.n.objects += 1;
         let got = self.rt.block_on(
             self.c
@@ -563,12 +726,14 @@ impl Worker {
         let resp = match got {
             Ok(r) => r,
             Err(e) => {
-                let text = err_text(&e);
-                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key());
-                return Err(if missing {
-                    ObjectError::Corrupt(format!("object not found: {text}"))
-                } else {
-                    ObjectError::Transient(text)
+                let why = err_text(&e);
+                return Err(match healing(&e) {
+                    Healing::Permanent => ObjectError::Unreadable(why),
+                    Healing::Refused => ObjectError::Transient { why, refused: true },
+                    Healing::Transient => ObjectError::Transient {
+                        why,
+                        refused: false,
+                    },
                 });
             }
         };
@@ -600,14 +765,22 @@ impl Worker {
             account,
             region,
             line_kind: None,
-            discard: false,
+            discard: None,
+            accounted: 0,
             units: 0,
             times: HourCache::default(),
         };
         let stats = decode::read_object(body, em.cfg.compression, cut, &mut em)?;
-        let discarded = em.discard;
+        let (discarded, accounted_units) = (em.discard, em.accounted);
         self.n.bytes += stats.bytes;
-        Ok(!discarded)
+        Ok(match discarded {
+            Some(why) => ObjectRead::Discarded(why),
+            None => ObjectRead::Whole(ItemRead {
+                content_bytes: stats.bytes,
+                units: stats.units,
+                accounted_units,
+            }),
+        })
     }
 
     fn handle_direct(&mut self, m: &Message, kind: DirectKind) -> Result<Outcome, PullerError> {
@@ -615,6 +788,10 @@ impl Worker {
         let now = logferry::time::now_ms();
         match kind {
             DirectKind::Body => {
+                if body.trim().is_empty() {
+                    let origin = self.origin(m);
+                    self.ledger.discard(&origin, "an empty message body");
+                }
                 for line in body.lines().filter(|l| !l.trim().is_empty()) {
                     let tag = self.cfg.tag.render(TagVars {
                         event_type: &self.cfg.event_type_default,
@@ -928,7 +1105,7 @@ impl Read for BodyReader {
                 Err(e) => {
                     return Err(std::io::Error::other(TransportError(format!(
                         "reading the object body: {}",
-                        err_text(&e)
+                        cause_chain(&e)
                     ))))
                 }
             }
@@ -958,7 +1135,10 @@ struct Emitter<'a> {
     account: String,
     region: String,
     line_kind: Option<LineKind>,
-    discard: bool,
+    /// Why the rest of the object is not collected (None: it is).
+    discard: Option<String>,
+    /// Units that became events or were set aside one by one.
+    accounted: u64,
     units: u64,
     times: HourCache,
 }
@@ -984,6 +1164,7 @@ impl Emitter<'_> {
         message: &str,
         object: bool,
     ) -> Result<(), ObjectError> {
+        self.accounted += 1;
         let Emitter {
             w,
             cfg,
@@ -1052,7 +1233,10 @@ impl Emitter<'_> {
     fn tick(&mut self) -> Result<(), ObjectError> {
         self.units += 1;
         if self.units.is_multiple_of(1024) && self.w.stop.load(Ordering::Relaxed) {
-            return Err(ObjectError::Transient("stopping".into()));
+            return Err(ObjectError::Transient {
+                why: "stopping".into(),
+                refused: false,
+            });
         }
         Ok(())
     }
@@ -1060,21 +1244,15 @@ impl Emitter<'_> {
     fn bad_record(&mut self, bytes: &[u8], index: u64, e: &str) -> Result<(), ObjectError> {
         let origin = format!("{}#Records[{index}]", self.obj.origin());
         self.w.n.bad_objects += 1;
-        log::error!("Bad record {origin}: {e}");
+        self.accounted += 1;
         self.w
-            .dead
-            .put(
+            .ledger
+            .set_aside(
                 &origin,
                 &format!("undecodable JSON record: {e}"),
                 &bytes[..bytes.len().min(1 << 20)],
             )
-            .map_err(|e| {
-                ObjectError::Sink(PullerError::new(
-                    logferry_input::PullerErrorType::QueueError,
-                    403,
-                    e.to_string(),
-                ))
-            })
+            .map_err(ObjectError::Sink)
     }
 
     /// The kind of a `non-cloudwatch-logs` file, decided on its first line; None when the line is skipped (a
@@ -1102,12 +1280,7 @@ impl Emitter<'_> {
             LineKind::CloudFront => cloudfront,
         };
         if !wanted {
-            log::info!(
-                "Discarded file {}: {:?} logs are not in the service's types",
-                self.obj.origin(),
-                kind
-            );
-            self.discard = true;
+            self.discard = Some(format!("{kind:?} logs are not in the service's types"));
             return None;
         }
         self.line_kind = Some(kind);
@@ -1143,7 +1316,7 @@ impl Out for Emitter<'_> {
     }
 
     fn line(&mut self, text: &str, line_no: u64) -> Result<(), ObjectError> {
-        if self.discard {
+        if self.discard.is_some() {
             return Ok(());
         }
         self.tick()?;
@@ -1195,6 +1368,55 @@ pub fn umbrella_type(key: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A GetObject error answered by S3 with `status`, `code` and `message`.
+    fn s3_error(
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> SdkError<aws_sdk_s3::operation::get_object::GetObjectError, HttpResponse> {
+        let meta = aws_sdk_s3::error::ErrorMetadata::builder()
+            .code(code)
+            .message(message)
+            .build();
+        let raw = HttpResponse::new(
+            status.try_into().unwrap(),
+            aws_sdk_s3::primitives::SdkBody::empty(),
+        );
+        SdkError::service_error(
+            aws_sdk_s3::operation::get_object::GetObjectError::generic(meta),
+            raw,
+        )
+    }
+
+    #[test]
+    fn s3_errors_heal_or_not() {
+        let cases = [
+            (404, "NoSuchBucket", Healing::Permanent),
+            (404, "NoSuchKey", Healing::Permanent),
+            (403, "AccessDenied", Healing::Permanent),
+            (403, "InvalidAccessKeyId", Healing::Refused),
+            (403, "SignatureDoesNotMatch", Healing::Refused),
+            (400, "ExpiredToken", Healing::Transient),
+            (400, "RequestTimeout", Healing::Transient),
+            (429, "TooManyRequests", Healing::Transient),
+            (503, "SlowDown", Healing::Transient),
+            (500, "InternalError", Healing::Transient),
+        ];
+        for (status, code, expected) in cases {
+            assert_eq!(
+                healing(&s3_error(status, code, "m")),
+                expected,
+                "{status} {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_aws_error_says_its_code_and_message_once() {
+        let e = s3_error(404, "NoSuchKey", "The specified key does not exist.");
+        assert_eq!(err_text(&e), "NoSuchKey: The specified key does not exist.");
+    }
 
     #[test]
     fn key_parts() {

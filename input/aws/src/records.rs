@@ -316,7 +316,10 @@ fn split_records_up_to<R: Read>(
         return Err(s.truncated());
     }
     if !s.seen_records {
-        log::debug!("JSON document without a \"Records\" array");
+        // Not a CloudTrail file: reading it as one would yield nothing, and acknowledging it would drop it in silence.
+        return Err(ObjectError::Corrupt(
+            "JSON document without a top-level \"Records\" array (not a CloudTrail file)".into(),
+        ));
     }
     Ok(stats)
 }
@@ -2075,16 +2078,16 @@ mod tests {
 
     #[test]
     fn empty_blank_and_bom_documents() {
-        for doc in [
-            "",
-            "   \n",
-            "\u{feff}",
-            "\u{feff}  {}",
-            "{}",
-            "{\"Records\":[]}",
-        ] {
+        for doc in ["", "   \n", "\u{feff}", "{\"Records\":[]}"] {
             let got = split(doc.as_bytes(), 1).unwrap();
             assert!(got.records.is_empty(), "{doc:?}");
+        }
+        // A document without `Records` is not a CloudTrail file: a bad object, never an empty one.
+        for doc in ["{}", "\u{feff}  {}", "{\"eventName\":\"x\"}"] {
+            assert!(
+                matches!(split(doc.as_bytes(), 1), Err(ObjectError::Corrupt(why)) if why.contains("Records")),
+                "{doc:?}"
+            );
         }
         let got = split("\u{feff}{\"Records\":[{\"a\":1}]}".as_bytes(), 2).unwrap();
         assert_eq!(got.records.len(), 1);

@@ -432,3 +432,47 @@ outputs:
         )
     }
 }
+
+/// The log lines of this test process (`LEVEL text`), for tests that check what the pullers say. Each test binary
+/// that uses it installs it once ([`CapturedLog::install`]); nextest runs each test in its own process.
+pub struct CapturedLog(std::sync::Mutex<Vec<String>>);
+
+static CAPTURED: CapturedLog = CapturedLog(std::sync::Mutex::new(Vec::new()));
+
+impl CapturedLog {
+    /// Installs the capture as the process's logger (DEBUG and above) and returns it.
+    pub fn install() -> &'static CapturedLog {
+        if log::set_logger(&CAPTURED).is_ok() {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+        &CAPTURED
+    }
+
+    /// The captured lines that contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+}
+
+impl log::Log for CapturedLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Debug
+            && !m.target().starts_with("aws")
+            && !m.target().starts_with("hyper")
+    }
+
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            let line = format!("{} {}", r.level(), r.args());
+            eprintln!("{line}");
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        }
+    }
+
+    fn flush(&self) {}
+}
