@@ -12,6 +12,7 @@ pub mod lookup;
 pub mod memory;
 pub mod process;
 pub mod queue;
+pub mod redact;
 pub mod redis_conn;
 pub mod resp;
 pub mod state;

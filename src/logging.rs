@@ -62,6 +62,7 @@ fn forward_internal(record: &log::Record) {
     }
     let level = record.level().as_str().to_ascii_lowercase();
     let message = format!("{}::{} -> {}", process_name(), thread_name(), record.args());
+    let message = crate::redact::redact(&message).into_owned();
     let event = Event::new(
         format!("devo.collectors.out.local.{level}"),
         crate::time::now_ms(),
@@ -111,12 +112,13 @@ pub fn init(debug: bool) {
             log::Level::Warn => "WARNING",
             l => l.as_str(),
         };
+        let message = record.args().to_string();
         writeln!(
             buf,
             "{now} {level} {}::{} -> {}",
             process_name(),
             thread_name(),
-            record.args()
+            crate::redact::redact(&message)
         )
     });
     builder.target(env_logger::Target::Stdout);
