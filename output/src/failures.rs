@@ -127,12 +127,15 @@ mod tests {
             waits,
             [200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 60000, 60000]
         );
-        assert_eq!(FailureReport::wait(&busy(Some(5)), 1), Duration::from_secs(5));
-        assert_eq!(FailureReport::wait(&busy(Some(5)), 10), Duration::from_secs(60));
         assert_eq!(
-            FailureReport::wait(&busy(Some(86_400)), 1),
-            MAX_RETRY_AFTER
+            FailureReport::wait(&busy(Some(5)), 1),
+            Duration::from_secs(5)
         );
+        assert_eq!(
+            FailureReport::wait(&busy(Some(5)), 10),
+            Duration::from_secs(60)
+        );
+        assert_eq!(FailureReport::wait(&busy(Some(86_400)), 1), MAX_RETRY_AFTER);
         let refused = SendError::Rejected {
             destination: "d".into(),
             status: 403,

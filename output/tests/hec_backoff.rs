@@ -107,7 +107,10 @@ fn failing_then_recovered(
         "{lines} lines for {channels} failing channel(s): one per state change expected\n{}",
         c.log_tail()
     );
-    assert!(delivered(rx).is_empty(), "nothing is accepted while failing");
+    assert!(
+        delivered(rx).is_empty(),
+        "nothing is accepted while failing"
+    );
     recover();
     c.wait_all_seqs(COUNT, Duration::from_secs(60), || delivered(rx));
     c.wait_log("delivering again after", Duration::from_secs(10));
@@ -129,7 +132,10 @@ fn refused_token_is_an_error_naming_the_output_and_is_retried_slowly() {
         .find(|l| l.contains("set outputs.hec.config.token"))
         .unwrap();
     assert!(line.contains(" ERROR "), "{line}");
-    assert!(line.contains("status 403") && line.contains("Invalid token"), "{line}");
+    assert!(
+        line.contains("status 403") && line.contains("Invalid token"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -140,6 +146,12 @@ fn busy_indexer_is_left_alone_for_its_retry_after() {
         rx.control(json!({"busy": 0}))
     });
     let text = c.log_text();
-    let line = text.lines().find(|l| l.contains("is busy (status 503)")).unwrap();
-    assert!(line.contains(" WARNING ") && line.contains("retrying in 5.0 s"), "{line}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("is busy (status 503)"))
+        .unwrap();
+    assert!(
+        line.contains(" WARNING ") && line.contains("retrying in 5.0 s"),
+        "{line}"
+    );
 }

@@ -75,7 +75,6 @@ impl Receiver {
     }
 }
 
-
 impl Receiver {
     /// Seconds (since the receiver started) of every event post, refused ones included, per channel.
     pub fn post_times(&self) -> Vec<Vec<f64>> {
@@ -83,7 +82,13 @@ impl Receiver {
             .as_object()
             .map(|m| {
                 m.values()
-                    .map(|t| t.as_array().unwrap().iter().filter_map(Value::as_f64).collect())
+                    .map(|t| {
+                        t.as_array()
+                            .unwrap()
+                            .iter()
+                            .filter_map(Value::as_f64)
+                            .collect()
+                    })
                     .collect()
             })
             .unwrap_or_default()
