@@ -109,7 +109,11 @@ fn walk(value: &Value, path: &str, secret_key: bool, too_short: &mut Vec<String>
     match value {
         Value::Object(map) => {
             for (k, v) in map {
-                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 walk(v, &child, is_secret_key(k), too_short);
             }
         }
@@ -118,21 +122,21 @@ fn walk(value: &Value, path: &str, secret_key: bool, too_short: &mut Vec<String>
                 walk(v, &format!("{path}[{i}]"), secret_key, too_short);
             }
         }
-        Value::String(s) if secret_key && !s.is_empty() => {
-            if !register(s) {
-                too_short.push(path.to_owned());
-            }
-        }
+        Value::String(s) if secret_key => register_at(s, path, too_short),
         Value::String(s) => {
             if let Some((start, end)) = userinfo_password(s) {
-                let password = &s[start..end];
-                let registered = register(password) | register(&percent_decoded(password));
-                if !password.is_empty() && !registered {
-                    too_short.push(path.to_owned());
-                }
+                register_at(&s[start..end], path, too_short);
+                register(&percent_decoded(&s[start..end]));
             }
         }
         _ => {}
+    }
+}
+
+/// Registers the secret found at `path`, noting the path when it is too short to be masked.
+fn register_at(secret: &str, path: &str, too_short: &mut Vec<String>) {
+    if !secret.is_empty() && !register(secret) {
+        too_short.push(path.to_owned());
     }
 }
 
@@ -187,9 +191,18 @@ mod tests {
             url_without_password("redis://user:p@ss@host:6379"),
             "redis://user:***@host:6379"
         );
-        assert_eq!(url_without_password("redis://host:6379/0"), "redis://host:6379/0");
-        assert_eq!(url_without_password("redis://user@host/a@b"), "redis://user@host/a@b");
-        assert_eq!(url_without_password("unix:///run/redis.sock"), "unix:///run/redis.sock");
+        assert_eq!(
+            url_without_password("redis://host:6379/0"),
+            "redis://host:6379/0"
+        );
+        assert_eq!(
+            url_without_password("redis://user@host/a@b"),
+            "redis://user@host/a@b"
+        );
+        assert_eq!(
+            url_without_password("unix:///run/redis.sock"),
+            "unix:///run/redis.sock"
+        );
     }
 
     #[test]

@@ -72,11 +72,10 @@ impl Supervisor {
                 (Some(r), url)
             }
             Persistence::Redis { url } => {
-                logferry::redis_conn::connect(url, Duration::from_secs(30))
-                    .map_err(|e| {
-                        let shown = logferry::redact::url_without_password(url);
-                        format!("cannot reach Redis at {shown}: {e}")
-                    })?;
+                logferry::redis_conn::connect(url, Duration::from_secs(30)).map_err(|e| {
+                    let shown = logferry::redact::url_without_password(url);
+                    format!("cannot reach Redis at {shown}: {e}")
+                })?;
                 (None, url.clone())
             }
         };
