@@ -65,22 +65,26 @@ pub fn url_without_password(url: &str) -> Cow<'_, str> {
     }
 }
 
-/// Byte range of the password in `scheme://user:password@host...`.
+/// Byte range of the password in `scheme://user:password@host...`. The password may hold any character but `@`
+/// unescaped (`/` included: a URL that does not parse is printed too); the user name holds no `/`, `?`, `#`.
 fn userinfo_password(url: &str) -> Option<(usize, usize)> {
     let authority_start = url.find("://")? + 3;
     let rest = &url[authority_start..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let at = rest[..authority_len].rfind('@')?;
+    let at = rest.rfind('@')?;
     let colon = rest[..at].find(':')?;
+    if rest[..colon].contains(['/', '?', '#']) {
+        return None;
+    }
     Some((authority_start + colon + 1, authority_start + at))
 }
 
 /// Whether a configuration key names a secret (keys, tokens, passwords: `access_secret`,
-/// `aws_secret_access_key`, `access_key_secret`, `security_token`, `session_token`, `token`, `password`...).
+/// `aws_secret_access_key`, `access_key_secret`, `security_token`, `session_token`, `token`, `password`, the
+/// assume-role `external_id`...).
 /// Key ids (`access_key`, `access_key_id`) are not secrets: operators need them in the log.
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["secret", "token", "password", "passwd", "passphrase"]
+    ["secret", "token", "password", "passwd", "passphrase", "external_id"]
         .iter()
         .any(|word| key.contains(word))
 }

@@ -48,14 +48,25 @@ class H(BaseHTTPRequestHandler):
             self.reply(401, {"text": "Token is required", "code": 2})
             return False
         with lock:
-            accepted, echo = state["token"], state["echo_headers"]
+            accepted = state["token"]
         if a != "Splunk " + accepted:
-            text = "Invalid token"
-            if echo:
-                text += "; request headers: " + "; ".join(f"{k}: {v}" for k, v in self.headers.items())
-            self.reply(403, {"text": text, "code": 4})
+            self.reply(403, {"text": self.echoed("Invalid token"), "code": 4})
             return False
         return True
+
+    def echoed(self, text):
+        """`text`, followed by the request line and headers when echo_headers is on."""
+        with lock:
+            if not state["echo_headers"]:
+                return text
+        headers = "; ".join(f"{k}: {v}" for k, v in self.headers.items())
+        return f"{text}; request: {self.command} {self.path}; request headers: {headers}"
+
+    def not_found(self):
+        with lock:
+            echo = state["echo_headers"]
+        # Echoing servers (proxies, misconfigured gateways) refuse what they do not know, repeating the request.
+        self.reply(403 if echo else 404, {"text": self.echoed("not found"), "Message": self.echoed("Forbidden")})
 
     def do_GET(self):
         if self.path.startswith("/services/collector/health"):
@@ -63,7 +74,7 @@ class H(BaseHTTPRequestHandler):
         if self.path == "/received":
             with lock:
                 return self.reply(200, dict(stats, events=list(received)))
-        self.reply(404, {"text": "not found"})
+        self.not_found()
 
     def do_POST(self):
         data = self.body()
@@ -71,6 +82,8 @@ class H(BaseHTTPRequestHandler):
             with lock:
                 state.update(json.loads(data))
             return self.reply(200, {"ok": True})
+        if not self.path.startswith("/services/collector"):
+            return self.not_found()
         channel = self.headers.get("X-Splunk-Request-Channel")
         if self.path.startswith("/services/collector/event"):
             with lock:
@@ -94,7 +107,7 @@ class H(BaseHTTPRequestHandler):
                         del ch["acks"][i]  # a confirmed id is forgotten
             return self.reply(200, {"acks": out})
         if not self.path.startswith("/services/collector/event"):
-            return self.reply(404, {"text": "not found"})
+            return self.not_found()
         if not channel:
             return self.reply(400, {"text": "Data channel is missing", "code": 10})
         with lock:
