@@ -2,7 +2,8 @@
 //!
 //! The process name is set after each fork (`MainProcess`, `InputProcess`, `OutputProcess`); the thread name is
 //! the Rust thread's name (`MainThread` for the main thread). Records at INFO and above can also be copied to a
-//! channel that a process turns into internal events (tag `devo.collectors.out.local.<level>`).
+//! channel that a process turns into internal events (tag `devo.collectors.out.local.<level>`). Both pass through
+//! [`crate::redact`]: no secret of the configuration leaves in a line or an internal event.
 
 use crate::event::Event;
 use crossbeam_channel::{Receiver, Sender, TrySendError};

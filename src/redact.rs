@@ -84,9 +84,16 @@ fn userinfo_password(url: &str) -> Option<(usize, usize)> {
 /// Key ids (`access_key`, `access_key_id`) are not secrets: operators need them in the log.
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["secret", "token", "password", "passwd", "passphrase", "external_id"]
-        .iter()
-        .any(|word| key.contains(word))
+    [
+        "secret",
+        "token",
+        "password",
+        "passwd",
+        "passphrase",
+        "external_id",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
 }
 
 /// Registers every secret of the configuration file: the string value of every key named like a secret
