@@ -7,10 +7,10 @@ mod common;
 
 use common::hec::Receiver;
 use logferry_testkit::collector::{logferry_bin, Collector};
-use logferry_testkit::{free_port, RedisServer, TempDir};
+use logferry_testkit::{free_port, wait_until, RedisServer, TempDir};
 use serde_json::json;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const HEC_TOKEN: &str = "hec-Secret-Token-4711";
 /// The token the receiver accepts (the `siem` output, which receives the internal events).
@@ -27,6 +27,7 @@ const REDIS_PASSWORD_SLASH: &str = "redis-Pass/word-4717";
 fn secret_forms() -> Vec<String> {
     let mut forms: Vec<String> = [
         HEC_TOKEN,
+        SIEM_TOKEN,
         ALIBABA_SECRET,
         ALIBABA_STS,
         AWS_SECRET,
@@ -51,18 +52,6 @@ fn assert_no_secret(what: &str, text: &str) {
             "{what} shows the secret {secret}:\n{text}"
         );
     }
-}
-
-/// Whether `cond` held before `deadline` (checked every 100 ms).
-fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + deadline;
-    while !cond() {
-        if Instant::now() > until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    true
 }
 
 fn run_config(dir: &Path, persistence: &str, inputs: &str, outputs: &str) -> String {
@@ -128,17 +117,15 @@ fn secrets_echoed_by_servers_are_masked_in_the_log_and_in_internal_events() {
     };
     // The refusal of each echoing request reached the log and, through the internal events, the SIEM.
     let echoed = |text: &str, what: &str| text.contains("request headers") && text.contains(what);
-    let delivered = wait_for(Duration::from_secs(90), || {
-        let events = internal();
-        ECHOED
-            .iter()
-            .all(|what| events.iter().any(|e| echoed(e, what)))
-    });
-    assert!(
-        delivered,
-        "echoed refusals not delivered as internal events: {:?}\n{}",
-        internal(),
-        c.log_tail()
+    wait_until(
+        Duration::from_secs(90),
+        "echoed refusals delivered as internal events",
+        || {
+            let events = internal();
+            ECHOED
+                .iter()
+                .all(|what| events.iter().any(|e| echoed(e, what)))
+        },
     );
     assert_no_secret("the internal events", &internal().join("\n"));
     let log = c.log_text();
