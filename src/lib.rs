@@ -13,6 +13,7 @@ pub mod memory;
 pub mod panic_hook;
 pub mod process;
 pub mod queue;
+pub mod redact;
 pub mod redis_conn;
 pub mod resp;
 pub mod state;

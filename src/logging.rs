@@ -2,7 +2,8 @@
 //!
 //! The process name is set after each fork (`MainProcess`, `InputProcess`, `OutputProcess`); the thread name is
 //! the Rust thread's name (`MainThread` for the main thread). Records at INFO and above can also be copied to a
-//! channel that a process turns into internal events (tag `devo.collectors.out.local.<level>`).
+//! channel that a process turns into internal events (tag `devo.collectors.out.local.<level>`). Both pass through
+//! [`crate::redact`]: no secret of the configuration leaves in a line or an internal event.
 
 use crate::event::Event;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -62,6 +63,7 @@ fn forward_internal(record: &log::Record) {
     }
     let level = record.level().as_str().to_ascii_lowercase();
     let message = format!("{}::{} -> {}", process_name(), thread_name(), record.args());
+    let message = crate::redact::redact(&message).into_owned();
     let event = Event::new(
         format!("devo.collectors.out.local.{level}"),
         crate::time::now_ms(),
@@ -111,12 +113,13 @@ pub fn init(debug: bool) {
             log::Level::Warn => "WARNING",
             l => l.as_str(),
         };
+        let message = record.args().to_string();
         writeln!(
             buf,
             "{now} {level} {}::{} -> {}",
             process_name(),
             thread_name(),
-            record.args()
+            crate::redact::redact(&message)
         )
     });
     builder.target(env_logger::Target::Stdout);

@@ -54,7 +54,9 @@ fn demo_events_all_arrive_at_a_syslog_receiver() {
     assert_eq!(code, 0, "{}", c.log_tail());
     let log = c.log_text();
     assert!(
-        log.contains("InputProcess::DemoPuller(demo,7,trail,predefined) -> Data collection completed"),
+        log.contains(
+            "InputProcess::DemoPuller(demo,7,trail,predefined) -> Data collection completed"
+        ),
         "{}",
         c.log_tail()
     );

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod failures;
 pub mod manager;
 pub mod process;
 pub mod sender;

@@ -2,6 +2,7 @@
 //! and a monitor that logs the seeds' statistics lines every `sender_stats_period_in_sec`.
 
 use crate::config::OutputSpec;
+use crate::failures::{FailureReport, Stage};
 use crate::sender::{Batch, QueueUsage, Sender, SenderInfo};
 use logferry::config::Globals;
 use logferry::event::EventClass;
@@ -214,14 +215,13 @@ struct PoolWorker {
 impl PoolWorker {
     fn run(mut self) {
         let mut pending: Vec<Batch> = Vec::with_capacity(self.batches_per_send);
-        let mut failures = 0u32;
+        let mut failures = FailureReport::default();
         loop {
             if pending.is_empty() {
                 match self.rx.recv_timeout(Duration::from_millis(200)) {
                     Ok(b) => pending.push(b),
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                        self.poll();
-                        if self.hard_stop.load(Ordering::Relaxed) {
+                        if !self.poll(&mut failures) || self.hard_stop.load(Ordering::Relaxed) {
                             break;
                         }
                         continue;
@@ -242,7 +242,7 @@ impl PoolWorker {
                 .sum();
             match self.sender.send(&mut pending) {
                 Ok(()) => {
-                    failures = 0;
+                    failures.succeeded(Stage::Send);
                     // Batches the sender kept (deferred acknowledgement) are counted when it completes them.
                     let kept: u64 =
                         events - pending.iter().map(|b| b.events.len() as u64).sum::<u64>();
@@ -254,22 +254,19 @@ impl PoolWorker {
                     self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    failures += 1;
-                    let wait = Duration::from_millis(100 * (1u64 << failures.min(9)))
-                        .min(Duration::from_secs(60));
-                    if failures == 1 || failures.is_multiple_of(10) {
-                        log::warn!(
-                            "{e} ({} events held, attempt {failures}); retrying in {:.1} s",
-                            events,
-                            wait.as_secs_f64()
-                        );
-                    }
+                    // The next attempt comes after the wait, whoever holds the batches now (a sender that staged
+                    // them retries from its poll): no poll right after a failed send.
+                    let held = self.held(pending.len());
+                    let wait = failures.failed(&e, Stage::Send, &held);
                     if !logferry::process::sleep_unless(&self.hard_stop, wait) {
                         break;
                     }
+                    continue;
                 }
             }
-            self.poll();
+            if !self.poll(&mut failures) {
+                break;
+            }
         }
         self.sender.close();
         self.status.connection_open.store(false, Ordering::Relaxed);
@@ -278,10 +275,28 @@ impl PoolWorker {
         }
     }
 
-    fn poll(&mut self) {
-        if let Err(e) = self.sender.poll() {
-            log::warn!("{e}");
+    /// What waits for the destination, for the failure lines.
+    fn held(&self, pending: usize) -> String {
+        format!("{} batches", pending + self.sender.in_flight())
+    }
+
+    /// Lets the sender poll; a failure is reported and waited on like a failed send. False: stop requested.
+    fn poll(&mut self, failures: &mut FailureReport) -> bool {
+        let result = self.sender.poll();
+        self.update_status();
+        match result {
+            Ok(()) => {
+                failures.succeeded(Stage::Poll);
+                true
+            }
+            Err(e) => {
+                let wait = failures.failed(&e, Stage::Poll, &self.held(0));
+                logferry::process::sleep_unless(&self.hard_stop, wait)
+            }
         }
+    }
+
+    fn update_status(&self) {
         self.status
             .connection_open
             .store(self.sender.is_connection_open(), Ordering::Relaxed);

@@ -113,6 +113,33 @@ pub enum SendError {
     },
 }
 
+impl SendError {
+    /// The failure's kind for the worker's report (`Busy 503`): a new kind is reported at once.
+    pub fn kind(&self) -> String {
+        match self {
+            SendError::Connect { .. } => "Connect".to_owned(),
+            SendError::Tls { .. } => "Tls".to_owned(),
+            SendError::Write { .. } => "Write".to_owned(),
+            SendError::Rejected { status, .. } => format!("Rejected {status}"),
+            SendError::Busy { status, .. } => format!("Busy {status}"),
+        }
+    }
+
+    /// How long the destination asked to be left alone (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SendError::Busy { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The destination refuses the data as sent (a bad token, a wrong path): retrying cannot fix it, the operator
+    /// must change the configuration (reported as an ERROR).
+    pub fn needs_operator(&self) -> bool {
+        matches!(self, SendError::Rejected { .. })
+    }
+}
+
 /// A sender: one connection to a destination, driven by one pool thread.
 pub trait Sender: Send {
     /// Delivers `batches`. `Ok`: every batch still in the vector was accepted (written and flushed) and the

@@ -5,85 +5,18 @@
 
 mod common;
 
+use common::hec::Receiver;
 use common::*;
 use logferry::event::Event;
 use logferry_output::senders::rejects::{RejectSink, Rejected};
 use logferry_output::senders::splunk_hec::{HecConfig, SplunkHecKind, SplunkHecSender};
 use logferry_output::{SendError, Sender};
 use logferry_testkit::senders::TestPki;
-use logferry_testkit::{free_port, wait_until, ChildGuard, TempDir};
+use logferry_testkit::wait_until;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-struct Receiver {
-    port: u16,
-    scheme: &'static str,
-    _guard: ChildGuard,
-    _dir: TempDir,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        Self::start_with(None)
-    }
-
-    /// `tls`: HTTPS with the PKI's server certificate.
-    fn start_with(tls: Option<&TestPki>) -> Receiver {
-        let dir = TempDir::new("hec");
-        let port = free_port();
-        let ready = dir.path().join("ready");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hec_receiver.py");
-        let mut cmd = Command::new("python3");
-        cmd.arg(script).arg(port.to_string()).arg("tok").arg(&ready);
-        if let Some(pki) = tls {
-            cmd.arg(pki.cert("server")).arg(pki.key("server"));
-        }
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let guard = ChildGuard {
-            child,
-            name: "hec_receiver.py".into(),
-        };
-        wait_until(Duration::from_secs(10), "HEC receiver ready", || {
-            ready.exists()
-        });
-        Receiver {
-            port,
-            scheme,
-            _guard: guard,
-            _dir: dir,
-        }
-    }
-    fn url(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.scheme, self.port)
-    }
-    fn control(&self, v: Value) {
-        ureq::post(&format!("{}/control", self.url()))
-            .send(v.to_string())
-            .unwrap();
-    }
-    fn received(&self) -> Value {
-        serde_json::from_str(
-            &ureq::get(&format!("{}/received", self.url()))
-                .call()
-                .unwrap()
-                .body_mut()
-                .read_to_string()
-                .unwrap(),
-        )
-        .unwrap()
-    }
-    fn events(&self) -> Vec<Value> {
-        self.received()["events"].as_array().unwrap().clone()
-    }
-}
 
 #[derive(Default)]
 struct Recorder(Mutex<Vec<Rejected>>);

@@ -132,3 +132,26 @@ fn config_errors_name_every_bad_field() {
         "{got:?}"
     );
 }
+
+#[test]
+fn multiline_events_is_checked_against_the_framing() {
+    let problems = |cfg: serde_json::Value| -> Vec<(ConfigErrorKind, String)> {
+        let mut cfg = cfg;
+        cfg["address"] = json!("127.0.0.1");
+        cfg["port"] = json!(514);
+        let (_, errs) = configure(&SyslogKind, "syslog", cfg, Path::new("."));
+        errs.iter().map(|e| (e.kind, e.path.clone())).collect()
+    };
+    let path = "outputs.out.config.multiline_events".to_owned();
+    assert_eq!(
+        problems(json!({"multiline_events": "split"})),
+        vec![(ConfigErrorKind::InvalidValue, path.clone())]
+    );
+    assert_eq!(
+        problems(json!({"framing": "octet_counting", "multiline_events": "escape"})),
+        vec![(ConfigErrorKind::Conflict, path)]
+    );
+    for ok in ["escape", "octet_counting"] {
+        assert_eq!(problems(json!({"multiline_events": ok})), vec![]);
+    }
+}

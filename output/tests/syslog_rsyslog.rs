@@ -98,3 +98,63 @@ fn tls_with_and_without_client_certificate() {
     );
     check(&mutual, "tlsmutual");
 }
+
+/// A pretty-printed JSON record, each of its lines marked with `label`.
+fn pretty_json(label: &str) -> String {
+    format!("{{\n  \"{label}_user\": \"alice\",\r\n  \"{label}_seq\": 1\n}}")
+}
+
+/// Sends one multi-line event with newline framing and `multiline_events: mode` (None: the default); returns
+/// rsyslog's lines that hold any part of it, once the event sent after it arrived.
+fn multi_line_event_through(rs: &Rsyslog, mode: Option<&str>, label: &str) -> Vec<String> {
+    let mut cfg = json!({"address": "127.0.0.1", "port": rs.port, "hostname": "loghost"});
+    if let Some(mode) = mode {
+        cfg["multiline_events"] = json!(mode);
+    }
+    let mut s = build_sender(&SyslogKind, "syslog", cfg, globals());
+    let event = Event::new("my.app.tag", T, pretty_json(label));
+    let last = Event::new("my.app.tag", T, format!("{label} after"));
+    send_completed(s.as_mut(), vec![event, last], "1-0");
+    s.close();
+    wait_until(
+        Duration::from_secs(15),
+        "the event after the multi-line one",
+        || {
+            rs.lines()
+                .iter()
+                .any(|l| l.contains(&format!("{label} after")))
+        },
+    );
+    rs.lines()
+        .into_iter()
+        .filter(|l| l.contains(label) && !l.contains(&format!("{label} after")))
+        .collect()
+}
+
+#[test]
+fn newline_framing_never_splits_a_multi_line_event() {
+    let rs = Rsyslog::start(None);
+    // Escaped, the default: the two characters `\n` (`\r`) stand for each line break. (RFC 3164 keeps the space
+    // after "TAG:".)
+    for (mode, label) in [(None, "defaulted"), (Some("escape"), "escaped")] {
+        let want = format!(
+            r#"loghost|my.app.tag| {{\n  "{label}_user": "alice",\r\n  "{label}_seq": 1\n}}"#
+        );
+        assert_eq!(
+            multi_line_event_through(&rs, mode, label),
+            vec![want],
+            "rsyslog stderr: {}",
+            rs.stderr()
+        );
+    }
+    // Octet-counted: rsyslog receives the line breaks and writes them as its #012 / #015 escapes.
+    assert_eq!(
+        multi_line_event_through(&rs, Some("octet_counting"), "counted"),
+        vec![
+            r#"loghost|my.app.tag| {#012  "counted_user": "alice",#015#012  "counted_seq": 1#012}"#
+                .to_owned()
+        ],
+        "rsyslog stderr: {}",
+        rs.stderr()
+    );
+}

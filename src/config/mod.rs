@@ -20,7 +20,8 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
-    /// Reads a YAML or JSON file (JSON is valid YAML, but `.json` files are parsed as JSON for exact errors).
+    /// Reads a YAML or JSON file (JSON is valid YAML, but `.json` files are parsed as JSON for exact errors), and
+    /// registers its secrets for redaction ([`crate::redact`]).
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(
@@ -30,6 +31,8 @@ impl ConfigFile {
             )
         })?;
         let root = Self::parse(&text, path.extension().is_some_and(|e| e == "json"))?;
+        // Before anything can log a value of the file (validation messages included).
+        crate::redact::register_config_secrets(&root);
         Ok(ConfigFile {
             path: path.to_path_buf(),
             root,

@@ -47,7 +47,7 @@ fn main() {
 fn validate(path: &std::path::Path) -> i32 {
     let v = plan::validate(path);
     for p in &v.problems {
-        println!("{p}");
+        println!("{}", logferry::redact::redact(&p.to_string()));
     }
     if v.problems.is_empty() {
         let plan = v.plan.expect("valid");
@@ -84,6 +84,12 @@ fn run(path: &std::path::Path) -> i32 {
     }
     for w in v.warnings() {
         log::warn!("{w} (ignored)");
+    }
+    for path in logferry::redact::unmasked_short_secrets() {
+        log::warn!(
+            "The secret at {path} is shorter than {} characters: it is not masked in log lines (use a longer one)",
+            logferry::redact::MIN_MASKED_LEN
+        );
     }
     let plan = v.plan.expect("no blocking problem");
     log::info!(

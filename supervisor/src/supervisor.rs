@@ -86,8 +86,10 @@ impl Supervisor {
                 (Some(r), url)
             }
             Persistence::Redis { url } => {
-                logferry::redis_conn::connect(url, Duration::from_secs(30))
-                    .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+                logferry::redis_conn::connect(url, Duration::from_secs(30)).map_err(|e| {
+                    let shown = logferry::redact::url_without_password(url);
+                    format!("cannot reach Redis at {shown}: {e}")
+                })?;
                 (None, url.clone())
             }
         };

@@ -120,7 +120,9 @@ pub async fn start(cfg: &ClientConfig, session_name: &str) -> Result<Session, Se
             } else {
                 SharedCredentialsProvider::new(first)
             };
-            base.into_builder().credentials_provider(provider).build()
+            base.into_builder()
+                .credentials_provider(SharedCredentialsProvider::new(MaskedInLogs(provider)))
+                .build()
         }
     };
     let sts = aws_sdk_sts::Client::new(&sdk);
@@ -166,6 +168,29 @@ impl Session {
             .await
             .ok()
             .map(|c| c.access_key_id().to_owned())
+    }
+}
+
+/// Registers each secret key and session token that assume-role hands out with the log redaction
+/// (`logferry::redact`): they are not in the config file, yet a server's error text may echo them.
+#[derive(Debug)]
+struct MaskedInLogs(SharedCredentialsProvider);
+
+impl aws_credential_types::provider::ProvideCredentials for MaskedInLogs {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            let credentials = self.0.provide_credentials().await?;
+            logferry::redact::register(credentials.secret_access_key());
+            if let Some(token) = credentials.session_token() {
+                logferry::redact::register(token);
+            }
+            Ok(credentials)
+        })
     }
 }
 

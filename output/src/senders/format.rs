@@ -18,8 +18,15 @@ pub enum HeaderFormat {
 /// How records are delimited on the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
-    /// Each record ends with `\n` (appended only when missing).
+    /// Each record ends with `\n` (appended only when missing); line breaks inside a message are sent as they are
+    /// (the console: for people, not for a receiver that splits on them).
     Newline,
+    /// Each record ends with `\n`; line breaks inside a message are escaped as the two characters `\n` (`\r`
+    /// for a carriage return), as rsyslog writes `#012`: a receiver splitting on newlines never cuts an event.
+    NewlineEscaped,
+    /// Each record ends with `\n`, except a message with line breaks: it is sent as one RFC 6587 octet-counted
+    /// frame (`LEN SP RECORD`), which a receiver detecting the framing per frame (rsyslog) keeps whole.
+    NewlineOrOctetCounted,
     /// RFC 6587 octet counting: `LEN SP RECORD`, LEN = byte length of RECORD (no trailing newline added).
     OctetCounting,
     /// Devo's framing: newline-terminated records; records whose message spans several lines are prefixed with
@@ -130,44 +137,76 @@ impl HeaderWriter {
 
     /// Appends one complete framed record for the event to `out`.
     pub fn record(&mut self, out: &mut Vec<u8>, time_ms: i64, tag: &str, message: &str) {
+        let body = message.strip_suffix('\n').unwrap_or(message).as_bytes();
         match self.framing {
-            Framing::Newline => {
-                self.header(out, time_ms, tag);
-                out.extend_from_slice(message.as_bytes());
-                if !message.ends_with('\n') {
-                    out.push(b'\n');
-                }
+            Framing::Newline => self.line(out, time_ms, tag, body, push_bytes),
+            Framing::NewlineEscaped => {
+                self.line(out, time_ms, tag, body, push_escaping_line_breaks)
             }
-            Framing::OctetCounting => {
-                let mut rec = std::mem::take(&mut self.scratch);
-                rec.clear();
-                self.header(&mut rec, time_ms, tag);
-                rec.extend_from_slice(message.strip_suffix('\n').unwrap_or(message).as_bytes());
-                push_decimal(out, rec.len());
-                out.push(b' ');
-                out.extend_from_slice(&rec);
-                self.scratch = rec;
+            Framing::NewlineOrOctetCounted if has_line_break(body) => {
+                self.octet_counted(out, time_ms, tag, body, b"")
             }
-            Framing::DevoMultiline => {
-                let body = message.strip_suffix('\n').unwrap_or(message);
-                if body.contains('\n') {
-                    let mut rec = std::mem::take(&mut self.scratch);
-                    rec.clear();
-                    self.header(&mut rec, time_ms, tag);
-                    rec.extend_from_slice(body.as_bytes());
-                    rec.push(b'\n');
-                    push_decimal(out, rec.len());
-                    out.push(b' ');
-                    out.extend_from_slice(&rec);
-                    self.scratch = rec;
-                } else {
-                    self.header(out, time_ms, tag);
-                    out.extend_from_slice(body.as_bytes());
-                    out.push(b'\n');
-                }
+            Framing::NewlineOrOctetCounted => self.line(out, time_ms, tag, body, push_bytes),
+            Framing::OctetCounting => self.octet_counted(out, time_ms, tag, body, b""),
+            Framing::DevoMultiline if memchr::memchr(b'\n', body).is_some() => {
+                self.octet_counted(out, time_ms, tag, body, b"\n")
             }
+            Framing::DevoMultiline => self.line(out, time_ms, tag, body, push_bytes),
         }
     }
+
+    /// `HEADER BODY\n`, the body written by `push`.
+    fn line(
+        &mut self,
+        out: &mut Vec<u8>,
+        time_ms: i64,
+        tag: &str,
+        body: &[u8],
+        push: fn(&mut Vec<u8>, &[u8]),
+    ) {
+        self.header(out, time_ms, tag);
+        push(out, body);
+        out.push(b'\n');
+    }
+
+    /// `LEN SP HEADER BODY TRAILER`, LEN the byte length of what follows the space.
+    fn octet_counted(
+        &mut self,
+        out: &mut Vec<u8>,
+        time_ms: i64,
+        tag: &str,
+        body: &[u8],
+        trailer: &[u8],
+    ) {
+        let mut rec = std::mem::take(&mut self.scratch);
+        rec.clear();
+        self.header(&mut rec, time_ms, tag);
+        rec.extend_from_slice(body);
+        rec.extend_from_slice(trailer);
+        push_decimal(out, rec.len());
+        out.push(b' ');
+        out.extend_from_slice(&rec);
+        self.scratch = rec;
+    }
+}
+
+fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(bytes);
+}
+
+fn has_line_break(text: &[u8]) -> bool {
+    memchr::memchr2(b'\n', b'\r', text).is_some()
+}
+
+/// Appends `text` with each `\n` written as the two characters `\n` and each `\r` as `\r`; text without line
+/// breaks costs one vectorised scan and one copy.
+fn push_escaping_line_breaks(out: &mut Vec<u8>, mut text: &[u8]) {
+    while let Some(at) = memchr::memchr2(b'\n', b'\r', text) {
+        out.extend_from_slice(&text[..at]);
+        out.extend_from_slice(if text[at] == b'\n' { b"\\n" } else { b"\\r" });
+        text = &text[at + 1..];
+    }
+    out.extend_from_slice(text);
 }
 
 fn push_millis(out: &mut Vec<u8>, ms: u32) {
@@ -300,6 +339,32 @@ mod tests {
             ),
             format!("{} {rec}", rec.len())
         );
+    }
+
+    #[test]
+    fn newline_framing_never_splits_an_event() {
+        let pretty = "{\n  \"a\": 1,\r\n  \"b\": \"x\"\n}\n";
+        assert_eq!(
+            one(HeaderFormat::Relay, Framing::NewlineEscaped, T, "t", pretty),
+            "<14>Jun 02 08:31:15 host1 t: {\\n  \"a\": 1,\\r\\n  \"b\": \"x\"\\n}\n"
+        );
+        let rec = "<14>Jun 02 08:31:15 host1 t: {\n  \"a\": 1,\r\n  \"b\": \"x\"\n}";
+        assert_eq!(
+            one(
+                HeaderFormat::Relay,
+                Framing::NewlineOrOctetCounted,
+                T,
+                "t",
+                pretty
+            ),
+            format!("{} {rec}", rec.len())
+        );
+        for framing in [Framing::NewlineEscaped, Framing::NewlineOrOctetCounted] {
+            assert_eq!(
+                one(HeaderFormat::Relay, framing, T, "t", "one line\n"),
+                "<14>Jun 02 08:31:15 host1 t: one line\n"
+            );
+        }
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! envelopes (`time` from the event, `host`/`index`/`sourcetype`/`source` from the config with a per-tag mapping),
 //! gzip-compressed, sent with the token on one channel GUID. With indexer acknowledgement a stream entry is
 //! completed only when every post holding its events is acknowledged (`ackId` polling); unacknowledged posts are
-//! re-posted after `ack_timeout_in_seconds`. 503/429 are retried with backoff; 401/403 are not retried quickly
-//! (the batch is held and the error logged); a post refused as invalid data is split until the bad event is
+//! re-posted after `ack_timeout_in_seconds`. A failed post returns its error and is retried by the next `send` or
+//! `poll`, which the pool worker delays by its backoff ([`crate::failures`]: 503/429 with `Retry-After` honoured,
+//! 401/403 an ERROR naming the output's token, retried no sooner than every 5 s); a post refused as invalid data is split until the bad event is
 //! isolated, which is reported and set aside ([`crate::senders::rejects`]) while the rest is delivered.
 
 use crate::config::{OutputKind, OutputSpec};
@@ -263,6 +264,8 @@ pub struct SplunkHecSender {
     agent: ureq::Agent,
     channel: String,
     name: String,
+    /// The output's name in the configuration (`outputs.<output>`), for the lines that tell what to change.
+    output: String,
     origin: String,
     reject: Arc<dyn RejectSink>,
     next_key: u64,
@@ -326,6 +329,7 @@ impl SplunkHecSender {
             agent,
             channel: channel_guid(),
             name: info.name.clone(),
+            output: output.to_owned(),
             origin: format!("output {output} ({})", info.name),
             reject,
             next_key: 0,
@@ -569,7 +573,11 @@ impl SplunkHecSender {
             401 | 403 => Err(SendError::Rejected {
                 destination,
                 status,
-                reason: format!("{reason} (check the token)"),
+                reason: format!(
+                    "{reason}: the HEC token of output {} is refused; set outputs.{}.config.token to a valid, \
+                     enabled token of this collector (events are held until it is accepted)",
+                    self.output, self.output
+                ),
             }),
             400..=499 => Err(SendError::Rejected {
                 destination,

@@ -1,6 +1,7 @@
 //! `syslog` / `in_house_relay` / `sidecar`: events to a syslog relay over TCP, optionally TLS (with or without a
 //! client certificate). Header: the DCSDK relay format `<14>Mon DD HH:MM:SS HOST TAG: MSG` (default) or RFC 5424;
-//! framing: newline (default) or RFC 6587 octet counting. UTF-8 is kept as is. With TLS and no `chain`, the relay's
+//! framing: newline (default) or RFC 6587 octet counting; with newline framing an event's own line breaks are
+//! escaped (default) or the event is sent octet-counted (`multiline_events`), so that no event is ever split. UTF-8 is kept as is. With TLS and no `chain`, the relay's
 //! certificate is verified against the system trust store (a relay with a public certificate needs no CA file).
 
 use crate::config::{OutputKind, OutputSpec};
@@ -8,7 +9,7 @@ use crate::sender::{Batch, SendError, Sender, SenderInfo};
 use crate::senders::conn::{Connection, Endpoint, WRITE_CHUNK};
 use crate::senders::format::{system_host_name, Framing, HeaderFormat, HeaderWriter};
 use crate::senders::tls::{TlsPolicy, TlsSwitch};
-use logferry::config::{Globals, Section};
+use logferry::config::{ConfigErrorKind, Globals, Section};
 
 /// Configuration of a syslog output (under `outputs.<name>.config`).
 #[derive(Clone)]
@@ -19,7 +20,10 @@ pub struct SyslogConfig {
     pub endpoint: Endpoint,
     /// `header_format`: `relay` (default, `<14>Mon DD HH:MM:SS HOST TAG: MSG`) or `rfc5424`.
     pub header_format: HeaderFormat,
-    /// `framing`: `newline` (default) or `octet_counting` (RFC 6587).
+    /// `framing`: `newline` (default) or `octet_counting` (RFC 6587), with `multiline_events` (only with
+    /// `newline`): `escape` (default: line breaks inside an event are sent as the two characters `\n` / `\r`) or
+    /// `octet_counting` (an event with line breaks is sent as one RFC 6587 octet-counted frame, the others
+    /// newline-terminated; the receiver must detect the framing per frame, as rsyslog does).
     pub framing: Framing,
     /// `hostname`: HOST field. Default: the machine's host name as the system reports it.
     pub hostname: String,
@@ -35,13 +39,7 @@ impl SyslogConfig {
             "rfc5424" => HeaderFormat::Rfc5424,
             _ => HeaderFormat::Relay,
         };
-        let framing = match s
-            .one_of("framing", "newline", &["newline", "octet_counting"])
-            .as_str()
-        {
-            "octet_counting" => Framing::OctetCounting,
-            _ => Framing::Newline,
-        };
+        let framing = Self::read_framing(s);
         let hostname = s.optional("hostname").unwrap_or_else(system_host_name);
         Some(SyslogConfig {
             endpoint: endpoint?,
@@ -49,6 +47,27 @@ impl SyslogConfig {
             framing,
             hostname,
         })
+    }
+}
+
+impl SyslogConfig {
+    fn read_framing(s: &Section<'_>) -> Framing {
+        let framing = s.one_of("framing", "newline", &["newline", "octet_counting"]);
+        let multiline = s.one_of("multiline_events", "escape", &["escape", "octet_counting"]);
+        match (framing.as_str(), multiline.as_str()) {
+            ("octet_counting", _) => {
+                if s.contains("multiline_events") {
+                    s.error(
+                        "multiline_events",
+                        ConfigErrorKind::Conflict,
+                        "only valid with framing: newline (octet-counted framing never splits an event)",
+                    );
+                }
+                Framing::OctetCounting
+            }
+            (_, "octet_counting") => Framing::NewlineOrOctetCounted,
+            _ => Framing::NewlineEscaped,
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by the sender tests.
 #![allow(dead_code)]
 
+pub mod hec;
+
 use logferry::config::{ConfigError, Diagnostics, Globals, Section};
 use logferry::event::{Event, EventClass};
 use logferry_output::{Batch, OutputKind, OutputSpec, QueueUsage, Sender, SenderInfo};
