@@ -72,6 +72,9 @@ pub struct LogServicePuller {
     creds: Credentials,
     client: Option<SlsClient>,
     shards: BTreeMap<u32, Shard>,
+    /// Without a consumer group: the last committed cursor of every shard ever read, merged (a shard's batch only
+    /// replaces its own entry), exactly as saved in the local persistence.
+    saved_cursors: Map<String, Value>,
     last_heartbeat: Option<Instant>,
 }
 
@@ -82,6 +85,7 @@ impl LogServicePuller {
             creds,
             client: None,
             shards: BTreeMap::new(),
+            saved_cursors: Map::new(),
             last_heartbeat: None,
         }
     }
@@ -159,10 +163,9 @@ impl LogServicePuller {
                 log::info!("Shard {shard}: resuming from the group's checkpoint {c}");
                 return Ok(c);
             }
-        } else if let Some(c) = ctx
-            .state()
-            .get("cursors")
-            .and_then(|c| c.get(shard.to_string()))
+        } else if let Some(c) = self
+            .saved_cursors
+            .get(&shard.to_string())
             .and_then(Value::as_str)
         {
             log::info!("Shard {shard}: resuming from the persistence, cursor {c}");
@@ -173,6 +176,18 @@ impl LogServicePuller {
         let c = self.client().get_cursor(shard, &from)?;
         log::info!("Shard {shard}: no checkpoint, starting from {from} (cursor {c})");
         Ok(c)
+    }
+
+    /// Saves a shard's cursor in the local persistence, merged with every other shard's last cursor.
+    fn save_cursor(
+        &mut self,
+        ctx: &mut PullContext,
+        shard: u32,
+        cursor: &str,
+    ) -> Result<(), PullerError> {
+        self.saved_cursors
+            .insert(shard.to_string(), Value::from(cursor));
+        ctx.commit_state(json!({"cursors": self.saved_cursors}))
     }
 
     /// Emits a pulled batch, flushes it to Redis, then commits its next cursor.
@@ -211,17 +226,7 @@ impl LogServicePuller {
                 return Err(pull_error(&e));
             }
         } else {
-            let mut cursors = Map::new();
-            for (s, st) in &self.shards {
-                if let Some(c) = if *s == shard {
-                    Some(next)
-                } else {
-                    st.cursor.as_deref()
-                } {
-                    cursors.insert(s.to_string(), Value::from(c));
-                }
-            }
-            ctx.commit_state(json!({"cursors": cursors}))?;
+            self.save_cursor(ctx, shard, next)?;
         }
         if let Some(st) = self.shards.get_mut(&shard) {
             st.cursor = Some(next.to_owned());
@@ -244,6 +249,12 @@ impl LogServicePuller {
                 Ok(c) => {
                     if let Some(s) = self.shards.get_mut(&shard) {
                         s.cursor = Some(c.clone());
+                    }
+                    // A start at `end` is kept at once: logs written while the collector is down are read later.
+                    if !self.cfg.use_consumer_group
+                        && !self.saved_cursors.contains_key(&shard.to_string())
+                    {
+                        self.save_cursor(ctx, shard, &c)?;
                     }
                     c
                 }
@@ -370,6 +381,15 @@ impl Puller for LogServicePuller {
                 self.group_timeout(),
                 self.cfg.consumer_name
             );
+        }
+        Ok(())
+    }
+
+    fn pre_pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
+        if !self.cfg.use_consumer_group {
+            if let Some(Value::Object(saved)) = ctx.state().get("cursors") {
+                self.saved_cursors = saved.clone();
+            }
         }
         Ok(())
     }
