@@ -32,6 +32,8 @@ struct Shard {
     last_time: Option<u32>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// The last checkpoint this collector committed (consumer group).
+    committed: Option<String>,
 }
 
 /// Flattens decoded log groups into events (JSON objects), parsing ActionTrail's `event` field when asked.
@@ -76,6 +78,8 @@ pub struct LogServicePuller {
     /// replaces its own entry), exactly as saved in the local persistence.
     saved_cursors: Map<String, Value>,
     last_heartbeat: Option<Instant>,
+    /// Set once the group showed another collector committing under this consumer name (warned once).
+    name_shared: bool,
 }
 
 impl LogServicePuller {
@@ -87,6 +91,7 @@ impl LogServicePuller {
             shards: BTreeMap::new(),
             saved_cursors: Map::new(),
             last_heartbeat: None,
+            name_shared: false,
         }
     }
 
@@ -110,17 +115,20 @@ impl LogServicePuller {
         let assigned = if self.cfg.use_consumer_group {
             let held: Vec<u32> = self.shards.keys().copied().collect();
             ctx.stats.requests += 1;
-            match self
-                .client()
-                .heartbeat(&self.cfg.consumer_group, &self.cfg.consumer_name, &held)
-            {
+            let assigned = match self.client().heartbeat(
+                &self.cfg.consumer_group,
+                &self.cfg.consumer_name,
+                &held,
+            ) {
                 Ok(a) => a,
                 Err(e) if e.is_retryable() => {
                     log::warn!("Heartbeat failed, keeping the shards held ({e})");
                     return Ok(());
                 }
                 Err(e) => return Err(pull_error(&e)),
-            }
+            };
+            self.detect_shared_name(ctx);
+            assigned
         } else {
             ctx.stats.requests += 1;
             self.client().list_shards().map_err(|e| pull_error(&e))?
@@ -150,6 +158,46 @@ impl LogServicePuller {
             }
         }
         Ok(())
+    }
+
+    /// Two collectors with one consumer name are one consumer for the group: both are given the same shards and
+    /// read every log twice. The group shows it: a shard this collector holds carries, under this name, a
+    /// checkpoint it did not commit. Warns once.
+    fn detect_shared_name(&mut self, ctx: &mut PullContext) {
+        if self.name_shared || self.shards.values().all(|s| s.committed.is_none()) {
+            return;
+        }
+        ctx.stats.requests += 1;
+        let checkpoints = match self.client().list_checkpoints(&self.cfg.consumer_group) {
+            Ok(c) => c,
+            Err(e) => {
+                log::debug!(
+                    "Checkpoints of group {} not read ({e})",
+                    self.cfg.consumer_group
+                );
+                return;
+            }
+        };
+        let foreign = checkpoints.iter().find(|c| {
+            c.consumer == self.cfg.consumer_name
+                && self
+                    .shards
+                    .get(&c.shard)
+                    .and_then(|s| s.committed.as_deref())
+                    .is_some_and(|mine| mine != c.cursor)
+        });
+        if let Some(c) = foreign {
+            self.name_shared = true;
+            log::warn!(
+                "Another collector uses the consumer name {} in group {} of {}: shard {} has the checkpoint {} under this                  name, not the {} this collector committed. Both read the same shards, so every log is delivered twice;                  give each collector its own consumer_name (or leave it out: the default is unique per machine and process)",
+                self.cfg.consumer_name,
+                self.cfg.consumer_group,
+                self.cfg.logstore,
+                c.shard,
+                c.cursor,
+                self.shards[&c.shard].committed.as_deref().unwrap_or_default()
+            );
+        }
     }
 
     /// The cursor to read a shard from: its checkpoint, else the configured start.
@@ -224,6 +272,9 @@ impl LogServicePuller {
                     return Ok(false);
                 }
                 return Err(pull_error(&e));
+            }
+            if let Some(st) = self.shards.get_mut(&shard) {
+                st.committed = Some(next.to_owned());
             }
         } else {
             self.save_cursor(ctx, shard, next)?;
