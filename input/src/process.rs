@@ -26,10 +26,9 @@ pub fn run(env: ProcessEnv, specs: Vec<PullerSpec>) -> i32 {
     for spec in specs {
         let spec = Arc::new(spec);
         let name = spec.identity.thread_name();
-        log::info!(
-            "{name} - Starting thread (execution_period={}s)",
-            spec.request_period.as_secs()
-        );
+        // As the seeds announce a service's threads: its setup thread, then its puller thread.
+        log::info!("{} -> Starting thread", spec.identity.setup_thread_name());
+        log::info!("{name} - Starting thread");
         let factory = factory.clone();
         let handle = std::thread::Builder::new()
             .name(name.clone())

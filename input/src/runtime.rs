@@ -1,9 +1,10 @@
 //! The puller runtime: one thread per service running setup (with backoff), pre-pull once, then pull cycles.
 
-use crate::config::PullerSpec;
+use crate::config::{PullerSpec, ThreadNaming};
 use crate::context::PullContext;
 use crate::error::PullerError;
 use crate::sink::SinkFactory;
+use crate::Puller;
 use logferry::state::{Loaded, StateStore};
 use serde_json::Value;
 use std::sync::atomic::AtomicBool;
@@ -20,17 +21,13 @@ pub use logferry::process::sleep_unless as sleep_unless_stopped;
 /// Runs one puller until stop. Called on the puller's own thread.
 pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     let name = spec.identity.thread_name();
-    let Some(mut ctx) = open_context(spec, &factory) else {
+    let mut puller = (spec.build)();
+    let Some(mut ctx) = open_context(spec, &factory, puller.keeps_local_state()) else {
         return;
     };
-    let mut puller = (spec.build)();
-    if !retry_until_ok(&factory.stop, "Setup", || puller.setup(&mut ctx)) {
+    if !run_setup(spec, &factory.stop, puller.as_mut(), &mut ctx) {
         return;
     }
-    log::info!(
-        "Setup for module <{}> has been successfully executed",
-        spec.identity.puller
-    );
     if !retry_until_ok(&factory.stop, "PrePull", || puller.pre_pull(&mut ctx)) {
         return;
     }
@@ -86,10 +83,45 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     );
 }
 
-fn open_context(spec: &PullerSpec, factory: &SinkFactory) -> Option<PullContext> {
+/// Runs the setup (retried with backoff) on its own thread, named as the seeds name setup threads
+/// (`ActionTrailPullerSetup(...)`), so that its lines carry that name; the puller's thread waits for it.
+fn run_setup(
+    spec: &PullerSpec,
+    stop: &AtomicBool,
+    puller: &mut dyn Puller,
+    ctx: &mut PullContext,
+) -> bool {
+    if spec.identity.naming == ThreadNaming::Plain {
+        log::warn!("Waiting until setup will be executed");
+    }
+    std::thread::scope(|scope| {
+        let setup = std::thread::Builder::new()
+            .name(spec.identity.setup_thread_name())
+            .spawn_scoped(scope, || {
+                let ok = retry_until_ok(stop, "Setup", || puller.setup(ctx));
+                if ok {
+                    log::info!(
+                        "Setup for module <{}> has been successfully executed",
+                        spec.identity.puller
+                    );
+                }
+                ok
+            })
+            .expect("spawn setup thread");
+        setup
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn open_context(
+    spec: &PullerSpec,
+    factory: &SinkFactory,
+    local_state: bool,
+) -> Option<PullContext> {
     let mut failures = 0;
     loop {
-        match try_open_context(spec, factory) {
+        match try_open_context(spec, factory, local_state) {
             Ok(ctx) => return Some(ctx),
             Err(e) => {
                 failures += 1;
@@ -102,10 +134,16 @@ fn open_context(spec: &PullerSpec, factory: &SinkFactory) -> Option<PullContext>
     }
 }
 
-fn try_open_context(spec: &PullerSpec, factory: &SinkFactory) -> Result<PullContext, PullerError> {
+fn try_open_context(
+    spec: &PullerSpec,
+    factory: &SinkFactory,
+    local_state: bool,
+) -> Result<PullContext, PullerError> {
     let key = factory.keys.state(&spec.identity.state_parts());
     let mut store = StateStore::new(factory.connect()?, key, spec.defining.clone());
     let state = match store.load()? {
+        // The progress lives elsewhere (e.g. a consumer group's checkpoints): the local one says nothing.
+        _ if !local_state => Value::Null,
         Loaded::Fresh => {
             log::info!(
                 "No persistence found: starting from the configuration ({})",

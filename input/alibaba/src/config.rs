@@ -86,6 +86,15 @@ impl ServiceKind {
         }
     }
 
+    /// The class name of its setup thread in log lines (seed 000: `ActionTrailPullerSetup`).
+    pub fn setup_name(self) -> &'static str {
+        match self {
+            ServiceKind::ActionTrail => "ActionTrailPullerSetup",
+            ServiceKind::Smq => "SmqPullerSetup",
+            _ => "LogServicePullerSetup",
+        }
+    }
+
     pub fn is_log_service(self) -> bool {
         !matches!(self, ServiceKind::ActionTrail | ServiceKind::Smq)
     }

@@ -436,6 +436,11 @@ impl Puller for LogServicePuller {
         Ok(())
     }
 
+    /// With a consumer group the checkpoints live in the group, not in the local persistence.
+    fn keeps_local_state(&self) -> bool {
+        !self.cfg.use_consumer_group
+    }
+
     fn pre_pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
         if !self.cfg.use_consumer_group {
             if let Some(Value::Object(saved)) = ctx.state().get("cursors") {

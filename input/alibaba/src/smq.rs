@@ -363,6 +363,11 @@ fn pull_error(e: &ApiError) -> PullerError {
 }
 
 impl Puller for SmqPuller {
+    /// Messages are deleted from the queue once in Redis: there is no local progress to find or miss.
+    fn keeps_local_state(&self) -> bool {
+        false
+    }
+
     fn setup(&mut self, _ctx: &mut PullContext) -> Result<(), PullerError> {
         let client = SmqClient::new(self.cfg.clone(), self.creds.clone())
             .map_err(crate::cannot_build_authentication)?;
