@@ -169,8 +169,9 @@ impl PullContext {
         log::info!("(Partial) {}", self.stats_line());
     }
 
-    pub(crate) fn log_final_stats(&self) {
-        log::info!("{}", self.stats_line());
+    /// The cycle's statistics line, at `level` (DEBUG for an idle cycle).
+    pub(crate) fn log_final_stats(&self, level: log::Level) {
+        log::log!(level, "{}", self.stats_line());
     }
 
     fn stats_line(&self) -> String {

@@ -36,14 +36,17 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
         spec.request_period.as_secs()
     );
     let mut failures = 0u32;
+    // The first cycle is announced at INFO, as in the seeds; after an idle one, only its last line is.
+    let mut busy = true;
     while !ctx.stopping() {
         ctx.begin_cycle();
-        log::info!("Pull Started");
+        log::log!(cycle_level(busy), "Pull Started");
         let result = puller.pull(&mut ctx).and_then(|_| ctx.flush());
         let wait = match result {
             Ok(()) => {
                 failures = 0;
-                ctx.log_final_stats();
+                busy = ctx.stats.received > 0 || ctx.stats.generated > 0;
+                ctx.log_final_stats(cycle_level(busy));
                 let elapsed = ctx.cycle_elapsed();
                 // A continuous puller (period 0) that found nothing waits a moment instead of spinning.
                 let wait = if spec.request_period.is_zero() && ctx.stats.generated == 0 {
@@ -81,6 +84,17 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
         "{name} - Thread stopped ({} events written to the queue)",
         ctx.sink().sent
     );
+}
+
+/// The level of a cycle's routine lines: INFO when the cycle (or, for lines written before its result is known,
+/// the previous one) moved data, DEBUG when idle, so that an idle collector writes one INFO line per cycle
+/// (`Data collection completed...`).
+pub fn cycle_level(busy: bool) -> log::Level {
+    if busy {
+        log::Level::Info
+    } else {
+        log::Level::Debug
+    }
 }
 
 /// Runs the setup (retried with backoff) on its own thread, named as the seeds name setup threads

@@ -19,6 +19,7 @@ use crate::config::{Credentials, LogServiceConfig, ServiceKind};
 use crate::http::ApiError;
 use crate::pb::{self, LogGroup};
 use crate::sls::SlsClient;
+use logferry_input::runtime::cycle_level;
 use logferry_input::{PullContext, Puller, PullerError};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -470,7 +471,10 @@ impl Puller for LogServicePuller {
             }
         }
         if self.shards.values().all(|s| s.retry_at.is_none()) {
-            log::info!("The data is up to date!");
+            log::log!(
+                cycle_level(ctx.stats.received > 0),
+                "The data is up to date!"
+            );
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ use crate::http::{authority, ApiError, Http, Reply, ServiceError};
 use crate::sign;
 use base64::Engine;
 use logferry::config::{ConfigErrorKind, Section};
+use logferry_input::runtime::cycle_level;
 use logferry_input::{PullContext, Puller, PullerError};
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
@@ -440,7 +441,10 @@ impl Puller for SmqPuller {
             }
             ctx.log_partial_stats();
         }
-        log::info!("The data is up to date!");
+        log::log!(
+            cycle_level(ctx.stats.received > 0),
+            "The data is up to date!"
+        );
         Ok(())
     }
 }
