@@ -4,6 +4,7 @@
 pub mod collector;
 pub mod moto;
 pub mod procfs;
+pub mod seed_lines;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
