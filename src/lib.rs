@@ -11,6 +11,7 @@ pub mod logging;
 pub mod lookup;
 pub mod memory;
 pub mod process;
+pub mod proctitle;
 pub mod queue;
 pub mod redis_conn;
 pub mod resp;

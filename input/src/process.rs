@@ -10,6 +10,9 @@ use std::time::Duration;
 pub fn run(env: ProcessEnv, specs: Vec<PullerSpec>) -> i32 {
     logferry::logging::set_process_name("InputProcess");
     logferry::process::block_stop_signals();
+    if let Err(e) = logferry::proctitle::set_process_title("InputProcess") {
+        log::warn!("The process title stays the supervisor's: {e}");
+    }
     log::info!("Process Started");
     let forwarder = logferry::process::spawn_internal_forwarder(&env);
     let gc = logferry::process::spawn_gc_reporter(
