@@ -256,7 +256,7 @@ impl ActionTrailClient {
             &headers,
             if method == "POST" { Some(b"") } else { None },
         )?;
-        let context = format!("region {}, endpoint {}", self.cfg.region, self.cfg.endpoint);
+        let context = crate::config::place(&self.cfg.region, &self.cfg.endpoint);
         let body: Value =
             serde_json::from_slice(&reply.body).map_err(|e| ApiError::BadResponse {
                 api: API,

@@ -349,6 +349,16 @@ fn region_and_endpoint(s: &Section<'_>, default: impl FnOnce(&str) -> String) ->
     (region, endpoint)
 }
 
+/// Where a service is reached, for error contexts: `region R, endpoint E`, or `endpoint E` when the region was left
+/// out (an endpoint override).
+pub fn place(region: &str, endpoint: &str) -> String {
+    if region.is_empty() {
+        format!("endpoint {endpoint}")
+    } else {
+        format!("region {region}, endpoint {endpoint}")
+    }
+}
+
 /// The `endpoint` override, checked (http:// or https://, trailing `/` dropped), or `default()` without one.
 pub(crate) fn endpoint_url(
     s: &Section<'_>,
@@ -506,6 +516,21 @@ pub(crate) fn read_log_service(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_region_is_not_printed() {
+        assert_eq!(
+            place("", "http://127.0.0.1:9"),
+            "endpoint http://127.0.0.1:9"
+        );
+        assert_eq!(
+            place(
+                "cn-hangzhou",
+                "https://actiontrail.cn-hangzhou.aliyuncs.com"
+            ),
+            "region cn-hangzhou, endpoint https://actiontrail.cn-hangzhou.aliyuncs.com"
+        );
+    }
 
     #[test]
     fn start_time_errors_follow_the_seed_table() {

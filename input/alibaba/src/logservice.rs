@@ -247,6 +247,7 @@ impl LogServicePuller {
         groups: &[LogGroup],
         next: &str,
     ) -> Result<bool, PullerError> {
+        self.warn_non_utf8(shard, groups, next);
         let tag = self.cfg.tag.clone();
         let mut last = None;
         let n = for_each_event(groups, self.cfg.parse_event_field, |t, m| {
@@ -287,6 +288,18 @@ impl LogServicePuller {
             }
         }
         Ok(true)
+    }
+
+    /// Text that is not UTF-8 is delivered with U+FFFD in place of the bad bytes: said once per batch.
+    fn warn_non_utf8(&self, shard: u32, groups: &[LogGroup], next: &str) {
+        let replaced: u32 = groups.iter().map(|g| g.non_utf8_fields).sum();
+        if replaced > 0 {
+            log::warn!(
+                "{replaced} field(s) of the batch of shard {shard} of {}/{} (the batch before cursor {next}) held bytes                  that are not UTF-8: they are delivered with U+FFFD in place of those bytes",
+                self.cfg.project,
+                self.cfg.logstore
+            );
+        }
     }
 
     /// Reads one batch of a shard; returns whether data came.
