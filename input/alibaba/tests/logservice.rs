@@ -544,34 +544,23 @@ fn invalid_cursor_resumes_at_the_last_time_read_not_at_the_end() {
     );
 }
 
+/// A Log Service client of the local server, signing with `secret`.
+fn client(url: &str, logstore: &str, secret: &str) -> logferry_input_alibaba::sls::SlsClient {
+    let creds = logferry_input_alibaba::config::Credentials {
+        access_key_id: AK.into(),
+        access_key_secret: logferry::config::Secret(secret.into()),
+        security_token: None,
+    };
+    logferry_input_alibaba::sls::SlsClient::new(url, logstore, creds, Duration::from_secs(5))
+        .unwrap()
+}
+
 #[test]
 fn a_wrong_secret_is_refused() {
     let (srv, _) = server("access_log", 1);
-    let creds = logferry_input_alibaba::config::Credentials {
-        access_key_id: AK.into(),
-        access_key_secret: logferry::config::Secret("bad".into()),
-        security_token: None,
-    };
-    let c = logferry_input_alibaba::sls::SlsClient::new(
-        &srv.url(),
-        "access_log",
-        creds,
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let c = client(&srv.url(), "access_log", "bad");
     assert_eq!(c.list_shards().unwrap_err().code(), "SignatureNotMatch");
-    let creds = logferry_input_alibaba::config::Credentials {
-        access_key_id: AK.into(),
-        access_key_secret: logferry::config::Secret(SECRET.into()),
-        security_token: None,
-    };
-    let c = logferry_input_alibaba::sls::SlsClient::new(
-        &srv.url(),
-        "access_log",
-        creds,
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let c = client(&srv.url(), "access_log", SECRET);
     assert_eq!(c.list_shards().unwrap(), vec![0, 1]);
     let cur = c.get_cursor(0, "begin").unwrap();
     assert!(
@@ -758,18 +747,7 @@ fn a_consumer_name_shared_by_two_collectors_is_warned() {
         console_seqs(&c).len() >= 40
     });
     // The other collector named collector-x commits its own position of shard 0.
-    let creds = logferry_input_alibaba::config::Credentials {
-        access_key_id: AK.into(),
-        access_key_secret: logferry::config::Secret(SECRET.into()),
-        security_token: None,
-    };
-    let other = logferry_input_alibaba::sls::SlsClient::new(
-        &srv.url(),
-        "actiontrail_mytrail",
-        creds,
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let other = client(&srv.url(), "actiontrail_mytrail", SECRET);
     other
         .checkpoint("logferry", "collector-x", 0, &cursor_of(0, 0), false)
         .unwrap();
