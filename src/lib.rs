@@ -12,6 +12,7 @@ pub mod lookup;
 pub mod memory;
 pub mod panic_hook;
 pub mod process;
+pub mod proctitle;
 pub mod queue;
 pub mod redact;
 pub mod redis_conn;

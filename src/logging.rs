@@ -8,12 +8,14 @@
 use crate::event::Event;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 
 static PROCESS_NAME: RwLock<String> = RwLock::new(String::new());
 static INTERNAL: Mutex<Option<Sender<Event>>> = Mutex::new(None);
 static INTERNAL_DROPPED: AtomicU64 = AtomicU64::new(0);
+/// The least severe level copied to internal events (`globals.internal_events_level`), as `log::Level as usize`.
+static INTERNAL_LEVEL: AtomicUsize = AtomicUsize::new(log::Level::Info as usize);
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 /// Thread names whose records are never copied to internal events (the thread that forwards them).
@@ -45,7 +47,7 @@ impl log::Log for Logger {
             return;
         }
         self.inner.log(record);
-        if record.level() <= log::Level::Info {
+        if record.level() as usize <= INTERNAL_LEVEL.load(Ordering::Relaxed) {
             forward_internal(record);
         }
     }
@@ -74,7 +76,13 @@ fn forward_internal(record: &log::Record) {
     }
 }
 
-/// Starts copying INFO+ records to a bounded channel; the receiver turns them into internal events.
+/// Ships records of `level` and more severe as internal events (`globals.internal_events_level`; INFO at most).
+pub fn set_internal_events_level(level: log::Level) {
+    INTERNAL_LEVEL.store(level.min(log::Level::Info) as usize, Ordering::Relaxed);
+}
+
+/// Starts copying records (INFO+, or as `set_internal_events_level` says) to a bounded channel; the receiver
+/// turns them into internal events.
 pub fn capture_internal_events(capacity: usize) -> Receiver<Event> {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     *INTERNAL.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);

@@ -177,8 +177,10 @@ pub fn spawn_gc_reporter(period: Duration, stop: Arc<AtomicBool>) -> JoinHandle<
         .expect("spawn memory reporter")
 }
 
-/// Starts the thread that writes this process's INFO+ log records to the internal stream.
+/// Starts the thread that writes this process's log records (`globals.internal_events_level` and above) to the
+/// internal stream.
 pub fn spawn_internal_forwarder(env: &ProcessEnv) -> JoinHandle<()> {
+    crate::logging::set_internal_events_level(env.globals.internal_events_level);
     let rx = crate::logging::capture_internal_events(10_000);
     let env = env.clone();
     let progress = Arc::new(ForwarderProgress::default());

@@ -11,10 +11,10 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// `YYYY-MM-DD HH:MM:SS.ffffff+00:00`, the timestamp style of the seeds' statistics lines.
+/// `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`, the timestamp style of seed 002's `Starting a new pulling from ... at` lines.
 pub fn format_utc_micros(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string())
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string())
         .unwrap_or_default()
 }
 

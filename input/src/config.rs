@@ -6,8 +6,7 @@ use logferry::config::{ConfigErrorKind, Section};
 use serde_json::Value;
 use std::time::Duration;
 
-/// Names a puller in thread names, log lines and state keys:
-/// `AWSsqsPuller(sqs_collector,12345,aws_sqs_vpc,predefined)`.
+/// Names a puller in thread names, log lines and state keys, as its seed does (see [`ThreadNaming`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullerIdentity {
     /// The input's key in the configuration (`aws`, `alibaba`, `demo`...).
@@ -20,16 +19,64 @@ pub struct PullerIdentity {
     pub module: String,
     /// The puller's class name in logs, e.g. `ActionTrailStandardPuller`.
     pub puller: String,
+    /// How the seed of this input names the puller's threads.
+    pub naming: ThreadNaming,
+}
+
+/// The thread names of a puller and of its setup thread, as each seed prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThreadNaming {
+    /// Seed 000 (Alibaba): `ActionTrailStandardPuller(alibaba#12341,actiontrail#predefined)`, setup thread
+    /// `ActionTrailPullerSetup(alibaba#12341,actiontrail#predefined)` (`setup` is the setup thread's class name).
+    Hashed { setup: String },
+    /// Seed 002 (`aws`): `AwsCloudtrailApiPuller(aws,abc123,audit-events-all,predefined,us-east-2)`, setup thread
+    /// `AwsCloudtrailApiPullerSetup(aws,aws#abc123,audit-events-all#predefined,us-east-2)`.
+    Regional { region: String },
+    /// Seed 001 (`sqs_collector`, and the demo input): `AWSsqsPuller(sqs_collector,12345,aws_sqs_vpc,predefined)`,
+    /// setup thread `AWSsqsPullerSetup(unknown,sqs_collector#12345,aws_sqs_vpc#predefined)`; the puller's thread
+    /// says `Waiting until setup will be executed` (a WARNING in the seed).
+    Plain,
 }
 
 impl PullerIdentity {
-    /// `Puller(input,input_id,service,module)`, the thread name.
+    /// The puller's thread name.
     pub fn thread_name(&self) -> String {
-        format!(
-            "{}({},{},{},{})",
-            self.puller, self.input, self.input_id, self.service, self.module
-        )
+        let (puller, input, id, service, module) = (
+            &self.puller,
+            &self.input,
+            &self.input_id,
+            &self.service,
+            &self.module,
+        );
+        match &self.naming {
+            ThreadNaming::Hashed { .. } => format!("{puller}({input}#{id},{service}#{module})"),
+            ThreadNaming::Regional { region } => {
+                format!("{puller}({input},{id},{service},{module},{region})")
+            }
+            ThreadNaming::Plain => format!("{puller}({input},{id},{service},{module})"),
+        }
     }
+
+    /// The name of the thread that runs the puller's setup.
+    pub fn setup_thread_name(&self) -> String {
+        let (puller, input, id, service, module) = (
+            &self.puller,
+            &self.input,
+            &self.input_id,
+            &self.service,
+            &self.module,
+        );
+        match &self.naming {
+            ThreadNaming::Hashed { setup } => format!("{setup}({input}#{id},{service}#{module})"),
+            ThreadNaming::Regional { region } => {
+                format!("{puller}Setup({input},{input}#{id},{service}#{module},{region})")
+            }
+            ThreadNaming::Plain => {
+                format!("{puller}Setup(unknown,{input}#{id},{service}#{module})")
+            }
+        }
+    }
+
     /// The parts of the state key.
     pub fn state_parts(&self) -> [&str; 4] {
         [&self.input, &self.input_id, &self.service, &self.module]

@@ -212,11 +212,6 @@ impl PullContext {
         self.sink.sent + self.written_by_workers
     }
 
-    /// True when the cycle received and generated nothing (its statistics go to DEBUG).
-    pub(crate) fn cycle_idle(&self) -> bool {
-        self.stats.received == 0 && self.stats.generated == 0
-    }
-
     /// True once a controlled stop was requested: finish the current unit of work and return.
     pub fn stopping(&self) -> bool {
         self.factory.stop.load(Ordering::Relaxed)
@@ -304,11 +299,8 @@ impl PullContext {
         log::info!("(Partial) {}", self.stats_line());
     }
 
-    pub(crate) fn log_final_stats(&self) {
-        let level = match self.cycle_idle() {
-            true => log::Level::Debug,
-            false => log::Level::Info,
-        };
+    /// The cycle's statistics line, at `level` (DEBUG for an idle cycle).
+    pub(crate) fn log_final_stats(&self, level: log::Level) {
         log::log!(level, "{}", self.stats_line());
     }
 

@@ -11,7 +11,7 @@ pub mod pulling_id;
 pub mod runtime;
 pub mod sink;
 
-pub use config::{configure_inputs, InputKind, PullerIdentity, PullerSpec};
+pub use config::{configure_inputs, InputKind, PullerIdentity, PullerSpec, ThreadNaming};
 pub use context::{CycleStats, ItemLedger, ItemRead, NoEvent, PullContext};
 pub use error::{PullerError, PullerErrorType};
 pub use pulling_id::PullingIdField;
@@ -36,6 +36,12 @@ pub trait Puller: Send {
     }
     /// One pull cycle.
     fn pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError>;
+    /// Whether the puller keeps its progress in the local persistence (default). A puller whose progress lives
+    /// elsewhere (a Log Service consumer group's checkpoints) returns false: the runtime then does not report
+    /// "No persistence found" at every start.
+    fn keeps_local_state(&self) -> bool {
+        true
+    }
     /// Controlled stop, after the last cycle (e.g. release leases).
     fn stop(&mut self, _ctx: &mut PullContext) {}
 }

@@ -11,6 +11,9 @@ pub fn run(env: ProcessEnv, specs: Vec<PullerSpec>) -> i32 {
     logferry::logging::set_process_name("InputProcess");
     logferry::process::block_stop_signals();
     logferry::process::watch_panics(&env);
+    if let Err(e) = logferry::proctitle::set_process_title("InputProcess") {
+        log::warn!("The process title stays the supervisor's: {e}");
+    }
     log::info!("Process Started");
     let forwarder = logferry::process::spawn_internal_forwarder(&env);
     let gc = logferry::process::spawn_gc_reporter(
@@ -28,10 +31,9 @@ pub fn run(env: ProcessEnv, specs: Vec<PullerSpec>) -> i32 {
     for spec in specs {
         let spec = Arc::new(spec);
         let name = spec.identity.thread_name();
-        log::info!(
-            "{name} - Starting thread (execution_period={}s)",
-            spec.request_period.as_secs()
-        );
+        // As the seeds announce a service's threads: its setup thread, then its puller thread.
+        log::info!("{} -> Starting thread", spec.identity.setup_thread_name());
+        log::info!("{name} - Starting thread");
         let factory = factory.clone();
         let handle = std::thread::Builder::new()
             .name(name.clone())

@@ -1,10 +1,11 @@
 //! The puller runtime: one thread per service running setup (with backoff), pre-pull once, then pull cycles.
 
-use crate::config::PullerSpec;
+use crate::config::{PullerSpec, ThreadNaming};
 use crate::context::PullContext;
 use crate::error::PullerError;
 use crate::sink::SinkFactory;
 use logferry::config::Section;
+use crate::Puller;
 use logferry::state::{Loaded, StateStore};
 use logferry::watchdog::ProgressMark;
 use serde_json::Value;
@@ -35,17 +36,13 @@ pub fn read_max_cycle(section: &Section<'_>) -> Duration {
 /// Runs one puller until stop. Called on the puller's own thread.
 pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     let name = spec.identity.thread_name();
-    let Some(mut ctx) = open_context(spec, &factory) else {
+    let mut puller = (spec.build)();
+    let Some(mut ctx) = open_context(spec, &factory, puller.keeps_local_state()) else {
         return;
     };
-    let mut puller = (spec.build)();
-    if !retry_until_ok(&factory.stop, "Setup", || puller.setup(&mut ctx)) {
+    if !run_setup(spec, &factory.stop, puller.as_mut(), &mut ctx) {
         return;
     }
-    log::info!(
-        "Setup for module <{}> has been successfully executed",
-        spec.identity.puller
-    );
     if !retry_until_ok(&factory.stop, "PrePull", || puller.pre_pull(&mut ctx)) {
         return;
     }
@@ -57,17 +54,20 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     mark.waiting_on("its source, or room in the queue");
     mark.set_current();
     let mut failures = 0u32;
+    // The first cycle is announced at INFO, as in the seeds; after an idle one, only its last line is.
+    let mut busy = true;
     while !ctx.stopping() {
         mark.busy(1);
         ctx.begin_cycle(puller.max_cycle());
-        // An idle cycle writes one INFO line (`Data collection completed`): the rest of its lines are DEBUG.
-        log::debug!("Pull Started");
+        // An idle cycle writes one INFO line (`Data collection completed`): its other lines are DEBUG.
+        log::log!(cycle_level(busy), "Pull Started");
         let result = puller.pull(&mut ctx).and_then(|_| ctx.flush());
         mark.progressed(0);
         let wait = match result {
             Ok(()) => {
                 failures = 0;
-                ctx.log_final_stats();
+                busy = ctx.stats.received > 0 || ctx.stats.generated > 0;
+                ctx.log_final_stats(cycle_level(busy));
                 let elapsed = ctx.cycle_elapsed();
                 // A continuous puller (period 0) that found nothing waits a moment instead of spinning.
                 let wait = if spec.request_period.is_zero() && ctx.stats.generated == 0 {
@@ -107,10 +107,56 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     );
 }
 
-fn open_context(spec: &PullerSpec, factory: &SinkFactory) -> Option<PullContext> {
+/// The level of a cycle's routine lines: INFO when the cycle (or, for lines written before its result is known,
+/// the previous one) moved data, DEBUG when idle, so that an idle collector writes one INFO line per cycle
+/// (`Data collection completed...`).
+pub fn cycle_level(busy: bool) -> log::Level {
+    if busy {
+        log::Level::Info
+    } else {
+        log::Level::Debug
+    }
+}
+
+/// Runs the setup (retried with backoff) on its own thread, named as the seeds name setup threads
+/// (`ActionTrailPullerSetup(...)`), so that its lines carry that name; the puller's thread waits for it.
+fn run_setup(
+    spec: &PullerSpec,
+    stop: &AtomicBool,
+    puller: &mut dyn Puller,
+    ctx: &mut PullContext,
+) -> bool {
+    if spec.identity.naming == ThreadNaming::Plain {
+        log::warn!("Waiting until setup will be executed");
+    }
+    std::thread::scope(|scope| {
+        let setup = std::thread::Builder::new()
+            .name(spec.identity.setup_thread_name())
+            .spawn_scoped(scope, || {
+                let ok = retry_until_ok(stop, "Setup", || puller.setup(ctx));
+                if ok {
+                    log::info!(
+                        "Setup for module <{}> has been successfully executed",
+                        spec.identity.puller
+                    );
+                }
+                ok
+            })
+            .expect("spawn setup thread");
+        setup
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn open_context(
+    spec: &PullerSpec,
+    factory: &SinkFactory,
+    local_state: bool,
+) -> Option<PullContext> {
     let mut failures = 0;
     loop {
-        match try_open_context(spec, factory) {
+        match try_open_context(spec, factory, local_state) {
             Ok(ctx) => return Some(ctx),
             Err(e) => {
                 failures += 1;
@@ -123,10 +169,16 @@ fn open_context(spec: &PullerSpec, factory: &SinkFactory) -> Option<PullContext>
     }
 }
 
-fn try_open_context(spec: &PullerSpec, factory: &SinkFactory) -> Result<PullContext, PullerError> {
+fn try_open_context(
+    spec: &PullerSpec,
+    factory: &SinkFactory,
+    local_state: bool,
+) -> Result<PullContext, PullerError> {
     let key = factory.keys.state(&spec.identity.state_parts());
     let mut store = StateStore::new(factory.connect()?, key, spec.defining.clone());
     let state = match store.load()? {
+        // The progress lives elsewhere (e.g. a consumer group's checkpoints): the local one says nothing.
+        _ if !local_state => Value::Null,
         Loaded::Fresh => {
             log::info!(
                 "No persistence found: starting from the configuration ({})",

@@ -24,6 +24,9 @@ pub fn run(env: ProcessEnv, outputs: &[OutputSpec]) -> i32 {
     logferry::logging::set_process_name("OutputProcess");
     logferry::process::block_stop_signals();
     logferry::process::watch_panics(&env);
+    if let Err(e) = logferry::proctitle::set_process_title("OutputProcess") {
+        log::warn!("The process title stays the supervisor's: {e}");
+    }
     log::info!("Process started");
     let forwarder = logferry::process::spawn_internal_forwarder(&env);
     let gc = logferry::process::spawn_gc_reporter(

@@ -119,6 +119,9 @@ pub struct Globals {
     pub compression_level: u32,
     /// Size of one gzip member in compressed transport. Default 51200; 1024..=16777216.
     pub compression_buffer_in_bytes: usize,
+    /// The least severe log level also shipped as an internal event: `INFO` (default, as the seeds), `WARNING`
+    /// (warnings and errors only) or `ERROR`.
+    pub internal_events_level: log::Level,
 }
 
 impl Globals {
@@ -142,6 +145,18 @@ impl Globals {
         };
         let name = s.or("name", "logferry".to_owned());
         let persistence = Self::read_persistence(s);
+        let internal_events_level = match s
+            .one_of(
+                "internal_events_level",
+                "INFO",
+                &["INFO", "WARNING", "ERROR"],
+            )
+            .as_str()
+        {
+            "WARNING" => log::Level::Warn,
+            "ERROR" => log::Level::Error,
+            _ => log::Level::Info,
+        };
         Globals {
             debug,
             id,
@@ -170,6 +185,7 @@ impl Globals {
                 51_200,
                 1024..=16_777_216,
             ),
+            internal_events_level,
         }
     }
 

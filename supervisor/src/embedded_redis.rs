@@ -66,6 +66,8 @@ impl EmbeddedRedis {
         let _ = std::fs::remove_file(&socket);
         let log = dir.join("redis.log");
         let mut cmd = Command::new(binary);
+        // A short argv[0]: Redis's setproctitle marks the end of a longer one with a '.' after the title.
+        cmd.arg0("redis-server");
         cmd.args([
             "--port",
             "0",
@@ -84,6 +86,9 @@ impl EmbeddedRedis {
             "256mb",
             "--rdbcompression",
             "no",
+            // `ps` shows it as logferry's (Redis >= 6.2 sets its own title from this template).
+            "--proc-title-template",
+            "logferry: redis",
         ])
         .arg("--unixsocket")
         .arg(&socket)

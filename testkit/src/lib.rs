@@ -7,6 +7,7 @@ pub mod log_capture;
 pub mod moto;
 pub mod procfs;
 pub mod redis_faults;
+pub mod seed_lines;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};

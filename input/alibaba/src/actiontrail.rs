@@ -11,6 +11,7 @@ use crate::config::{ActionTrailConfig, Credentials, SignatureVersion};
 use crate::http::{authority, ApiError, Http, ServiceError};
 use crate::sign;
 use chrono::{DateTime, TimeZone, Utc};
+use logferry_input::runtime::cycle_level;
 use logferry_input::{PullContext, Puller, PullerError};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -255,7 +256,7 @@ impl ActionTrailClient {
             &headers,
             if method == "POST" { Some(b"") } else { None },
         )?;
-        let context = format!("region {}, endpoint {}", self.cfg.region, self.cfg.endpoint);
+        let context = crate::config::place(&self.cfg.region, &self.cfg.endpoint);
         let body: Value =
             serde_json::from_slice(&reply.body).map_err(|e| ApiError::BadResponse {
                 api: API,
@@ -328,6 +329,8 @@ pub struct ActionTrailPuller {
     client: Option<ActionTrailClient>,
     next_start: Option<DateTime<Utc>>,
     edge_ids: HashSet<String>,
+    /// Whether the last cycle received events: an idle collector logs its routine lines at DEBUG.
+    busy: bool,
 }
 
 impl ActionTrailPuller {
@@ -338,6 +341,7 @@ impl ActionTrailPuller {
             client: None,
             next_start: None,
             edge_ids: HashSet::new(),
+            busy: true,
         }
     }
 
@@ -408,7 +412,9 @@ impl ActionTrailPuller {
                     .unwrap_or_else(logferry::time::now_ms);
                 ctx.emit_json(&self.cfg.tag, time_ms, map)?;
             }
-            ctx.log_partial_stats();
+            if ctx.stats.received > 0 {
+                ctx.log_partial_stats();
+            }
             match page.next_token {
                 Some(t) => token = Some(t),
                 None => return Ok(Some(new_edge)),
@@ -492,7 +498,9 @@ impl Puller for ActionTrailPuller {
         let now = Utc::now();
         let lag = chrono::TimeDelta::from_std(self.cfg.lag).unwrap_or_default();
         let limit = now - lag;
-        log::info!(
+        let level = cycle_level(self.busy);
+        log::log!(
+            level,
             "Retrieving timestamp ({}) is greater than {} (datetime.now() - {} seconds). Setting end datetime to {}.",
             log_time(now),
             log_time(limit),
@@ -500,7 +508,8 @@ impl Puller for ActionTrailPuller {
             log_time(limit)
         );
         let end = floor_second(limit) - chrono::TimeDelta::seconds(1);
-        log::info!(
+        log::log!(
+            level,
             "Setting end_datetime to {} (end of previous second to account for Alibaba time filtration granularity)",
             log_time(end + chrono::TimeDelta::microseconds(999_999))
         );
@@ -524,10 +533,13 @@ impl Puller for ActionTrailPuller {
             let Some(edge) = self.pull_window(ctx, start, wend)? else {
                 return Ok(());
             };
-            log::info!("Updating the persistence");
+            let window_busy = ctx.stats.received > 0;
+            log::log!(cycle_level(window_busy), "Updating the persistence");
             let edge_list: Vec<&String> = edge.iter().collect();
             ctx.commit_state(json!({"next_start": api_time(wend), "edge_ids": edge_list}))?;
-            ctx.log_partial_stats();
+            if window_busy {
+                ctx.log_partial_stats();
+            }
             self.edge_ids = edge;
             self.next_start = Some(wend);
             if wend == end {
@@ -536,7 +548,8 @@ impl Puller for ActionTrailPuller {
             // Next window: from the edge second of this one (its events already sent are filtered by eventId).
             start = wend;
         }
-        log::info!("The data is up to date!");
+        self.busy = ctx.stats.received > 0;
+        log::log!(cycle_level(self.busy), "The data is up to date!");
         Ok(())
     }
 }

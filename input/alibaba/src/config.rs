@@ -86,6 +86,15 @@ impl ServiceKind {
         }
     }
 
+    /// The class name of its setup thread in log lines (seed 000: `ActionTrailPullerSetup`).
+    pub fn setup_name(self) -> &'static str {
+        match self {
+            ServiceKind::ActionTrail => "ActionTrailPullerSetup",
+            ServiceKind::Smq => "SmqPullerSetup",
+            _ => "LogServicePullerSetup",
+        }
+    }
+
     pub fn is_log_service(self) -> bool {
         !matches!(self, ServiceKind::ActionTrail | ServiceKind::Smq)
     }
@@ -195,7 +204,9 @@ pub struct LogServiceConfig {
     pub use_consumer_group: bool,
     /// `consumer_group`: group name. Default `logferry`.
     pub consumer_group: String,
-    /// `consumer_name`: this collector's name in the group. Default `<hostname>-<input id>`; unique per collector.
+    /// `consumer_name`: this collector's name in the group; two collectors must never share one (both would read
+    /// every shard). Default `<host name>-<input id>-<pid of the collector's main process>` (see
+    /// [`default_consumer_name`]).
     pub consumer_name: String,
     /// `heartbeat_interval_in_seconds`: consumer-group heartbeat. Default 20; 1..=300 (group timeout = 2x).
     pub heartbeat_interval: Duration,
@@ -217,6 +228,43 @@ pub struct LogServiceConfig {
     pub tag: String,
     /// `timeout_in_seconds`: HTTP timeout per request. Default 30; 1..=300.
     pub timeout: Duration,
+}
+
+/// The default consumer name: unique per machine (the host name from the system, never the environment's
+/// `HOSTNAME`, which systemd, cron and plain shells do not export) and per collector process (the pid of the main
+/// process, which reads the configuration). A restarted InputProcess keeps the name, so it takes its shards back at
+/// its next heartbeat; a restarted collector gets a new one and the old name's shards come to it after the group
+/// timeout (in a container the main process has the same pid at every start, so the name is stable there too).
+pub fn default_consumer_name(input_id: &str) -> String {
+    format!("{}-{input_id}-{}", system_host_name(), std::process::id())
+}
+
+/// `consumer_name`, or the default; an explicit one must not be empty.
+fn read_consumer_name(s: &Section<'_>, input_id: &str) -> String {
+    match s.optional::<String>("consumer_name") {
+        Some(name) if name.trim().is_empty() => {
+            s.error(
+                "consumer_name",
+                ConfigErrorKind::InvalidValue,
+                "must not be empty (leave it out for the default, unique per machine and process)",
+            );
+            String::new()
+        }
+        Some(name) => name,
+        None => default_consumer_name(input_id),
+    }
+}
+
+/// The host name from `gethostname(2)`; `localhost` if the system has none.
+pub fn system_host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the pointer and length describe `buf`; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(h) if rc == 0 && !h.is_empty() => h.to_owned(),
+        _ => "localhost".to_owned(),
+    }
 }
 
 /// Parses `initial_start_time_in_utc` with the seed's errors: InitVariablesError 1 (no format), 2 (wrong format),
@@ -299,6 +347,16 @@ fn region_and_endpoint(s: &Section<'_>, default: impl FnOnce(&str) -> String) ->
     }
     let endpoint = endpoint_url(s, endpoint, || default(&region));
     (region, endpoint)
+}
+
+/// Where a service is reached, for error contexts: `region R, endpoint E`, or `endpoint E` when the region was left
+/// out (an endpoint override).
+pub fn place(region: &str, endpoint: &str) -> String {
+    if region.is_empty() {
+        format!("endpoint {endpoint}")
+    } else {
+        format!("region {region}, endpoint {endpoint}")
+    }
 }
 
 /// The `endpoint` override, checked (http:// or https://, trailing `/` dropped), or `default()` without one.
@@ -413,10 +471,6 @@ pub(crate) fn read_log_service(
     let p = project.clone();
     let (region, endpoint) =
         region_and_endpoint(s, |r| format!("https://{p}.{r}.log.aliyuncs.com"));
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "logferry".into());
     let start = match s
         .one_of("start_position", "begin", &["begin", "end"])
         .as_str()
@@ -433,7 +487,7 @@ pub(crate) fn read_log_service(
         endpoint,
         use_consumer_group: s.or("use_consumer_group", true),
         consumer_group: s.or("consumer_group", "logferry".to_owned()),
-        consumer_name: s.or("consumer_name", format!("{host}-{input_id}")),
+        consumer_name: read_consumer_name(s, input_id),
         heartbeat_interval: Duration::from_secs(s.in_range(
             "heartbeat_interval_in_seconds",
             20u64,
@@ -462,6 +516,21 @@ pub(crate) fn read_log_service(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_region_is_not_printed() {
+        assert_eq!(
+            place("", "http://127.0.0.1:9"),
+            "endpoint http://127.0.0.1:9"
+        );
+        assert_eq!(
+            place(
+                "cn-hangzhou",
+                "https://actiontrail.cn-hangzhou.aliyuncs.com"
+            ),
+            "region cn-hangzhou, endpoint https://actiontrail.cn-hangzhou.aliyuncs.com"
+        );
+    }
 
     #[test]
     fn start_time_errors_follow_the_seed_table() {

@@ -4,7 +4,7 @@ use crate::actiontrail::ActionTrailPuller;
 use crate::config::{read_actiontrail, read_credentials, read_log_service, ServiceKind};
 use crate::logservice::LogServicePuller;
 use logferry::config::{ConfigErrorKind, Section};
-use logferry_input::config::{InputInfo, InputKind, PullerIdentity, PullerSpec};
+use logferry_input::config::{InputInfo, InputKind, PullerIdentity, PullerSpec, ThreadNaming};
 use serde_json::json;
 
 /// The `alibaba` input.
@@ -51,6 +51,9 @@ impl InputKind for AlibabaInput {
                 service: service.to_owned(),
                 module: "predefined".into(),
                 puller: kind.puller_name().into(),
+                naming: ThreadNaming::Hashed {
+                    setup: kind.setup_name().into(),
+                },
             };
             let creds = creds.clone().unwrap_or_else(|| crate::config::Credentials {
                 access_key_id: String::new(),

@@ -19,6 +19,7 @@ use crate::config::{Credentials, LogServiceConfig, ServiceKind};
 use crate::http::ApiError;
 use crate::pb::{self, LogGroup};
 use crate::sls::SlsClient;
+use logferry_input::runtime::cycle_level;
 use logferry_input::{PullContext, Puller, PullerError};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -32,6 +33,8 @@ struct Shard {
     last_time: Option<u32>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// The last checkpoint this collector committed (consumer group).
+    committed: Option<String>,
 }
 
 /// Flattens decoded log groups into events (JSON objects), parsing ActionTrail's `event` field when asked.
@@ -72,7 +75,12 @@ pub struct LogServicePuller {
     creds: Credentials,
     client: Option<SlsClient>,
     shards: BTreeMap<u32, Shard>,
+    /// Without a consumer group: the last committed cursor of every shard ever read, merged (a shard's batch only
+    /// replaces its own entry), exactly as saved in the local persistence.
+    saved_cursors: Map<String, Value>,
     last_heartbeat: Option<Instant>,
+    /// Set once the group showed another collector committing under this consumer name (warned once).
+    name_shared: bool,
 }
 
 impl LogServicePuller {
@@ -82,7 +90,9 @@ impl LogServicePuller {
             creds,
             client: None,
             shards: BTreeMap::new(),
+            saved_cursors: Map::new(),
             last_heartbeat: None,
+            name_shared: false,
         }
     }
 
@@ -106,17 +116,20 @@ impl LogServicePuller {
         let assigned = if self.cfg.use_consumer_group {
             let held: Vec<u32> = self.shards.keys().copied().collect();
             ctx.stats.requests += 1;
-            match self
-                .client()
-                .heartbeat(&self.cfg.consumer_group, &self.cfg.consumer_name, &held)
-            {
+            let assigned = match self.client().heartbeat(
+                &self.cfg.consumer_group,
+                &self.cfg.consumer_name,
+                &held,
+            ) {
                 Ok(a) => a,
                 Err(e) if e.is_retryable() => {
                     log::warn!("Heartbeat failed, keeping the shards held ({e})");
                     return Ok(());
                 }
                 Err(e) => return Err(pull_error(&e)),
-            }
+            };
+            self.detect_shared_name(ctx);
+            assigned
         } else {
             ctx.stats.requests += 1;
             self.client().list_shards().map_err(|e| pull_error(&e))?
@@ -148,6 +161,46 @@ impl LogServicePuller {
         Ok(())
     }
 
+    /// Two collectors with one consumer name are one consumer for the group: both are given the same shards and
+    /// read every log twice. The group shows it: a shard this collector holds carries, under this name, a
+    /// checkpoint it did not commit. Warns once.
+    fn detect_shared_name(&mut self, ctx: &mut PullContext) {
+        if self.name_shared || self.shards.values().all(|s| s.committed.is_none()) {
+            return;
+        }
+        ctx.stats.requests += 1;
+        let checkpoints = match self.client().list_checkpoints(&self.cfg.consumer_group) {
+            Ok(c) => c,
+            Err(e) => {
+                log::debug!(
+                    "Checkpoints of group {} not read ({e})",
+                    self.cfg.consumer_group
+                );
+                return;
+            }
+        };
+        let foreign = checkpoints.iter().find(|c| {
+            c.consumer == self.cfg.consumer_name
+                && self
+                    .shards
+                    .get(&c.shard)
+                    .and_then(|s| s.committed.as_deref())
+                    .is_some_and(|mine| mine != c.cursor)
+        });
+        if let Some(c) = foreign {
+            self.name_shared = true;
+            log::warn!(
+                "Another collector uses the consumer name {} in group {} of {}: shard {} has the checkpoint {} under this                  name, not the {} this collector committed. Both read the same shards, so every log is delivered twice;                  give each collector its own consumer_name (or leave it out: the default is unique per machine and process)",
+                self.cfg.consumer_name,
+                self.cfg.consumer_group,
+                self.cfg.logstore,
+                c.shard,
+                c.cursor,
+                self.shards[&c.shard].committed.as_deref().unwrap_or_default()
+            );
+        }
+    }
+
     /// The cursor to read a shard from: its checkpoint, else the configured start.
     fn start_cursor(&self, ctx: &mut PullContext, shard: u32) -> Result<String, ApiError> {
         if self.cfg.use_consumer_group {
@@ -159,10 +212,9 @@ impl LogServicePuller {
                 log::info!("Shard {shard}: resuming from the group's checkpoint {c}");
                 return Ok(c);
             }
-        } else if let Some(c) = ctx
-            .state()
-            .get("cursors")
-            .and_then(|c| c.get(shard.to_string()))
+        } else if let Some(c) = self
+            .saved_cursors
+            .get(&shard.to_string())
             .and_then(Value::as_str)
         {
             log::info!("Shard {shard}: resuming from the persistence, cursor {c}");
@@ -175,6 +227,18 @@ impl LogServicePuller {
         Ok(c)
     }
 
+    /// Saves a shard's cursor in the local persistence, merged with every other shard's last cursor.
+    fn save_cursor(
+        &mut self,
+        ctx: &mut PullContext,
+        shard: u32,
+        cursor: &str,
+    ) -> Result<(), PullerError> {
+        self.saved_cursors
+            .insert(shard.to_string(), Value::from(cursor));
+        ctx.commit_state(json!({"cursors": self.saved_cursors}))
+    }
+
     /// Emits a pulled batch, flushes it to Redis, then commits its next cursor.
     fn deliver(
         &mut self,
@@ -183,6 +247,7 @@ impl LogServicePuller {
         groups: &[LogGroup],
         next: &str,
     ) -> Result<bool, PullerError> {
+        self.warn_non_utf8(shard, groups, next);
         let tag = self.cfg.tag.clone();
         let mut last = None;
         let n = for_each_event(groups, self.cfg.parse_event_field, |t, m| {
@@ -210,18 +275,11 @@ impl LogServicePuller {
                 }
                 return Err(pull_error(&e));
             }
-        } else {
-            let mut cursors = Map::new();
-            for (s, st) in &self.shards {
-                if let Some(c) = if *s == shard {
-                    Some(next)
-                } else {
-                    st.cursor.as_deref()
-                } {
-                    cursors.insert(s.to_string(), Value::from(c));
-                }
+            if let Some(st) = self.shards.get_mut(&shard) {
+                st.committed = Some(next.to_owned());
             }
-            ctx.commit_state(json!({"cursors": cursors}))?;
+        } else {
+            self.save_cursor(ctx, shard, next)?;
         }
         if let Some(st) = self.shards.get_mut(&shard) {
             st.cursor = Some(next.to_owned());
@@ -230,6 +288,18 @@ impl LogServicePuller {
             }
         }
         Ok(true)
+    }
+
+    /// Text that is not UTF-8 is delivered with U+FFFD in place of the bad bytes: said once per batch.
+    fn warn_non_utf8(&self, shard: u32, groups: &[LogGroup], next: &str) {
+        let replaced: u32 = groups.iter().map(|g| g.non_utf8_fields).sum();
+        if replaced > 0 {
+            log::warn!(
+                "{replaced} field(s) of the batch of shard {shard} of {}/{} (the batch before cursor {next}) held bytes                  that are not UTF-8: they are delivered with U+FFFD in place of those bytes",
+                self.cfg.project,
+                self.cfg.logstore
+            );
+        }
     }
 
     /// Reads one batch of a shard; returns whether data came.
@@ -244,6 +314,12 @@ impl LogServicePuller {
                 Ok(c) => {
                     if let Some(s) = self.shards.get_mut(&shard) {
                         s.cursor = Some(c.clone());
+                    }
+                    // A start at `end` is kept at once: logs written while the collector is down are read later.
+                    if !self.cfg.use_consumer_group
+                        && !self.saved_cursors.contains_key(&shard.to_string())
+                    {
+                        self.save_cursor(ctx, shard, &c)?;
                     }
                     c
                 }
@@ -374,6 +450,20 @@ impl Puller for LogServicePuller {
         Ok(())
     }
 
+    /// With a consumer group the checkpoints live in the group, not in the local persistence.
+    fn keeps_local_state(&self) -> bool {
+        !self.cfg.use_consumer_group
+    }
+
+    fn pre_pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
+        if !self.cfg.use_consumer_group {
+            if let Some(Value::Object(saved)) = ctx.state().get("cursors") {
+                self.saved_cursors = saved.clone();
+            }
+        }
+        Ok(())
+    }
+
     fn pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
         let deadline = Instant::now() + self.cfg.max_cycle;
         loop {
@@ -394,7 +484,10 @@ impl Puller for LogServicePuller {
             }
         }
         if self.shards.values().all(|s| s.retry_at.is_none()) {
-            log::info!("The data is up to date!");
+            log::log!(
+                cycle_level(ctx.stats.received > 0),
+                "The data is up to date!"
+            );
         }
         Ok(())
     }

@@ -117,18 +117,25 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// A string field; bytes that are not UTF-8 become U+FFFD and are counted in `replaced`.
+fn text(b: &[u8], replaced: &mut u32) -> String {
+    match String::from_utf8_lossy(b) {
+        std::borrow::Cow::Borrowed(t) => t.to_owned(),
+        std::borrow::Cow::Owned(t) => {
+            *replaced += 1;
+            t
+        }
+    }
 }
 
 /// A key/value pair (Content, LogTag).
-fn pair(buf: &[u8], base: usize) -> Result<(String, String), DecodeError> {
+fn pair(buf: &[u8], base: usize, replaced: &mut u32) -> Result<(String, String), DecodeError> {
     let mut r = Reader::new(buf, base);
     let (mut k, mut v) = (String::new(), String::new());
     while !r.done() {
         match r.key()? {
-            (1, 2) => k = text(r.bytes()?.0),
-            (2, 2) => v = text(r.bytes()?.0),
+            (1, 2) => k = text(r.bytes()?.0, replaced),
+            (2, 2) => v = text(r.bytes()?.0, replaced),
             (_, w) => r.skip(w)?,
         }
     }
@@ -150,9 +157,11 @@ pub struct LogGroup {
     pub topic: String,
     pub source: String,
     pub tags: Vec<(String, String)>,
+    /// Fields (topic, source, tags, contents) whose bytes were not UTF-8: decoded with U+FFFD in their place.
+    pub non_utf8_fields: u32,
 }
 
-fn log(buf: &[u8], base: usize) -> Result<Log, DecodeError> {
+fn log(buf: &[u8], base: usize, replaced: &mut u32) -> Result<Log, DecodeError> {
     let mut r = Reader::new(buf, base);
     let mut out = Log::default();
     while !r.done() {
@@ -160,7 +169,7 @@ fn log(buf: &[u8], base: usize) -> Result<Log, DecodeError> {
             (1, 0) => out.time = r.varint()? as u32,
             (2, 2) => {
                 let (b, o) = r.bytes()?;
-                out.contents.push(pair(b, o)?);
+                out.contents.push(pair(b, o, replaced)?);
             }
             (4, 5) => out.time_ns = Some(r.fixed32()?),
             (_, w) => r.skip(w)?,
@@ -172,17 +181,18 @@ fn log(buf: &[u8], base: usize) -> Result<Log, DecodeError> {
 fn group(buf: &[u8], base: usize) -> Result<LogGroup, DecodeError> {
     let mut r = Reader::new(buf, base);
     let mut out = LogGroup::default();
+    let replaced = &mut out.non_utf8_fields;
     while !r.done() {
         match r.key()? {
             (1, 2) => {
                 let (b, o) = r.bytes()?;
-                out.logs.push(log(b, o)?);
+                out.logs.push(log(b, o, replaced)?);
             }
-            (3, 2) => out.topic = text(r.bytes()?.0),
-            (4, 2) => out.source = text(r.bytes()?.0),
+            (3, 2) => out.topic = text(r.bytes()?.0, replaced),
+            (4, 2) => out.source = text(r.bytes()?.0, replaced),
             (6, 2) => {
                 let (b, o) = r.bytes()?;
-                out.tags.push(pair(b, o)?);
+                out.tags.push(pair(b, o, replaced)?);
             }
             (_, w) => r.skip(w)?,
         }
@@ -232,6 +242,25 @@ pub fn time_ms(log: &Log) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A length-delimited protobuf field.
+    fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![(number << 3) | 2, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    #[test]
+    fn non_utf8_fields_are_replaced_and_counted() {
+        let content = [field(1, b"msg"), field(2, b"caf\xe9 \xff")].concat();
+        let log = [vec![1 << 3, 7], field(2, &content)].concat();
+        let group = [field(1, &log), field(3, b"topic"), field(4, b"10.0.0.\xfe")].concat();
+        let groups = decode_log_group_list(&field(1, &group)).unwrap();
+        assert_eq!(groups[0].non_utf8_fields, 2);
+        assert_eq!(groups[0].logs[0].contents[0].1, "caf\u{fffd} \u{fffd}");
+        assert_eq!(groups[0].source, "10.0.0.\u{fffd}");
+        assert_eq!(groups[0].topic, "topic");
+    }
 
     #[test]
     fn truncated_input_is_an_error_not_a_panic() {

@@ -10,6 +10,15 @@ use std::time::Duration;
 
 const API: &str = "LogService";
 
+/// A shard's checkpoint in a consumer group and the consumer that committed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub shard: u32,
+    /// The next cursor to read.
+    pub cursor: String,
+    pub consumer: String,
+}
+
 /// What PullLogs returned.
 #[derive(Debug)]
 pub struct Pulled {
@@ -329,16 +338,34 @@ impl SlsClient {
 
     /// The stored checkpoint of a shard (None when empty).
     pub fn get_checkpoint(&self, group: &str, shard: u32) -> Result<Option<String>, ApiError> {
-        let s = shard.to_string();
-        let reply = self.request("GET", &self.cg_path(group), &[("shard", &s)], None, false)?;
+        Ok(self
+            .checkpoints(group, Some(shard))?
+            .into_iter()
+            .find(|c| c.shard == shard)
+            .map(|c| c.cursor))
+    }
+
+    /// Every stored (non-empty) checkpoint of the group, with the consumer that wrote it.
+    pub fn list_checkpoints(&self, group: &str) -> Result<Vec<Checkpoint>, ApiError> {
+        self.checkpoints(group, None)
+    }
+
+    fn checkpoints(&self, group: &str, shard: Option<u32>) -> Result<Vec<Checkpoint>, ApiError> {
+        let s = shard.map(|s| s.to_string());
+        let query: Vec<(&str, &str)> = s.iter().map(|s| ("shard", s.as_str())).collect();
+        let reply = self.request("GET", &self.cg_path(group), &query, None, false)?;
         let v = self.json(&reply, "GetCheckPoint")?;
+        let field = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         Ok(v.as_array()
-            .and_then(|a| {
-                a.iter()
-                    .find(|c| c.get("shard").and_then(Value::as_u64) == Some(u64::from(shard)))
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                Some(Checkpoint {
+                    shard: u32::try_from(c.get("shard")?.as_u64()?).ok()?,
+                    cursor: Some(field(c, "checkpoint")).filter(|x| !x.is_empty())?,
+                    consumer: field(c, "consumer"),
+                })
             })
-            .and_then(|c| c.get("checkpoint").and_then(Value::as_str))
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned))
+            .collect())
     }
 }

@@ -11,6 +11,7 @@ use crate::http::{authority, ApiError, Http, Reply, ServiceError};
 use crate::sign;
 use base64::Engine;
 use logferry::config::{ConfigErrorKind, Section};
+use logferry_input::runtime::cycle_level;
 use logferry_input::{PullContext, Puller, PullerError};
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
@@ -363,6 +364,11 @@ fn pull_error(e: &ApiError) -> PullerError {
 }
 
 impl Puller for SmqPuller {
+    /// Messages are deleted from the queue once in Redis: there is no local progress to find or miss.
+    fn keeps_local_state(&self) -> bool {
+        false
+    }
+
     fn setup(&mut self, _ctx: &mut PullContext) -> Result<(), PullerError> {
         let client = SmqClient::new(self.cfg.clone(), self.creds.clone())
             .map_err(crate::cannot_build_authentication)?;
@@ -435,7 +441,10 @@ impl Puller for SmqPuller {
             }
             ctx.log_partial_stats();
         }
-        log::info!("The data is up to date!");
+        log::log!(
+            cycle_level(ctx.stats.received > 0),
+            "The data is up to date!"
+        );
         Ok(())
     }
 }

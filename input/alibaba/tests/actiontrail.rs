@@ -8,7 +8,8 @@ use common::*;
 use logferry_input_alibaba::actiontrail::{api_time, ActionTrailClient};
 use logferry_input_alibaba::config::{ActionTrailConfig, Credentials, SignatureVersion};
 use logferry_input_alibaba::sign;
-use logferry_testkit::wait_until;
+use logferry_testkit::collector::{logferry_bin, Collector};
+use logferry_testkit::{seed_lines, wait_until, RedisServer, TempDir};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -479,4 +480,38 @@ fn example_configs_validate() {
         seen += 1;
     }
     assert_eq!(seen, 4);
+}
+
+/// A real run (the binary) writes the ActionTrail lines of seed 000 as the seed shows them: thread names, the
+/// setup thread, wording and levels, compared after removing times and numbers.
+#[test]
+fn a_run_writes_the_seed_000_lines() {
+    let now = Utc::now().timestamp();
+    let start = now - 1800;
+    // 74 due events: two pages of 50, as in the seed's example.
+    let events: Vec<Value> = (0..74)
+        .map(|i| event(&format!("s{i}"), start + 10 + i * 15))
+        .collect();
+    let (srv, _trail) = server(events);
+    let redis = RedisServer::start();
+    let dir = TempDir::new("seed-000");
+    let config = json!({
+        "globals": {"id": "seed", "persistence": {"type": "redis", "url": redis.url()}},
+        "inputs": {"alibaba": {"id": 12341, "credentials": {"access_key_id": AK, "access_key_secret": SECRET},
+            "services": {"actiontrail": {"region": "cn-hangzhou", "endpoint": srv.url(),
+                "initial_start_time_in_utc": api_time(Utc.timestamp_opt(start, 0).unwrap()),
+                "requests_per_second": 10}}}},
+        "outputs": {"console": {"type": "console"}},
+    });
+    let mut c = Collector::start(&logferry_bin(), dir.path(), &config.to_string());
+    c.wait_log("Data collection completed", Duration::from_secs(30));
+    c.stop();
+    let examples = include_str!("fixtures/seed_000_actiontrail.log");
+    let missing = seed_lines::missing_lines(examples, &c.log_text());
+    assert!(
+        missing.is_empty(),
+        "seed lines not written:\n{}\n\nlog:\n{}",
+        missing.join("\n"),
+        c.log_text()
+    );
 }

@@ -8,7 +8,8 @@ mod common;
 use base64::Engine;
 use common::*;
 use logferry_input_alibaba::{pb, sign};
-use logferry_testkit::wait_until;
+use logferry_testkit::collector::{logferry_bin, Collector};
+use logferry_testkit::{wait_until, RedisServer, TempDir};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -543,34 +544,23 @@ fn invalid_cursor_resumes_at_the_last_time_read_not_at_the_end() {
     );
 }
 
+/// A Log Service client of the local server, signing with `secret`.
+fn client(url: &str, logstore: &str, secret: &str) -> logferry_input_alibaba::sls::SlsClient {
+    let creds = logferry_input_alibaba::config::Credentials {
+        access_key_id: AK.into(),
+        access_key_secret: logferry::config::Secret(secret.into()),
+        security_token: None,
+    };
+    logferry_input_alibaba::sls::SlsClient::new(url, logstore, creds, Duration::from_secs(5))
+        .unwrap()
+}
+
 #[test]
 fn a_wrong_secret_is_refused() {
     let (srv, _) = server("access_log", 1);
-    let creds = logferry_input_alibaba::config::Credentials {
-        access_key_id: AK.into(),
-        access_key_secret: logferry::config::Secret("bad".into()),
-        security_token: None,
-    };
-    let c = logferry_input_alibaba::sls::SlsClient::new(
-        &srv.url(),
-        "access_log",
-        creds,
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let c = client(&srv.url(), "access_log", "bad");
     assert_eq!(c.list_shards().unwrap_err().code(), "SignatureNotMatch");
-    let creds = logferry_input_alibaba::config::Credentials {
-        access_key_id: AK.into(),
-        access_key_secret: logferry::config::Secret(SECRET.into()),
-        security_token: None,
-    };
-    let c = logferry_input_alibaba::sls::SlsClient::new(
-        &srv.url(),
-        "access_log",
-        creds,
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let c = client(&srv.url(), "access_log", SECRET);
     assert_eq!(c.list_shards().unwrap(), vec![0, 1]);
     let cur = c.get_cursor(0, "begin").unwrap();
     assert!(
@@ -582,4 +572,192 @@ fn a_wrong_secret_is_refused() {
     c.ensure_consumer_group("g", 40).unwrap();
     c.ensure_consumer_group("g", 60).unwrap();
     assert_eq!(c.heartbeat("g", "c1", &[]).unwrap(), vec![0, 1]);
+}
+
+/// Local cursors (`use_consumer_group: false`): a restart while behind, with `start_position: end` and a growing
+/// logstore, resumes every shard where it stopped (a shard's batch never overwrites another shard's cursor).
+#[test]
+fn local_cursors_restart_while_behind_resumes_every_shard() {
+    let (srv, sls) = server("actiontrail_mytrail", 1);
+    let p = Pipeline::start("lc");
+    let cfg = service_config(
+        &srv.url(),
+        "actiontrail_log_service",
+        "actiontrail_mytrail",
+        json!({"use_consumer_group": false, "start_position": "end"}),
+    );
+    let pulls_of = |sls: &Sls, shard: u32, idx: usize| {
+        let cursor = format!("cursor={}", cursor_of(shard, idx));
+        sls.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("type=log") && pct_decode(l).contains(&cursor))
+            .count()
+    };
+    let (mut specs, errs) = configure(cfg.clone());
+    assert!(errs.is_empty(), "{errs:?}");
+    let run = Running::start(specs.remove(0), p.factory());
+    wait_until(
+        Duration::from_secs(20),
+        "both shards start at the end",
+        || pulls_of(&sls, 0, 1) > 0 && pulls_of(&sls, 1, 1) > 0,
+    );
+    *sls.visible.lock().unwrap() = vec![2, 2];
+    wait_until(Duration::from_secs(20), "the second packages", || {
+        unique_seqs(&p).len() == 40
+    });
+    run.stop();
+
+    // The logstore grows while the collector is stopped; the restart must read shard 1's new package too.
+    *sls.visible.lock().unwrap() = vec![3, 3];
+    let (mut specs, _) = configure(cfg);
+    let run = Running::start(specs.remove(0), p.factory());
+    wait_until(
+        Duration::from_secs(20),
+        "both shards read past their last package",
+        || pulls_of(&sls, 0, 3) > 0 && pulls_of(&sls, 1, 3) > 0,
+    );
+    run.stop();
+    let got = seqs(&p);
+    let unique: HashSet<u64> = got.iter().map(|(_, s)| *s).collect();
+    let expected: HashSet<u64> = fixtures("actiontrail_mytrail")
+        .iter()
+        .flat_map(|shard| shard[1..3].iter())
+        .flat_map(|pkg| pkg.flattened.iter())
+        .map(|f| f["seq"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        unique, expected,
+        "every log written after the first start, none lost"
+    );
+    assert!(
+        got.len() - unique.len() <= 40,
+        "at most one batch per shard repeated: {} duplicates",
+        got.len() - unique.len()
+    );
+}
+
+/// A collector (the real binary) reading `actiontrail_mytrail` through the consumer group, events to the console
+/// (its log file). `service_keys` are added to the service.
+fn run_collector(
+    dir: &TempDir,
+    redis: &RedisServer,
+    id: &str,
+    endpoint: &str,
+    service_keys: Value,
+) -> Collector {
+    let mut svc = json!({"endpoint": endpoint, "project": "myproject", "logstore": "actiontrail_mytrail",
+        "heartbeat_interval_in_seconds": 1, "request_period_in_seconds": 0, "fetch_count": 100});
+    for (k, v) in service_keys.as_object().unwrap() {
+        svc[k] = v.clone();
+    }
+    let config = json!({
+        "globals": {"id": id, "persistence": {"type": "redis", "url": redis.url()}},
+        "inputs": {"alibaba": {"id": 7, "credentials": {"access_key_id": AK, "access_key_secret": SECRET},
+            "services": {"actiontrail_log_service": svc}}},
+        "outputs": {"console": {"type": "console"}},
+    });
+    // `HOSTNAME` empty, as under systemd, cron or a plain shell: the consumer name must not depend on it.
+    Collector::start_with_env(
+        &logferry_bin(),
+        dir.path(),
+        &config.to_string(),
+        &[("HOSTNAME", "")],
+    )
+}
+
+/// The `seq` of every event a collector printed on its console (repeated ones included).
+fn console_seqs(c: &Collector) -> Vec<u64> {
+    c.log_text()
+        .lines()
+        .filter(|l| l.contains("cloud.alibaba.log_service.events"))
+        .filter_map(|l| {
+            let at = l.find("\"seq\":\"")? + 7;
+            l[at..].split('"').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// The consumer name a collector announced at start.
+fn consumer_name(c: &Collector) -> Option<String> {
+    let text = c.log_text();
+    let at = text.find("this collector is consumer ")? + "this collector is consumer ".len();
+    Some(text[at..].split_whitespace().next()?.to_owned())
+}
+
+fn group_consumers(sls: &Sls) -> BTreeMap<u32, String> {
+    sls.groups
+        .lock()
+        .unwrap()
+        .get("logferry")
+        .map(|g| g.owner.clone())
+        .unwrap_or_default()
+}
+
+/// Two collectors with the same configuration, no `consumer_name` and no `HOSTNAME`: distinct consumer names, the
+/// shards split between them, no log read twice.
+#[test]
+fn two_collectors_without_consumer_name_get_distinct_names() {
+    let (srv, sls) = server("actiontrail_mytrail", 0);
+    let redis = RedisServer::start();
+    let (dir_a, dir_b) = (TempDir::new("sls-name-a"), TempDir::new("sls-name-b"));
+    let a = run_collector(&dir_a, &redis, "a", &srv.url(), json!({}));
+    let b = run_collector(&dir_b, &redis, "b", &srv.url(), json!({}));
+    wait_until(
+        Duration::from_secs(30),
+        "both consumers hold one shard each",
+        || {
+            let owners = group_consumers(&sls);
+            owners.len() == 2 && owners[&0] != owners[&1]
+        },
+    );
+    let (name_a, name_b) = (consumer_name(&a).unwrap(), consumer_name(&b).unwrap());
+    assert_ne!(name_a, name_b, "the default consumer names differ");
+    assert!(
+        !name_a.starts_with("logferry-"),
+        "{name_a}: the host name from the system"
+    );
+
+    *sls.visible.lock().unwrap() = vec![3, 3];
+    wait_until(Duration::from_secs(30), "every log read once", || {
+        console_seqs(&a).len() + console_seqs(&b).len() >= 120
+    });
+    let mut all = console_seqs(&a);
+    all.extend(console_seqs(&b));
+    all.sort_unstable();
+    assert_eq!(all, (0..120).collect::<Vec<u64>>(), "each log exactly once");
+}
+
+/// Another collector committing under this collector's explicit consumer name (the test makes its calls) is
+/// reported with a WARNING naming the name and the group.
+#[test]
+fn a_consumer_name_shared_by_two_collectors_is_warned() {
+    let (srv, _sls) = server("actiontrail_mytrail", 1);
+    let redis = RedisServer::start();
+    let dir = TempDir::new("sls-shared-name");
+    let c = run_collector(
+        &dir,
+        &redis,
+        "s",
+        &srv.url(),
+        json!({"consumer_name": "collector-x"}),
+    );
+    wait_until(Duration::from_secs(30), "the first packages", || {
+        console_seqs(&c).len() >= 40
+    });
+    // The other collector named collector-x commits its own position of shard 0.
+    let other = client(&srv.url(), "actiontrail_mytrail", SECRET);
+    other
+        .checkpoint("logferry", "collector-x", 0, &cursor_of(0, 0), false)
+        .unwrap();
+    c.wait_log(
+        "Another collector uses the consumer name collector-x in group logferry",
+        Duration::from_secs(20),
+    );
+    let text = c.log_text();
+    let warnings = text
+        .lines()
+        .filter(|l| l.contains("WARNING InputProcess::") && l.contains("Another collector uses"));
+    assert_eq!(warnings.count(), 1, "warned once");
 }

@@ -17,7 +17,7 @@ pub mod tag;
 
 use config::*;
 use logferry::config::{ConfigErrorKind, Section};
-use logferry_input::config::{InputInfo, InputKind, PullerIdentity, PullerSpec};
+use logferry_input::config::{InputInfo, InputKind, PullerIdentity, PullerSpec, ThreadNaming};
 use serde_json::json;
 use tag::TagTemplate;
 
@@ -230,8 +230,11 @@ fn spec(info: &InputInfo, service: &str, region: &str, cfg: SqsServiceConfig) ->
         input: info.name.clone(),
         input_id: info.id.clone(),
         service: service.to_owned(),
-        module: format!("predefined,{region}"),
+        module: "predefined".into(),
         puller: cfg.puller_name.to_owned(),
+        naming: ThreadNaming::Regional {
+            region: region.to_owned(),
+        },
     };
     let defining = json!({"queue": format!("{:?}", cfg.queue), "region": region});
     let request_period = cfg.request_period;
@@ -400,7 +403,7 @@ impl InputKind for SqsCollectorInput {
             };
             if enabled {
                 let mut sp = spec(info, service, &region, cfg);
-                sp.identity.module = "predefined".into();
+                sp.identity.naming = ThreadNaming::Plain;
                 specs.push(sp);
             }
         }

@@ -140,8 +140,9 @@ pub async fn start(cfg: &ClientConfig, session_name: &str) -> Result<Session, Se
         sdk,
         path_style: cfg.endpoint.is_some(),
     };
-    log::info!(
-        "New AWS session started. (identity {}, account {})",
+    log::info!("New AWS session started.");
+    log::debug!(
+        "Session identity {}, account {}",
         session.arn,
         session.account_id
     );

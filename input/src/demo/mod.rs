@@ -4,7 +4,7 @@
 //! The next sequence number is the puller's state: it is committed after each cycle's events are in Redis, so a
 //! killed InputProcess re-generates (duplicates) at most one uncommitted cycle and never skips a number.
 
-use crate::config::{InputInfo, InputKind, PullerIdentity, PullerSpec};
+use crate::config::{InputInfo, InputKind, PullerIdentity, PullerSpec, ThreadNaming};
 use crate::{PullContext, Puller, PullerError};
 use logferry::config::{ConfigErrorKind, Section};
 use serde_json::{json, Value};
@@ -63,6 +63,7 @@ impl InputKind for DemoInput {
                 service: service.to_owned(),
                 module: "predefined".into(),
                 puller: "DemoPuller".into(),
+                naming: ThreadNaming::Plain,
             };
             let request_period = config.request_period;
             specs.push(PullerSpec {
