@@ -136,6 +136,9 @@ pub struct PullContext {
     deadline: Instant,
     /// Time of the current cycle spent waiting for data (an empty long poll), left out of the event rate.
     idle: Duration,
+    /// The level of the current cycle's routine lines written before its outcome is known (INFO unless the
+    /// previous cycle was idle): see [`crate::runtime::cycle_level`].
+    routine_level: log::Level,
     /// Events written to the queue by the puller's other sinks (worker threads) since start.
     written_by_workers: u64,
     /// Items set aside or discarded.
@@ -163,6 +166,7 @@ impl PullContext {
             started: Instant::now(),
             deadline: Instant::now(),
             idle: Duration::ZERO,
+            routine_level: log::Level::Info,
             written_by_workers: 0,
             ledger,
             stats: CycleStats::default(),
@@ -178,12 +182,19 @@ impl PullContext {
         self.pulling_id
     }
 
-    pub(crate) fn begin_cycle(&mut self, max_cycle: Duration) {
+    pub(crate) fn begin_cycle(&mut self, max_cycle: Duration, routine_level: log::Level) {
         self.started = Instant::now();
+        self.routine_level = routine_level;
         self.deadline = self.started + max_cycle;
         self.idle = Duration::ZERO;
         self.pulling_id = logferry::time::now_ms() as u64;
         self.stats = CycleStats::default();
+    }
+
+    /// The level of the cycle's routine lines (`Pull Started`, `Starting a new pulling ...`): INFO as the seeds
+    /// show them, DEBUG after an idle cycle so that an idle collector writes one INFO line per cycle.
+    pub fn routine_level(&self) -> log::Level {
+        self.routine_level
     }
 
     /// When the current cycle should end: a puller starts no new unit of work (a receive, a page) after it, so

@@ -4,8 +4,8 @@ use crate::config::{PullerSpec, ThreadNaming};
 use crate::context::PullContext;
 use crate::error::PullerError;
 use crate::sink::SinkFactory;
-use logferry::config::Section;
 use crate::Puller;
+use logferry::config::Section;
 use logferry::state::{Loaded, StateStore};
 use logferry::watchdog::ProgressMark;
 use serde_json::Value;
@@ -58,9 +58,9 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     let mut busy = true;
     while !ctx.stopping() {
         mark.busy(1);
-        ctx.begin_cycle(puller.max_cycle());
         // An idle cycle writes one INFO line (`Data collection completed`): its other lines are DEBUG.
-        log::log!(cycle_level(busy), "Pull Started");
+        ctx.begin_cycle(puller.max_cycle(), cycle_level(busy));
+        log::log!(ctx.routine_level(), "Pull Started");
         let result = puller.pull(&mut ctx).and_then(|_| ctx.flush());
         mark.progressed(0);
         let wait = match result {

@@ -255,7 +255,8 @@ impl Puller for SqsPuller {
         let (Some(rt), Some(clients)) = (self.rt.clone(), self.clients.clone()) else {
             return Err(PullerError::pull(300, "pull before setup"));
         };
-        log::debug!(
+        log::log!(
+            ctx.routine_level(),
             "Starting a new pulling from \"{}\" queue at \"{}\"",
             clients.queue_name,
             logferry::time::format_utc_micros(logferry::time::now_ms())
