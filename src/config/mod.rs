@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod reader;
+pub mod references;
 
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, ConfigScope};
 pub use reader::{Diagnostics, FromValue, Secret, Section};
@@ -16,12 +17,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct ConfigFile {
     pub path: PathBuf,
+    /// The file's values, `${env:...}`/`${file:...}` references resolved.
     pub root: Value,
+    /// One problem per reference that could not be resolved ([`references`]); the field keeps its reference text.
+    pub reference_problems: Vec<ConfigError>,
 }
 
 impl ConfigFile {
-    /// Reads a YAML or JSON file (JSON is valid YAML, but `.json` files are parsed as JSON for exact errors), and
-    /// registers its secrets for redaction ([`crate::redact`]).
+    /// Reads a YAML or JSON file (JSON is valid YAML, but `.json` files are parsed as JSON for exact errors),
+    /// resolves its `${env:NAME}` and `${file:PATH}` references ([`references`]), and registers its secrets, the
+    /// resolved values included, for redaction ([`crate::redact`]).
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(
@@ -30,13 +35,31 @@ impl ConfigFile {
                 format!("cannot read \"{}\": {e}", path.display()),
             )
         })?;
-        let root = Self::parse(&text, path.extension().is_some_and(|e| e == "json"))?;
+        let mut root = Self::parse(&text, path.extension().is_some_and(|e| e == "json"))?;
+        let base_dir = Self::dir_of(path);
+        let resolution = references::resolve(&mut root, &base_dir, &|name| std::env::var(name));
         // Before anything can log a value of the file (validation messages included).
+        for (field, value) in &resolution.resolved {
+            crate::redact::register_secret_at(value, field);
+        }
         crate::redact::register_config_secrets(&root);
         Ok(ConfigFile {
             path: path.to_path_buf(),
             root,
+            reference_problems: resolution.problems,
         })
+    }
+
+    /// The problems of validation (`found`) with the references' problems first; a field whose reference could
+    /// not be resolved is reported once, for its reference.
+    pub fn with_reference_problems(&self, found: Vec<ConfigError>) -> Vec<ConfigError> {
+        let mut problems = self.reference_problems.clone();
+        problems.extend(
+            found
+                .into_iter()
+                .filter(|p| !self.reference_problems.iter().any(|r| r.path == p.path)),
+        );
+        problems
     }
 
     pub fn parse(text: &str, json: bool) -> Result<Value, ConfigError> {
@@ -60,8 +83,11 @@ impl ConfigFile {
 
     /// Directory that relative paths in the file (certificates, state) are resolved against.
     pub fn base_dir(&self) -> PathBuf {
-        self.path
-            .parent()
+        Self::dir_of(&self.path)
+    }
+
+    fn dir_of(path: &Path) -> PathBuf {
+        path.parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."))
     }
@@ -246,6 +272,7 @@ mod tests {
         let file = ConfigFile {
             path: PathBuf::from("/etc/lf/c.yaml"),
             root,
+            reference_problems: Vec::new(),
         };
         let d = Diagnostics::default();
         let r = file.root_section(&d);
