@@ -148,6 +148,17 @@ pub struct Globals {
     /// The least severe log level also shipped as an internal event: `INFO` (default, as the seeds), `WARNING`
     /// (warnings and errors only) or `ERROR`.
     pub internal_events_level: log::Level,
+    /// `metrics: {listen: "127.0.0.1:9464"}`: serve `/metrics`, `/health` and `/ready` over HTTP on that address
+    /// (a MetricsProcess started by the supervisor). Default: off.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// The `globals.metrics` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// Address and port the HTTP endpoint listens on (`host:port`, an IP address; `0.0.0.0:9464` for every
+    /// interface, e.g. in a container). Required in the section.
+    pub listen: std::net::SocketAddr,
 }
 
 impl Globals {
@@ -212,7 +223,25 @@ impl Globals {
                 1024..=16_777_216,
             ),
             internal_events_level,
+            metrics: Self::read_metrics(s),
         }
+    }
+
+    fn read_metrics(s: &Section<'_>) -> Option<MetricsConfig> {
+        let m = s.section("metrics", false)?;
+        let listen = m.required::<String>("listen").and_then(|text| match text.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                m.error(
+                    "listen",
+                    ConfigErrorKind::InvalidValue,
+                    format!("\"{text}\" is not an address and port such as 127.0.0.1:9464 or 0.0.0.0:9464"),
+                );
+                None
+            }
+        });
+        m.finish();
+        listen.map(|listen| MetricsConfig { listen })
     }
 
     fn read_persistence(s: &Section<'_>) -> Persistence {
@@ -323,6 +352,25 @@ mod tests {
             assert_eq!(errs[0].path, "globals.persistence.url");
             assert_eq!(errs[0].kind, ConfigErrorKind::InvalidValue);
             assert!(errs[0].to_string().contains(says), "{}", errs[0]);
+        }
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_listen_is_an_address() {
+        let (g, errs) = globals("globals: {}\n");
+        assert!(errs.is_empty() && g.metrics.is_none());
+        let (g, errs) = globals("globals:\n  metrics: {listen: \"127.0.0.1:9464\"}\n");
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(g.metrics.unwrap().listen.port(), 9464);
+        for (bad, kind) in [
+            ("{listen: \"localhost\"}", ConfigErrorKind::InvalidValue),
+            ("{}", ConfigErrorKind::Missing),
+        ] {
+            let (g, errs) = globals(&format!("globals:\n  metrics: {bad}\n"));
+            assert!(g.metrics.is_none());
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert_eq!(errs[0].path, "globals.metrics.listen");
+            assert_eq!(errs[0].kind, kind);
         }
     }
 
