@@ -112,6 +112,9 @@ pub enum Persistence {
     Embedded { directory: PathBuf },
 }
 
+/// Environment variable holding the default of `globals.stop_drain_timeout_in_sec` (used when the file sets none).
+pub const STOP_DRAIN_DEFAULT_VAR: &str = "LOGFERRY_STOP_DRAIN_TIMEOUT_IN_SEC";
+
 /// The `globals` section.
 #[derive(Debug, Clone)]
 pub struct Globals {
@@ -133,7 +136,8 @@ pub struct Globals {
     pub sender_stats_period_in_sec: u64,
     /// Period of the `[GC]` memory report. Default 300; 1..=86400.
     pub memory_report_period_in_sec: u64,
-    /// Deadline for the output to drain the queue on a controlled stop. Default 30; 0..=3600.
+    /// Deadline for the output to drain the queue on a controlled stop. Default 30 (or `$LOGFERRY_STOP_DRAIN_TIMEOUT_IN_SEC`,
+    /// 7 in the container image); 0..=3600.
     pub stop_drain_timeout_in_sec: u64,
     /// A puller, consumer or sender that has work and makes no progress for this long is named in a WARNING line
     /// (with what it waits on), and again when it moves. Default 60; 1..=3600.
@@ -212,7 +216,11 @@ impl Globals {
             ),
             sender_stats_period_in_sec: s.in_range("sender_stats_period_in_sec", 300, 1..=1800),
             memory_report_period_in_sec: s.in_range("memory_report_period_in_sec", 300, 1..=86_400),
-            stop_drain_timeout_in_sec: s.in_range("stop_drain_timeout_in_sec", 30, 0..=3600),
+            stop_drain_timeout_in_sec: s.in_range(
+                "stop_drain_timeout_in_sec",
+                Self::stop_drain_default(s, std::env::var(STOP_DRAIN_DEFAULT_VAR)),
+                0..=3600,
+            ),
             stall_warning_after_in_sec: s.in_range("stall_warning_after_in_sec", 60, 1..=3600),
             threshold_for_using_gzip_in_transport_layer: s
                 .or("threshold_for_using_gzip_in_transport_layer", 1.1),
@@ -224,6 +232,30 @@ impl Globals {
             ),
             internal_events_level,
             metrics: Self::read_metrics(s),
+        }
+    }
+
+    /// The default of `stop_drain_timeout_in_sec`: 30 s, or the environment variable [`STOP_DRAIN_DEFAULT_VAR`]
+    /// (the container image sets 7 s, so that its stop fits a plain `docker stop`'s 10 s); a value that is not
+    /// 0..=3600 is a problem of the key, naming the variable.
+    fn stop_drain_default(s: &Section<'_>, from_env: Result<String, std::env::VarError>) -> u64 {
+        const BUILT_IN: u64 = 30;
+        let Ok(text) = from_env else {
+            return BUILT_IN;
+        };
+        match text.trim().parse::<u64>() {
+            Ok(seconds) if seconds <= 3600 => seconds,
+            _ => {
+                s.error(
+                    "stop_drain_timeout_in_sec",
+                    ConfigErrorKind::InvalidValue,
+                    format!(
+                        "its default from the environment, {STOP_DRAIN_DEFAULT_VAR}=\"{text}\", is not a number of \
+                         seconds in 0..=3600"
+                    ),
+                );
+                BUILT_IN
+            }
         }
     }
 
@@ -372,6 +404,29 @@ mod tests {
             assert_eq!(errs[0].path, "globals.metrics.listen");
             assert_eq!(errs[0].kind, kind);
         }
+    }
+
+    #[test]
+    fn the_stop_drain_default_may_come_from_the_environment() {
+        let root = ConfigFile::parse("globals: {}\n", false).unwrap();
+        let map = root["globals"].as_object().unwrap();
+        let d = Diagnostics::default();
+        let s = Section::new("globals", map, d.clone(), Path::new("/"));
+        let not_set = Err(std::env::VarError::NotPresent);
+        assert_eq!(Globals::stop_drain_default(&s, not_set), 30);
+        assert_eq!(Globals::stop_drain_default(&s, Ok("7".into())), 7);
+        assert!(d.is_empty());
+        assert_eq!(Globals::stop_drain_default(&s, Ok("7s".into())), 30);
+        let errs = d.take();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].path, "globals.stop_drain_timeout_in_sec");
+        assert!(
+            errs[0]
+                .message
+                .contains("LOGFERRY_STOP_DRAIN_TIMEOUT_IN_SEC=\"7s\""),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]
