@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// How the marks of pullers are named (`puller <thread name>`): `/health` fails on their stalls only.
+pub const PULLER_MARK_PREFIX: &str = "puller ";
+
 /// Name of the watchdog thread in log lines.
 pub const WATCHDOG_THREAD: &str = "Watchdog";
 

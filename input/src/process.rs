@@ -52,7 +52,7 @@ pub fn run(env: ProcessEnv, specs: Vec<PullerSpec>) -> i32 {
     }
     let _ = gc.join();
     let _ = watchdog.join();
-    let _ = publisher.join();
+    publisher.finish();
     logferry::logging::stop_internal_events();
     let _ = forwarder.join();
     log::info!("Process stopped");

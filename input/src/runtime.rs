@@ -64,7 +64,10 @@ fn pull_until_stop(
         "Starting data collection every {} seconds",
         spec.request_period.as_secs()
     );
-    let mark = ProgressMark::register(format!("puller {name}"), "pull cycle running");
+    let mark = ProgressMark::register(
+        format!("{}{name}", logferry::watchdog::PULLER_MARK_PREFIX),
+        "pull cycle running",
+    );
     mark.attach_figures(figures.clone());
     mark.waiting_on("its source, or room in the queue");
     mark.set_current();

@@ -72,7 +72,7 @@ pub fn run(env: ProcessEnv, outputs: &[OutputSpec]) -> i32 {
     }
     let _ = gc.join();
     let _ = watchdog.join();
-    let _ = publisher.join();
+    publisher.finish();
     logferry::logging::stop_internal_events();
     log::info!("Process stopped");
     finish_within(forwarder, FORWARDER_GRACE);

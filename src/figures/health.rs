@@ -1,7 +1,9 @@
 //! `/health` and `/ready` (and `logferry status`'s verdict): checks over a [`Snapshot`].
 //!
 //! Healthy: Redis answers, the supervisor's record is there, every child it started is alive (it has a pid and
-//! its own record, written by that pid), and no puller, consumer or sender is stalled (the watchdog's view).
+//! its own record, written by that pid), and no puller is stalled (the watchdog's view: a pull cycle that made no
+//! progress for `stall_warning_after_in_sec`). A failing destination is not a liveness failure (a restart would
+//! not fix it): it shows in `/metrics` and `logferry status`.
 //! Ready: Redis answers, the collector is not stopping, and every child has started and published its record (the
 //! OutputProcess's consumers and senders run: it can deliver).
 
@@ -105,6 +107,7 @@ fn judge(reading: Result<&Snapshot, &str>, probe: Probe) -> Verdict {
             .flat_map(|p| {
                 p.stalled
                     .iter()
+                    .filter(|w| w.starts_with(crate::watchdog::PULLER_MARK_PREFIX))
                     .map(move |w| format!("{w} ({})", p.process))
             })
             .collect();

@@ -281,17 +281,34 @@ pub fn connect_for_records(url: &str) -> redis::RedisResult<redis::Connection> {
     Ok(conn)
 }
 
-/// Starts the thread that writes this process's record every [`PUBLISH_PERIOD`] until the stop, then removes it
-/// (a process that stopped shows as gone at once, one that died when its TTL ends).
-pub fn spawn_publisher(env: &ProcessEnv, process: &'static str) -> JoinHandle<()> {
+/// The thread that writes this process's record every [`PUBLISH_PERIOD`] until [`Publisher::finish`], then
+/// removes it (a process that stopped shows as gone at once, one that died when its TTL ends). It has its own stop
+/// flag: a process keeps publishing through its stop (a drain) until its work is done.
+pub struct Publisher {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+impl Publisher {
+    /// Ends the publishing and removes the record.
+    pub fn finish(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.handle.join();
+    }
+}
+
+/// Starts this process's [`Publisher`].
+pub fn spawn_publisher(env: &ProcessEnv, process: &'static str) -> Publisher {
     let key = env.keys.status(process);
     let url = env.redis_url.clone();
-    let stop = env.stop.clone();
+    let stop = Arc::new(AtomicBool::new(false));
     let stall_after = Duration::from_secs(env.globals.stall_warning_after_in_sec);
-    std::thread::Builder::new()
+    let flag = stop.clone();
+    let handle = std::thread::Builder::new()
         .name(PUBLISHER_THREAD.into())
-        .spawn(move || publish_until_stop(&url, &key, process, stall_after, &stop))
-        .expect("spawn figures publisher")
+        .spawn(move || publish_until_stop(&url, &key, process, stall_after, &flag))
+        .expect("spawn figures publisher");
+    Publisher { stop, handle }
 }
 
 fn publish_until_stop(

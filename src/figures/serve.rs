@@ -52,7 +52,7 @@ pub fn run(env: ProcessEnv, listener: TcpListener) -> i32 {
         .expect("spawn metrics server");
     let sig = crate::process::wait_for_stop_signal(&env);
     log::info!("Stop requested (signal {sig})");
-    let _ = publisher.join();
+    publisher.finish();
     crate::logging::stop_internal_events();
     log::info!("Process stopped");
     let _ = forwarder.join();

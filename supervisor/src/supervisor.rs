@@ -326,6 +326,7 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) => {}
                 Ok(status) => {
                     log::info!("{} stopped ({})", child.role.name(), describe(status));
+                    self.figures.child(child.role.name()).pid = None;
                     return;
                 }
                 Err(_) => return,
