@@ -26,7 +26,8 @@ fn manifests_dir() -> PathBuf {
 }
 
 fn tool(name: &str) -> PathBuf {
-    let dir = std::env::var("LOGFERRY_K8S_TOOLS").unwrap_or_else(|_| "/opt/logferry-k8s-tools/bin".to_owned());
+    let dir = std::env::var("LOGFERRY_K8S_TOOLS")
+        .unwrap_or_else(|_| "/opt/logferry-k8s-tools/bin".to_owned());
     let path = Path::new(&dir).join(name);
     assert!(
         path.exists(),
@@ -49,22 +50,36 @@ fn every_manifest_is_valid_against_the_kubernetes_schemas() {
         .current_dir(manifests_dir())
         .output()
         .expect("kubernetes-validate");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     for name in MANIFESTS {
-        assert!(text.contains(&format!("INFO {name} passed")), "{name}:\n{text}");
+        assert!(
+            text.contains(&format!("INFO {name} passed")),
+            "{name}:\n{text}"
+        );
     }
 }
 
 #[test]
 fn checkov_finds_no_failed_check_and_every_skip_has_its_reason() {
     let out = Command::new(tool("checkov"))
-        .args(["-d", ".", "--framework", "kubernetes", "--output", "json", "--quiet", "--skip-download"])
+        .args([
+            "-d",
+            ".",
+            "--framework",
+            "kubernetes",
+            "--output",
+            "json",
+            "--quiet",
+            "--skip-download",
+        ])
         .current_dir(manifests_dir())
         .output()
         .expect("checkov");
     let text = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("checkov's JSON ({e}):\n{text}"));
+    let report: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("checkov's JSON ({e}):\n{text}"));
     let results = &report["results"];
     let failed: Vec<String> = results["failed_checks"]
         .as_array()
@@ -72,10 +87,20 @@ fn checkov_finds_no_failed_check_and_every_skip_has_its_reason() {
         .iter()
         .map(|c| format!("{} {} ({})", c["check_id"], c["check_name"], c["resource"]))
         .collect();
-    assert!(failed.is_empty(), "failed checkov checks:\n{}", failed.join("\n"));
-    assert!(report["summary"]["passed"].as_u64().unwrap_or(0) > 50, "{}", report["summary"]);
+    assert!(
+        failed.is_empty(),
+        "failed checkov checks:\n{}",
+        failed.join("\n")
+    );
+    assert!(
+        report["summary"]["passed"].as_u64().unwrap_or(0) > 50,
+        "{}",
+        report["summary"]
+    );
     for skipped in results["skipped_checks"].as_array().unwrap_or(&Vec::new()) {
-        let reason = skipped["check_result"]["suppress_comment"].as_str().unwrap_or("");
+        let reason = skipped["check_result"]["suppress_comment"]
+            .as_str()
+            .unwrap_or("");
         assert!(
             reason.len() > 20,
             "{} is skipped without a reason in the manifest: {reason:?}",
@@ -106,7 +131,9 @@ fn the_manifests_agree_with_the_collector() {
     let secrets_path = mount("credentials");
     assert_eq!(config_path, "/etc/logferry/config.yaml");
     let config_dir = Path::new(&config_path).parent().unwrap();
-    let secrets_relative = Path::new(&secrets_path).strip_prefix(config_dir).expect("secrets under the config's dir");
+    let secrets_relative = Path::new(&secrets_path)
+        .strip_prefix(config_dir)
+        .expect("secrets under the config's dir");
     assert_eq!(
         container["args"],
         serde_json::json!(["run", "--config", config_path]),
@@ -115,18 +142,28 @@ fn the_manifests_agree_with_the_collector() {
 
     // The config, with the Secret's keys as files where they are mounted: `logferry validate` accepts it.
     let dir = TempDir::new("k8s-config");
-    let config_text = config_map["data"]["config.yaml"].as_str().expect("config.yaml in the ConfigMap");
+    let config_text = config_map["data"]["config.yaml"]
+        .as_str()
+        .expect("config.yaml in the ConfigMap");
     std::fs::write(dir.path().join("config.yaml"), config_text).unwrap();
     std::fs::create_dir_all(dir.path().join(secrets_relative)).unwrap();
     for (key, value) in secret["stringData"].as_object().expect("stringData") {
-        std::fs::write(dir.path().join(secrets_relative).join(key), value.as_str().unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join(secrets_relative).join(key),
+            value.as_str().unwrap(),
+        )
+        .unwrap();
     }
     let out = Command::new(env!("CARGO_BIN_EXE_logferry"))
         .args(["validate", "--config"])
         .arg(dir.path().join("config.yaml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // Without the Secret's files, every reference names its field and its file.
     std::fs::remove_dir_all(dir.path().join(secrets_relative)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_logferry"))
@@ -144,17 +181,31 @@ fn the_manifests_agree_with_the_collector() {
     // The stop fits the grace period; the probes ask what the config serves; the state is the volume.
     let config = ConfigFile::parse(config_text, false).unwrap();
     let globals = &config["globals"];
-    let drain = globals["stop_drain_timeout_in_sec"].as_u64().expect("the drain is explicit");
+    let drain = globals["stop_drain_timeout_in_sec"]
+        .as_u64()
+        .expect("the drain is explicit");
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
-    assert!(grace > drain + 2, "grace {grace} s must exceed the stop bound {drain} + 2 s");
+    assert!(
+        grace > drain + 2,
+        "grace {grace} s must exceed the stop bound {drain} + 2 s"
+    );
     let listen = globals["metrics"]["listen"].as_str().unwrap();
-    assert!(listen.starts_with("0.0.0.0:"), "probes come from outside the pod: {listen}");
+    assert!(
+        listen.starts_with("0.0.0.0:"),
+        "probes come from outside the pod: {listen}"
+    );
     let port: u64 = listen.rsplit(':').next().unwrap().parse().unwrap();
     assert_eq!(container["ports"][0]["containerPort"].as_u64(), Some(port));
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/health");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/ready");
-    assert_eq!(globals["persistence"]["directory"].as_str(), Some(mount("state").as_str()));
-    assert_eq!(set["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "state");
+    assert_eq!(
+        globals["persistence"]["directory"].as_str(),
+        Some(mount("state").as_str())
+    );
+    assert_eq!(
+        set["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
+        "state"
+    );
     let security = &container["securityContext"];
     assert_eq!(security["readOnlyRootFilesystem"], true);
     assert_eq!(security["runAsNonRoot"], true);
