@@ -3,7 +3,7 @@
 # bash's /dev/tcp so the image needs no HTTP client. Exit 0 when the answer is 200, 1 otherwise (its body says why).
 set -u
 port="${LOGFERRY_METRICS_PORT:-9464}"
-if ! exec 3<>"/dev/tcp/127.0.0.1/${port}"; then
+if ! { exec 3<>"/dev/tcp/127.0.0.1/${port}"; } 2>/dev/null; then
   echo "nothing listens on 127.0.0.1:${port}: set globals.metrics.listen: \"0.0.0.0:${port}\" in the config"
   exit 1
 fi
