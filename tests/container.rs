@@ -414,6 +414,7 @@ fn the_image_runs_as_documented_and_stops_within_a_plain_docker_stop() {
     );
     // A plain stop while the relay is down: drained for the image's default 7 s, exit 0 before SIGKILL.
     let (code, took) = stop(first);
+    let stop_while_down = took;
     let log = logs(first);
     assert_eq!(code, 0, "{log}\nstopped in {took:?} with exit code {code}");
     assert!(
@@ -452,8 +453,9 @@ fn the_image_runs_as_documented_and_stops_within_a_plain_docker_stop() {
     assert_eq!(code, 0, "stopped in {took:?}:\n{}", logs(second));
     assert_documented_log_lines(&logs(second));
     eprintln!(
-        "container: image built in {:.1} s, whole test {:.1} s",
+        "container: image built in {:.1} s, stop with the relay down {:.1} s, whole test {:.1} s",
         built.as_secs_f64(),
+        stop_while_down.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
     drop(cleanup);
