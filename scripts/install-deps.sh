@@ -20,6 +20,29 @@ if [ "${1:-}" = "--demo-only" ]; then
   exit 0
 fi
 
+# A real Prometheus server (and promtool) for the metrics tests (tests/status.rs); podman, buildah, runc,
+# debootstrap (its base image) and strip (binutils) for the container test (tests/container.rs).
+test_apt_packages=(prometheus podman buildah runc debootstrap binutils)
+missing=()
+for p in "${test_apt_packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+systemctl disable --now prometheus >/dev/null 2>&1 || true
+
 # Python peers used by the tests (moto's AWS server, Devo's reference sender, Alibaba SDKs as oracles).
 python_packages=('moto[server]' devo-sdk cryptography)
 python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true
+
+# Kubernetes manifest checks (tests/kubernetes.rs), in a virtual environment of their own: checkov pins boto3 and
+# botocore versions older than the AWS test peers need.
+k8s_tools=/opt/logferry-k8s-tools
+if [ ! -x "$k8s_tools/bin/checkov" ] || [ ! -x "$k8s_tools/bin/kubernetes-validate" ]; then
+  echo "installing checkov and kubernetes-validate in $k8s_tools"
+  python3 -m venv "$k8s_tools"
+  "$k8s_tools/bin/pip" install -q --disable-pip-version-check checkov kubernetes-validate
+fi

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod deadletter;
 pub mod event;
+pub mod figures;
 pub mod logging;
 pub mod lookup;
 pub mod memory;

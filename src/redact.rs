@@ -102,13 +102,25 @@ pub fn is_secret_key(key: &str) -> bool {
 pub fn register_config_secrets(root: &Value) -> Vec<String> {
     let mut too_short = Vec::new();
     walk(root, "", false, &mut too_short);
+    remember_too_short(&too_short);
+    too_short
+}
+
+fn remember_too_short(paths: &[String]) {
     let mut kept = TOO_SHORT.write().unwrap_or_else(|e| e.into_inner());
-    for path in &too_short {
+    for path in paths {
         if !kept.contains(path) {
             kept.push(path.clone());
         }
     }
-    too_short
+}
+
+/// Registers a secret known by where it came from (a `${env:...}` or `${file:...}` reference at field `path`),
+/// noting the path for [`unmasked_short_secrets`] when it is too short to be masked.
+pub fn register_secret_at(secret: &str, path: &str) {
+    let mut too_short = Vec::new();
+    register_at(secret, path, &mut too_short);
+    remember_too_short(&too_short);
 }
 
 /// Field paths of the registered configuration's secrets that are too short to be masked in free text.

@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// How the marks of pullers are named (`puller <thread name>`): `/health` fails on their stalls only.
+pub const PULLER_MARK_PREFIX: &str = "puller ";
+
 /// Name of the watchdog thread in log lines.
 pub const WATCHDOG_THREAD: &str = "Watchdog";
 
@@ -36,6 +39,8 @@ pub struct ProgressMark {
     reported: AtomicBool,
     /// `last_progress_ms` when the WARNING was logged (a later value means the worker moved).
     reported_progress_ms: AtomicU64,
+    /// The puller figures fed by writes on the threads that set this mark current ([`wrote_on_this_thread`]).
+    figures: std::sync::OnceLock<Arc<crate::figures::PullerFigures>>,
 }
 
 impl ProgressMark {
@@ -49,6 +54,7 @@ impl ProgressMark {
             waiting_on: Mutex::new(String::new()),
             reported: AtomicBool::new(false),
             reported_progress_ms: AtomicU64::new(0),
+            figures: std::sync::OnceLock::new(),
         });
         let mut marks = MARKS.lock().unwrap_or_else(|e| e.into_inner());
         marks.retain(|m| m.strong_count() > 0);
@@ -77,6 +83,11 @@ impl ProgressMark {
     /// What the worker waits on now (the last error, the peer it connects to); shown in the WARNING line.
     pub fn waiting_on(&self, what: impl Into<String>) {
         *self.waiting_on.lock().unwrap_or_else(|e| e.into_inner()) = what.into();
+    }
+
+    /// Attaches the puller's figures: every write on a thread with this mark current counts there.
+    pub fn attach_figures(&self, figures: Arc<crate::figures::PullerFigures>) {
+        let _ = self.figures.set(figures);
     }
 
     /// Makes this mark the one [`progress_on_this_thread`] moves.
@@ -136,6 +147,37 @@ pub fn progress_on_this_thread() {
     CURRENT.with(|c| {
         if let Some(mark) = c.borrow().as_ref() {
             mark.progressed(mark.work.load(Ordering::Relaxed));
+        }
+    });
+}
+
+/// The names of this process's workers that have work and made no progress for `threshold` (for the status
+/// record and `/health`).
+pub fn stalled(threshold: Duration) -> Vec<String> {
+    let now = now_ms();
+    MARKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|m| {
+            m.work.load(Ordering::Relaxed) > 0
+                && now.saturating_sub(m.last_progress_ms.load(Ordering::Relaxed))
+                    >= threshold.as_millis() as u64
+        })
+        .map(|m| m.name.clone())
+        .collect()
+}
+
+/// A sink on this thread wrote `events` to the queue, the newest from `newest_ms`: marks progress and counts them in
+/// the figures attached to this thread's mark (no-op without a mark).
+pub fn wrote_on_this_thread(events: u64, newest_ms: i64) {
+    CURRENT.with(|c| {
+        if let Some(mark) = c.borrow().as_ref() {
+            mark.progressed(mark.work.load(Ordering::Relaxed));
+            if let Some(f) = mark.figures.get() {
+                f.written(events, newest_ms);
+            }
         }
     });
 }

@@ -1,7 +1,9 @@
 //! Backbone benchmark (not a test): the release `logferry` binary runs demo input -> embedded Redis -> syslog
 //! output -> a TCP sink in this process that counts lines. Prints events/s, MB/s, CPU seconds and peak RSS per
 //! process, the sink (the peer) included. Env: EVENTS (default 3000000), CONNECTIONS (1), WRAP (500),
-//! IDLE_SECS (15: wait before the idle RSS is read), LOGFERRY_BIN (default target/release/logferry).
+//! IDLE_SECS (15: wait before the idle RSS is read), LOGFERRY_BIN (default target/release/logferry), METRICS (0; 1:
+//! `globals.metrics` on, and this process scrapes `/metrics` every SCRAPE_MS, default 1000, as Prometheus would).
+//! The last line, `RESULT ...`, is for scripts (run.sh --metrics-cost).
 
 use logferry_testkit::procfs::{env_u64, own_cpu, process_cpu, status_kib};
 use std::io::Read;
@@ -28,6 +30,12 @@ fn main() {
     let events = env_u64("EVENTS", 3_000_000);
     let connections = env_u64("CONNECTIONS", 1);
     let wrap = env_u64("WRAP", 500);
+    let metrics = env_u64("METRICS", 0) == 1;
+    let metrics_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let bin = std::env::var("LOGFERRY_BIN").unwrap_or_else(|_| "target/release/logferry".into());
     let dir = std::env::temp_dir().join(format!("logferry-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -59,10 +67,15 @@ fn main() {
             }
         });
     }
+    let metrics_key = if metrics {
+        format!("  metrics: {{listen: \"127.0.0.1:{metrics_port}\"}}\n")
+    } else {
+        String::new()
+    };
     let config = format!(
         r#"globals:
   id: bench
-  persistence: {{type: embedded, directory: "{state}"}}
+{metrics_key}  persistence: {{type: embedded, directory: "{state}"}}
   queue_max_size_in_messages: 100000
   queue_max_size_in_mb: 512
   queue_wrap_max_size_in_messages: {wrap}
@@ -95,6 +108,17 @@ outputs:
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (cargo build --release first)"));
+    let scrapes = Arc::new(AtomicU64::new(0));
+    if metrics {
+        let scrapes = scrapes.clone();
+        let every = Duration::from_millis(env_u64("SCRAPE_MS", 1000));
+        std::thread::spawn(move || loop {
+            std::thread::sleep(every);
+            if scrape(metrics_port) {
+                scrapes.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
     let started = Instant::now();
     while lines.load(Ordering::Relaxed) < events {
         assert!(
@@ -113,7 +137,7 @@ outputs:
     let (l, b) = (lines.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed));
     let secs = (done - first.lock().unwrap().unwrap()).as_secs_f64();
     let log = std::fs::read_to_string(&log_path).unwrap();
-    let procs = [
+    let mut procs = vec![
         ("MainProcess (supervisor)", child.id() as i32),
         (
             "InputProcess",
@@ -129,6 +153,17 @@ outputs:
         ),
         ("sink (the peer, this process)", std::process::id() as i32),
     ];
+    if metrics {
+        // Part of the collector: inserted before the sink.
+        procs.insert(
+            4,
+            (
+                "MetricsProcess",
+                pid_after(&log, "MetricsProcess started (pid "),
+            ),
+        );
+    }
+    let collector_procs = procs.len() - 1;
     let cpu: Vec<f64> = procs
         .iter()
         .map(|(_, p)| match *p as u32 {
@@ -147,7 +182,7 @@ outputs:
         .iter()
         .map(|(_, p)| status_kib(*p as u32, "VmRSS:"))
         .collect();
-    let collector_cpu: f64 = cpu[..4].iter().sum();
+    let collector_cpu: f64 = cpu[..collector_procs].iter().sum();
     println!("| demo -> Redis -> syslog TCP -> counting sink | value |");
     println!("| --- | ---: |");
     println!("| events (lines received) | {l} |");
@@ -155,7 +190,12 @@ outputs:
     println!("| seconds (first byte to last event) | {secs:.2} |");
     println!("| events/s | {:.0} |", l as f64 / secs);
     println!("| MB/s on the wire | {:.1} |", b as f64 / secs / 1e6);
-    println!("| collector CPU s (supervisor + input + output + Redis) | {collector_cpu:.2} |");
+    println!(
+        "| globals.metrics / scrapes of /metrics | {} / {} |",
+        if metrics { "on" } else { "off" },
+        scrapes.load(Ordering::Relaxed)
+    );
+    println!("| collector CPU s (supervisor + input + output + Redis [+ metrics]) | {collector_cpu:.2} |");
     println!(
         "| collector CPU per event | {:.2} µs |",
         collector_cpu / l as f64 * 1e6
@@ -171,7 +211,30 @@ outputs:
             idle[i] as f64 / 1024.0
         );
     }
+    println!(
+        "RESULT metrics={} events_per_s={:.0} cpu_us_per_event={:.4}",
+        u8::from(metrics),
+        l as f64 / secs,
+        collector_cpu / l as f64 * 1e6
+    );
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One GET /metrics; true when it answered 200.
+fn scrape(port: u16) -> bool {
+    use std::io::Write;
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut page = String::new();
+    let _ = s.read_to_string(&mut page);
+    page.starts_with("HTTP/1.1 200")
 }

@@ -61,6 +61,13 @@ impl PullerError {
     }
 }
 
+impl PullerError {
+    /// The error's type and id as the seeds' tables name it: `PullError(300)` (a label of the figures).
+    pub fn error_id(&self) -> String {
+        format!("{:?}({})", self.kind, self.id)
+    }
+}
+
 impl fmt::Display for PullerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}({}): {}", self.kind, self.id, self.message)

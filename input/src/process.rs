@@ -21,6 +21,7 @@ pub fn run(env: ProcessEnv, specs: Vec<PullerSpec>) -> i32 {
         env.stop.clone(),
     );
     let watchdog = logferry::process::spawn_watchdog(&env);
+    let publisher = logferry::figures::spawn_publisher(&env, "InputProcess");
     let factory = SinkFactory {
         redis_url: env.redis_url.clone(),
         keys: env.keys.clone(),
@@ -51,6 +52,7 @@ pub fn run(env: ProcessEnv, specs: Vec<PullerSpec>) -> i32 {
     }
     let _ = gc.join();
     let _ = watchdog.join();
+    publisher.finish();
     logferry::logging::stop_internal_events();
     let _ = forwarder.join();
     log::info!("Process stopped");

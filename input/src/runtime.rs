@@ -6,6 +6,7 @@ use crate::error::PullerError;
 use crate::sink::SinkFactory;
 use crate::Puller;
 use logferry::config::Section;
+use logferry::figures::{PullerFigures, PullerState};
 use logferry::state::{Loaded, StateStore};
 use logferry::watchdog::ProgressMark;
 use serde_json::Value;
@@ -36,21 +37,38 @@ pub fn read_max_cycle(section: &Section<'_>) -> Duration {
 /// Runs one puller until stop. Called on the puller's own thread.
 pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     let name = spec.identity.thread_name();
+    let figures = PullerFigures::register(&spec.identity.input, &spec.identity.service, &name);
+    pull_until_stop(spec, factory, &figures);
+    figures.set_state(PullerState::Stopped);
+}
+
+fn pull_until_stop(
+    spec: &PullerSpec,
+    factory: SinkFactory,
+    figures: &std::sync::Arc<PullerFigures>,
+) {
+    let name = spec.identity.thread_name();
     let mut puller = (spec.build)();
-    let Some(mut ctx) = open_context(spec, &factory, puller.keeps_local_state()) else {
+    let Some(mut ctx) = open_context(spec, &factory, puller.keeps_local_state(), figures) else {
         return;
     };
-    if !run_setup(spec, &factory.stop, puller.as_mut(), &mut ctx) {
+    if !run_setup(spec, &factory.stop, puller.as_mut(), &mut ctx, figures) {
         return;
     }
-    if !retry_until_ok(&factory.stop, "PrePull", || puller.pre_pull(&mut ctx)) {
+    if !retry_until_ok(&factory.stop, "PrePull", figures, || {
+        puller.pre_pull(&mut ctx)
+    }) {
         return;
     }
     log::info!(
         "Starting data collection every {} seconds",
         spec.request_period.as_secs()
     );
-    let mark = ProgressMark::register(format!("puller {name}"), "pull cycle running");
+    let mark = ProgressMark::register(
+        format!("{}{name}", logferry::watchdog::PULLER_MARK_PREFIX),
+        "pull cycle running",
+    );
+    mark.attach_figures(figures.clone());
     mark.waiting_on("its source, or room in the queue");
     mark.set_current();
     let mut failures = 0u32;
@@ -58,6 +76,7 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
     let mut busy = true;
     while !ctx.stopping() {
         mark.busy(1);
+        figures.set_state(PullerState::Pulling);
         // An idle cycle writes one INFO line (`Data collection completed`): its other lines are DEBUG.
         ctx.begin_cycle(puller.max_cycle(), cycle_level(busy));
         log::log!(ctx.routine_level(), "Pull Started");
@@ -68,6 +87,7 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
                 failures = 0;
                 busy = ctx.stats.received > 0 || ctx.stats.generated > 0;
                 ctx.log_final_stats(cycle_level(busy));
+                figures.cycle_done(ctx.stats.generated);
                 let elapsed = ctx.cycle_elapsed();
                 // A continuous puller (period 0) that found nothing waits a moment instead of spinning.
                 let wait = if spec.request_period.is_zero() && ctx.stats.generated == 0 {
@@ -88,6 +108,7 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
             }
             Err(e) => {
                 failures += 1;
+                figures.failed(&e.error_id(), &e.to_string());
                 let wait = backoff(failures, &e);
                 log::error!("{e}. Retrying in {} s", wait.as_secs());
                 wait
@@ -125,6 +146,7 @@ fn run_setup(
     stop: &AtomicBool,
     puller: &mut dyn Puller,
     ctx: &mut PullContext,
+    figures: &PullerFigures,
 ) -> bool {
     if spec.identity.naming == ThreadNaming::Plain {
         log::warn!("Waiting until setup will be executed");
@@ -133,7 +155,7 @@ fn run_setup(
         let setup = std::thread::Builder::new()
             .name(spec.identity.setup_thread_name())
             .spawn_scoped(scope, || {
-                let ok = retry_until_ok(stop, "Setup", || puller.setup(ctx));
+                let ok = retry_until_ok(stop, "Setup", figures, || puller.setup(ctx));
                 if ok {
                     log::info!(
                         "Setup for module <{}> has been successfully executed",
@@ -153,6 +175,7 @@ fn open_context(
     spec: &PullerSpec,
     factory: &SinkFactory,
     local_state: bool,
+    figures: &PullerFigures,
 ) -> Option<PullContext> {
     let mut failures = 0;
     loop {
@@ -160,6 +183,7 @@ fn open_context(
             Ok(ctx) => return Some(ctx),
             Err(e) => {
                 failures += 1;
+                figures.failed(&e.error_id(), &e.to_string());
                 log::error!("{e}");
                 if !sleep_unless_stopped(&factory.stop, backoff(failures, &e)) {
                     return None;
@@ -204,6 +228,7 @@ fn try_open_context(
 fn retry_until_ok(
     stop: &AtomicBool,
     step: &str,
+    figures: &PullerFigures,
     mut f: impl FnMut() -> Result<(), PullerError>,
 ) -> bool {
     let mut failures = 0;
@@ -212,6 +237,7 @@ fn retry_until_ok(
             Ok(()) => return true,
             Err(e) => {
                 failures += 1;
+                figures.failed(&e.error_id(), &format!("{step} failed: {e}"));
                 let wait = backoff(failures, &e);
                 log::error!("{step} failed: {e}. Retrying in {} s", wait.as_secs());
                 if !sleep_unless_stopped(stop, wait) {

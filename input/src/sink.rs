@@ -37,6 +37,7 @@ impl SinkFactory {
             wrap_size: self.limits.wrap_size.max(1),
             sent: 0,
             bytes: 0,
+            newest_ms: i64::MIN,
         })
     }
 
@@ -80,6 +81,8 @@ pub struct EventSink {
     pub sent: u64,
     /// Bytes written to Redis by this sink since it was opened.
     pub bytes: u64,
+    /// The newest event time buffered (for the puller's lag in its figures).
+    newest_ms: i64,
 }
 
 impl EventSink {
@@ -97,6 +100,7 @@ impl EventSink {
         message: &str,
     ) -> Result<(), PullerError> {
         self.wrap_with_room()?.push(tag, time_ms, message);
+        self.newest_ms = self.newest_ms.max(time_ms);
         self.after_push()
     }
 
@@ -132,6 +136,7 @@ impl EventSink {
         pieces: &[&str],
     ) -> Result<(), PullerError> {
         self.wrap_with_room()?.push_pieces(tag, time_ms, pieces);
+        self.newest_ms = self.newest_ms.max(time_ms);
         self.after_push()
     }
 
@@ -147,13 +152,15 @@ impl EventSink {
             return Ok(());
         }
         self.producer.push_wraps(filled)?;
+        let mut events = 0;
         for wrap in filled.iter_mut() {
-            self.sent += wrap.len() as u64;
+            events += wrap.len() as u64;
             self.bytes += wrap.event_bytes();
             wrap.clear();
         }
+        self.sent += events;
         self.current = 0;
-        logferry::watchdog::progress_on_this_thread();
+        logferry::watchdog::wrote_on_this_thread(events, self.newest_ms);
         Ok(())
     }
 

@@ -79,9 +79,10 @@ impl FailureReport {
     }
 
     /// The destination accepted what `stage` handed over; a poll only ends a failure that a poll saw.
-    pub fn succeeded(&mut self, stage: Stage) {
+    /// A successful attempt at `stage`; true when it ended a failure.
+    pub fn succeeded(&mut self, stage: Stage) -> bool {
         if self.attempts == 0 || (stage == Stage::Poll && self.stage != Some(Stage::Poll)) {
-            return;
+            return false;
         }
         let lasted = self.since.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
         log::info!(
@@ -89,6 +90,7 @@ impl FailureReport {
             self.attempts
         );
         *self = FailureReport::default();
+        true
     }
 
     /// The wait after failed attempt `attempts`: the backoff, at least the server's `Retry-After`, at least

@@ -6,6 +6,7 @@ use crate::failures::{FailureReport, Stage};
 use crate::sender::{Batch, QueueUsage, Sender, SenderInfo};
 use logferry::config::Globals;
 use logferry::event::EventClass;
+use logferry::figures::OutputFigures;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -43,12 +44,10 @@ pub struct SenderStatus {
     pub in_flight: AtomicU64,
 }
 
-/// Live figures of a manager, read by its monitor.
-#[derive(Default)]
+/// Live figures of a manager, read by its monitor and published for `logferry status` and `/metrics`.
 pub struct ManagerStats {
-    /// Events accepted by the destination since start.
-    pub sent: AtomicU64,
-    pub bytes: AtomicU64,
+    /// Events and bytes accepted by the destination since start, retries, connections, the last error.
+    pub figures: Arc<OutputFigures>,
     pub senders: Mutex<Vec<Arc<SenderStatus>>>,
 }
 
@@ -85,12 +84,20 @@ impl SenderManager {
         let in_flight = InFlight::for_wrap_size(globals.queue_wrap_max_size_in_messages);
         let (tx, rx) = crossbeam_channel::bounded::<Batch>(in_flight.queued_batches);
         let usage = QueueUsage::new(in_flight.queued_batches);
-        let stats = Arc::new(ManagerStats::default());
         let pool_size = if class == EventClass::Standard {
             spec.concurrent_connections
         } else {
             1
         };
+        let stats = Arc::new(ManagerStats {
+            figures: OutputFigures::register(
+                &spec.name,
+                class.as_str(),
+                &spec.kind,
+                pool_size as u64,
+            ),
+            senders: Mutex::default(),
+        });
         let mut threads = Vec::new();
         log::info!("{manager_name} -> Starting thread");
         for index in 0..pool_size {
@@ -242,7 +249,7 @@ impl PoolWorker {
                 .sum();
             match self.sender.send(&mut pending) {
                 Ok(()) => {
-                    failures.succeeded(Stage::Send);
+                    let _ = failures.succeeded(Stage::Send);
                     // Batches the sender kept (deferred acknowledgement) are counted when it completes them.
                     let kept: u64 =
                         events - pending.iter().map(|b| b.events.len() as u64).sum::<u64>();
@@ -250,13 +257,13 @@ impl PoolWorker {
                     for b in pending.drain(..) {
                         b.complete();
                     }
-                    self.stats.sent.fetch_add(delivered, Ordering::Relaxed);
-                    self.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+                    self.stats.figures.delivered(delivered, bytes);
                 }
                 Err(e) => {
                     // The next attempt comes after the wait, whoever holds the batches now (a sender that staged
                     // them retries from its poll): no poll right after a failed send.
                     let held = self.held(pending.len());
+                    self.stats.figures.failed(&e.to_string());
                     let wait = failures.failed(&e, Stage::Send, &held);
                     if !logferry::process::sleep_unless(&self.hard_stop, wait) {
                         break;
@@ -269,9 +276,16 @@ impl PoolWorker {
             }
         }
         self.sender.close();
-        self.status.connection_open.store(false, Ordering::Relaxed);
+        self.set_connection_open(false);
         if !pending.is_empty() {
             log::info!("{} batches not delivered at stop: they stay in Redis and are sent first at the next start", pending.len());
+        }
+    }
+
+    /// Records whether the sender's connection is open (and counts a change in the output's figures).
+    fn set_connection_open(&self, open: bool) {
+        if self.status.connection_open.swap(open, Ordering::Relaxed) != open {
+            self.stats.figures.connection_changed(open);
         }
     }
 
@@ -286,10 +300,13 @@ impl PoolWorker {
         self.update_status();
         match result {
             Ok(()) => {
-                failures.succeeded(Stage::Poll);
+                if failures.succeeded(Stage::Poll) {
+                    self.stats.figures.recovered();
+                }
                 true
             }
             Err(e) => {
+                self.stats.figures.failed(&e.to_string());
                 let wait = failures.failed(&e, Stage::Poll, &self.held(0));
                 logferry::process::sleep_unless(&self.hard_stop, wait)
             }
@@ -297,9 +314,7 @@ impl PoolWorker {
     }
 
     fn update_status(&self) {
-        self.status
-            .connection_open
-            .store(self.sender.is_connection_open(), Ordering::Relaxed);
+        self.set_connection_open(self.sender.is_connection_open());
         self.status
             .in_flight
             .store(self.sender.in_flight() as u64, Ordering::Relaxed);
@@ -347,7 +362,7 @@ impl Monitor {
                     if s.connection_open.load(Ordering::Relaxed) { "True" } else { "False" }
                 );
             }
-            let total = self.stats.sent.load(Ordering::Relaxed);
+            let total = self.stats.figures.sent.load(Ordering::Relaxed);
             log::info!(
                 "{} - Total number of messages sent: {total}, messages sent since \"{}\": {} (elapsed {:.3} seconds)",
                 self.class.title(),

@@ -34,6 +34,7 @@ pub fn run(env: ProcessEnv, outputs: &[OutputSpec]) -> i32 {
         env.stop.clone(),
     );
     let watchdog = logferry::process::spawn_watchdog(&env);
+    let publisher = logferry::figures::spawn_publisher(&env, "OutputProcess");
     let hard_stop = Arc::new(AtomicBool::new(false));
     // Events a destination refuses as invalid are set aside in the dead-letter stream (senders pick it up when built).
     crate::senders::rejects::install(Arc::new(crate::senders::rejects::DeadLetterRejects::new(
@@ -71,6 +72,7 @@ pub fn run(env: ProcessEnv, outputs: &[OutputSpec]) -> i32 {
     }
     let _ = gc.join();
     let _ = watchdog.join();
+    publisher.finish();
     logferry::logging::stop_internal_events();
     log::info!("Process stopped");
     finish_within(forwarder, FORWARDER_GRACE);

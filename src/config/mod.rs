@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod reader;
+pub mod references;
 
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, ConfigScope};
 pub use reader::{Diagnostics, FromValue, Secret, Section};
@@ -16,12 +17,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct ConfigFile {
     pub path: PathBuf,
+    /// The file's values, `${env:...}`/`${file:...}` references resolved.
     pub root: Value,
+    /// One problem per reference that could not be resolved ([`references`]); the field keeps its reference text.
+    pub reference_problems: Vec<ConfigError>,
 }
 
 impl ConfigFile {
-    /// Reads a YAML or JSON file (JSON is valid YAML, but `.json` files are parsed as JSON for exact errors), and
-    /// registers its secrets for redaction ([`crate::redact`]).
+    /// Reads a YAML or JSON file (JSON is valid YAML, but `.json` files are parsed as JSON for exact errors),
+    /// resolves its `${env:NAME}` and `${file:PATH}` references ([`references`]), and registers its secrets, the
+    /// resolved values included, for redaction ([`crate::redact`]).
     pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(
@@ -30,13 +35,31 @@ impl ConfigFile {
                 format!("cannot read \"{}\": {e}", path.display()),
             )
         })?;
-        let root = Self::parse(&text, path.extension().is_some_and(|e| e == "json"))?;
+        let mut root = Self::parse(&text, path.extension().is_some_and(|e| e == "json"))?;
+        let base_dir = Self::dir_of(path);
+        let resolution = references::resolve(&mut root, &base_dir, &|name| std::env::var(name));
         // Before anything can log a value of the file (validation messages included).
+        for (field, value) in &resolution.resolved {
+            crate::redact::register_secret_at(value, field);
+        }
         crate::redact::register_config_secrets(&root);
         Ok(ConfigFile {
             path: path.to_path_buf(),
             root,
+            reference_problems: resolution.problems,
         })
+    }
+
+    /// The problems of validation (`found`) with the references' problems first; a field whose reference could
+    /// not be resolved is reported once, for its reference.
+    pub fn with_reference_problems(&self, found: Vec<ConfigError>) -> Vec<ConfigError> {
+        let mut problems = self.reference_problems.clone();
+        problems.extend(
+            found
+                .into_iter()
+                .filter(|p| !self.reference_problems.iter().any(|r| r.path == p.path)),
+        );
+        problems
     }
 
     pub fn parse(text: &str, json: bool) -> Result<Value, ConfigError> {
@@ -60,8 +83,11 @@ impl ConfigFile {
 
     /// Directory that relative paths in the file (certificates, state) are resolved against.
     pub fn base_dir(&self) -> PathBuf {
-        self.path
-            .parent()
+        Self::dir_of(&self.path)
+    }
+
+    fn dir_of(path: &Path) -> PathBuf {
+        path.parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."))
     }
@@ -86,6 +112,9 @@ pub enum Persistence {
     Embedded { directory: PathBuf },
 }
 
+/// Environment variable holding the default of `globals.stop_drain_timeout_in_sec` (used when the file sets none).
+pub const STOP_DRAIN_DEFAULT_VAR: &str = "LOGFERRY_STOP_DRAIN_TIMEOUT_IN_SEC";
+
 /// The `globals` section.
 #[derive(Debug, Clone)]
 pub struct Globals {
@@ -107,7 +136,8 @@ pub struct Globals {
     pub sender_stats_period_in_sec: u64,
     /// Period of the `[GC]` memory report. Default 300; 1..=86400.
     pub memory_report_period_in_sec: u64,
-    /// Deadline for the output to drain the queue on a controlled stop. Default 30; 0..=3600.
+    /// Deadline for the output to drain the queue on a controlled stop. Default 30 (or `$LOGFERRY_STOP_DRAIN_TIMEOUT_IN_SEC`,
+    /// 7 in the container image); 0..=3600.
     pub stop_drain_timeout_in_sec: u64,
     /// A puller, consumer or sender that has work and makes no progress for this long is named in a WARNING line
     /// (with what it waits on), and again when it moves. Default 60; 1..=3600.
@@ -122,6 +152,17 @@ pub struct Globals {
     /// The least severe log level also shipped as an internal event: `INFO` (default, as the seeds), `WARNING`
     /// (warnings and errors only) or `ERROR`.
     pub internal_events_level: log::Level,
+    /// `metrics: {listen: "127.0.0.1:9464"}`: serve `/metrics`, `/health` and `/ready` over HTTP on that address
+    /// (a MetricsProcess started by the supervisor). Default: off.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// The `globals.metrics` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// Address and port the HTTP endpoint listens on (`host:port`, an IP address; `0.0.0.0:9464` for every
+    /// interface, e.g. in a container). Required in the section.
+    pub listen: std::net::SocketAddr,
 }
 
 impl Globals {
@@ -175,7 +216,11 @@ impl Globals {
             ),
             sender_stats_period_in_sec: s.in_range("sender_stats_period_in_sec", 300, 1..=1800),
             memory_report_period_in_sec: s.in_range("memory_report_period_in_sec", 300, 1..=86_400),
-            stop_drain_timeout_in_sec: s.in_range("stop_drain_timeout_in_sec", 30, 0..=3600),
+            stop_drain_timeout_in_sec: s.in_range(
+                "stop_drain_timeout_in_sec",
+                Self::stop_drain_default(s, std::env::var(STOP_DRAIN_DEFAULT_VAR)),
+                0..=3600,
+            ),
             stall_warning_after_in_sec: s.in_range("stall_warning_after_in_sec", 60, 1..=3600),
             threshold_for_using_gzip_in_transport_layer: s
                 .or("threshold_for_using_gzip_in_transport_layer", 1.1),
@@ -186,7 +231,49 @@ impl Globals {
                 1024..=16_777_216,
             ),
             internal_events_level,
+            metrics: Self::read_metrics(s),
         }
+    }
+
+    /// The default of `stop_drain_timeout_in_sec`: 30 s, or the environment variable [`STOP_DRAIN_DEFAULT_VAR`]
+    /// (the container image sets 7 s, so that its stop fits a plain `docker stop`'s 10 s); a value that is not
+    /// 0..=3600 is a problem of the key, naming the variable.
+    fn stop_drain_default(s: &Section<'_>, from_env: Result<String, std::env::VarError>) -> u64 {
+        const BUILT_IN: u64 = 30;
+        let Ok(text) = from_env else {
+            return BUILT_IN;
+        };
+        match text.trim().parse::<u64>() {
+            Ok(seconds) if seconds <= 3600 => seconds,
+            _ => {
+                s.error(
+                    "stop_drain_timeout_in_sec",
+                    ConfigErrorKind::InvalidValue,
+                    format!(
+                        "its default from the environment, {STOP_DRAIN_DEFAULT_VAR}=\"{text}\", is not a number of \
+                         seconds in 0..=3600"
+                    ),
+                );
+                BUILT_IN
+            }
+        }
+    }
+
+    fn read_metrics(s: &Section<'_>) -> Option<MetricsConfig> {
+        let m = s.section("metrics", false)?;
+        let listen = m.required::<String>("listen").and_then(|text| match text.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                m.error(
+                    "listen",
+                    ConfigErrorKind::InvalidValue,
+                    format!("\"{text}\" is not an address and port such as 127.0.0.1:9464 or 0.0.0.0:9464"),
+                );
+                None
+            }
+        });
+        m.finish();
+        listen.map(|listen| MetricsConfig { listen })
     }
 
     fn read_persistence(s: &Section<'_>) -> Persistence {
@@ -246,6 +333,7 @@ mod tests {
         let file = ConfigFile {
             path: PathBuf::from("/etc/lf/c.yaml"),
             root,
+            reference_problems: Vec::new(),
         };
         let d = Diagnostics::default();
         let r = file.root_section(&d);
@@ -297,6 +385,48 @@ mod tests {
             assert_eq!(errs[0].kind, ConfigErrorKind::InvalidValue);
             assert!(errs[0].to_string().contains(says), "{}", errs[0]);
         }
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_listen_is_an_address() {
+        let (g, errs) = globals("globals: {}\n");
+        assert!(errs.is_empty() && g.metrics.is_none());
+        let (g, errs) = globals("globals:\n  metrics: {listen: \"127.0.0.1:9464\"}\n");
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(g.metrics.unwrap().listen.port(), 9464);
+        for (bad, kind) in [
+            ("{listen: \"localhost\"}", ConfigErrorKind::InvalidValue),
+            ("{}", ConfigErrorKind::Missing),
+        ] {
+            let (g, errs) = globals(&format!("globals:\n  metrics: {bad}\n"));
+            assert!(g.metrics.is_none());
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert_eq!(errs[0].path, "globals.metrics.listen");
+            assert_eq!(errs[0].kind, kind);
+        }
+    }
+
+    #[test]
+    fn the_stop_drain_default_may_come_from_the_environment() {
+        let root = ConfigFile::parse("globals: {}\n", false).unwrap();
+        let map = root["globals"].as_object().unwrap();
+        let d = Diagnostics::default();
+        let s = Section::new("globals", map, d.clone(), Path::new("/"));
+        let not_set = Err(std::env::VarError::NotPresent);
+        assert_eq!(Globals::stop_drain_default(&s, not_set), 30);
+        assert_eq!(Globals::stop_drain_default(&s, Ok("7".into())), 7);
+        assert!(d.is_empty());
+        assert_eq!(Globals::stop_drain_default(&s, Ok("7s".into())), 30);
+        let errs = d.take();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].path, "globals.stop_drain_timeout_in_sec");
+        assert!(
+            errs[0]
+                .message
+                .contains("LOGFERRY_STOP_DRAIN_TIMEOUT_IN_SEC=\"7s\""),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod embedded_redis;
 mod plan;
+mod status;
 mod supervisor;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,24 @@ enum Command {
         #[arg(short, long, value_name = "PATH")]
         config: PathBuf,
     },
+    /// Show what a running collector does, read from its Redis: processes (pid, uptime, restarts, RSS), queue
+    /// streams (events and MB waiting, pending entries, oldest entry, dead letters), pullers (state, last success,
+    /// events, lag) and outputs (events/s, sent, connections, retries, last error). Exit code 0 when the collector
+    /// runs, 1 when it does not, 2 for a bad configuration.
+    Status {
+        /// The collector's configuration file (its globals say where Redis is).
+        #[arg(short, long, value_name = "PATH")]
+        config: PathBuf,
+        /// Print the figures as JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+        /// Refresh in place (like top) until interrupted.
+        #[arg(short, long)]
+        watch: bool,
+        /// Seconds between refreshes with --watch.
+        #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+        interval: f64,
+    },
 }
 
 fn main() {
@@ -40,6 +59,16 @@ fn main() {
     let code = match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Run { config } => run(&config),
+        Command::Status {
+            config,
+            json,
+            watch,
+            interval,
+        } => status::run(&status::StatusArgs {
+            config: &config,
+            json,
+            watch: watch.then(|| std::time::Duration::from_secs_f64(interval.clamp(0.2, 3600.0))),
+        }),
     };
     std::process::exit(code);
 }

@@ -72,7 +72,7 @@ pub fn validate(path: &Path) -> Validation {
         None => Vec::new(),
     };
     root.finish();
-    let problems = diagnostics.take();
+    let problems = file.with_reference_problems(diagnostics.take());
     Validation {
         plan: Some(Plan {
             globals,

@@ -1,11 +1,14 @@
 //! The MainProcess: single-threaded; forks the InputProcess and the OutputProcess (before any thread exists),
 //! restarts a child that dies (with exponential backoff when it keeps failing by itself), stops everything on
 //! SIGTERM/SIGINT in order (input first, then output after its drain, Redis last); a second SIGTERM/SIGINT during
-//! the stop is forwarded to the output, which then ends its drain at once.
+//! the stop is forwarded to the output, which then ends its drain at once. With `globals.metrics` it also forks
+//! the MetricsProcess (`/metrics`, `/health`, `/ready` on a listener it binds before forking). Between its waits
+//! it writes its own status record (children, pids, restarts) to Redis.
 
 use crate::embedded_redis::EmbeddedRedis;
 use crate::plan::Plan;
 use logferry::config::Persistence;
+use logferry::figures::SupervisorFigures;
 use logferry::process::ProcessEnv;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -32,6 +35,7 @@ const OUTPUT_STOP_MARGIN: Duration = Duration::from_secs(5);
 enum Role {
     Input,
     Output,
+    Metrics,
 }
 
 impl Role {
@@ -39,9 +43,15 @@ impl Role {
         match self {
             Role::Input => "InputProcess",
             Role::Output => "OutputProcess",
+            Role::Metrics => logferry::figures::serve::PROCESS,
         }
     }
 }
+
+/// Where the children are in [`Supervisor::children`].
+const INPUT: usize = 0;
+const OUTPUT: usize = 1;
+const METRICS: usize = 2;
 
 struct ChildState {
     role: Role,
@@ -66,7 +76,11 @@ pub struct Supervisor {
     plan: Plan,
     redis: Option<EmbeddedRedis>,
     redis_url: String,
-    children: [ChildState; 2],
+    /// Input, output, and the MetricsProcess when `globals.metrics` is set.
+    children: Vec<ChildState>,
+    /// The socket of `globals.metrics.listen`, bound before any fork and served by the MetricsProcess.
+    metrics_listener: Option<std::net::TcpListener>,
+    figures: SupervisorFigures,
     /// A second stop signal arrived during the stop: the output ends its drain at once.
     hurry: bool,
 }
@@ -93,11 +107,26 @@ impl Supervisor {
                 (None, url.clone())
             }
         };
+        let metrics_listener = match &plan.globals.metrics {
+            Some(m) => Some(std::net::TcpListener::bind(m.listen).map_err(|e| {
+                format!("globals.metrics.listen: cannot listen on {}: {e}", m.listen)
+            })?),
+            None => None,
+        };
+        let mut children = vec![ChildState::new(Role::Input), ChildState::new(Role::Output)];
+        if metrics_listener.is_some() {
+            children.push(ChildState::new(Role::Metrics));
+        }
+        let keys = logferry::redis_conn::Keys::new(&plan.globals.id);
+        let mut figures = SupervisorFigures::new(&redis_url, &keys, &plan.globals.name);
+        figures.record.redis_pid = redis.as_ref().map(|r| r.child.id());
         Ok(Supervisor {
             plan,
             redis,
             redis_url,
-            children: [ChildState::new(Role::Input), ChildState::new(Role::Output)],
+            children,
+            metrics_listener,
+            figures,
             hurry: false,
         })
     }
@@ -108,9 +137,13 @@ impl Supervisor {
         let _ = signals.thread_block();
         logferry::panic_hook::set_redis_target(&self.env());
         // Output first: it is ready to take what the input queues.
-        self.spawn(1);
-        self.spawn(0);
+        self.spawn(OUTPUT);
+        self.spawn(INPUT);
+        if self.metrics_listener.is_some() {
+            self.spawn(METRICS);
+        }
         loop {
+            self.figures.write_if_due();
             match wait_signal(&signals, Duration::from_millis(500)) {
                 Some(Signal::SIGCHLD) => {
                     if let Some(code) = self.reap() {
@@ -126,7 +159,7 @@ impl Supervisor {
                 _ => {}
             }
             let now = Instant::now();
-            for i in 0..2 {
+            for i in 0..self.children.len() {
                 if self.children[i].restart_at.is_some_and(|t| t <= now) {
                     self.children[i].restart_at = None;
                     self.spawn(i);
@@ -145,6 +178,7 @@ impl Supervisor {
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
         let mut env = self.env();
+        self.figures.disconnect();
         if role == Role::Output {
             if let Err(e) = env.measure_backlog() {
                 log::warn!("Cannot measure what the previous run left in Redis: {e}");
@@ -161,6 +195,10 @@ impl Supervisor {
                         logferry_input::process::run(env, std::mem::take(&mut self.plan.pullers))
                     }
                     Role::Output => logferry_output::process::run(env, &self.plan.outputs),
+                    Role::Metrics => {
+                        let listener = self.metrics_listener.take().expect("bound at prepare");
+                        logferry::figures::serve::run(env, listener)
+                    }
                 };
                 log::logger().flush();
                 std::process::exit(code);
@@ -168,6 +206,12 @@ impl Supervisor {
             Ok(ForkResult::Parent { child }) => {
                 log::info!("{} started (pid {child})", role.name());
                 self.children[index].pid = Some(child);
+                let figures = self.figures.child(role.name());
+                if figures.started_ms.is_some() {
+                    figures.restarts += 1;
+                }
+                figures.pid = Some(child.as_raw() as u32);
+                figures.started_ms = Some(logferry::time::now_ms());
             }
             Err(e) => {
                 log::error!("Cannot fork the {}: {e}; retrying", role.name());
@@ -199,6 +243,7 @@ impl Supervisor {
             };
             let child = &mut self.children[i];
             child.pid = None;
+            self.figures.child(child.role.name()).pid = None;
             let now = Instant::now();
             while child
                 .deaths
@@ -245,8 +290,14 @@ impl Supervisor {
     /// Controlled stop: input (commits state), then output (drains), then Redis. Returns 0.
     fn stop_all(&mut self) -> i32 {
         let drain = Duration::from_secs(self.plan.globals.stop_drain_timeout_in_sec);
-        self.stop_child(0, INPUT_STOP_BOUND);
-        self.stop_child(1, drain + OUTPUT_STOP_MARGIN);
+        self.figures.record.stopping = true;
+        self.figures.write_now();
+        self.stop_child(INPUT, INPUT_STOP_BOUND);
+        self.stop_child(OUTPUT, drain + OUTPUT_STOP_MARGIN);
+        if self.children.len() > METRICS {
+            self.stop_child(METRICS, INPUT_STOP_BOUND);
+        }
+        self.figures.remove();
         if let Some(r) = self.redis.take() {
             log::info!("Stopping the embedded Redis");
             r.stop();
@@ -269,10 +320,13 @@ impl Supervisor {
         }
         let until = Instant::now() + deadline;
         loop {
+            // A long drain must not let the record expire: the collector still runs.
+            self.figures.write_if_due();
             match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => {}
                 Ok(status) => {
                     log::info!("{} stopped ({})", child.role.name(), describe(status));
+                    self.figures.child(child.role.name()).pid = None;
                     return;
                 }
                 Err(_) => return,

@@ -1,0 +1,125 @@
+//! `/health` and `/ready` (and `logferry status`'s verdict): checks over a [`Snapshot`].
+//!
+//! Healthy: Redis answers, the supervisor's record is there, every child it started is alive (it has a pid and
+//! its own record, written by that pid), and no puller is stalled (the watchdog's view: a pull cycle that made no
+//! progress for `stall_warning_after_in_sec`). A failing destination is not a liveness failure (a restart would
+//! not fix it): it shows in `/metrics` and `logferry status`.
+//! Ready: Redis answers, the collector is not stopping, and every child has started and published its record (the
+//! OutputProcess's consumers and senders run: it can deliver).
+
+use super::snapshot::Snapshot;
+use super::RECORD_TTL;
+use serde::Serialize;
+
+/// One check and what it found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The checks of one probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub checks: Vec<Check>,
+}
+
+impl Verdict {
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+
+    /// One line per check: `ok redis: answering (pid 12)` / `FAIL InputProcess: ...`.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for c in &self.checks {
+            let mark = if c.ok { "ok" } else { "FAIL" };
+            out.push_str(&format!("{mark} {}: {}\n", c.name, c.detail));
+        }
+        out
+    }
+
+    fn push(&mut self, name: &str, ok: bool, detail: impl Into<String>) {
+        self.checks.push(Check {
+            name: name.to_owned(),
+            ok,
+            detail: detail.into(),
+        });
+    }
+}
+
+/// Liveness: `snapshot` is the reading, or why Redis did not answer.
+pub fn health(reading: Result<&Snapshot, &str>) -> Verdict {
+    judge(reading, Probe::Health)
+}
+
+/// Readiness.
+pub fn ready(reading: Result<&Snapshot, &str>) -> Verdict {
+    judge(reading, Probe::Ready)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Probe {
+    Health,
+    Ready,
+}
+
+fn judge(reading: Result<&Snapshot, &str>, probe: Probe) -> Verdict {
+    let mut v = Verdict { checks: Vec::new() };
+    let s = match reading {
+        Ok(s) => s,
+        Err(e) => {
+            v.push("redis", false, format!("not answering: {e}"));
+            return v;
+        }
+    };
+    v.push("redis", true, "answering");
+    let Some(sup) = &s.supervisor else {
+        v.push("collector", false, "not running (no supervisor record)");
+        return v;
+    };
+    if probe == Probe::Ready && sup.stopping {
+        v.push("collector", false, "stopping");
+    } else {
+        v.push("collector", true, format!("running (pid {})", sup.pid));
+    }
+    for child in &sup.children {
+        let record = s.process(&child.process);
+        let (ok, detail) = match (child.pid, record) {
+            (None, _) => (false, "down, waiting for its restart".to_owned()),
+            (Some(pid), Some(r)) if r.pid == pid => (true, format!("running (pid {pid})")),
+            (Some(pid), _) => {
+                // Just started: its first record is on its way.
+                let young = child
+                    .started_ms
+                    .is_some_and(|t| s.taken_ms - t < RECORD_TTL.as_millis() as i64);
+                let ok = probe == Probe::Health && young;
+                (ok, format!("pid {pid} has not published its figures yet"))
+            }
+        };
+        v.push(&child.process, ok, detail);
+    }
+    if probe == Probe::Health {
+        let stalled: Vec<String> = s
+            .processes
+            .iter()
+            .flat_map(|p| {
+                p.stalled
+                    .iter()
+                    .filter(|w| w.starts_with(crate::watchdog::PULLER_MARK_PREFIX))
+                    .map(move |w| format!("{w} ({})", p.process))
+            })
+            .collect();
+        if stalled.is_empty() {
+            v.push("progress", true, "nothing stalled");
+        } else {
+            v.push(
+                "progress",
+                false,
+                format!("stalled: {}", stalled.join(", ")),
+            );
+        }
+    }
+    v
+}
