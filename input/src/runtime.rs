@@ -69,9 +69,12 @@ pub fn run_puller(spec: &PullerSpec, factory: SinkFactory) {
                 busy = ctx.stats.received > 0 || ctx.stats.generated > 0;
                 ctx.log_final_stats(cycle_level(busy));
                 let elapsed = ctx.cycle_elapsed();
-                // A continuous puller (period 0) that found nothing waits a moment instead of spinning.
+                // A continuous puller (period 0) that found nothing waits a moment instead of spinning; a cycle
+                // that ran to its bound was cut while data kept coming, so the next one starts at once.
                 let wait = if spec.request_period.is_zero() && ctx.stats.generated == 0 {
                     IDLE_WAIT
+                } else if ctx.cycle_over() {
+                    Duration::ZERO
                 } else {
                     spec.request_period.saturating_sub(elapsed)
                 };
