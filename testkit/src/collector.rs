@@ -61,7 +61,30 @@ impl Collector {
         Self::start_with_env(bin, dir, config, &[])
     }
 
+    /// [`Self::start`] with these variables set in the collector's environment.
     pub fn start_with_env(bin: &Path, dir: &Path, config: &str, env: &[(&str, &str)]) -> Collector {
+        Self::start_configured(bin, dir, config, |cmd| {
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+        })
+    }
+
+    /// [`Self::start`] with these variables absent from the collector's environment (as under systemd or cron).
+    pub fn start_without_env(bin: &Path, dir: &Path, config: &str, unset: &[&str]) -> Collector {
+        Self::start_configured(bin, dir, config, |cmd| {
+            for k in unset {
+                cmd.env_remove(k);
+            }
+        })
+    }
+
+    fn start_configured(
+        bin: &Path,
+        dir: &Path,
+        config: &str,
+        environment: impl FnOnce(&mut Command),
+    ) -> Collector {
         let config_path = dir.join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
         let n = std::fs::read_dir(dir).unwrap().count();
@@ -73,9 +96,7 @@ impl Collector {
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        environment(&mut cmd);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));

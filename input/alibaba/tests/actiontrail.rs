@@ -9,6 +9,8 @@ use logferry_input_alibaba::actiontrail::{api_time, ActionTrailClient};
 use logferry_input_alibaba::config::{ActionTrailConfig, Credentials, SignatureVersion};
 use logferry_input_alibaba::sign;
 use logferry_testkit::collector::{logferry_bin, Collector};
+use logferry_testkit::log_capture::LogCapture;
+use logferry_testkit::senders::{CaptureMode, CaptureServer, TestPki};
 use logferry_testkit::{seed_lines, wait_until, RedisServer, TempDir};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -389,6 +391,43 @@ fn a_catch_up_is_cut_into_cycles_of_max_cycle_seconds() {
     assert!(
         got.windows(2).all(|w| w[0].2 < w[1].2 && w[0].1 <= w[1].1),
         "windows in time order, each cycle after the previous one: {got:?}"
+    );
+}
+
+/// A server certificate the system does not trust is an ERROR naming the certificate, not a WARNING retried as a
+/// passing network error (`max_retries` times, every cycle).
+#[test]
+fn a_refused_certificate_is_an_error_not_retried_as_a_network_error() {
+    let log = LogCapture::install();
+    let pki = TestPki::generate();
+    let srv = CaptureServer::start(CaptureMode::Tls {
+        pki: &pki,
+        require_client: false,
+    });
+    let start = api_time(Utc::now() - chrono::TimeDelta::hours(1));
+    let (mut specs, errs) = configure(config(
+        &format!("https://127.0.0.1:{}", srv.port),
+        &start,
+        "v3",
+    ));
+    assert!(errs.is_empty(), "{errs:?}");
+    let p = Pipeline::start("at-tls");
+    let run = Running::start(specs.remove(0), p.factory());
+    const FAILED: &str = "Authentication test failed";
+    wait_until(Duration::from_secs(30), "the setup's failure line", || {
+        log.count(FAILED) > 0
+    });
+    run.stop();
+    let lines = log.lines();
+    let failed = lines.iter().find(|l| l.contains(FAILED)).unwrap();
+    assert!(
+        failed.starts_with("ERROR ") && failed.contains("certificate"),
+        "{failed}"
+    );
+    let warnings: Vec<&String> = lines.iter().filter(|l| l.starts_with("WARN ")).collect();
+    assert!(
+        warnings.is_empty(),
+        "retried as a network error: {warnings:?}"
     );
 }
 
