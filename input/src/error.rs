@@ -79,6 +79,18 @@ pub fn is_tls_refusal(text: &str) -> bool {
         .any(|w| text.contains(w))
 }
 
+impl From<logferry::queue::QueueError> for PullerError {
+    fn from(e: logferry::queue::QueueError) -> Self {
+        PullerError::new(PullerErrorType::QueueError, 400, e.to_string())
+    }
+}
+
+impl From<logferry::state::StateError> for PullerError {
+    fn from(e: logferry::state::StateError) -> Self {
+        PullerError::new(PullerErrorType::QueueError, 401, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_tls_refusal;
@@ -92,17 +104,5 @@ mod tests {
         assert!(is_tls_refusal("TLS error: peer sent no certificates"));
         assert!(!is_tls_refusal("io: Connection refused (os error 111)"));
         assert!(!is_tls_refusal("timeout: global"));
-    }
-}
-
-impl From<logferry::queue::QueueError> for PullerError {
-    fn from(e: logferry::queue::QueueError) -> Self {
-        PullerError::new(PullerErrorType::QueueError, 400, e.to_string())
-    }
-}
-
-impl From<logferry::state::StateError> for PullerError {
-    fn from(e: logferry::state::StateError) -> Self {
-        PullerError::new(PullerErrorType::QueueError, 401, e.to_string())
     }
 }
