@@ -76,6 +76,16 @@ impl fmt::Display for PullerError {
 
 impl std::error::Error for PullerError {}
 
+/// True when the text of a transport error says the TLS handshake or the server's certificate was refused: no
+/// quick retry can fix that (only the operator can: a CA, a clock, an endpoint), so pullers report it at ERROR
+/// and back off like a refused credential instead of retrying it as a passing network error.
+pub fn is_tls_refusal(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    ["certificate", "tls", "handshake"]
+        .iter()
+        .any(|w| text.contains(w))
+}
+
 impl From<logferry::queue::QueueError> for PullerError {
     fn from(e: logferry::queue::QueueError) -> Self {
         PullerError::new(PullerErrorType::QueueError, 400, e.to_string())
@@ -85,5 +95,21 @@ impl From<logferry::queue::QueueError> for PullerError {
 impl From<logferry::state::StateError> for PullerError {
     fn from(e: logferry::state::StateError) -> Self {
         PullerError::new(PullerErrorType::QueueError, 401, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_tls_refusal;
+
+    #[test]
+    fn tls_refusals_are_told_from_network_errors() {
+        assert!(is_tls_refusal(
+            "io: invalid peer certificate: UnknownIssuer"
+        ));
+        assert!(is_tls_refusal("received fatal alert: HandshakeFailure"));
+        assert!(is_tls_refusal("TLS error: peer sent no certificates"));
+        assert!(!is_tls_refusal("io: Connection refused (os error 111)"));
+        assert!(!is_tls_refusal("timeout: global"));
     }
 }

@@ -89,9 +89,12 @@ fn pull_until_stop(
                 ctx.log_final_stats(cycle_level(busy));
                 figures.cycle_done(ctx.stats.generated);
                 let elapsed = ctx.cycle_elapsed();
-                // A continuous puller (period 0) that found nothing waits a moment instead of spinning.
+                // A continuous puller (period 0) that found nothing waits a moment instead of spinning; a cycle
+                // that ran to its bound was cut while data kept coming, so the next one starts at once.
                 let wait = if spec.request_period.is_zero() && ctx.stats.generated == 0 {
                     IDLE_WAIT
+                } else if ctx.cycle_over() {
+                    Duration::ZERO
                 } else {
                     spec.request_period.saturating_sub(elapsed)
                 };

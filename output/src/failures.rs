@@ -44,38 +44,68 @@ pub struct FailureReport {
     stage: Option<Stage>,
 }
 
+/// A line a failure gives (`None` from [`FailureReport::record`] when it gives none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureLine {
+    pub level: log::Level,
+    pub text: String,
+}
+
 impl FailureReport {
     /// Records a failed attempt, reports it when the state changed or the summary is due, and returns how long
     /// to wait before the next attempt. `held`: what waits, for the line (`12 batches`).
     pub fn failed(&mut self, e: &SendError, stage: Stage, held: &str) -> Duration {
+        let (wait, line) = self.record(e, stage, held, Instant::now());
+        if let Some(line) = line {
+            log::log!(line.level, "{}", line.text);
+        }
+        wait
+    }
+
+    /// [`Self::failed`] at time `now`, returning the wait and the line to write, if any: one at each change of
+    /// kind, then a summary once [`SUMMARY_PERIOD`] passed since the last line.
+    pub fn record(
+        &mut self,
+        e: &SendError,
+        stage: Stage,
+        held: &str,
+        now: Instant,
+    ) -> (Duration, Option<FailureLine>) {
         self.attempts += 1;
         self.stage = Some(stage);
-        let now = Instant::now();
         let since = *self.since.get_or_insert(now);
         let wait = Self::wait(e, self.attempts);
         let kind = e.kind();
-        if self.kind.as_deref() != Some(kind.as_str()) {
+        let line = if self.kind.as_deref() != Some(kind.as_str()) {
             self.kind = Some(kind);
-            self.last_line = Some(now);
-            let line = format!("{e} ({held} held); retrying in {:.1} s", wait.as_secs_f64());
-            if e.needs_operator() {
-                log::error!("{line}");
+            let level = if e.needs_operator() {
+                log::Level::Error
             } else {
-                log::warn!("{line}");
-            }
+                log::Level::Warn
+            };
+            let text = format!("{e} ({held} held); retrying in {:.1} s", wait.as_secs_f64());
+            Some(FailureLine { level, text })
         } else if self
             .last_line
-            .is_none_or(|t| now.duration_since(t) >= SUMMARY_PERIOD)
+            .is_none_or(|t| now.saturating_duration_since(t) >= SUMMARY_PERIOD)
         {
-            self.last_line = Some(now);
-            log::warn!(
+            let text = format!(
                 "still failing after {} attempts in {:.0} s ({held} held), last: {e}; next attempt in {:.1} s",
                 self.attempts,
-                now.duration_since(since).as_secs_f64(),
+                now.saturating_duration_since(since).as_secs_f64(),
                 wait.as_secs_f64()
             );
+            Some(FailureLine {
+                level: log::Level::Warn,
+                text,
+            })
+        } else {
+            None
+        };
+        if line.is_some() {
+            self.last_line = Some(now);
         }
-        wait
+        (wait, line)
     }
 
     /// The destination accepted what `stage` handed over; a poll only ends a failure that a poll saw.
@@ -144,6 +174,76 @@ mod tests {
             reason: "Invalid token".into(),
         };
         assert_eq!(FailureReport::wait(&refused, 1), REFUSED_MIN_WAIT);
+    }
+
+    /// The lines of a failure over `seconds` after its first attempt (each attempt 1 s apart, the clock injected).
+    fn lines_over(
+        r: &mut FailureReport,
+        t0: Instant,
+        seconds: std::ops::Range<u64>,
+        e: &SendError,
+    ) -> Vec<(u64, FailureLine)> {
+        seconds
+            .filter_map(|s| {
+                let (_, line) = r.record(e, Stage::Send, "2 batches", t0 + Duration::from_secs(s));
+                line.map(|l| (s, l))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lasting_failure_gives_one_line_then_a_summary_every_period() {
+        let t0 = Instant::now();
+        let mut r = FailureReport::default();
+        let lines = lines_over(&mut r, t0, 0..150, &busy(None));
+        let at: Vec<u64> = lines.iter().map(|(s, _)| *s).collect();
+        assert_eq!(at, [0, 60, 120], "{lines:?}");
+        assert_eq!(
+            lines[0].1,
+            FailureLine {
+                level: log::Level::Warn,
+                text: format!("{} (2 batches held); retrying in 0.2 s", busy(None)),
+            }
+        );
+        assert_eq!(
+            lines[1].1,
+            FailureLine {
+                level: log::Level::Warn,
+                text: format!(
+                    "still failing after 61 attempts in 60 s (2 batches held), last: {}; next attempt in 60.0 s",
+                    busy(None)
+                ),
+            }
+        );
+        assert!(
+            lines[2]
+                .1
+                .text
+                .starts_with("still failing after 121 attempts in 120 s"),
+            "{lines:?}"
+        );
+        // Another kind of failure is reported at once (a refusal at ERROR), then summarised a period later.
+        let refused = SendError::Rejected {
+            destination: "d".into(),
+            status: 403,
+            reason: "Invalid token".into(),
+        };
+        let lines = lines_over(&mut r, t0, 150..211, &refused);
+        let at: Vec<u64> = lines.iter().map(|(s, _)| *s).collect();
+        assert_eq!(at, [150, 210], "{lines:?}");
+        assert_eq!(lines[0].1.level, log::Level::Error);
+        assert!(
+            lines[1]
+                .1
+                .text
+                .starts_with("still failing after 211 attempts in 210 s"),
+            "{lines:?}"
+        );
+        // Delivering again ends the failure: the next one is a new state, reported at once.
+        r.succeeded(Stage::Send);
+        let lines = lines_over(&mut r, t0, 300..302, &busy(None));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].1.text.contains("retrying in 0.2 s"), "{lines:?}");
     }
 
     #[test]

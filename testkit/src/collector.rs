@@ -14,10 +14,16 @@ pub fn logferry_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-q", "-p", "logferry-supervisor"])
-            .status()
-            .expect("cargo build");
+        let mut build = Command::new(cargo);
+        build.args(["build", "-q", "-p", "logferry-supervisor"]);
+        // The variables cargo sets for the test crate are part of build-script fingerprints (ring's watches
+        // CARGO_MANIFEST_DIR): inherited, every test crate would rebuild the TLS stack and the binary (~100 s each).
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(is_crate_variable) {
+                build.env_remove(&name);
+            }
+        }
+        let st = build.status().expect("cargo build");
         assert!(st.success(), "cargo build -p logferry-supervisor failed");
         let target = std::env::var("CARGO_TARGET_DIR")
             .map(PathBuf::from)
@@ -25,6 +31,22 @@ pub fn logferry_bin() -> PathBuf {
         target.join("debug/logferry")
     })
     .clone()
+}
+
+/// A variable cargo sets for the crate being built or tested (not one that configures cargo itself).
+fn is_crate_variable(name: &str) -> bool {
+    const PREFIXES: [&str; 4] = [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_BIN_",
+        "CARGO_CRATE_",
+    ];
+    const NAMES: [&str; 3] = [
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
 }
 
 /// One running collector, its directory (config, state, log) and its log file.
@@ -39,7 +61,30 @@ impl Collector {
         Self::start_with_env(bin, dir, config, &[])
     }
 
+    /// [`Self::start`] with these variables set in the collector's environment.
     pub fn start_with_env(bin: &Path, dir: &Path, config: &str, env: &[(&str, &str)]) -> Collector {
+        Self::start_configured(bin, dir, config, |cmd| {
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+        })
+    }
+
+    /// [`Self::start`] with these variables absent from the collector's environment (as under systemd or cron).
+    pub fn start_without_env(bin: &Path, dir: &Path, config: &str, unset: &[&str]) -> Collector {
+        Self::start_configured(bin, dir, config, |cmd| {
+            for k in unset {
+                cmd.env_remove(k);
+            }
+        })
+    }
+
+    fn start_configured(
+        bin: &Path,
+        dir: &Path,
+        config: &str,
+        environment: impl FnOnce(&mut Command),
+    ) -> Collector {
         let config_path = dir.join("config.yaml");
         std::fs::write(&config_path, config).unwrap();
         let n = std::fs::read_dir(dir).unwrap().count();
@@ -51,9 +96,7 @@ impl Collector {
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        environment(&mut cmd);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));

@@ -494,6 +494,10 @@ impl Puller for ActionTrailPuller {
         Ok(())
     }
 
+    fn max_cycle(&self) -> Duration {
+        self.cfg.max_cycle
+    }
+
     fn pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
         let now = Utc::now();
         let lag = chrono::TimeDelta::from_std(self.cfg.lag).unwrap_or_default();
@@ -547,6 +551,11 @@ impl Puller for ActionTrailPuller {
             }
             // Next window: from the edge second of this one (its events already sent are filtered by eventId).
             start = wend;
+            if ctx.cycle_over() {
+                // A catch-up goes on in the next cycle, which the runtime starts at once.
+                self.busy = true;
+                return Ok(());
+            }
         }
         self.busy = ctx.stats.received > 0;
         log::log!(cycle_level(self.busy), "The data is up to date!");

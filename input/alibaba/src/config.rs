@@ -11,6 +11,7 @@
 //! ```
 
 use logferry::config::{ConfigErrorKind, Secret, Section};
+use logferry_input::runtime::read_max_cycle;
 use logferry_input::PullerError;
 use std::time::Duration;
 
@@ -150,6 +151,9 @@ pub struct ActionTrailConfig {
     /// `window_size_in_seconds`: longest window per request series; the state is committed after each. Default
     /// 3600; 60..=86400.
     pub window: Duration,
+    /// `max_cycle_seconds`: no new window starts after a cycle ran this long (a catch-up goes on in the next cycle,
+    /// at once), so statistics and `@devo_pulling_id` move on. Default 60; 1..=3600 (the runtime's cycle bound).
+    pub max_cycle: Duration,
     /// `max_results`: page size (`MaxResults`). Default 50; 1..=50.
     pub max_results: u32,
     /// `requests_per_second`: request budget (the API allows ~2/s). Default 2; 0.1..=10.
@@ -219,7 +223,8 @@ pub struct LogServiceConfig {
     pub fetch_count: u32,
     /// `request_period_in_seconds`: pause between cycles once every shard is caught up. Default 2; 0..=3600.
     pub request_period: Duration,
-    /// `max_cycle_seconds`: a cycle returns after this long even when data keeps coming. Default 60; 1..=3600.
+    /// `max_cycle_seconds`: no new round over the shards starts after a cycle ran this long, so statistics and
+    /// `@devo_pulling_id` move on while data keeps coming. Default 60; 1..=3600 (the runtime's cycle bound).
     pub max_cycle: Duration,
     /// `parse_event_field`: parse the `event` JSON string of ActionTrail logs. Default true for
     /// `actiontrail_log_service`, false otherwise.
@@ -438,6 +443,7 @@ pub(crate) fn read_actiontrail(s: &Section<'_>) -> ActionTrailConfig {
         )),
         lag: Duration::from_secs(s.in_range("lag_in_seconds", 600u64, 600..=86_400)),
         window: Duration::from_secs(s.in_range("window_size_in_seconds", 3600u64, 60..=86_400)),
+        max_cycle: read_max_cycle(s),
         max_results: s.in_range("max_results", 50u32, 1..=50),
         requests_per_second: rps.clamp(0.1, 10.0),
         max_retries: s.in_range("max_retries", 6u32, 0..=20),
@@ -503,7 +509,7 @@ pub(crate) fn read_log_service(
             2u64,
             0..=3600,
         )),
-        max_cycle: Duration::from_secs(s.in_range("max_cycle_seconds", 60u64, 1..=3600)),
+        max_cycle: read_max_cycle(s),
         parse_event_field: s.or(
             "parse_event_field",
             kind == ServiceKind::ActionTrailLogService,

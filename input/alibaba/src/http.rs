@@ -56,10 +56,11 @@ impl ApiError {
         }
     }
 
-    /// Whether a retry with backoff may succeed (throttling, busy, 5xx, transport).
+    /// Whether a retry with backoff may succeed (throttling, busy, 5xx, transport). A refused TLS handshake or
+    /// certificate may not: it fails the cycle (or the setup) at once, reported at ERROR by the runtime.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ApiError::Transport { .. } => true,
+            ApiError::Transport { detail, .. } => !logferry_input::error::is_tls_refusal(detail),
             ApiError::Service(e) => {
                 let (status, code) = (&e.status, &e.code);
                 matches!(*status, 500 | 502 | 503 | 504)

@@ -464,8 +464,11 @@ impl Puller for LogServicePuller {
         Ok(())
     }
 
+    fn max_cycle(&self) -> Duration {
+        self.cfg.max_cycle
+    }
+
     fn pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
-        let deadline = Instant::now() + self.cfg.max_cycle;
         loop {
             self.refresh_shards(ctx)?;
             let mut data = false;
@@ -479,7 +482,7 @@ impl Puller for LogServicePuller {
             if data {
                 ctx.log_partial_stats();
             }
-            if !data || ctx.stopping() || Instant::now() >= deadline {
+            if !data || ctx.stopping() || ctx.cycle_over() {
                 break;
             }
         }

@@ -40,7 +40,8 @@ pub struct SmqConfig {
     pub visibility_timeout: Option<u32>,
     /// `request_period_in_seconds`: pause after the queue was found empty. Default 0; 0..=3600.
     pub request_period: Duration,
-    /// `max_cycle_seconds`: a cycle returns after this long even when messages keep coming. Default 60; 1..=3600.
+    /// `max_cycle_seconds`: no new receive starts after a cycle ran this long, so statistics and `@devo_pulling_id`
+    /// move on while messages keep coming. Default 60; 1..=3600 (the runtime's cycle bound).
     pub max_cycle: Duration,
     /// `tag`: tag of the events. Default `my.app.alibaba.smq`.
     pub tag: String,
@@ -89,7 +90,7 @@ pub(crate) fn read_smq(s: &Section<'_>) -> SmqConfig {
             0u64,
             0..=3600,
         )),
-        max_cycle: Duration::from_secs(s.in_range("max_cycle_seconds", 60u64, 1..=3600)),
+        max_cycle: logferry_input::runtime::read_max_cycle(s),
         tag: s.or(
             "tag",
             crate::config::ServiceKind::Smq.default_tag().to_owned(),
@@ -380,12 +381,18 @@ impl Puller for SmqPuller {
         Ok(())
     }
 
+    fn max_cycle(&self) -> Duration {
+        self.cfg.max_cycle
+    }
+
     fn pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
-        let deadline = Instant::now() + self.cfg.max_cycle;
-        while !ctx.stopping() && Instant::now() < deadline {
+        while !ctx.stopping() && !ctx.cycle_over() {
             ctx.stats.requests += 1;
+            let polled = Instant::now();
             let mut batch = self.client().receive().map_err(|e| pull_error(&e))?;
             if batch.is_empty() {
+                // The long poll that found nothing is waiting, not work: it stays out of the event rate.
+                ctx.add_idle(polled.elapsed());
                 break;
             }
             ctx.stats.received += batch.len() as u64;

@@ -9,6 +9,8 @@ use logferry_input_alibaba::actiontrail::{api_time, ActionTrailClient};
 use logferry_input_alibaba::config::{ActionTrailConfig, Credentials, SignatureVersion};
 use logferry_input_alibaba::sign;
 use logferry_testkit::collector::{logferry_bin, Collector};
+use logferry_testkit::log_capture::LogCapture;
+use logferry_testkit::senders::{CaptureMode, CaptureServer, TestPki};
 use logferry_testkit::{seed_lines, wait_until, RedisServer, TempDir};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -334,6 +336,101 @@ fn windows_paging_dedup_state_and_restart() {
     }
 }
 
+/// A catch-up over many windows is cut by `max_cycle_seconds`: its events carry several `@devo_pulling_id`s, one
+/// per cycle, in order; the next cycle starts at once (not after `request_period_in_seconds`, 60 s here); nothing is
+/// repeated or lost across the cuts.
+#[test]
+fn a_catch_up_is_cut_into_cycles_of_max_cycle_seconds() {
+    let now = Utc::now().timestamp();
+    let start = now - 1800;
+    // One event per 60 s window from 30 min ago; those of the last 10 min are not due yet.
+    let events: Vec<Value> = (0..30)
+        .map(|i| event(&format!("w{i}"), start + i * 60 + 30))
+        .collect();
+    let due = events
+        .iter()
+        .filter(|e| parse(e["eventTime"].as_str().unwrap()) <= now - 601)
+        .count();
+    let (srv, _trail) = server(events);
+    let mut cfg = config(
+        &srv.url(),
+        &api_time(Utc.timestamp_opt(start, 0).unwrap()),
+        "v3",
+    );
+    let service = &mut cfg["alibaba"]["services"]["actiontrail"];
+    // ~20 windows at 5 requests/s take ~4 s: at least 3 cycles of 1 s.
+    service["window_size_in_seconds"] = json!(60);
+    service["requests_per_second"] = json!(5);
+    service["max_cycle_seconds"] = json!(1);
+    let (mut specs, errs) = configure(cfg);
+    assert!(errs.is_empty(), "{errs:?}");
+    let p = Pipeline::start("at-cycles");
+    let run = Running::start(specs.remove(0), p.factory());
+    wait_until(Duration::from_secs(30), "every due event in Redis", || {
+        p.events().len() >= due
+    });
+    run.stop();
+    let got: Vec<(String, u64, i64)> = p
+        .events()
+        .iter()
+        .map(|e| {
+            let v: Value = serde_json::from_str(&e.message).unwrap();
+            (
+                v["eventId"].as_str().unwrap().to_owned(),
+                v["@devo_pulling_id"].as_u64().unwrap(),
+                parse(v["eventTime"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), due, "nothing repeated across the cuts: {got:?}");
+    let cycles: std::collections::BTreeSet<u64> = got.iter().map(|g| g.1).collect();
+    assert!(
+        cycles.len() >= 3,
+        "the catch-up ran in several bounded cycles: {got:?}"
+    );
+    assert!(
+        got.windows(2).all(|w| w[0].2 < w[1].2 && w[0].1 <= w[1].1),
+        "windows in time order, each cycle after the previous one: {got:?}"
+    );
+}
+
+/// A server certificate the system does not trust is an ERROR naming the certificate, not a WARNING retried as a
+/// passing network error (`max_retries` times, every cycle).
+#[test]
+fn a_refused_certificate_is_an_error_not_retried_as_a_network_error() {
+    let log = LogCapture::install();
+    let pki = TestPki::generate();
+    let srv = CaptureServer::start(CaptureMode::Tls {
+        pki: &pki,
+        require_client: false,
+    });
+    let start = api_time(Utc::now() - chrono::TimeDelta::hours(1));
+    let (mut specs, errs) = configure(config(
+        &format!("https://127.0.0.1:{}", srv.port),
+        &start,
+        "v3",
+    ));
+    assert!(errs.is_empty(), "{errs:?}");
+    let p = Pipeline::start("at-tls");
+    let run = Running::start(specs.remove(0), p.factory());
+    const FAILED: &str = "Authentication test failed";
+    wait_until(Duration::from_secs(30), "the setup's failure line", || {
+        log.count(FAILED) > 0
+    });
+    run.stop();
+    let lines = log.lines();
+    let failed = lines.iter().find(|l| l.contains(FAILED)).unwrap();
+    assert!(
+        failed.starts_with("ERROR ") && failed.contains("certificate"),
+        "{failed}"
+    );
+    let warnings: Vec<&String> = lines.iter().filter(|l| l.starts_with("WARN ")).collect();
+    assert!(
+        warnings.is_empty(),
+        "retried as a network error: {warnings:?}"
+    );
+}
+
 fn client_cfg(endpoint: &str, sig: SignatureVersion) -> ActionTrailConfig {
     let (mut specs, errs) = configure(
         json!({"alibaba": {"id": 1, "credentials": {"access_key_id": AK, "access_key_secret": SECRET},
@@ -348,6 +445,7 @@ fn client_cfg(endpoint: &str, sig: SignatureVersion) -> ActionTrailConfig {
         request_period: Duration::from_secs(60),
         lag: Duration::from_secs(600),
         window: Duration::from_secs(3600),
+        max_cycle: Duration::from_secs(60),
         max_results: 50,
         requests_per_second: 2.0,
         max_retries: 3,

@@ -658,12 +658,12 @@ fn run_collector(
             "services": {"actiontrail_log_service": svc}}},
         "outputs": {"console": {"type": "console"}},
     });
-    // `HOSTNAME` empty, as under systemd, cron or a plain shell: the consumer name must not depend on it.
-    Collector::start_with_env(
+    // No `HOSTNAME`, as under systemd, cron or a plain shell: the consumer name must not depend on it.
+    Collector::start_without_env(
         &logferry_bin(),
         dir.path(),
         &config.to_string(),
-        &[("HOSTNAME", "")],
+        &["HOSTNAME"],
     )
 }
 

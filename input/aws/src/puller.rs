@@ -100,15 +100,8 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     match e {
-        SdkError::DispatchFailure(_) => {
-            let text = cause_chain(e).to_ascii_lowercase();
-            match ["certificate", "tls", "handshake"]
-                .iter()
-                .any(|w| text.contains(w))
-            {
-                true => Healing::Refused,
-                false => Healing::Transient,
-            }
+        SdkError::DispatchFailure(_) if logferry_input::error::is_tls_refusal(&cause_chain(e)) => {
+            Healing::Refused
         }
         SdkError::ServiceError(s) => {
             let code = e.code().unwrap_or("");
