@@ -123,3 +123,76 @@ fn judge(reading: Result<&Snapshot, &str>, probe: Probe) -> Verdict {
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::figures::{ChildRecord, ProcessRecord, SupervisorRecord};
+
+    fn running() -> Snapshot {
+        let child = |process: &str, pid: u32| ChildRecord {
+            process: process.into(),
+            pid: Some(pid),
+            started_ms: Some(0),
+            restarts: 0,
+        };
+        let record = |process: &str, pid: u32| ProcessRecord {
+            process: process.into(),
+            pid,
+            ..Default::default()
+        };
+        Snapshot {
+            taken_ms: 60_000,
+            supervisor: Some(SupervisorRecord {
+                pid: 1,
+                children: vec![child("InputProcess", 2), child("OutputProcess", 3)],
+                ..Default::default()
+            }),
+            processes: vec![record("InputProcess", 2), record("OutputProcess", 3)],
+            ..Default::default()
+        }
+    }
+
+    fn failed(v: &Verdict) -> Vec<&str> {
+        v.checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_running_collector_is_healthy_and_ready() {
+        let s = running();
+        assert!(health(Ok(&s)).ok(), "{}", health(Ok(&s)).text());
+        assert!(ready(Ok(&s)).ok());
+    }
+
+    #[test]
+    fn redis_silent_or_no_supervisor_fail_both() {
+        assert_eq!(failed(&health(Err("refused"))), ["redis"]);
+        let s = Snapshot::default();
+        assert_eq!(failed(&ready(Ok(&s))), ["collector"]);
+    }
+
+    #[test]
+    fn a_child_down_or_replaced_fails_and_a_stalled_puller_fails_health_only() {
+        let mut s = running();
+        s.supervisor.as_mut().unwrap().children[0].pid = None;
+        assert_eq!(failed(&health(Ok(&s))), ["InputProcess"]);
+        let mut s = running();
+        // Restarted long ago, and the record is still the old instance's: not alive.
+        s.supervisor.as_mut().unwrap().children[1].pid = Some(9);
+        assert_eq!(failed(&health(Ok(&s))), ["OutputProcess"]);
+        assert_eq!(failed(&ready(Ok(&s))), ["OutputProcess"]);
+        let mut s = running();
+        s.processes[0].stalled = vec!["puller Demo(x)".into()];
+        s.processes[1].stalled = vec!["Sender(relay)".into()];
+        let h = health(Ok(&s));
+        assert_eq!(failed(&h), ["progress"]);
+        assert!(h.text().contains("puller Demo(x) (InputProcess)") && !h.text().contains("Sender"));
+        assert!(ready(Ok(&s)).ok());
+        s.supervisor.as_mut().unwrap().stopping = true;
+        assert_eq!(failed(&ready(Ok(&s))), ["collector"]);
+    }
+}

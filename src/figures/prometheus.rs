@@ -342,3 +342,56 @@ fn render_outputs(out: &mut String, s: &Snapshot) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::figures::{OutputRecord, ProcessRecord, PullerRecord};
+
+    #[test]
+    fn every_family_has_help_and_type_and_label_values_are_escaped() {
+        let s = Snapshot {
+            taken_ms: 10_000,
+            collector_id: "a\"b".into(),
+            processes: vec![ProcessRecord {
+                process: "InputProcess".into(),
+                pullers: vec![PullerRecord {
+                    input: "aws".into(),
+                    service: "s\\1".into(),
+                    name: "P(aws,1)".into(),
+                    newest_event_ms: Some(4_000),
+                    errors: [("PullError(300)".to_owned(), 2)].into(),
+                    ..Default::default()
+                }],
+                outputs: vec![OutputRecord {
+                    output: "relay".into(),
+                    class: "standard".into(),
+                    kind: "syslog".into(),
+                    sent: 12,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let page = render(&s);
+        assert!(page.contains("collector_id=\"a\\\"b\""), "{page}");
+        assert!(page.contains("service=\"s\\\\1\""), "{page}");
+        assert!(page.contains(
+            "logferry_puller_lag_seconds{input=\"aws\",service=\"s\\\\1\",puller=\"P(aws,1)\"} 6\n"
+        ));
+        assert!(page.contains("error_id=\"PullError(300)\"} 2\n"));
+        assert!(page.contains(
+            "logferry_events_sent_total{output=\"relay\",class=\"standard\",kind=\"syslog\"} 12\n"
+        ));
+        let mut helped = std::collections::BTreeSet::new();
+        for line in page.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                helped.insert(rest.split(' ').next().unwrap().to_owned());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert!(helped.contains(name), "{name} has no HELP line");
+            }
+        }
+    }
+}

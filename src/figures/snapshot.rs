@@ -80,7 +80,8 @@ impl Snapshot {
         })
     }
 
-    /// The record of child `process`, when it is there and written by the instance the supervisor knows.
+    /// The record of child `process`, when it is there (compare its pid with the supervisor's to know whether it
+    /// is the instance running now).
     pub fn process(&self, process: &str) -> Option<&ProcessRecord> {
         self.processes.iter().find(|p| p.process == process)
     }
