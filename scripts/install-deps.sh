@@ -3,16 +3,20 @@
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
-apt_packages=(redis-server rsyslog rsyslog-gnutls openssl)
-missing=()
-for p in "${apt_packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "installing Debian packages: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# Installs the Debian packages given that are not installed yet.
+install_missing_debian_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+install_missing_debian_packages redis-server rsyslog rsyslog-gnutls openssl
 # The Debian services are not wanted: tests start their own instances on free ports.
 systemctl disable --now redis-server rsyslog >/dev/null 2>&1 || true
 
@@ -22,16 +26,7 @@ fi
 
 # A real Prometheus server (and promtool) for the metrics tests (tests/status.rs); podman, buildah, runc,
 # debootstrap (its base image) and strip (binutils) for the container test (tests/container.rs).
-test_apt_packages=(prometheus podman buildah runc debootstrap binutils)
-missing=()
-for p in "${test_apt_packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "installing Debian packages: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing_debian_packages prometheus podman buildah runc debootstrap binutils
 systemctl disable --now prometheus >/dev/null 2>&1 || true
 
 # Python peers used by the tests (moto's AWS server, Devo's reference sender, Alibaba SDKs as oracles).
