@@ -104,9 +104,7 @@ impl ApiSession {
             .collect();
         let session = rt
             .block_on(session::start(client, &session_name))
-            .map_err(|e| {
-                PullerError::setup(101, format!("service \"{}\": {e}", id.service)).fatal()
-            })?;
+            .map_err(|e| PullerError::setup(101, format!("service \"{}\": {e}", id.service)))?;
         Ok(ApiSession { rt, session })
     }
 }

@@ -58,7 +58,7 @@ impl Progress {
     /// Counts a slot done; true when a progress line is due (every 100 slots, every 30 s, and at the end).
     pub fn slot_done(&mut self) -> bool {
         self.done += 1;
-        let due = self.done % 100 == 0
+        let due = self.done.is_multiple_of(100)
             || self.done == self.total
             || self.last_line.elapsed() >= PROGRESS_EVERY;
         if due {

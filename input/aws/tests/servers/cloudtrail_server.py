@@ -31,7 +31,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-TARGET = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents"
+# botocore sends the long target prefix, the Rust SDK the short one; CloudTrail accepts both.
+TARGETS = ("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+           "CloudTrail_20131101.LookupEvents")
 PAGE_MAX = 50
 
 
@@ -121,7 +123,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         target = self.headers.get("X-Amz-Target", "")
         refusal = self.signature_refusal(body)
-        if target == TARGET:
+        if target in TARGETS:
             self.lookup_events(body, refusal)
         elif b"Action=GetCallerIdentity" in body:
             self.get_caller_identity(refusal)
