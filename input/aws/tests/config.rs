@@ -117,3 +117,69 @@ fn records_check_takes_structure_or_grammar() {
         }
     }
 }
+
+#[test]
+fn cloudtrail_api_keys_are_checked_with_the_seeds_errors() {
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "us-east-1",
+            "services": {"audit-events-all": {
+                "types": ["audit_apis"], "start_time": "2024-01-02 03:04:05", "gap_until_now_in_minutes": -1,
+                "time_slot_in_hours": 0, "sources": 5, "drop_event_names": "ConsoleLogin",
+                "requests_per_second": 5, "sqs_queue_name": "not-for-the-api"
+            }}
+        }),
+    );
+    assert!(specs.is_empty());
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    let p = "inputs.x.services.audit-events-all";
+    assert!(has(&format!("(5) \"{p}.start_time\": AwsServiceConfigurationError(7): The property \"{p}.start_time\" from configuration is having a wrong format, expected pattern: ")), "{errors:#?}");
+    assert!(
+        has(&format!(
+            "(3) \"{p}.gap_until_now_in_minutes\": AwsServiceConfigurationError(5)"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!("(4) \"{p}.time_slot_in_hours\"")),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!(
+            "(3) \"{p}.sources\": AwsServiceConfigurationError(4)"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!(
+            "(3) \"{p}.drop_event_names\": AwsServiceConfigurationError(8)"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!("(4) \"{p}.requests_per_second\"")),
+        "{errors:#?}"
+    );
+    assert!(has(&format!("(6) \"{p}.sqs_queue_name\"")), "{errors:#?}");
+
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "us-east-1",
+            "services": {"audit-events-all": {
+                "types": ["audit_apis", "audits_s3"], "start_time": "2024-01-02T03:04:05Z",
+                "sources": ["s3.amazonaws.com", "iam.amazonaws.com"], "drop_event_names": ["ConsoleLogin"]
+            }}
+        }),
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+    let pullers: Vec<_> = specs.iter().map(|s| s.identity.thread_name()).collect();
+    assert_eq!(
+        pullers,
+        [
+            "AwsCloudtrailApiPuller(x,1,audit-events-all,predefined,us-east-1)",
+            "AwsSqsS3CloudTrailPuller(x,1,audit-events-all,predefined,us-east-1)"
+        ]
+    );
+}
