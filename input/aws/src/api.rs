@@ -8,7 +8,10 @@ use crate::puller::{err_text, healing, Healing};
 use crate::session::{self, Session};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use chrono::{DateTime, Utc};
+use logferry::config::{ConfigErrorKind, Section};
 use logferry_input::{PullContext, PullerError};
+use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -242,4 +245,56 @@ impl Caller {
             }
         }
     }
+}
+
+/// The pattern `start_time` must match (the seed's `start_time_regex`): an RFC 3339 UTC time, e.g.
+/// `2022-09-12T12:34:56.123456+00:00` or `2024-01-02T03:04:05Z`.
+pub const START_TIME_REGEX: &str =
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]00:00)$";
+
+/// `start_time` of the API services: None inside when absent; the outer None when invalid (recorded, with the
+/// seed's AwsServiceConfigurationError ids of the service's table).
+pub fn read_start_time(
+    s: &Section<'_>,
+    not_a_string_id: u32,
+    wrong_format_id: u32,
+) -> Option<Option<DateTime<Utc>>> {
+    let path = s.key_path("start_time");
+    let text = match s.raw("start_time") {
+        None | Some(Value::Null) => return Some(None),
+        Some(Value::String(t)) => t.clone(),
+        Some(_) => {
+            s.error(
+                "start_time",
+                ConfigErrorKind::WrongType,
+                format!("AwsServiceConfigurationError({not_a_string_id}): \"{path}\" property must be a string"),
+            );
+            return None;
+        }
+    };
+    let pattern = regex::Regex::new(START_TIME_REGEX).expect("valid pattern");
+    let parsed = pattern
+        .is_match(&text)
+        .then(|| DateTime::parse_from_rfc3339(&text).ok())
+        .flatten();
+    let Some(t) = parsed else {
+        s.error(
+            "start_time",
+            ConfigErrorKind::InvalidValue,
+            format!(
+                "AwsServiceConfigurationError({wrong_format_id}): The property \"{path}\" from configuration is having a wrong format, expected pattern: \"{START_TIME_REGEX}\""
+            ),
+        );
+        return None;
+    };
+    let t = t.with_timezone(&Utc);
+    if t > Utc::now() {
+        s.error(
+            "start_time",
+            ConfigErrorKind::InvalidValue,
+            format!("\"{text}\" is in the future"),
+        );
+        return None;
+    }
+    Some(Some(t))
 }

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod cloudtrail_api;
+pub mod cloudwatch_logs;
 pub mod config;
 pub mod decode;
 pub mod notify;
@@ -103,7 +104,13 @@ impl InputKind for AwsInput {
             return Vec::new();
         };
         let mut specs = Vec::new();
-        for (service, s) in services.entries() {
+        let entries = services.entries();
+        let logs_rps = entries
+            .iter()
+            .any(|(_, s)| cloudwatch_logs::wanted(s))
+            .then(|| cloudwatch_logs::read_requests_per_second(section))
+            .flatten();
+        for (service, s) in entries {
             let cx = ServiceContext {
                 info,
                 service,
@@ -112,6 +119,12 @@ impl InputKind for AwsInput {
                 credentials: &credentials,
                 environment: environment.as_deref(),
             };
+            if cloudwatch_logs::wanted(&s) {
+                let enabled = s.or("enabled", true);
+                specs.extend(cloudwatch_logs::configure(&cx, &s, logs_rps).filter(|_| enabled));
+                s.finish();
+                continue;
+            }
             if service == "audit-events-all" {
                 let (s3, api) = read_audit_types(&s);
                 if api {
@@ -301,12 +314,24 @@ impl ServiceContext<'_> {
         defining: serde_json::Value,
         build: Box<dyn Fn() -> Box<dyn logferry_input::Puller> + Send + Sync>,
     ) -> PullerSpec {
+        self.spec_in_module(puller, "predefined", request_period, defining, build)
+    }
+
+    /// [`Self::spec`] of a service in another module (`custom` for the custom services of seed 002).
+    pub fn spec_in_module(
+        &self,
+        puller: &str,
+        module: &str,
+        request_period: std::time::Duration,
+        defining: serde_json::Value,
+        build: Box<dyn Fn() -> Box<dyn logferry_input::Puller> + Send + Sync>,
+    ) -> PullerSpec {
         PullerSpec {
             identity: PullerIdentity {
                 input: self.info.name.clone(),
                 input_id: self.info.id.clone(),
                 service: self.service.to_owned(),
-                module: "predefined".into(),
+                module: module.to_owned(),
                 puller: puller.to_owned(),
                 naming: ThreadNaming::Regional {
                     region: self.region.unwrap_or_default().to_owned(),

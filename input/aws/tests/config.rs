@@ -183,3 +183,50 @@ fn cloudtrail_api_keys_are_checked_with_the_seeds_errors() {
         ]
     );
 }
+
+#[test]
+fn cloudwatch_logs_needs_requests_per_second_and_a_log_group() {
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "us-east-1",
+            "services": {"cwl_1": {"types": ["logs"], "log_group": 5, "use_first_optimized_retrieval": "yes",
+                                   "start_time": "yesterday"}}
+        }),
+    );
+    assert!(specs.is_empty());
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    assert!(has("InputConfigurationError(1) \"inputs.x.requests_per_second\": AwsInputConfigurationError(0): Mandatory property \"requests_per_second\" is missing"), "{errors:#?}");
+    let p = "inputs.x.services.cwl_1";
+    assert!(
+        has(&format!(
+            "(3) \"{p}.log_group\": AwsServiceConfigurationError(1)"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!(
+            "(3) \"{p}.use_first_optimized_retrieval\": AwsServiceConfigurationError(43)"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!(
+            "(5) \"{p}.start_time\": AwsServiceConfigurationError(1)"
+        )),
+        "{errors:#?}"
+    );
+
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "us-east-1", "requests_per_second": 5,
+            "services": {"cwl_1": {"types": ["logs"], "log_group": "/"}}
+        }),
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        specs[0].identity.thread_name(),
+        "AwsCloudwatchLogsPuller(x,1,cwl_1,custom,us-east-1)"
+    );
+}

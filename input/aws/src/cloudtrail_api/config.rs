@@ -8,10 +8,7 @@ use serde_json::Value;
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// The pattern `start_time` must match (the seed's `start_time_regex`): an RFC 3339 UTC time, e.g.
-/// `2022-09-12T12:34:56.123456+00:00` or `2024-01-02T03:04:05Z`.
-pub const START_TIME_REGEX: &str =
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]00:00)$";
+pub use crate::api::START_TIME_REGEX;
 
 /// How far back CloudTrail's event history goes: a `start_time` older than this starts here instead.
 pub const HISTORY: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -66,7 +63,7 @@ pub fn read(
     client: Option<ClientConfig>,
     tag: Option<TagTemplate>,
 ) -> Option<CloudTrailApiConfig> {
-    let start_time = read_start_time(s);
+    let start_time = crate::api::read_start_time(s, 6, 7);
     let gap = read_whole(s, "gap_until_now_in_minutes", 15, 0..=1440, 5);
     let slot = read_whole(s, "time_slot_in_hours", 1, 1..=2160, 10);
     let sources = read_sources(s);
@@ -88,48 +85,6 @@ pub fn read(
         request_period,
         max_cycle,
     })
-}
-
-/// `start_time`: None inside when absent; the outer None when invalid (recorded).
-fn read_start_time(s: &Section<'_>) -> Option<Option<DateTime<Utc>>> {
-    let path = s.key_path("start_time");
-    let text = match s.raw("start_time") {
-        None | Some(Value::Null) => return Some(None),
-        Some(Value::String(t)) => t.clone(),
-        Some(_) => {
-            s.error(
-                "start_time",
-                ConfigErrorKind::WrongType,
-                format!("AwsServiceConfigurationError(6): \"{path}\" property must be a string"),
-            );
-            return None;
-        }
-    };
-    let pattern = regex::Regex::new(START_TIME_REGEX).expect("valid pattern");
-    let parsed = pattern
-        .is_match(&text)
-        .then(|| DateTime::parse_from_rfc3339(&text).ok())
-        .flatten();
-    let Some(t) = parsed else {
-        s.error(
-            "start_time",
-            ConfigErrorKind::InvalidValue,
-            format!(
-                "AwsServiceConfigurationError(7): The property \"{path}\" from configuration is having a wrong format, expected pattern: \"{START_TIME_REGEX}\""
-            ),
-        );
-        return None;
-    };
-    let t = t.with_timezone(&Utc);
-    if t > Utc::now() {
-        s.error(
-            "start_time",
-            ConfigErrorKind::InvalidValue,
-            format!("\"{text}\" is in the future"),
-        );
-        return None;
-    }
-    Some(Some(t))
 }
 
 /// A whole number with a default and a range; the seed's `AwsServiceConfigurationError(<id>)` when not an integer.
