@@ -20,6 +20,7 @@ if [ "${1:-}" = "--demo-only" ]; then
   exit 0
 fi
 
-# Python peers used by the tests (moto's AWS server, Devo's reference sender, Alibaba SDKs as oracles).
-python_packages=('moto[server]' devo-sdk cryptography)
+# Python peers used by the tests (moto's AWS server, Devo's reference sender, Alibaba SDKs as oracles; boto3 and
+# botocore for the local CloudTrail LookupEvents server, which checks SigV4 with botocore's signer).
+python_packages=('moto[server]' boto3 botocore devo-sdk cryptography)
 python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true
