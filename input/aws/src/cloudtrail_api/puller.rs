@@ -145,7 +145,12 @@ impl CloudTrailApiPuller {
         let (Some(rt), Some(client)) = (self.rt.clone(), self.client.clone()) else {
             return Err(PullerError::pull(PULL_ERROR_ID, "pull before setup"));
         };
-        let mut seen = self.position.take().unwrap_or_default().edge_ids;
+        // The position stays until the slot is committed: a failed slot is read again from its start.
+        let mut seen = self
+            .position
+            .as_ref()
+            .map(|p| p.edge_ids.clone())
+            .unwrap_or_default();
         let mut edge_ids = HashSet::new();
         let sources: Vec<Option<String>> = if self.cfg.sources.is_empty() {
             vec![None]
