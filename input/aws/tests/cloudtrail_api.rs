@@ -320,6 +320,7 @@ fn a_backfill_killed_in_a_slot_resumes_at_that_slot_and_delivers_every_event() {
 /// Then `start_time` is moved back: the state is reset and the older events arrive.
 #[test]
 fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_time_resets() {
+    let t0 = std::time::Instant::now();
     let dir = TempDir::new("ct-throttle");
     let start = hours_ago(3);
     let events: Vec<Ev> = (0..600)
@@ -330,6 +331,7 @@ fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_tim
         })
         .collect();
     let server = CloudTrailServer::start(dir.path(), &events, 1.0);
+    eprintln!("{:?} server started", t0.elapsed());
     let sink = LineSink::start();
     let mut c = Collector::start(
         &logferry_bin(),
@@ -353,6 +355,7 @@ fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_tim
         "every event after start_time at the receiver",
         || arrivals(&sink.lines()).len() == after_start.len(),
     );
+    eprintln!("{:?} every event after start_time arrived", t0.elapsed());
     assert_eq!(
         arrivals(&sink.lines()).keys().copied().collect::<Vec<_>>(),
         after_start
@@ -375,7 +378,9 @@ fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_tim
         log.contains("LookupEvents throttled (ThrottlingException: Rate exceeded)"),
         "{log}"
     );
+    eprintln!("{:?} setup error seen", t0.elapsed());
     c.stop();
+    eprintln!("{:?} stopped", t0.elapsed());
 
     // start_time one hour earlier: the persistence is reset and the hour before arrives too.
     let c = Collector::start(
@@ -394,6 +399,7 @@ fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_tim
         "the events of the hour before the first start_time",
         || arrivals(&sink.lines()).len() == all.len(),
     );
+    eprintln!("{:?} the hour before arrived", t0.elapsed());
     let log = c.log_text();
     assert!(log.contains("The persistence has been reset"), "{log}");
 }
