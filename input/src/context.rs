@@ -254,6 +254,18 @@ impl PullContext {
         self.sink.emit_parts(tag, time_ms, message)
     }
 
+    /// Emits one event whose message is the concatenation of `pieces` (e.g. a JSON object with `@devo_pulling_id`
+    /// spliced in by [`crate::PullingIdField`]), without copying them into one string first.
+    pub fn emit_pieces(
+        &mut self,
+        tag: &str,
+        time_ms: i64,
+        pieces: &[&str],
+    ) -> Result<(), PullerError> {
+        self.stats.generated += 1;
+        self.sink.emit_pieces(tag, time_ms, pieces)
+    }
+
     /// Emits a JSON object with `@devo_pulling_id` added, as the seeds' collectors do.
     pub fn emit_json(
         &mut self,

@@ -6,6 +6,9 @@
 //!
 //! Every service is one [`PullerSpec`] running an [`puller::SqsPuller`].
 
+pub mod api;
+pub mod cloudtrail_api;
+pub mod cloudwatch_logs;
 pub mod config;
 pub mod decode;
 pub mod notify;
@@ -101,7 +104,38 @@ impl InputKind for AwsInput {
             return Vec::new();
         };
         let mut specs = Vec::new();
-        for (service, s) in services.entries() {
+        let entries = services.entries();
+        let logs_rps = entries
+            .iter()
+            .any(|(_, s)| cloudwatch_logs::wanted(s))
+            .then(|| cloudwatch_logs::read_requests_per_second(section))
+            .flatten();
+        for (service, s) in entries {
+            let cx = ServiceContext {
+                info,
+                service,
+                region: region.as_deref(),
+                endpoint: endpoint.as_deref(),
+                credentials: &credentials,
+                environment: environment.as_deref(),
+            };
+            if cloudwatch_logs::wanted(&s) {
+                let enabled = s.or("enabled", true);
+                specs.extend(cloudwatch_logs::configure(&cx, &s, logs_rps).filter(|_| enabled));
+                s.finish();
+                continue;
+            }
+            if service == "audit-events-all" {
+                let (s3, api) = read_audit_types(&s);
+                if api {
+                    let enabled = s.or("enabled", true);
+                    specs.extend(cloudtrail_api::configure(&cx, &s).filter(|_| enabled));
+                }
+                if !s3 {
+                    s.finish();
+                    continue;
+                }
+            }
             let Some(&(_, puller_name, default_tag, default_et)) =
                 AWS_SERVICES.iter().find(|x| x.0 == service)
             else {
@@ -120,19 +154,7 @@ impl InputKind for AwsInput {
             };
             let enabled = s.or("enabled", true);
             let mode = match service {
-                "audit-events-all" => {
-                    let types = s
-                        .optional::<Vec<String>>("types")
-                        .unwrap_or_else(|| vec!["audits_s3".into()]);
-                    if types.iter().any(|t| t != "audits_s3") {
-                        s.error(
-                            "types",
-                            ConfigErrorKind::InvalidValue,
-                            format!("{types:?}: only \"audits_s3\" (S3+SQS) is provided here"),
-                        );
-                    }
-                    Mode::S3(ObjectFormat::CloudTrail)
-                }
+                "audit-events-all" => Mode::S3(ObjectFormat::CloudTrail),
                 "non-cloudwatch-logs" => {
                     let types = s
                         .optional::<Vec<String>>("types")
@@ -222,6 +244,103 @@ impl InputKind for AwsInput {
         }
         services.finish();
         specs
+    }
+}
+
+/// `types` of `audit-events-all`: `audits_s3` (S3+SQS, the default) and/or `audit_apis` (LookupEvents).
+/// Returns (S3+SQS wanted, API wanted).
+fn read_audit_types(s: &Section<'_>) -> (bool, bool) {
+    let types = s
+        .optional::<Vec<String>>("types")
+        .unwrap_or_else(|| vec!["audits_s3".into()]);
+    for t in &types {
+        if t != "audits_s3" && t != "audit_apis" {
+            s.error(
+                "types",
+                ConfigErrorKind::InvalidValue,
+                format!("\"{t}\" is not one of [\"audits_s3\", \"audit_apis\"]"),
+            );
+        }
+    }
+    if types.is_empty() {
+        s.error(
+            "types",
+            ConfigErrorKind::Missing,
+            "mandatory property is missing or empty",
+        );
+    }
+    let has = |t: &str| types.iter().any(|x| x == t);
+    (has("audits_s3"), has("audit_apis"))
+}
+
+/// What a service of the `aws` input needs from its input: the input's identity and its shared keys (region,
+/// endpoint, credentials, environment). Each way of pulling (`cloudtrail_api`, ...) builds its puller from it.
+pub struct ServiceContext<'a> {
+    pub info: &'a InputInfo,
+    pub service: &'a str,
+    pub region: Option<&'a str>,
+    pub endpoint: Option<&'a str>,
+    pub credentials: &'a CredentialsConfig,
+    pub environment: Option<&'a str>,
+}
+
+impl ServiceContext<'_> {
+    /// Where the service's clients connect; None when the input's region is missing or invalid (recorded).
+    pub fn client(&self) -> Option<ClientConfig> {
+        Some(ClientConfig {
+            region: self.region?.to_owned(),
+            endpoint: self.endpoint.map(str::to_owned),
+            credentials: self.credentials.clone(),
+        })
+    }
+
+    /// The service's `tag` (or `default`), parsed; None when invalid (recorded).
+    pub fn tag(&self, s: &Section<'_>, default: &str) -> Option<TagTemplate> {
+        let src: Option<String> = s.optional("tag");
+        parse_tag(
+            s,
+            src.as_deref().unwrap_or(default),
+            self.environment,
+            self.service,
+        )
+    }
+
+    /// The puller spec of the service, named as seed 002 names its threads (`<puller>(aws,<id>,<service>,
+    /// predefined,<region>)`).
+    pub fn spec(
+        &self,
+        puller: &str,
+        request_period: std::time::Duration,
+        defining: serde_json::Value,
+        build: Box<dyn Fn() -> Box<dyn logferry_input::Puller> + Send + Sync>,
+    ) -> PullerSpec {
+        self.spec_in_module(puller, "predefined", request_period, defining, build)
+    }
+
+    /// [`Self::spec`] of a service in another module (`custom` for the custom services of seed 002).
+    pub fn spec_in_module(
+        &self,
+        puller: &str,
+        module: &str,
+        request_period: std::time::Duration,
+        defining: serde_json::Value,
+        build: Box<dyn Fn() -> Box<dyn logferry_input::Puller> + Send + Sync>,
+    ) -> PullerSpec {
+        PullerSpec {
+            identity: PullerIdentity {
+                input: self.info.name.clone(),
+                input_id: self.info.id.clone(),
+                service: self.service.to_owned(),
+                module: module.to_owned(),
+                puller: puller.to_owned(),
+                naming: ThreadNaming::Regional {
+                    region: self.region.unwrap_or_default().to_owned(),
+                },
+            },
+            request_period,
+            defining,
+            build,
+        }
     }
 }
 

@@ -92,6 +92,7 @@ const REFUSED_CODES: &[&str] = &[
     "InvalidToken",
     "InvalidClientTokenId",
     "UnrecognizedClientException",
+    "InvalidSignatureException",
 ];
 
 /// Classifies an SDK error (see [`Healing`]).

@@ -117,3 +117,116 @@ fn records_check_takes_structure_or_grammar() {
         }
     }
 }
+
+#[test]
+fn cloudtrail_api_keys_are_checked_with_the_seeds_errors() {
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "us-east-1",
+            "services": {"audit-events-all": {
+                "types": ["audit_apis"], "start_time": "2024-01-02 03:04:05", "gap_until_now_in_minutes": -1,
+                "time_slot_in_hours": 0, "sources": 5, "drop_event_names": "ConsoleLogin",
+                "requests_per_second": 5, "sqs_queue_name": "not-for-the-api"
+            }}
+        }),
+    );
+    assert!(specs.is_empty());
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    let p = "inputs.x.services.audit-events-all";
+    assert!(has(&format!("(5) \"{p}.start_time\": AwsServiceConfigurationError(7): The property \"{p}.start_time\" from configuration is having a wrong format, expected pattern: ")), "{errors:#?}");
+    assert!(
+        has(&format!(
+            "(3) \"{p}.gap_until_now_in_minutes\": AwsServiceConfigurationError(5)"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!("(4) \"{p}.time_slot_in_hours\"")),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!(
+            "(3) \"{p}.sources\": AwsServiceConfigurationError(4)"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!(
+            "(3) \"{p}.drop_event_names\": AwsServiceConfigurationError(8)"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!("(4) \"{p}.requests_per_second\"")),
+        "{errors:#?}"
+    );
+    assert!(has(&format!("(6) \"{p}.sqs_queue_name\"")), "{errors:#?}");
+
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "us-east-1",
+            "services": {"audit-events-all": {
+                "types": ["audit_apis", "audits_s3"], "start_time": "2024-01-02T03:04:05Z",
+                "sources": ["s3.amazonaws.com", "iam.amazonaws.com"], "drop_event_names": ["ConsoleLogin"]
+            }}
+        }),
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+    let pullers: Vec<_> = specs.iter().map(|s| s.identity.thread_name()).collect();
+    assert_eq!(
+        pullers,
+        [
+            "AwsCloudtrailApiPuller(x,1,audit-events-all,predefined,us-east-1)",
+            "AwsSqsS3CloudTrailPuller(x,1,audit-events-all,predefined,us-east-1)"
+        ]
+    );
+}
+
+#[test]
+fn cloudwatch_logs_needs_requests_per_second_and_a_log_group() {
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "us-east-1",
+            "services": {"cwl_1": {"types": ["logs"], "log_group": 5, "use_first_optimized_retrieval": "yes",
+                                   "start_time": "yesterday"}}
+        }),
+    );
+    assert!(specs.is_empty());
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    assert!(has("InputConfigurationError(1) \"inputs.x.requests_per_second\": AwsInputConfigurationError(0): Mandatory property \"requests_per_second\" is missing"), "{errors:#?}");
+    let p = "inputs.x.services.cwl_1";
+    assert!(
+        has(&format!(
+            "(3) \"{p}.log_group\": AwsServiceConfigurationError(1)"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!(
+            "(3) \"{p}.use_first_optimized_retrieval\": AwsServiceConfigurationError(43)"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!(
+            "(5) \"{p}.start_time\": AwsServiceConfigurationError(1)"
+        )),
+        "{errors:#?}"
+    );
+
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "us-east-1", "requests_per_second": 5,
+            "services": {"cwl_1": {"types": ["logs"], "log_group": "/"}}
+        }),
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        specs[0].identity.thread_name(),
+        "AwsCloudwatchLogsPuller(x,1,cwl_1,custom,us-east-1)"
+    );
+}

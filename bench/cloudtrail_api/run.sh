@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Backfill benchmark of the CloudTrail API puller (audit-events-all, types: [audit_apis]) against the local
+# LookupEvents server (input/aws/tests/servers/cloudtrail_server.py): AWS's page size (50 events) and its budget of
+# 2 requests/s. The budget must be the limit (100 events/s), not logferry: the InputProcess's CPU per event is
+# reported. Usage: bench/cloudtrail_api/run.sh [events, default 12000] [hours of history, default 24]
+# Release build of the binary (built here). Prints events/s over the backfill and CPU per event of the InputProcess.
+set -euo pipefail
+EVENTS=${1:-12000}
+HOURS=${2:-24}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cargo build --release -q -p logferry-supervisor --manifest-path "$ROOT/Cargo.toml"
+BIN="$ROOT/target/release/logferry"
+WORK=$(mktemp -d /tmp/ct-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 - "$WORK" "$EVENTS" "$HOURS" <<'PY'
+import json, sys, time, datetime
+work, n, hours = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+now = int(time.time()); start = now - now % 3600 - hours * 3600
+with open(f"{work}/events.jsonl", "w") as f:
+    for i in range(n):
+        f.write(json.dumps({"id": f"ev-{i}", "seq": i, "time": start + i * hours * 3600 // n,
+                            "source": "s3.amazonaws.com", "name": "GetObject", "region": "us-east-1",
+                            "account": "123456789012"}) + "\n")
+st = datetime.datetime.fromtimestamp(start, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000+00:00")
+open(f"{work}/start", "w").write(st)
+PY
+python3 "$ROOT/input/aws/tests/servers/cloudtrail_server.py" --port "$PORT" --events "$WORK/events.jsonl" --rate 2 2>/dev/null &
+PIDS+=($!)
+until python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT))" 2>/dev/null; do sleep 0.2; done
+cat > "$WORK/config.yaml" <<YAML
+globals:
+  id: ctbench
+  persistence: {type: embedded, directory: "$WORK/state"}
+inputs:
+  aws:
+    id: 1
+    region: us-east-1
+    endpoint: http://127.0.0.1:$PORT
+    credentials: {access_key: AKIDLOGFERRY, access_secret: logferry-secret}
+    services:
+      audit-events-all:
+        types: [audit_apis]
+        start_time: "$(cat "$WORK/start")"
+        gap_until_now_in_minutes: 0
+        time_slot_in_hours: 1
+outputs:
+  console:
+    type: console
+YAML
+"$BIN" run --config "$WORK/config.yaml" > "$WORK/run.log" 2>&1 &
+PIDS+=($!)
+until grep -q "InputProcess started (pid" "$WORK/run.log" 2>/dev/null; do sleep 0.2; done
+INPUT=$(grep -o "InputProcess started (pid [0-9]*" "$WORK/run.log" | head -1 | grep -o "[0-9]*$")
+until grep -q "Number of processed time slots so far: \([0-9]*\) of \1 (100.0%)" "$WORK/run.log"; do sleep 0.5; done
+TICKS=$(awk '{print $14 + $15}' "/proc/$INPUT/stat")
+HZ=$(getconf CLK_TCK)
+python3 - "$PORT" "$EVENTS" "$TICKS" "$HZ" <<'PY'
+import json, sys, urllib.request
+port, events, ticks, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+seen = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/_requests"))
+lookups = [r for r in seen if r["target"] == "LookupEvents"]
+ok = [r for r in lookups if r["outcome"] == "ok"]
+got = sum(r.get("events", 0) for r in ok)
+wall = lookups[-1]["at"] - lookups[0]["at"]
+cpu = ticks / hz
+print(f"| events read | LookupEvents (ok / throttled) | wall s (first to last call) | events/s | requests/s | InputProcess CPU s | µs CPU per event | % of a core |")
+print(f"| {got} | {len(ok)} / {len(lookups) - len(ok)} | {wall:.1f} | {got / wall:.1f} | {len(lookups) / wall:.2f} | {cpu:.2f} | {cpu * 1e6 / got:.0f} | {cpu * 100 / wall:.2f} |")
+PY

@@ -1,0 +1,129 @@
+//! CloudWatch Logs (seed 002 "Custom Logs": a custom service with `types: [logs]`): the log groups named by
+//! `log_group` (a name, a prefix, or `/` for all) read with FilterLogEvents, progress kept per log stream.
+
+pub mod puller;
+
+use crate::ServiceContext;
+use chrono::{DateTime, Utc};
+use logferry::config::{ConfigErrorKind, Section};
+use logferry_input::config::PullerSpec;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The tag of every event (seed 002: "All the events are going to be ingested into the table
+/// cloud.aws.cloudwatch.logs").
+pub const DEFAULT_TAG: &str = "cloud.aws.cloudwatch.logs";
+
+/// One CloudWatch Logs service.
+#[derive(Debug, Clone)]
+pub struct CloudWatchLogsConfig {
+    pub client: crate::config::ClientConfig,
+    /// `log_group`: a log group name, a prefix of names (every group whose name starts with it), or `/` for every
+    /// group of the region. Mandatory. Groups created later are found at the next cycle.
+    pub log_group: String,
+    /// `start_time`: the oldest event time read in a group seen for the first time (RFC 3339 UTC). Default: the
+    /// time the group is first seen minus `request_period_in_seconds`. A change resets the state.
+    pub start_time: Option<DateTime<Utc>>,
+    /// `use_first_optimized_retrieval`: the first retrieval of a group reads all its streams in one
+    /// FilterLogEvents pass (fewer requests for many streams of medium size) instead of one pass per stream.
+    /// Default false.
+    pub use_first_optimized_retrieval: bool,
+    /// `requests_per_second` (input key, mandatory, as seed 002 says): CloudWatch Logs calls per second of this
+    /// input's services (FilterLogEvents allows 5 per account and region by default). 0.1..=25.
+    pub requests_per_second: f64,
+    /// `tag`: default `cloud.aws.cloudwatch.logs`.
+    pub tag: String,
+    /// `request_period_in_seconds`: default 60; 0..=3600.
+    pub request_period: Duration,
+    /// `max_cycle_seconds`: default 60; 1..=3600.
+    pub max_cycle: Duration,
+}
+
+/// True when a service section asks for CloudWatch Logs (`types: [logs]`).
+pub fn wanted(s: &Section<'_>) -> bool {
+    matches!(s.raw("types"), Some(Value::Array(t)) if t.iter().any(|x| x == "logs"))
+}
+
+/// Reads `requests_per_second` of the input: mandatory when a CloudWatch Logs service is configured
+/// (AwsInputConfigurationError 0 of the seed).
+pub fn read_requests_per_second(input: &Section<'_>) -> Option<f64> {
+    if !input.contains("requests_per_second") {
+        input.error(
+            "requests_per_second",
+            ConfigErrorKind::Missing,
+            format!(
+                "AwsInputConfigurationError(0): Mandatory property \"requests_per_second\" is missing (located at: {})",
+                input.key_path("requests_per_second")
+            ),
+        );
+        return None;
+    }
+    let v = input.in_range("requests_per_second", f64::NAN, 0.1..=25.0);
+    (!v.is_nan()).then_some(v)
+}
+
+/// Reads the service's keys and returns its puller, or None when a problem was recorded.
+pub fn configure(
+    cx: &ServiceContext<'_>,
+    s: &Section<'_>,
+    requests_per_second: Option<f64>,
+) -> Option<PullerSpec> {
+    s.accept(&["types"]);
+    let log_group = match s.raw("log_group") {
+        Some(Value::String(g)) if !g.is_empty() => Some(g.clone()),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            let path = s.key_path("log_group");
+            s.error("log_group", ConfigErrorKind::Missing, format!("AwsServiceConfigurationError(1): \"{path}\" mandatory property is missing or empty"));
+            None
+        }
+        Some(_) => {
+            let path = s.key_path("log_group");
+            s.error(
+                "log_group",
+                ConfigErrorKind::WrongType,
+                format!("AwsServiceConfigurationError(1): \"{path}\" property must be a string"),
+            );
+            None
+        }
+    };
+    let start_time = crate::api::read_start_time(s, 2, 1);
+    let optimized = match s.raw("use_first_optimized_retrieval") {
+        None | Some(Value::Null) => Some(false),
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            let path = s.key_path("use_first_optimized_retrieval");
+            s.error(
+                "use_first_optimized_retrieval",
+                ConfigErrorKind::WrongType,
+                format!("AwsServiceConfigurationError(43): \"{path}\" property must be a boolean"),
+            );
+            None
+        }
+    };
+    let tag = s.or("tag", DEFAULT_TAG.to_owned());
+    let request_period = logferry_input::config::request_period(s, 60, 3600);
+    let max_cycle = logferry_input::runtime::read_max_cycle(s);
+    let cfg = Arc::new(CloudWatchLogsConfig {
+        client: cx.client()?,
+        log_group: log_group?,
+        start_time: start_time?,
+        use_first_optimized_retrieval: optimized?,
+        requests_per_second: requests_per_second?,
+        tag,
+        request_period,
+        max_cycle,
+    });
+    let defining = serde_json::json!({
+        "log_group": cfg.log_group,
+        "start_time": cfg.start_time.map(|t| t.to_rfc3339()),
+        "region": cfg.client.region,
+    });
+    Some(cx.spec_in_module(
+        puller::PULLER_NAME,
+        "custom",
+        cfg.request_period,
+        defining,
+        Box::new(move || Box::new(puller::CloudWatchLogsPuller::new(cfg.clone()))),
+    ))
+}

@@ -1,0 +1,405 @@
+//! `audit-events-all` with `types: [audit_apis]` (CloudTrail LookupEvents) through the real `logferry` binary,
+//! against `tests/servers/cloudtrail_server.py`: a local server speaking CloudTrail's JSON 1.1 wire format (and
+//! STS GetCallerIdentity), checking every request's SigV4 signature with botocore, paging by NextToken and
+//! answering ThrottlingException beyond its requests-per-second budget. The server itself is proven with boto3's
+//! own client first.
+
+use logferry_testkit::collector::{self, logferry_bin, Collector};
+use logferry_testkit::{free_port, wait_for_port, wait_until, ChildGuard, LineSink, TempDir};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const KEY: &str = "AKIDLOGFERRY";
+const SECRET: &str = "logferry-secret";
+const TAG_MARK: &str = "cloud.aws.cloudtrail.";
+
+/// One event of the server's history.
+struct Ev {
+    seq: u64,
+    time: i64,
+    source: &'static str,
+}
+
+/// The local LookupEvents server, killed by pid when dropped.
+struct CloudTrailServer {
+    port: u16,
+    _guard: ChildGuard,
+}
+
+impl CloudTrailServer {
+    fn start(dir: &Path, events: &[Ev], rate: f64) -> CloudTrailServer {
+        let file = dir.join("events.jsonl");
+        let mut text = String::new();
+        for e in events {
+            text.push_str(
+                &json!({"id": format!("ev-{}", e.seq), "seq": e.seq, "time": e.time,
+                    "source": e.source, "name": if e.seq % 10 == 9 { "ConsoleLogin" } else { "GetObject" },
+                    "region": "us-east-1", "account": "123456789012"})
+                .to_string(),
+            );
+            text.push('\n');
+        }
+        std::fs::write(&file, text).unwrap();
+        let port = free_port();
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/servers/cloudtrail_server.py"
+        );
+        let child = Command::new("python3")
+            .arg(script)
+            .args(["--port", &port.to_string(), "--events"])
+            .arg(&file)
+            .args([
+                "--rate",
+                &rate.to_string(),
+                "--key",
+                KEY,
+                "--secret",
+                SECRET,
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the CloudTrail server (python3 with botocore)");
+        let guard = ChildGuard {
+            child,
+            name: "cloudtrail_server".into(),
+        };
+        wait_for_port(port, Duration::from_secs(30), "the CloudTrail server");
+        CloudTrailServer {
+            port,
+            _guard: guard,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request the server saw.
+    fn requests(&self) -> Vec<Value> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(b"GET /_requests HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        serde_json::from_str(body).unwrap()
+    }
+
+    fn lookups(&self, outcome: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r["target"] == "LookupEvents" && r["outcome"] == outcome)
+            .count()
+    }
+}
+
+/// Now, in whole hours, minus `hours`.
+fn hours_ago(hours: i64) -> i64 {
+    let now = chrono::Utc::now().timestamp();
+    now - now % 3600 - hours * 3600
+}
+
+fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        .to_string()
+}
+
+/// A collector config with one or more `aws` inputs reading the server (`(input name, secret, start_time)`).
+fn config(
+    dir: &Path,
+    server: &CloudTrailServer,
+    sink_port: u16,
+    inputs: &[(&str, &str, i64)],
+) -> String {
+    let mut text = format!(
+        "globals:\n  id: ct\n  persistence: {{type: embedded, directory: \"{}\"}}\n  stop_drain_timeout_in_sec: 5\ninputs:\n",
+        dir.join("state").display()
+    );
+    for (i, (name, secret, start)) in inputs.iter().enumerate() {
+        text.push_str(&format!(
+            r#"  {name}:
+    type: aws
+    id: {id}
+    region: us-east-1
+    endpoint: {url}
+    credentials:
+      access_key: {KEY}
+      access_secret: {secret}
+    services:
+      audit-events-all:
+        types: [audit_apis]
+        start_time: "{start}"
+        gap_until_now_in_minutes: 0
+        time_slot_in_hours: 1
+        drop_event_names: [ConsoleLogin]
+        request_period_in_seconds: 5
+"#,
+            id = 100 + i,
+            url = server.url(),
+            start = rfc3339(*start),
+        ));
+    }
+    text.push_str(&format!(
+        "outputs:\n  relay:\n    type: syslog\n    config:\n      address: 127.0.0.1\n      port: {sink_port}\n"
+    ));
+    text
+}
+
+/// How many times each seq arrived.
+fn arrivals(lines: &[String]) -> BTreeMap<u64, usize> {
+    let mut n = BTreeMap::new();
+    for l in lines.iter().filter(|l| l.contains(TAG_MARK)) {
+        if let Some(seq) = collector::seqs([l.as_str()], TAG_MARK).into_iter().next() {
+            *n.entry(seq).or_insert(0) += 1;
+        }
+    }
+    n
+}
+
+/// Seqs that are not dropped (`ConsoleLogin`, every seq ending in 9, is in `drop_event_names`).
+fn kept(events: &[Ev]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| e.seq)
+        .filter(|s| s % 10 != 9)
+        .collect()
+}
+
+#[test]
+fn the_server_answers_boto3_as_cloudtrail_does() {
+    let dir = TempDir::new("ct-boto3");
+    let start = hours_ago(3);
+    let events: Vec<Ev> = (0..120)
+        .map(|i| Ev {
+            seq: i,
+            time: start + i as i64 * 60,
+            source: if i % 2 == 0 {
+                "s3.amazonaws.com"
+            } else {
+                "iam.amazonaws.com"
+            },
+        })
+        .collect();
+    let server = CloudTrailServer::start(dir.path(), &events, 100.0);
+    let script = format!(
+        r#"
+import boto3, datetime
+kw = dict(endpoint_url="{url}", region_name="us-east-1", aws_access_key_id="{KEY}", aws_secret_access_key="{SECRET}")
+ct = boto3.client("cloudtrail", **kw)
+t = lambda s: datetime.datetime.fromtimestamp(s, datetime.timezone.utc)
+pages = list(ct.get_paginator("lookup_events").paginate(StartTime=t({start}), EndTime=t({end})))
+assert len(pages) == 3, len(pages)
+assert sum(len(p["Events"]) for p in pages) == 120
+edge = ct.lookup_events(StartTime=t({start} + 60), EndTime=t({start} + 120))["Events"]
+assert sorted(e["EventId"] for e in edge) == ["ev-1", "ev-2"], edge
+s3 = ct.lookup_events(LookupAttributes=[{{"AttributeKey": "EventSource", "AttributeValue": "s3.amazonaws.com"}}],
+                      StartTime=t({start}), EndTime=t({end}))
+assert len(s3["Events"]) == 50 and all(e["EventSource"] == "s3.amazonaws.com" for e in s3["Events"])
+assert boto3.client("sts", **kw).get_caller_identity()["Account"] == "123456789012"
+bad = boto3.client("cloudtrail", **dict(kw, aws_secret_access_key="wrong"))
+try:
+    bad.lookup_events()
+    raise SystemExit("a wrong secret was accepted")
+except bad.exceptions.ClientError as e:
+    assert e.response["Error"]["Code"] == "InvalidSignatureException", e
+print("ok")
+"#,
+        url = server.url(),
+        end = start + 119 * 60,
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "boto3 against the server: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Twelve hourly slots of history: 60 events an hour, one event exactly on each slot edge, and one slot of
+/// 10,000 events. The InputProcess is killed (SIGKILL) in the middle of the big slot: the restarted one resumes at
+/// that slot (the earlier slots are not read again: each of their events arrives exactly once, edges included),
+/// and every event arrives.
+#[test]
+fn a_backfill_killed_in_a_slot_resumes_at_that_slot_and_delivers_every_event() {
+    let dir = TempDir::new("ct-backfill");
+    let start = hours_ago(12);
+    const BIG_SLOT: i64 = 4;
+    let mut events = Vec::new();
+    let mut seq = 0;
+    let mut push = |time: i64, events: &mut Vec<Ev>| {
+        events.push(Ev {
+            seq,
+            time,
+            source: "s3.amazonaws.com",
+        });
+        seq += 1;
+    };
+    for hour in 0..12 {
+        let slot_start = start + hour * 3600;
+        // One event exactly on the slot's start edge (the end edge of the slot before).
+        push(slot_start, &mut events);
+        let n = if hour == BIG_SLOT { 10_000 } else { 60 };
+        for i in 0..n {
+            push(slot_start + 1 + (i * 3598 / n), &mut events);
+        }
+    }
+    let server = CloudTrailServer::start(dir.path(), &events, 2.0);
+    let sink = LineSink::start();
+    let c = Collector::start(
+        &logferry_bin(),
+        dir.path(),
+        &config(dir.path(), &server, sink.port, &[("aws", SECRET, start)]),
+    );
+    let before_big = kept(&events)
+        .into_iter()
+        .filter(|s| events[*s as usize].time <= start + BIG_SLOT * 3600)
+        .count();
+    wait_until(
+        Duration::from_secs(120),
+        "the slots before the big one, and part of it, at the receiver",
+        || sink.count() >= before_big + 1_500,
+    );
+    let pid = c.kill_child("InputProcess");
+    c.wait_restarted("InputProcess", pid, Duration::from_secs(60));
+    let want = kept(&events);
+    wait_until(
+        Duration::from_secs(300),
+        "every kept event at the receiver",
+        || arrivals(&sink.lines()).len() == want.len(),
+    );
+    let got = arrivals(&sink.lines());
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), want);
+    for (seq, n) in &got {
+        let time = events[*seq as usize].time;
+        if time <= start + BIG_SLOT * 3600 {
+            assert_eq!(
+                *n, 1,
+                "seq {seq} (time {time}) of a slot committed before the kill arrived {n} times"
+            );
+        }
+    }
+    let log = c.log_text();
+    assert!(log.contains("Resuming the event history at"), "{log}");
+    assert!(
+        log.contains("Total number of time slots to be processed: 1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Number of processed time slots so far: "),
+        "{log}"
+    );
+    assert!(
+        log.contains("messages (total/dropped/other_region/duplicated/generated): "),
+        "{log}"
+    );
+    assert!(
+        log.contains("AwsCloudtrailApiPuller(aws,100,audit-events-all,predefined,us-east-1)"),
+        "{log}"
+    );
+    assert_eq!(
+        server.lookups("ThrottlingException"),
+        0,
+        "the client kept within 2 requests/s"
+    );
+}
+
+/// The server allows 1 request/s while the puller asks at 2: throttled pages are asked again, none is lost. A
+/// second input with a wrong secret fails its setup with an error naming its service, and the first one runs on.
+/// Then `start_time` is moved back: the state is reset and the older events arrive.
+#[test]
+fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_time_resets() {
+    let t0 = std::time::Instant::now();
+    let dir = TempDir::new("ct-throttle");
+    let start = hours_ago(3);
+    let events: Vec<Ev> = (0..600)
+        .map(|i| Ev {
+            seq: i,
+            time: start - 3600 + i as i64 * 18,
+            source: "s3.amazonaws.com",
+        })
+        .collect();
+    let server = CloudTrailServer::start(dir.path(), &events, 1.0);
+    eprintln!("{:?} server started", t0.elapsed());
+    let sink = LineSink::start();
+    let mut c = Collector::start(
+        &logferry_bin(),
+        dir.path(),
+        &config(
+            dir.path(),
+            &server,
+            sink.port,
+            &[
+                ("aws", SECRET, start),
+                ("aws_wrong", "not-the-secret", start),
+            ],
+        ),
+    );
+    let after_start: Vec<u64> = kept(&events)
+        .into_iter()
+        .filter(|s| events[*s as usize].time >= start)
+        .collect();
+    wait_until(
+        Duration::from_secs(120),
+        "every event after start_time at the receiver",
+        || arrivals(&sink.lines()).len() == after_start.len(),
+    );
+    eprintln!("{:?} every event after start_time arrived", t0.elapsed());
+    assert_eq!(
+        arrivals(&sink.lines()).keys().copied().collect::<Vec<_>>(),
+        after_start
+    );
+    assert!(
+        server.lookups("ThrottlingException") > 0,
+        "the server never throttled"
+    );
+    c.wait_log(
+        "SetupError(101): service \"audit-events-all\"",
+        Duration::from_secs(30),
+    );
+    let log = c.log_text();
+    assert!(
+        log.contains("AwsCloudtrailApiPullerSetup(aws_wrong,aws_wrong#101,audit-events-all#predefined,us-east-1)"),
+        "{log}"
+    );
+    assert!(log.contains("SignatureDoesNotMatch"), "{log}");
+    assert!(
+        log.contains("LookupEvents throttled (ThrottlingException: Rate exceeded)"),
+        "{log}"
+    );
+    eprintln!("{:?} setup error seen", t0.elapsed());
+    c.stop();
+    eprintln!("{:?} stopped", t0.elapsed());
+
+    // start_time one hour earlier: the persistence is reset and the hour before arrives too.
+    let c = Collector::start(
+        &logferry_bin(),
+        dir.path(),
+        &config(
+            dir.path(),
+            &server,
+            sink.port,
+            &[("aws", SECRET, start - 3600)],
+        ),
+    );
+    let all = kept(&events);
+    wait_until(
+        Duration::from_secs(120),
+        "the events of the hour before the first start_time",
+        || arrivals(&sink.lines()).len() == all.len(),
+    );
+    eprintln!("{:?} the hour before arrived", t0.elapsed());
+    let log = c.log_text();
+    assert!(log.contains("The persistence has been reset"), "{log}");
+}

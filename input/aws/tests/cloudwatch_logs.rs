@@ -1,0 +1,202 @@
+//! CloudWatch Logs (a custom service with `types: [logs]`) through the real `logferry` binary against moto's
+//! server (DescribeLogGroups, DescribeLogStreams, FilterLogEvents): every event of the selected groups arrives,
+//! a log group created while running is picked up, and a restart sends nothing twice (positions per stream).
+
+use logferry_testkit::collector::{logferry_bin, Collector};
+use logferry_testkit::moto::MotoServer;
+use logferry_testkit::{wait_until, LineSink, TempDir};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+const TAG: &str = "cloud.aws.cloudwatch.logs";
+
+struct Logs {
+    rt: tokio::runtime::Runtime,
+    client: aws_sdk_cloudwatchlogs::Client,
+}
+
+impl Logs {
+    fn new(moto: &MotoServer) -> Logs {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let creds = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "test");
+        let sdk = rt.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(moto.url())
+                .credentials_provider(creds)
+                .http_client(logferry_input_aws::session::https_client())
+                .load(),
+        );
+        let client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+        Logs { rt, client }
+    }
+
+    fn group(&self, group: &str, streams: &[&str]) {
+        self.rt
+            .block_on(self.client.create_log_group().log_group_name(group).send())
+            .unwrap();
+        for s in streams {
+            self.rt
+                .block_on(
+                    self.client
+                        .create_log_stream()
+                        .log_group_name(group)
+                        .log_stream_name(*s)
+                        .send(),
+                )
+                .unwrap();
+        }
+    }
+
+    /// Puts events `line seq=N of the test` for each seq in `seqs`, one millisecond apart, ending a minute ago.
+    fn put(&self, group: &str, stream: &str, seqs: std::ops::Range<u64>) {
+        use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+        let end = chrono::Utc::now().timestamp_millis() - 60_000;
+        let n = seqs.end - seqs.start;
+        let events: Vec<InputLogEvent> = seqs
+            .clone()
+            .map(|seq| {
+                InputLogEvent::builder()
+                    .timestamp(end - (n - (seq - seqs.start)) as i64)
+                    .message(format!("line seq={seq} of the test"))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        self.rt
+            .block_on(
+                self.client
+                    .put_log_events()
+                    .log_group_name(group)
+                    .log_stream_name(stream)
+                    .set_log_events(Some(events))
+                    .send(),
+            )
+            .unwrap();
+    }
+}
+
+fn config(dir: &Path, moto: &MotoServer, sink_port: u16, start: &str, optimized: bool) -> String {
+    format!(
+        r#"globals:
+  id: cwl
+  persistence: {{type: embedded, directory: "{state}"}}
+  stop_drain_timeout_in_sec: 5
+inputs:
+  aws:
+    id: 123
+    region: us-east-1
+    endpoint: {url}
+    requests_per_second: 10
+    credentials:
+      access_key: testing
+      access_secret: testing
+    services:
+      cwl_1:
+        types: [logs]
+        log_group: /app/
+        start_time: "{start}"
+        use_first_optimized_retrieval: {optimized}
+        request_period_in_seconds: 1
+outputs:
+  relay:
+    type: syslog
+    config:
+      address: 127.0.0.1
+      port: {sink_port}
+"#,
+        state = dir.join("state").display(),
+        url = moto.url(),
+    )
+}
+
+/// How many times each seq arrived.
+fn arrivals(sink: &LineSink) -> BTreeMap<u64, usize> {
+    let mut n = BTreeMap::new();
+    for l in sink.lines() {
+        let seq = l
+            .contains(TAG)
+            .then(|| l.split("seq=").nth(1))
+            .flatten()
+            .and_then(|rest| {
+                rest.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse()
+                    .ok()
+            });
+        if let Some(seq) = seq {
+            *n.entry(seq).or_insert(0) += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn log_groups_are_read_new_groups_are_found_and_a_restart_sends_nothing_twice() {
+    let moto = MotoServer::start();
+    let logs = Logs::new(&moto);
+    logs.group("/app/one", &["s1", "s2"]);
+    logs.put("/app/one", "s1", 0..300);
+    logs.put("/app/one", "s2", 300..500);
+    logs.group("/other/skip", &["x"]);
+    logs.put("/other/skip", "x", 10_000..10_010);
+    let dir = TempDir::new("cwl");
+    let start = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        .to_string();
+    let sink = LineSink::start();
+    let mut c = Collector::start(
+        &logferry_bin(),
+        dir.path(),
+        &config(dir.path(), &moto, sink.port, &start, false),
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the 500 events of /app/one",
+        || arrivals(&sink).len() == 500,
+    );
+    // A group created while running, and new events in a known stream.
+    logs.group("/app/two", &["t1"]);
+    logs.put("/app/two", "t1", 500..650);
+    logs.put("/app/one", "s1", 650..700);
+    wait_until(
+        Duration::from_secs(60),
+        "the events of the new group and the new ones",
+        || arrivals(&sink).len() == 700,
+    );
+    c.stop();
+    let log = c.log_text();
+    assert!(log.contains("New log group \"/app/two\""), "{log}");
+    assert!(
+        log.contains("AwsCloudwatchLogsPuller(aws,123,cwl_1,custom,us-east-1)"),
+        "{log}"
+    );
+    // Restarted with the optimized first retrieval (the state is kept: same log_group and start_time keys
+    // are defining, that one is not): nothing is sent again, only the events put meanwhile arrive.
+    logs.put("/app/two", "t1", 700..720);
+    let c = Collector::start(
+        &logferry_bin(),
+        dir.path(),
+        &config(dir.path(), &moto, sink.port, &start, true),
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "the events put while stopped",
+        || arrivals(&sink).len() == 720,
+    );
+    c.wait_log(
+        "Persistence: positions of 2 log group(s) retrieved",
+        Duration::from_secs(30),
+    );
+    let got = arrivals(&sink);
+    assert!(
+        !got.contains_key(&10_000),
+        "a group outside the prefix was read"
+    );
+    let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+}

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""A local CloudTrail LookupEvents server speaking the real wire format, for tests and the benchmark.
+
+moto has no LookupEvents, so this stands in for CloudTrail's endpoint:
+- AWS JSON 1.1: POST / with `X-Amz-Target: com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents`,
+  StartTime/EndTime (epoch seconds, both inclusive), LookupAttributes (EventSource), MaxResults (<= 50),
+  NextToken; events newest first, as CloudTrail returns them;
+- STS GetCallerIdentity (AWS query protocol, XML), which the collector's setup calls at the same endpoint;
+- every request's SigV4 signature is checked with botocore's own signer run on the request as received
+  (the headers the client signed, its X-Amz-Date): a wrong secret gets the service's real error;
+- a token bucket of `--rate` requests per second (burst 2, AWS's 2 requests/s for LookupEvents by default):
+  beyond it `ThrottlingException` (HTTP 400), as CloudTrail answers;
+- `GET /_requests` returns every request seen (time, target, StartTime/EndTime, NextToken, outcome) as JSON.
+
+Events come from a JSON-lines file (`--events`), one per line:
+  {"id": "...", "time": <epoch seconds>, "source": "s3.amazonaws.com", "name": "GetObject",
+   "region": "us-east-1", "account": "123456789012"}
+Usage: cloudtrail_server.py --port P --events FILE [--rate 2] [--key K --secret S]
+"""
+import argparse
+import base64
+import json
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+# botocore sends the long target prefix, the Rust SDK the short one; CloudTrail accepts both.
+TARGETS = ("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+           "CloudTrail_20131101.LookupEvents")
+PAGE_MAX = 50
+
+
+class Bucket:
+    """Token bucket: `rate` tokens per second, at most `burst` banked."""
+
+    def __init__(self, rate, burst):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = burst, time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self):
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True
+            return False
+
+
+def load_events(path):
+    events = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                events.append(json.loads(line))
+    # Newest first, as LookupEvents returns them; ties in a stable order.
+    events.sort(key=lambda e: (-e["time"], e["id"]))
+    return events
+
+
+def cloudtrail_event(e):
+    """The CloudTrailEvent JSON string of an event, shaped as CloudTrail's records."""
+    t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e["time"]))
+    return json.dumps({
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "IAMUser", "accountId": e["account"], "userName": "tester"},
+        "eventTime": t,
+        "eventSource": e["source"],
+        "eventName": e["name"],
+        "awsRegion": e["region"],
+        "sourceIPAddress": "198.51.100.7",
+        "requestParameters": {"seq": e.get("seq", 0)},
+        "eventID": e["id"],
+        "readOnly": True,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": e["account"],
+    }, separators=(",", ":"))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, content_type):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def json_error(self, status, code, message):
+        self.reply(status, json.dumps({"__type": code, "message": message}), "application/x-amz-json-1.1")
+
+    def xml_error(self, status, code, message):
+        self.reply(status, "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
+                   f"<Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+                   f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>", "text/xml")
+
+    def do_GET(self):
+        if self.path == "/_requests":
+            with self.server.lock:
+                body = json.dumps(self.server.seen)
+            self.reply(200, body, "application/json")
+        else:
+            self.reply(404, "{}", "application/json")
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        target = self.headers.get("X-Amz-Target", "")
+        refusal = self.signature_refusal(body)
+        if target in TARGETS:
+            self.lookup_events(body, refusal)
+        elif b"Action=GetCallerIdentity" in body:
+            self.get_caller_identity(refusal)
+        else:
+            self.json_error(400, "UnknownOperationException", f"unknown target {target!r}")
+
+    def signature_refusal(self, body):
+        """None when the request is signed with the expected key and secret, else (code, message)."""
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("AWS4-HMAC-SHA256 "):
+            return ("MissingAuthenticationToken", "Request is missing Authentication Token")
+        fields = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(","))
+        key, date, region, service, _ = fields["Credential"].split("/")
+        if key != self.server.key:
+            return ("UnrecognizedClientException", "The security token included in the request is invalid.")
+        signed = fields["SignedHeaders"].split(";")
+        headers = {h: self.headers[h] for h in signed if self.headers.get(h) is not None}
+        request = AWSRequest(method="POST", url=f"http://{self.headers['host']}{self.path}", data=body,
+                             headers=headers)
+        request.context["timestamp"] = self.headers["X-Amz-Date"]
+        signer = SigV4Auth(Credentials(key, self.server.secret, self.headers.get("X-Amz-Security-Token")),
+                           service, region)
+        canonical = signer.canonical_request(request)
+        expected = signer.signature(signer.string_to_sign(request, canonical), request)
+        if expected != fields["Signature"]:
+            return ("InvalidSignatureException",
+                    "The request signature we calculated does not match the signature you provided. "
+                    "Check your AWS Secret Access Key and signing method.")
+        return None
+
+    def note(self, entry):
+        entry["at"] = time.time()
+        with self.server.lock:
+            self.server.seen.append(entry)
+
+    def get_caller_identity(self, refusal):
+        self.note({"target": "GetCallerIdentity", "outcome": refusal[0] if refusal else "ok"})
+        if refusal:
+            code = "SignatureDoesNotMatch" if refusal[0] == "InvalidSignatureException" else "InvalidClientTokenId"
+            return self.xml_error(403, code, refusal[1])
+        self.reply(200, "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+                   "<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/tester</Arn>"
+                   "<UserId>AIDATESTER</UserId><Account>123456789012</Account></GetCallerIdentityResult>"
+                   f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+                   "</GetCallerIdentityResponse>", "text/xml")
+
+    def lookup_events(self, body, refusal):
+        req = json.loads(body or b"{}")
+        entry = {"target": "LookupEvents", "start": req.get("StartTime"), "end": req.get("EndTime"),
+                 "token": req.get("NextToken"), "attributes": req.get("LookupAttributes", [])}
+        if refusal:
+            entry["outcome"] = refusal[0]
+            self.note(entry)
+            return self.json_error(403 if refusal[0] == "InvalidSignatureException" else 400, *refusal)
+        if not self.server.bucket.take():
+            entry["outcome"] = "ThrottlingException"
+            self.note(entry)
+            return self.json_error(400, "ThrottlingException", "Rate exceeded")
+        start, end = req.get("StartTime", 0), req.get("EndTime", 1e12)
+        sources = [a["AttributeValue"] for a in req.get("LookupAttributes", [])
+                   if a.get("AttributeKey") == "EventSource"]
+        page_size = min(int(req.get("MaxResults", PAGE_MAX)), PAGE_MAX)
+        offset = 0
+        if req.get("NextToken"):
+            offset = int(base64.b64decode(req["NextToken"]).decode().split(":")[1])
+        matching = [e for e in self.server.events if start <= e["time"] <= end
+                    and (not sources or e["source"] in sources)]
+        page = matching[offset:offset + page_size]
+        out = {"Events": [{
+            "EventId": e["id"], "EventName": e["name"], "ReadOnly": "true", "AccessKeyId": "AKIDTESTER",
+            "EventTime": e["time"], "EventSource": e["source"], "Username": "tester", "Resources": [],
+            "CloudTrailEvent": cloudtrail_event(e)} for e in page]}
+        if offset + page_size < len(matching):
+            out["NextToken"] = base64.b64encode(f"page:{offset + page_size}".encode()).decode()
+        entry["outcome"] = "ok"
+        entry["events"] = len(page)
+        self.note(entry)
+        self.reply(200, json.dumps(out), "application/x-amz-json-1.1")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--events", required=True)
+    p.add_argument("--rate", type=float, default=2.0)
+    p.add_argument("--key", default="AKIDLOGFERRY")
+    p.add_argument("--secret", default="logferry-secret")
+    a = p.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    server.events = load_events(a.events)
+    server.bucket = Bucket(a.rate, 2)
+    server.key, server.secret = a.key, a.secret
+    server.lock = threading.Lock()
+    server.seen = []
+    print(f"listening on {a.port} with {len(server.events)} events", file=sys.stderr, flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
