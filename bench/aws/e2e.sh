@@ -10,7 +10,7 @@
 #                         [shapes, default "jsonl cloudtrail"]
 # The collectors alternate within each round (logferry first in odd rounds, Vector first in even ones); the last
 # table gives each shape's and collector's median. VECTOR_BIN (default /tmp/vector; unpacked from
-# ../shared/tools/vector-0.58.xz when that exists): without it, logferry alone is measured. LOGFERRY_BASE=<binary>:
+# ../shared/tools/vector-0.58.xz when VECTOR_BIN is not set): without it, logferry alone is measured. LOGFERRY_BASE=<binary>:
 # also measure another logferry build (e.g. the one before a change) in the same rounds, labelled logferry-base.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,7 +24,7 @@ BIN=target/release/examples/aws_bench
 LOGFERRY=$PWD/target/release/logferry
 VECTOR=${VECTOR_BIN:-/tmp/vector}
 VECTOR_XZ=../shared/tools/vector-0.58.xz
-if [ ! -x "$VECTOR" ] && [ -f "$VECTOR_XZ" ]; then
+if [ -z "${VECTOR_BIN:-}" ] && [ ! -x "$VECTOR" ] && [ -f "$VECTOR_XZ" ]; then
     xz -dc "$VECTOR_XZ" >"$VECTOR" && chmod +x "$VECTOR"
 fi
 COLLECTORS=(logferry)
