@@ -85,6 +85,7 @@ impl ProcessEnv {
             max_events: self.globals.queue_max_size_in_messages,
             max_bytes: self.globals.queue_max_size_in_mb * 1024 * 1024,
             wrap_size: self.globals.queue_wrap_max_size_in_messages,
+            lz4: self.globals.queue_compression_lz4,
         }
     }
 

@@ -1,12 +1,12 @@
 //! The Redis-backed queue between the InputProcess and the OutputProcess.
 //!
-//! One stream per event class; an entry is a wrap (MessagePack array of events) with its event count `n` and
-//! byte size `b`. Producers append wraps and the size hash in one transaction and wait while the stream is full
+//! One stream per event class; an entry is a wrap (MessagePack array of events, LZ4-compressed in field `z` or as is
+//! in field `w`: [`WrapFormat`]) with its event count `n` and byte size `b`. Producers append wraps and the size hash in one transaction and wait while the stream is full
 //! (backpressure), never drop. The output reads with the consumer group `output` and
 //! acknowledges an entry (XACK + XDEL, size decremented once) only after every output accepted it; what was
 //! read but not acknowledged stays in the group's pending list and is read again after a restart.
 
-use crate::event::{Event, EventClass, Wrap};
+use crate::event::{Event, EventClass, Wrap, WrapFormat};
 use crate::redis_conn::{Keys, Patience, RedisLink};
 use crate::resp::{GroupRead, RespConnection, RespError};
 use std::io::IoSlice;
@@ -45,6 +45,8 @@ pub struct QueueLimits {
     pub max_events: u64,
     pub max_bytes: u64,
     pub wrap_size: usize,
+    /// Wraps stored LZ4-compressed when that pays (`globals.queue_compression: lz4`), else as they are.
+    pub lz4: bool,
 }
 
 impl QueueLimits {
@@ -53,6 +55,7 @@ impl QueueLimits {
         max_events: 1_000_000,
         max_bytes: 1 << 30,
         wrap_size: 100,
+        lz4: false,
     };
 }
 
@@ -152,9 +155,10 @@ impl QueueProducer {
             let add_n: u64 = group.iter().map(|w| w.len() as u64).sum();
             let add_b: u64 = group.iter().map(|w| w.event_bytes()).sum();
             self.wait_for_room(add_n, add_b)?;
-            group.iter_mut().for_each(|w| {
-                w.seal();
-            });
+            let lz4 = self.limits.lz4;
+            group
+                .iter_mut()
+                .for_each(|w| if lz4 { w.pack() } else { w.seal_plain() });
             self.pack_push(group, add_n, add_b);
             let (n, b) = self.with_connection("XADD", |conn, packed, cuts| {
                 send_push(conn, packed, cuts, group)
@@ -164,7 +168,7 @@ impl QueueProducer {
         Ok(())
     }
 
-    /// The headers of `MULTI`, `XADD stream * n N b B w WRAP` per wrap, `HINCRBY size n`, `HINCRBY size b`,
+    /// The headers of `MULTI`, `XADD stream * n N b B w|z WRAP` per wrap (see [`WrapFormat`]), `HINCRBY size n`, `HINCRBY size b`,
     /// `EXEC`, with the place of each wrap's bytes noted in `cuts`.
     fn pack_push(&mut self, group: &[&mut Wrap], add_n: u64, add_b: u64) {
         let (packed, cuts) = (&mut self.packed, &mut self.cuts);
@@ -173,6 +177,7 @@ impl QueueProducer {
         pack_command(packed, &[b"MULTI"]);
         let (mut n, mut b) = (itoa::Buffer::new(), itoa::Buffer::new());
         for wrap in group {
+            let (format, stored) = wrap.stored();
             pack_header(packed, 9);
             for arg in [
                 b"XADD".as_slice(),
@@ -182,12 +187,12 @@ impl QueueProducer {
                 n.format(wrap.len()).as_bytes(),
                 b"b",
                 b.format(wrap.event_bytes()).as_bytes(),
-                b"w",
+                format.field(),
             ] {
                 pack_arg(packed, arg);
             }
             // The wrap's bytes are written from the wrap itself, here.
-            pack_arg_length(packed, wrap.sealed().len());
+            pack_arg_length(packed, stored.len());
             cuts.push(packed.len());
             packed.extend_from_slice(b"\r\n");
         }
@@ -326,7 +331,7 @@ fn send_push(
     let mut from = 0;
     for (&cut, wrap) in cuts.iter().zip(wraps) {
         parts.push(IoSlice::new(&packed[from..cut]));
-        parts.push(IoSlice::new(wrap.sealed()));
+        parts.push(IoSlice::new(wrap.stored().1));
         from = cut;
     }
     parts.push(IoSlice::new(&packed[from..]));
@@ -374,7 +379,9 @@ pub struct Entry {
     pub id: String,
     pub count: u64,
     pub bytes: u64,
+    /// The wrap as stored, in `format` (decode with [`crate::event::DecodedWrap::decode_stored`]).
     pub wrap: Vec<u8>,
+    pub format: WrapFormat,
 }
 
 /// Reads one stream with the consumer group and acknowledges entries.

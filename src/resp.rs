@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
+use crate::event::WrapFormat;
 use crate::queue::Entry;
 
 /// What went wrong on a [`RespConnection`].
@@ -239,15 +240,22 @@ impl RespConnection {
             count: 0,
             bytes: 0,
             wrap: Vec::new(),
+            format: WrapFormat::Plain,
         };
         let fields = self.header(b'*')?.unwrap_or(0);
         for _ in 0..fields / 2 {
             let field = self.small_bulk()?;
+            let wrap_format = WrapFormat::of_field(field);
             match field {
                 b"n" => entry.count = self.bulk_u64()?,
                 b"b" => entry.bytes = self.bulk_u64()?,
-                b"w" => entry.wrap = self.bulk()?,
-                _ => self.skip_value()?,
+                _ => match wrap_format {
+                    Some(format) => {
+                        entry.format = format;
+                        entry.wrap = self.bulk()?;
+                    }
+                    None => self.skip_value()?,
+                },
             }
         }
         Ok(entry)

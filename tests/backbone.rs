@@ -350,3 +350,101 @@ fn broken_configs_are_reported_with_type_id_and_path() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// An upgrade keeps the queue: entries in the format of the versions before LZ4 (field `w`: the wrap's MessagePack
+/// as is), left in the embedded Redis's append-only file, are delivered by this version, beside the new
+/// (compressed) entries its own input writes.
+#[test]
+fn a_queue_left_in_the_previous_format_is_delivered_after_an_upgrade() {
+    use logferry::event::{EventClass, Wrap};
+    use logferry::redis_conn::Keys;
+    let dir = TempDir::new("e2e-upgrade");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let old: std::ops::Range<u64> = 1_000_000..1_000_450;
+    {
+        // The embedded Redis of the previous version: append-only file in the state directory (fsynced at every
+        // write, so the entries are on disk when the test stops it).
+        let redis = logferry_testkit::RedisServer::start_with(&[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            state.to_str().unwrap(),
+        ]);
+        let mut conn = redis::Client::open(redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let keys = Keys::new("e2e");
+        let ids: Vec<u64> = old.clone().collect();
+        for chunk in ids.chunks(100) {
+            let mut wrap = Wrap::default();
+            for seq in chunk {
+                wrap.push(
+                    logferry_testkit::demo::TAG,
+                    1_767_225_600_000,
+                    &format!("{{\"seq\":{seq},\"from\":\"the previous version\"}}"),
+                );
+            }
+            // Exactly what the previous version's producer wrote: XADD stream * n N b B w WRAP + the size hash.
+            let _: () = redis::pipe()
+                .atomic()
+                .cmd("XADD")
+                .arg(keys.stream(EventClass::Standard))
+                .arg("*")
+                .arg("n")
+                .arg(wrap.len())
+                .arg("b")
+                .arg(wrap.event_bytes())
+                .arg("w")
+                .arg(wrap.seal())
+                .ignore()
+                .cmd("HINCRBY")
+                .arg(keys.stream_size(EventClass::Standard))
+                .arg("n")
+                .arg(wrap.len())
+                .ignore()
+                .cmd("HINCRBY")
+                .arg(keys.stream_size(EventClass::Standard))
+                .arg("b")
+                .arg(wrap.event_bytes())
+                .ignore()
+                .query(&mut conn)
+                .unwrap();
+        }
+    }
+    let sink = LineSink::start();
+    let demo = Demo {
+        count: 2000,
+        ..Default::default()
+    };
+    // This version's own entries compressed, beside the old ones.
+    let cfg = config(dir.path(), sink.port, &demo).replacen(
+        "globals:\n",
+        "globals:\n  queue_compression: lz4\n",
+        1,
+    );
+    let c = start(dir.path(), &cfg);
+    let new = 0..demo.count;
+    wait_until(
+        Duration::from_secs(60),
+        "old and new events delivered",
+        || {
+            let got = seqs(&sink.lines());
+            old.clone().chain(new.clone()).all(|s| got.contains(&s))
+        },
+    );
+    let lines = sink.lines();
+    let old_lines = lines
+        .iter()
+        .filter(|l| l.contains("from\":\"the previous version"))
+        .count();
+    assert_eq!(
+        old_lines,
+        (old.end - old.start) as usize,
+        "each old event once: {}",
+        c.log_tail()
+    );
+}

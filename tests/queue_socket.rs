@@ -2,7 +2,7 @@
 //! wraps between its command headers, what `QueueConsumer::read` reads, how the socket authenticates, and that a
 //! lost connection loses nothing.
 
-use logferry::event::{decode_wrap, Wrap};
+use logferry::event::{decode_stored_wrap, Wrap, WrapFormat};
 use logferry::queue::{Entry, QueueConsumer, QueueError, QueueLimits, QueueProducer, GROUP};
 use logferry::redis_conn::{self, Keys};
 use logferry::resp::{RespConnection, RespError};
@@ -240,7 +240,7 @@ fn authenticates_selects_the_database_and_reads_over_a_unix_socket() {
     let mut pushed = wraps(2);
     producer(&acl_user).push_wraps(&mut pushed).unwrap();
     let entries = c.read(10, SECOND).unwrap();
-    assert!(entries.len() == 2 && entries[1].wrap == pushed[1].sealed());
+    assert!(entries.len() == 2 && entries[1].wrap == pushed[1].stored().1);
 
     let wrong = format!("redis://:wrong@127.0.0.1:{}/3", redis.port);
     match RespConnection::connect(&wrong, Duration::ZERO) {
@@ -263,7 +263,10 @@ fn producer(url: &str) -> QueueProducer {
         SECOND * 10,
         &keys(),
         EventClass::Standard,
-        QueueLimits::UNBOUNDED,
+        QueueLimits {
+            lz4: true,
+            ..QueueLimits::UNBOUNDED
+        },
         stop,
     )
     .unwrap()
@@ -310,15 +313,51 @@ fn pushed_wraps_are_read_back_as_written_and_counted_in_the_size_hash() {
     }
     assert_eq!(read.len(), written.len());
     for (entry, wrap) in read.iter().zip(&written) {
-        assert!(entry.wrap == wrap.sealed(), "wrap {} differs", entry.id);
+        assert!(
+            (entry.format, entry.wrap.as_slice()) == wrap.stored(),
+            "wrap {} differs",
+            entry.id
+        );
         assert_eq!(
             (entry.count, entry.bytes),
             (wrap.len() as u64, wrap.event_bytes())
         );
-        assert_eq!(decode_wrap(&entry.wrap).unwrap().len(), wrap.len());
+        let events = decode_stored_wrap(entry.format, &entry.wrap).unwrap();
+        assert_eq!(events.len(), wrap.len());
+        assert_eq!(events[0].message, {
+            let i = read.iter().position(|e| e.id == entry.id).unwrap();
+            format!("{i}/0 \r\n$5\r\n*3 {}", "x".repeat(i * i * 150))
+        });
     }
-    let events: u64 = written.iter().map(|w| w.len() as u64).sum();
-    let bytes: u64 = written.iter().map(Wrap::event_bytes).sum();
+    // Text that compresses is stored as LZ4 (field `z`), text that does not as is (field `w`).
+    assert!(read
+        .iter()
+        .zip(&written)
+        .filter(|(_, w)| w.sealed().len() > 1024)
+        .all(|(e, _)| e.format == WrapFormat::Lz4));
+    let mut random = Wrap::default();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: String = (0..20_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 90) as u8)
+        })
+        .collect();
+    random.push("my.app.test", 1, &noise);
+    producer(&redis.url())
+        .push_wraps(std::slice::from_mut(&mut random))
+        .unwrap();
+    let entries = c.read(64, SECOND).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].format, WrapFormat::Plain);
+    assert_eq!(
+        decode_stored_wrap(WrapFormat::Plain, &entries[0].wrap).unwrap()[0].message,
+        noise
+    );
+    let events: u64 = written.iter().map(|w| w.len() as u64).sum::<u64>() + 1;
+    let bytes: u64 = written.iter().map(Wrap::event_bytes).sum::<u64>() + random.event_bytes();
     assert_eq!(size_hash(&mut conn), (events, bytes));
 }
 

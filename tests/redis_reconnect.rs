@@ -28,6 +28,7 @@ fn link(redis: &RestartableRedis) -> RedisLink {
 fn producer(redis: &RestartableRedis) -> QueueProducer {
     let limits = QueueLimits {
         wrap_size: 10,
+        lz4: false,
         ..QueueLimits::UNBOUNDED
     };
     let stop = Arc::new(AtomicBool::new(false));

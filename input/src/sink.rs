@@ -200,6 +200,7 @@ mod tests {
                 max_events: 1_000_000,
                 max_bytes: 1 << 30,
                 wrap_size: 100,
+                lz4: false,
             },
             stop,
         }

@@ -129,7 +129,7 @@ impl Consumer {
                 }
             };
             for mut entry in entries {
-                match DecodedWrap::decode(std::mem::take(&mut entry.wrap)) {
+                match DecodedWrap::decode_stored(entry.format, std::mem::take(&mut entry.wrap)) {
                     Ok(events) if !events.is_empty() => {
                         let waiting = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
                         mark.busy(waiting);

@@ -103,6 +103,7 @@ fn main() {
             max_events: u64::MAX,
             max_bytes: u64::MAX,
             wrap_size: 100,
+            lz4: false,
         },
         stop: Arc::new(AtomicBool::new(false)),
     };

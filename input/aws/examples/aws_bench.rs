@@ -13,6 +13,9 @@
 //!   the puller (`sqs_collector` with `format: lines` for `jsonl`, the `aws` input's `audit-events-all` service
 //!   for `cloudtrail`) until the consumer has drained `<events>` events and the SQS queue is empty, then prints one
 //!   table row measured on this process only: wall time, CPU (user+sys from /proc/self/stat) and peak RSS (VmHWM).
+//! - `e2e <moto_url> <shape> <queue_url> <events> <bytes> <logferry|vector> <binary>`: one collector end to end
+//!   (S3+SQS -> collector -> a TCP sink here that counts lines), its whole process tree measured; one table row
+//!   (see `aws_bench/e2e.rs`).
 //! - `decode <shape> <gzip_mb> <rounds>`: the decoding alone (no S3, SQS or Redis): inflates and splits one
 //!   generated object `<rounds>` times, making each event's message `String` as the puller does; prints MiB of
 //!   uncompressed data per CPU second.
@@ -22,6 +25,9 @@
 //!
 //! `RECORDS_CHECK=grammar` (environment) makes `pull`, `decode` and `cut` check the grammar of CloudTrail records
 //! (`records_check: grammar`); the default is the input's default, `structure`.
+
+#[path = "aws_bench/e2e.rs"]
+mod e2e;
 
 use logferry::config::{Diagnostics, Section};
 use logferry::event::EventClass;
@@ -61,6 +67,15 @@ fn main() {
             objects: a[9].parse().unwrap(),
             workers: a[10].parse().unwrap(),
         }),
+        Some("e2e") if a.len() == 9 => e2e::e2e(e2e::E2eArgs {
+            moto: a[2].clone(),
+            shape: a[3].clone(),
+            queue_url: a[4].clone(),
+            events: a[5].parse().unwrap(),
+            bytes: a[6].parse().unwrap(),
+            collector: a[7].clone(),
+            bin: a[8].clone(),
+        }),
         Some("scan") if a.len() == 4 => scan_only(&a[2], a[3].parse().unwrap()),
         Some(mode @ ("decode" | "cut")) if a.len() == 5 => decode_only(
             &a[2],
@@ -69,7 +84,7 @@ fn main() {
             mode == "decode",
         ),
         _ => {
-            eprintln!("usage: aws_bench setup|consume|pull|decode ... (see the source)");
+            eprintln!("usage: aws_bench setup|reannounce|consume|pull|e2e|decode|cut|scan ... (see the source)");
             std::process::exit(2);
         }
     }
@@ -494,6 +509,7 @@ fn pull(a: PullArgs) {
             max_events: 1_000_000,
             max_bytes: 256 << 20,
             wrap_size: 100,
+            lz4: false,
         },
         stop: stop.clone(),
     };

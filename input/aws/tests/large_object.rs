@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use logferry::event::{decode_wrap, EventClass};
+use logferry::event::{decode_stored_wrap, EventClass};
 use logferry::queue::{QueueConsumer, QueueLimits};
 use logferry_input_aws::SqsCollectorInput;
 use logferry_testkit::wait_until;
@@ -90,7 +90,7 @@ fn a_200_mb_gzip_object_streams_with_bounded_rss() {
                 let entries = c.read(64, Duration::from_millis(100)).unwrap();
                 let mut acks = Vec::with_capacity(entries.len());
                 for e in &entries {
-                    for ev in decode_wrap(&e.wrap).unwrap() {
+                    for ev in decode_stored_wrap(e.format, &e.wrap).unwrap() {
                         assert_eq!(ev.tag, "my.app.sqs.big");
                         let prefix = format!("{{\"seq\":{next_seq},");
                         assert!(ev.message.starts_with(&prefix), "expected seq {next_seq}");
@@ -116,6 +116,7 @@ fn a_200_mb_gzip_object_streams_with_bounded_rss() {
         max_events: 20_000,
         max_bytes: 32 << 20,
         wrap_size: 100,
+        lz4: false,
     };
     let run1 = f.run_with_limits(specs(&SqsCollectorInput, &cfg).remove(0), limits);
     wait_until(

@@ -289,6 +289,7 @@ fn message_is_deleted_only_after_its_events_are_in_redis() {
         max_events: 10,
         max_bytes: 1 << 30,
         wrap_size: 5,
+        lz4: false,
     };
     let run1 = f.run_with_limits(spec, limits);
     wait_until(T, "the queue to fill up", || f.events().len() >= 10);

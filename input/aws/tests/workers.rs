@@ -62,6 +62,7 @@ fn workers_share_the_objects_of_one_receive() {
         max_events: 1,
         max_bytes: 1 << 30,
         wrap_size: 1,
+        lz4: false,
     };
     let _run = f.run_with_limits(specs(&AwsInput, &input).remove(0), limits);
     wait_until(

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use logferry::config::{ConfigError, Diagnostics, Section};
-use logferry::event::{decode_wrap, Event, EventClass};
+use logferry::event::{decode_stored_wrap, Event, EventClass, WrapFormat};
 use logferry::queue::QueueLimits;
 use logferry::redis_conn::Keys;
 use logferry_input::{PullerSpec, SinkFactory};
@@ -36,6 +36,7 @@ impl Pipeline {
                 max_events: 10_000_000,
                 max_bytes: 1 << 32,
                 wrap_size: 100,
+                lz4: false,
             },
             stop: Arc::new(AtomicBool::new(false)),
         }
@@ -59,8 +60,8 @@ impl Pipeline {
         let mut out = Vec::new();
         for (_, fields) in entries {
             for (k, v) in fields {
-                if k == "w" {
-                    out.extend(decode_wrap(&v).unwrap());
+                if let Some(format) = WrapFormat::of_field(k.as_bytes()) {
+                    out.extend(decode_stored_wrap(format, &v).unwrap());
                 }
             }
         }

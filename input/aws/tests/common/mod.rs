@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use logferry::config::{Diagnostics, Section};
-use logferry::event::{decode_wrap, Event, EventClass};
+use logferry::event::{decode_stored_wrap, Event, EventClass, WrapFormat};
 use logferry::queue::QueueLimits;
 use logferry::redis_conn::Keys;
 use logferry_input::config::{InputInfo, InputKind, PullerSpec};
@@ -213,6 +213,7 @@ impl Fixture {
                 max_events: 10_000_000,
                 max_bytes: 4 << 30,
                 wrap_size: 100,
+                lz4: false,
             },
         )
     }
@@ -256,7 +257,11 @@ impl Fixture {
     pub fn events(&self) -> Vec<Event> {
         let mut out = Vec::new();
         for e in self.xrange(&self.keys.stream(EventClass::Standard)) {
-            out.extend(decode_wrap(&e["w"]).unwrap());
+            for (field, value) in &e {
+                if let Some(format) = WrapFormat::of_field(field.as_bytes()) {
+                    out.extend(decode_stored_wrap(format, value).unwrap());
+                }
+            }
         }
         out
     }
