@@ -4,7 +4,7 @@
 //! page is ever skipped.
 
 use crate::config::ClientConfig;
-use crate::puller::{err_text, healing, Healing};
+use crate::errors::{err_text, healing, Healing};
 use crate::session::{self, Session};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};

@@ -4,18 +4,17 @@
 //!   `sqs-cloudwatch-consumer` (Security Hub findings);
 //! - `sqs_collector` (seed 001): the generic SQS collector (S3 notifications or direct messages).
 //!
-//! Every service is one [`PullerSpec`] running an [`puller::SqsPuller`].
+//! Every service is one [`PullerSpec`] running an [`sqs::puller::SqsPuller`].
 
 pub mod api;
 pub mod cloudtrail_api;
 pub mod cloudwatch_logs;
 pub mod config;
 pub mod decode;
-pub mod notify;
-pub mod puller;
+pub mod errors;
 pub mod records;
 pub mod session;
-pub mod share;
+pub mod sqs;
 pub mod tag;
 
 use config::*;
@@ -362,7 +361,7 @@ fn spec(info: &InputInfo, service: &str, region: &str, cfg: SqsServiceConfig) ->
         identity,
         request_period,
         defining,
-        build: Box::new(move || Box::new(puller::SqsPuller::new(cfg.clone(), &service))),
+        build: Box::new(move || Box::new(sqs::puller::SqsPuller::new(cfg.clone(), &service))),
     }
 }
 

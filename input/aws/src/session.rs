@@ -132,7 +132,7 @@ pub async fn start(cfg: &ClientConfig, session_name: &str) -> Result<Session, Se
         .await
         .map_err(|e| SessionError::Identity {
             region: cfg.region.clone(),
-            reason: crate::puller::err_text(&e),
+            reason: crate::errors::err_text(&e),
         })?;
     let session = Session {
         account_id: who.account().unwrap_or("unknown").to_owned(),

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{init_log, Fixture};
-use logferry_input_aws::puller::VisibilityKeeper;
+use logferry_input_aws::sqs::puller::VisibilityKeeper;
 use logferry_testkit::wait_until;
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,7 @@
 use super::config::{CloudTrailApiConfig, HISTORY};
 use super::slots::{plan, Progress, Slot};
 use crate::api::{ApiSession, Caller};
-use crate::puller::event_type_of_source;
+use crate::sqs::puller::event_type_of_source;
 use crate::tag::{TagCache, TagVars};
 use aws_sdk_cloudtrail::primitives::DateTime as AwsTime;
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
