@@ -2,6 +2,8 @@
 //! server (DescribeLogGroups, DescribeLogStreams, FilterLogEvents): every event of the selected groups arrives,
 //! a log group created while running is picked up, and a restart sends nothing twice (positions per stream).
 
+mod common;
+
 use logferry_testkit::collector::{logferry_bin, Collector};
 use logferry_testkit::moto::MotoServer;
 use logferry_testkit::{wait_until, LineSink, TempDir};
@@ -22,15 +24,7 @@ impl Logs {
             .enable_all()
             .build()
             .unwrap();
-        let creds = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "test");
-        let sdk = rt.block_on(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(moto.url())
-                .credentials_provider(creds)
-                .http_client(logferry_input_aws::session::https_client())
-                .load(),
-        );
+        let sdk = common::moto_sdk_config(&rt, moto);
         let client = aws_sdk_cloudwatchlogs::Client::new(&sdk);
         Logs { rt, client }
     }

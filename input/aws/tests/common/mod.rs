@@ -40,15 +40,7 @@ impl Fixture {
             .enable_all()
             .build()
             .unwrap();
-        let creds = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "test");
-        let sdk = rt.block_on(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(moto.url())
-                .credentials_provider(creds)
-                .http_client(logferry_input_aws::session::https_client())
-                .load(),
-        );
+        let sdk = moto_sdk_config(&rt, &moto);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)
@@ -294,6 +286,20 @@ impl Fixture {
 }
 
 /// A service section polling fast (1 s period and long poll, 2 workers) merged with `extra`.
+/// The AWS SDK's configuration for clients of `moto` (region us-east-1, test credentials, the collector's HTTPS
+/// client).
+pub fn moto_sdk_config(rt: &tokio::runtime::Runtime, moto: &MotoServer) -> aws_config::SdkConfig {
+    let creds = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "test");
+    rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(moto.url())
+            .credentials_provider(creds)
+            .http_client(logferry_input_aws::session::https_client())
+            .load(),
+    )
+}
+
 pub fn fast(extra: Value) -> Value {
     let mut v =
         serde_json::json!({"request_period_in_seconds": 1, "sqs_wait_timeout": 1, "workers": 2});
