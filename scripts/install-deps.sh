@@ -25,8 +25,9 @@ if [ "${1:-}" = "--demo-only" ]; then
 fi
 
 # A real Prometheus server (and promtool) for the metrics tests (tests/status.rs); podman, buildah, runc,
-# debootstrap (its base image) and strip (binutils) for the container test (tests/container.rs).
-install_missing_debian_packages prometheus podman buildah runc debootstrap binutils
+# debootstrap (its base image) and strip (binutils) for the container test (tests/container.rs); python3-venv for
+# the Kubernetes manifest tools below.
+install_missing_debian_packages prometheus podman buildah runc debootstrap binutils python3-venv
 systemctl disable --now prometheus >/dev/null 2>&1 || true
 
 # Python peers used by the tests (moto's AWS server, Devo's reference sender, Alibaba SDKs as oracles; boto3 and
