@@ -4,7 +4,8 @@
 //!   `sqs-cloudwatch-consumer` (Security Hub findings);
 //! - `sqs_collector` (seed 001): the generic SQS collector (S3 notifications or direct messages).
 //!
-//! Every service is one [`PullerSpec`] running an [`sqs::puller::SqsPuller`].
+//! Every S3/SQS service is one [`PullerSpec`] running an [`sqs::puller::SqsPuller`]; the API services have their own
+//! folders (`cloudtrail_api/`, `cloudwatch_logs/`, `guardduty/`).
 
 pub mod api;
 pub mod cloudtrail_api;
@@ -12,6 +13,7 @@ pub mod cloudwatch_logs;
 pub mod config;
 pub mod decode;
 pub mod errors;
+pub mod guardduty;
 pub mod records;
 pub mod session;
 pub mod sqs;
@@ -72,12 +74,7 @@ const CLOUDFRONT_TAG: &str =
     "cloud.aws.cloudfront.{event_type}.{account_id}.{region_id}.{format_version}";
 
 /// Services of seed 002 that other parts of logferry (or nobody yet) provide: a clear error instead of silence.
-const OTHER_AWS_SERVICES: [&str; 4] = [
-    "metrics-all",
-    "aws-guardduty",
-    "custom_service",
-    "cloudwatch-logs",
-];
+const OTHER_AWS_SERVICES: [&str; 3] = ["metrics-all", "custom_service", "cloudwatch-logs"];
 
 impl InputKind for AwsInput {
     fn name(&self) -> &'static str {
@@ -121,6 +118,12 @@ impl InputKind for AwsInput {
             if cloudwatch_logs::wanted(&s) {
                 let enabled = s.or("enabled", true);
                 specs.extend(cloudwatch_logs::configure(&cx, &s, logs_rps).filter(|_| enabled));
+                s.finish();
+                continue;
+            }
+            if service == "aws-guardduty" {
+                let enabled = s.or("enabled", true);
+                specs.extend(guardduty::configure(&cx, &s).filter(|_| enabled));
                 s.finish();
                 continue;
             }

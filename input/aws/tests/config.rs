@@ -230,3 +230,45 @@ fn cloudwatch_logs_needs_requests_per_second_and_a_log_group() {
         "AwsCloudwatchLogsPuller(x,1,cwl_1,custom,us-east-1)"
     );
 }
+
+#[test]
+fn guardduty_keys_are_checked_and_a_valid_service_gives_its_puller() {
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "us-east-1",
+            "services": {"aws-guardduty": {"start_time": "2024-01-02 03:04:05", "requests_per_second": 500,
+                                           "tag": "x.{bogus}", "detectors": ["d1"]}}
+        }),
+    );
+    assert!(specs.is_empty());
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    let p = "inputs.x.services.aws-guardduty";
+    assert!(
+        has(&format!(
+            "(5) \"{p}.start_time\": AwsServiceConfigurationError(7)"
+        )),
+        "{errors:#?}"
+    );
+    assert!(
+        has(&format!("(4) \"{p}.requests_per_second\"")),
+        "{errors:#?}"
+    );
+    assert!(has(&format!("(5) \"{p}.tag\"")), "{errors:#?}");
+    assert!(has(&format!("(6) \"{p}.detectors\"")), "{errors:#?}");
+
+    let (specs, errors) = specs_and_errors(
+        &AwsInput,
+        &json!({
+            "region": "eu-west-1",
+            "services": {"aws-guardduty": {"start_time": "2024-01-02T03:04:05Z", "request_period_in_seconds": 30}}
+        }),
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        specs[0].identity.thread_name(),
+        "AwsGuardDutyApiPuller(x,1,aws-guardduty,predefined,eu-west-1)"
+    );
+    assert_eq!(specs[0].request_period.as_secs(), 30);
+    assert_eq!(specs[0].defining["start_time"], "2024-01-02T03:04:05+00:00");
+}

@@ -487,3 +487,71 @@ impl log::Log for CapturedLog {
 
     fn flush(&self) {}
 }
+
+/// A local AWS stand-in of `tests/servers/` (python3 with botocore), killed by pid when dropped.
+pub struct LocalServer {
+    pub port: u16,
+    _guard: logferry_testkit::ChildGuard,
+}
+
+impl LocalServer {
+    /// Starts `tests/servers/<script>` with `--port <free port>` and `args`, and waits until it listens.
+    pub fn start(script: &str, args: &[&std::ffi::OsStr]) -> LocalServer {
+        let port = logferry_testkit::free_port();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/servers")
+            .join(script);
+        let child = std::process::Command::new("python3")
+            .arg(path)
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {script} (python3 with botocore): {e}"));
+        let guard = logferry_testkit::ChildGuard {
+            child,
+            name: script.to_owned(),
+        };
+        logferry_testkit::wait_for_port(port, std::time::Duration::from_secs(30), script);
+        LocalServer {
+            port,
+            _guard: guard,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends one plain HTTP/1.0 request (`method path`, JSON body) and returns the JSON body of the answer.
+    pub fn http(&self, method: &str, path: &str, body: &str) -> Value {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let text = logferry_testkit::read_all(s);
+        let at = text.find("\r\n\r\n").expect("an HTTP answer") + 4;
+        serde_json::from_str(&text[at..]).unwrap()
+    }
+}
+
+/// `fault_proxy.py` in front of `upstream`: throttles the `targets` operations beyond `rate` requests/s (0: never)
+/// and fails every `fail_every`th of them with HTTP 500 (0: never).
+pub fn fault_proxy(upstream: &str, targets: &str, rate: f64, fail_every: u32) -> LocalServer {
+    let (rate, fail_every) = (rate.to_string(), fail_every.to_string());
+    let words = [
+        "--upstream",
+        upstream,
+        "--targets",
+        targets,
+        "--rate",
+        &rate,
+        "--fail-every",
+        &fail_every,
+    ];
+    let args: Vec<&std::ffi::OsStr> = words.iter().map(std::ffi::OsStr::new).collect();
+    LocalServer::start("fault_proxy.py", &args)
+}
