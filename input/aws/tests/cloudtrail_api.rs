@@ -6,18 +6,15 @@
 
 mod common;
 
-use common::LocalServer;
+use common::{LocalServer, KEY, SECRET};
 use logferry_testkit::collector::{self, logferry_bin, Collector};
 use logferry_testkit::{wait_until, LineSink, TempDir};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-const KEY: &str = "AKIDLOGFERRY";
-const SECRET: &str = "logferry-secret";
 const TAG_MARK: &str = "cloud.aws.cloudtrail.";
 
 /// One event of the server's history.
@@ -45,34 +42,20 @@ impl CloudTrailServer {
         }
         std::fs::write(&file, text).unwrap();
         let rate = rate.to_string();
-        let args: Vec<&OsStr> = vec![
-            OsStr::new("--events"),
-            file.as_os_str(),
-            OsStr::new("--rate"),
-            OsStr::new(&rate),
-            OsStr::new("--key"),
-            OsStr::new(KEY),
-            OsStr::new("--secret"),
-            OsStr::new(SECRET),
+        let options: [(&str, &OsStr); 2] = [
+            ("--events", file.as_os_str()),
+            ("--rate", OsStr::new(&rate)),
         ];
-        CloudTrailServer(LocalServer::start("cloudtrail_server.py", &args))
+        CloudTrailServer(LocalServer::start_signed("cloudtrail_server.py", &options))
     }
 
     fn url(&self) -> String {
         self.0.url()
     }
 
-    /// Every request the server saw.
-    fn requests(&self) -> Vec<Value> {
-        self.0
-            .http("GET", "/_requests", "")
-            .as_array()
-            .cloned()
-            .unwrap()
-    }
-
     fn lookups(&self, outcome: &str) -> usize {
-        self.requests()
+        self.0
+            .requests()
             .iter()
             .filter(|r| r["target"] == "LookupEvents" && r["outcome"] == outcome)
             .count()
@@ -94,38 +77,18 @@ fn rfc3339(secs: i64) -> String {
 
 /// A collector config with one or more `aws` inputs reading the server (`(input name, secret, start_time)`).
 fn config(dir: &Path, endpoint: &str, sink_port: u16, inputs: &[(&str, &str, i64)]) -> String {
-    let mut text = format!(
-        "globals:\n  id: ct\n  persistence: {{type: embedded, directory: \"{}\"}}\n  stop_drain_timeout_in_sec: 5\ninputs:\n",
-        dir.join("state").display()
-    );
-    for (i, (name, secret, start)) in inputs.iter().enumerate() {
-        text.push_str(&format!(
-            r#"  {name}:
-    type: aws
-    id: {id}
-    region: us-east-1
-    endpoint: {url}
-    credentials:
-      access_key: {KEY}
-      access_secret: {secret}
-    services:
-      audit-events-all:
-        types: [audit_apis]
-        start_time: "{start}"
-        gap_until_now_in_minutes: 0
-        time_slot_in_hours: 1
-        drop_event_names: [ConsoleLogin]
-        request_period_in_seconds: 5
-"#,
-            id = 100 + i,
-            url = endpoint,
-            start = rfc3339(*start),
-        ));
-    }
-    text.push_str(&format!(
-        "outputs:\n  relay:\n    type: syslog\n    config:\n      address: 127.0.0.1\n      port: {sink_port}\n"
-    ));
-    text
+    let inputs: String = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (name, secret, start))| {
+            let service = format!(
+                "      audit-events-all:\n        types: [audit_apis]\n        start_time: \"{}\"\n        gap_until_now_in_minutes: 0\n        time_slot_in_hours: 1\n        drop_event_names: [ConsoleLogin]\n        request_period_in_seconds: 5\n",
+                rfc3339(*start)
+            );
+            common::aws_input_yaml(name, 100 + i, endpoint, secret, &service)
+        })
+        .collect();
+    common::collector_yaml(dir, "ct", &inputs, sink_port)
 }
 
 /// How many times each seq arrived.
@@ -190,16 +153,7 @@ print("ok")
         url = server.url(),
         end = start + 119 * 60,
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
-        "boto3 against the server: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_python_ok(&script, "boto3 against the server");
 }
 
 /// Twelve hourly slots of history: 60 events an hour, one event exactly on each slot edge, and one slot of

@@ -5,18 +5,15 @@
 
 mod common;
 
-use common::LocalServer;
+use common::{LocalServer, KEY, SECRET};
 use logferry_testkit::collector::{logferry_bin, Collector};
 use logferry_testkit::{wait_until, LineSink, TempDir};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-const KEY: &str = "AKIDLOGFERRY";
-const SECRET: &str = "logferry-secret";
 const TAG: &str = "cloud.aws.guardduty.findings";
 
 /// One finding of the server: (detector, seq, updatedAt in epoch ms).
@@ -41,32 +38,16 @@ impl GuardDutyServer {
         }
         std::fs::write(&file, text).unwrap();
         let (detectors, rate) = (detectors.join(","), rate.to_string());
-        let args: Vec<&OsStr> = vec![
-            OsStr::new("--findings"),
-            file.as_os_str(),
-            OsStr::new("--detectors"),
-            OsStr::new(&detectors),
-            OsStr::new("--rate"),
-            OsStr::new(&rate),
-            OsStr::new("--key"),
-            OsStr::new(KEY),
-            OsStr::new("--secret"),
-            OsStr::new(SECRET),
+        let options: [(&str, &OsStr); 3] = [
+            ("--findings", file.as_os_str()),
+            ("--detectors", OsStr::new(&detectors)),
+            ("--rate", OsStr::new(&rate)),
         ];
-        GuardDutyServer(LocalServer::start("guardduty_server.py", &args))
+        GuardDutyServer(LocalServer::start_signed("guardduty_server.py", &options))
     }
 
     fn url(&self) -> String {
         self.0.url()
-    }
-
-    /// Every request the server saw.
-    fn requests(&self) -> Vec<Value> {
-        self.0
-            .http("GET", "/_requests", "")
-            .as_array()
-            .cloned()
-            .unwrap()
     }
 
     /// Updates a finding (updatedAt = now, one more occurrence).
@@ -99,33 +80,15 @@ fn arrivals(sink: &LineSink) -> BTreeMap<(u64, u64), usize> {
 }
 
 fn config(dir: &Path, server: &GuardDutyServer, sink_port: u16, inputs: &[(&str, &str)]) -> String {
-    let mut text = format!(
-        "globals:\n  id: gd\n  persistence: {{type: embedded, directory: \"{}\"}}\n  stop_drain_timeout_in_sec: 5\ninputs:\n",
-        dir.join("state").display()
-    );
-    for (i, (name, secret)) in inputs.iter().enumerate() {
-        text.push_str(&format!(
-            r#"  {name}:
-    type: aws
-    id: {id}
-    region: us-east-1
-    endpoint: {url}
-    credentials:
-      access_key: {KEY}
-      access_secret: {secret}
-    services:
-      aws-guardduty:
-        requests_per_second: 8
-        request_period_in_seconds: 1
-"#,
-            id = 100 + i,
-            url = server.url(),
-        ));
-    }
-    text.push_str(&format!(
-        "outputs:\n  relay:\n    type: syslog\n    config:\n      address: 127.0.0.1\n      port: {sink_port}\n"
-    ));
-    text
+    let service = "      aws-guardduty:\n        requests_per_second: 8\n        request_period_in_seconds: 1\n";
+    let inputs: String = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (name, secret))| {
+            common::aws_input_yaml(name, 100 + i, &server.url(), secret, service)
+        })
+        .collect();
+    common::collector_yaml(dir, "gd", &inputs, sink_port)
 }
 
 #[test]
@@ -174,16 +137,7 @@ print("ok")
 "#,
         url = server.url(),
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
-        "boto3 against the server: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_python_ok(&script, "boto3 against the server");
 }
 
 /// 2,000 findings in two detectors. The InputProcess is killed (SIGKILL) while it reads the first detector: the
@@ -266,6 +220,7 @@ fn findings_arrive_a_killed_input_resumes_without_loss_and_each_update_arrives_a
         c.log_text()
     );
     let throttled = server
+        .0
         .requests()
         .iter()
         .filter(|r| r["outcome"] == "TooManyRequestsException")
