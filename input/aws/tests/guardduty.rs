@@ -230,3 +230,44 @@ fn findings_arrive_a_killed_input_resumes_without_loss_and_each_update_arrives_a
         "the client kept within its 8 requests/s of the server's 10"
     );
 }
+
+/// The server allows 1 request/s while the puller asks at 8: every `TooManyRequestsException` (HTTP 429) is
+/// waited out on the same request, every finding arrives once.
+#[test]
+fn throttled_requests_are_sent_again_and_no_finding_is_lost() {
+    let dir = TempDir::new("gd-throttle");
+    let t0 = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let findings: Vec<Finding> = (0..400)
+        .map(|seq| Finding {
+            detector: "d1",
+            seq,
+            updated: t0 + seq as i64 * 10,
+        })
+        .collect();
+    let server = GuardDutyServer::start(dir.path(), &findings, &[], 1.0);
+    let sink = LineSink::start();
+    let c = Collector::start(
+        &logferry_bin(),
+        dir.path(),
+        &config(dir.path(), &server, sink.port, &[("aws", SECRET)]),
+    );
+    wait_until(Duration::from_secs(120), "every finding", || {
+        arrivals(&sink).len() == findings.len()
+    });
+    let got = arrivals(&sink);
+    assert!(got.values().all(|n| *n == 1), "a finding arrived twice");
+    let throttled = server
+        .0
+        .requests()
+        .iter()
+        .filter(|r| r["outcome"] == "TooManyRequestsException")
+        .count();
+    assert!(throttled > 0, "the server never throttled");
+    assert!(
+        c.log_text().contains(
+            "throttled (TooManyRequestsException: Rate exceeded); the same request is sent again"
+        ),
+        "{}",
+        c.log_text()
+    );
+}
