@@ -62,6 +62,13 @@ struct GroupPosition {
     /// it are read.
     #[serde(default)]
     passed_at: i64,
+    /// The group's first retrieval was completed (states of earlier versions: taken as completed).
+    #[serde(default = "completed")]
+    first_read: bool,
+}
+
+fn completed() -> bool {
+    true
 }
 
 impl GroupPosition {
@@ -73,7 +80,7 @@ impl GroupPosition {
     /// This cycle's pass, given each stream's `lastIngestionTime`: over the streams that received events since
     /// they were read, from the oldest of their positions; over the whole group from [`LATE_WINDOW`] before its
     /// newest event when a stream without a position received events since [`LATE_WINDOW`] before the last pass
-    /// (from the floor when no pass of the group was completed yet); None when no stream has anything new.
+    /// (from the floor when the group's first retrieval was cut short); None when no stream has anything new.
     fn plan_pass<'a>(
         &self,
         streams: impl IntoIterator<Item = (&'a str, Option<i64>)>,
@@ -87,9 +94,9 @@ impl GroupPosition {
             let from = match (self.streams.get(name), last_ingestion) {
                 (Some(p), Some(t)) if t <= p.ingested => continue,
                 (Some(p), _) => p.ts.max(window),
-                (None, Some(t)) if t < lately => continue,
                 // A first retrieval cut short (a kill) has not read this stream yet: from the group's floor.
-                (None, _) if self.passed_at == 0 => self.floor,
+                (None, _) if !self.first_read => self.floor,
+                (None, Some(t)) if t < lately => continue,
                 (None, _) => window,
             };
             whole_group |= !self.streams.contains_key(name);
@@ -249,6 +256,7 @@ impl CloudWatchLogsPuller {
                     newest: floor,
                     streams: BTreeMap::new(),
                     passed_at: 0,
+                    first_read: false,
                 },
             );
         }
@@ -279,6 +287,7 @@ impl CloudWatchLogsPuller {
         }
         if let Some(g) = self.groups.get_mut(group) {
             g.passed_at = started;
+            g.first_read = true;
         }
         if let Some(g) = self.groups.get_mut(group) {
             g.prune();
@@ -430,6 +439,7 @@ mod tests {
             newest: 1_000,
             streams: BTreeMap::new(),
             passed_at: 0,
+            first_read: true,
         };
         assert!(!g.seen("a", 2_000, "e1", 2_000));
         assert!(
@@ -460,6 +470,7 @@ mod tests {
             newest: 0,
             streams: BTreeMap::new(),
             passed_at: 2_000_000,
+            first_read: true,
         };
         g.seen("a", 1_000_000, "e1", 1_000_100);
         g.seen("b", 999_000, "f1", 999_100);
@@ -490,11 +501,28 @@ mod tests {
             None,
             "a stream without a position silent since long before the last pass"
         );
-        g.passed_at = 0;
+        g.first_read = false;
         assert_eq!(
             g.plan_pass([("unread", Some(1_000_000))]),
             pass(0, None),
             "a first retrieval cut short: an unread stream from the floor"
+        );
+    }
+
+    #[test]
+    fn a_state_of_an_earlier_version_reads_on_from_its_window() {
+        let old = json!({"floor": 1_000, "newest": 900_000,
+                         "streams": {"a": {"ts": 900_000, "ids": ["e1"]}}});
+        let g: GroupPosition = serde_json::from_value(old).unwrap();
+        assert!(g.first_read);
+        assert_eq!(g.streams["a"].ingested, 0);
+        assert_eq!(
+            g.plan_pass([("a", Some(5)), ("b", Some(5))]),
+            Some(Pass {
+                start: 600_000,
+                streams: None
+            }),
+            "not from the floor"
         );
     }
 }
