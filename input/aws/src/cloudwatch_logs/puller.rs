@@ -11,6 +11,8 @@
 
 use super::CloudWatchLogsConfig;
 use crate::api::{ApiSession, Caller};
+use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput;
+use aws_sdk_cloudwatchlogs::operation::describe_log_streams::DescribeLogStreamsOutput;
 use chrono::{SecondsFormat, Utc};
 use logferry_input::{PullContext, Puller, PullerError};
 use serde::{Deserialize, Serialize};
@@ -173,30 +175,24 @@ impl CloudWatchLogsPuller {
     fn list_groups(&mut self, ctx: &PullContext) -> Result<Vec<String>, PullerError> {
         let (rt, client) = self.api()?;
         let prefix = (self.cfg.log_group != "/").then(|| self.cfg.log_group.clone());
-        let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let request = || {
-                client
-                    .describe_log_groups()
-                    .set_log_group_name_prefix(prefix.clone())
-                    .set_next_token(token.clone())
-                    .send()
-            };
-            let page = self
-                .caller
-                .call(&rt, ctx, "DescribeLogGroups", request)
-                .map_err(|e| e.into_pull_error(PULL_ERROR_ID))?;
-            names.extend(
-                page.log_groups()
-                    .iter()
-                    .filter_map(|g| g.log_group_name().map(str::to_owned)),
-            );
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(names);
-            }
-        }
+        let request = |token| {
+            client
+                .describe_log_groups()
+                .set_log_group_name_prefix(prefix.clone())
+                .set_next_token(token)
+                .send()
+        };
+        let take = |page: DescribeLogGroupsOutput| {
+            let names = page
+                .log_groups()
+                .iter()
+                .filter_map(|g| g.log_group_name().map(str::to_owned))
+                .collect();
+            (names, page.next_token().map(str::to_owned))
+        };
+        self.caller
+            .list_all(&rt, ctx, "DescribeLogGroups", request, take)
+            .map_err(|e| e.into_pull_error(PULL_ERROR_ID))
     }
 
     /// The streams of a group and when each last received an event (epoch ms; None when not said).
@@ -206,29 +202,24 @@ impl CloudWatchLogsPuller {
         group: &str,
     ) -> Result<Vec<(String, Option<i64>)>, PullerError> {
         let (rt, client) = self.api()?;
-        let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let request = || {
-                client
-                    .describe_log_streams()
-                    .log_group_name(group)
-                    .set_next_token(token.clone())
-                    .send()
-            };
-            let page = self
-                .caller
-                .call(&rt, ctx, "DescribeLogStreams", request)
-                .map_err(|e| e.into_pull_error(PULL_ERROR_ID))?;
-            names.extend(page.log_streams().iter().filter_map(|s| {
-                let name = s.log_stream_name()?.to_owned();
-                Some((name, s.last_ingestion_time()))
-            }));
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(names);
-            }
-        }
+        let request = |token| {
+            client
+                .describe_log_streams()
+                .log_group_name(group)
+                .set_next_token(token)
+                .send()
+        };
+        let take = |page: DescribeLogStreamsOutput| {
+            let streams = page
+                .log_streams()
+                .iter()
+                .filter_map(|s| Some((s.log_stream_name()?.to_owned(), s.last_ingestion_time())))
+                .collect();
+            (streams, page.next_token().map(str::to_owned))
+        };
+        self.caller
+            .list_all(&rt, ctx, "DescribeLogStreams", request, take)
+            .map_err(|e| e.into_pull_error(PULL_ERROR_ID))
     }
 
     /// Reads one group's new events: one pass over all streams, or (first retrieval without the optimized

@@ -10,6 +10,7 @@ use crate::api::{ApiSession, Caller};
 use crate::tag::TagVars;
 use aws_sdk_guardduty::config::interceptors::AfterDeserializationInterceptorContextRef;
 use aws_sdk_guardduty::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_guardduty::operation::list_detectors::ListDetectorsOutput;
 use aws_sdk_guardduty::types::{Condition, FindingCriteria, OrderBy, SortCriteria};
 use chrono::{DateTime, SecondsFormat, Utc};
 use logferry_input::{PullContext, Puller, PullerError, PullingIdField};
@@ -116,32 +117,22 @@ impl GuardDutyPuller {
     }
 
     /// The detector ids of the region (every page).
-    fn list_detectors(&mut self, ctx: &mut PullContext) -> Result<Vec<String>, PullerError> {
+    fn list_detectors(&mut self, ctx: &PullContext) -> Result<Vec<String>, PullerError> {
         let (rt, client) = self.api()?;
-        let mut ids = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let request = || {
-                client
-                    .list_detectors()
-                    .max_results(BATCH)
-                    .set_next_token(token.clone())
-                    .send()
-            };
-            let page = self
-                .caller
-                .call(&rt, ctx, "ListDetectors", request)
-                .map_err(|e| e.into_pull_error(PULL_ERROR_ID))?;
-            ctx.stats.requests += 1;
-            ids.extend(page.detector_ids().iter().cloned());
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                return Ok(ids);
-            }
-        }
+        let request = |token| {
+            client
+                .list_detectors()
+                .max_results(BATCH)
+                .set_next_token(token)
+                .send()
+        };
+        let take = |page: ListDetectorsOutput| {
+            let next = page.next_token().map(str::to_owned);
+            (page.detector_ids.unwrap_or_default(), next)
+        };
+        self.caller
+            .list_all(&rt, ctx, "ListDetectors", request, take)
+            .map_err(|e| e.into_pull_error(PULL_ERROR_ID))
     }
 
     /// Reads one detector's updated findings, page by page, committing its position after each batch; a cycle
