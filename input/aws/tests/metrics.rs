@@ -47,13 +47,13 @@ impl Cw {
         aws_sdk_cloudwatch::Client::from_conf(conf)
     }
 
-    /// One data point per second from `from_s` to `to_s` (excluded) for each host `h0..h<hosts>` of metric
-    /// `Requests`, the value being the second's offset from `from_s`.
-    fn put(&self, region: &str, hosts: usize, from_s: i64, to_s: i64) {
+    /// One data point every `step` seconds from `from_s` to `to_s` (excluded) for each host `h0..h<hosts>` of
+    /// metric `Requests`, the value being the point's offset from `from_s` in seconds.
+    fn put(&self, region: &str, hosts: usize, (from_s, to_s): (i64, i64), step: i64) {
         let client = self.client(region);
         let mut data = Vec::new();
         for h in 0..hosts {
-            for t in from_s..to_s {
+            for t in (from_s..to_s).step_by(step as usize) {
                 data.push(
                     MetricDatum::builder()
                         .metric_name("Requests")
@@ -155,20 +155,48 @@ fn periods(from_s: i64, to_s: i64) -> impl Iterator<Item = i64> {
     (from_s..to_s).step_by(PERIOD_S as usize)
 }
 
-/// Checks one period's statistics: five data points whose values are the seconds' offsets from `data_start`.
-fn check_period(e: &Value, period: i64, data_start: i64) {
-    let first = (period - data_start) as f64;
-    let sum: f64 = (0..PERIOD_S).map(|i| first + i as f64).sum();
+/// Checks one period's statistics: a data point every `step` seconds whose value is its offset from `data_start`.
+fn check_period(e: &Value, period: i64, data_start: i64, step: i64) {
+    let points: Vec<f64> = (period..period + PERIOD_S)
+        .step_by(step as usize)
+        .map(|t| (t - data_start) as f64)
+        .collect();
+    let sum: f64 = points.iter().sum();
     let v = &e["values"];
-    assert_eq!(v["SampleCount"], json!(PERIOD_S as f64), "{e}");
+    assert_eq!(v["SampleCount"], json!(points.len() as f64), "{e}");
     assert_eq!(v["Sum"], json!(sum), "{e}");
-    assert_eq!(v["Minimum"], json!(first), "{e}");
-    assert_eq!(v["Maximum"], json!(first + (PERIOD_S - 1) as f64), "{e}");
-    assert_eq!(v["Average"], json!(sum / PERIOD_S as f64), "{e}");
+    assert_eq!(v["Minimum"], json!(points[0]), "{e}");
+    assert_eq!(v["Maximum"], json!(points[points.len() - 1]), "{e}");
+    assert_eq!(v["Average"], json!(sum / points.len() as f64), "{e}");
     assert_eq!(e["namespace"], NAMESPACE);
     assert_eq!(e["metricName"], "Requests");
     assert_eq!(e["period"], json!(PERIOD_S));
     assert!(e["@devo_pulling_id"].is_u64(), "{e}");
+}
+
+/// [`wait_until`], with the collector's last log lines in the failure message.
+fn wait_logged(c: &Collector, deadline: Duration, what: &str, cond: impl FnMut() -> bool) {
+    let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_until(deadline, what, cond)
+    }));
+    if let Err(e) = waited {
+        let why = e.downcast_ref::<String>().cloned().unwrap_or_default();
+        let text = c.log_text();
+        let cycles: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.contains("Received")
+                    || l.contains("Time range")
+                    || l.contains("ERROR")
+                    || l.contains("WARN")
+            })
+            .collect();
+        panic!(
+            "{why}; the collector's cycles:\n{}\nits log ends with:\n{}",
+            cycles[cycles.len().saturating_sub(40)..].join("\n"),
+            c.log_tail()
+        );
+    }
 }
 
 fn now_s() -> i64 {
@@ -184,18 +212,22 @@ fn aligned_after(ahead: i64) -> i64 {
 fn every_period_arrives_in_batches_and_a_killed_input_process_resumes_without_loss() {
     let bin = logferry_bin();
     let cw = Cw::start();
-    // 110 metrics x 5 statistics = 550 queries: two GetMetricData batches per period.
+    // 110 metrics x 5 statistics = 550 queries: two GetMetricData batches per period. One data point per metric
+    // and period (moto's PutMetricData takes ~20 ms per data point on this machine).
     const HOSTS: usize = 110;
-    let data_start = aligned_after(15);
+    let data_start = (now_s() - 30).div_euclid(PERIOD_S) * PERIOD_S;
     let data_end = data_start + 45;
-    cw.put("us-east-1", HOSTS, data_start, data_end);
+    cw.put("us-east-1", HOSTS, (data_start, data_end), PERIOD_S);
+    // The data are in the past once moto has them: the retrieval delay makes the fresh puller start 15 s before
+    // them and read a period at a time from there, as if they were coming in.
+    let delay = now_s() - data_start + 15;
     let dir = TempDir::new("metrics-kill");
     let sink = LineSink::start();
     let persistence = format!(
         "{{type: embedded, directory: \"{}\"}}",
         dir.path().join("state").display()
     );
-    let service = custom_service("        retrieval_delay_in_seconds: 1\n");
+    let service = custom_service(&format!("        retrieval_delay_in_seconds: {delay}\n"));
     let mut c = Collector::start(
         &bin,
         dir.path(),
@@ -207,14 +239,16 @@ fn every_period_arrives_in_batches_and_a_killed_input_process_resumes_without_lo
             (0..HOSTS).all(|h| got.contains_key(&("us-east-1".into(), format!("h{h}"), p)))
         })
     };
-    wait_until(
+    wait_logged(
+        &c,
         Duration::from_secs(90),
         "the first three periods of every metric",
         || complete(&sink, data_start + 3 * PERIOD_S),
     );
     let pid = c.kill_child("InputProcess");
     c.wait_restarted("InputProcess", pid, Duration::from_secs(60));
-    wait_until(
+    wait_logged(
+        &c,
         Duration::from_secs(120),
         "every period of every metric",
         || complete(&sink, data_end),
@@ -223,7 +257,7 @@ fn every_period_arrives_in_batches_and_a_killed_input_process_resumes_without_lo
     let got = received(&sink);
     for ((_, _, period), events) in &got {
         if (data_start..data_end).contains(period) {
-            check_period(&events[0], *period, data_start);
+            check_period(&events[0], *period, data_start, PERIOD_S);
         }
     }
     let twice = got.values().filter(|e| e.len() > 1).count();
@@ -253,7 +287,7 @@ fn two_regions_run_two_pullers_and_a_state_from_before_regions_is_adopted() {
     // Data a fresh puller would not read (it starts at the last complete period): only the adopted state of
     // us-east-1 reaches back to it.
     let old_start = (now_s() - 120).div_euclid(PERIOD_S) * PERIOD_S;
-    cw.put("us-east-1", 2, old_start, old_start + 2 * PERIOD_S);
+    cw.put("us-east-1", 2, (old_start, old_start + 2 * PERIOD_S), 1);
     // The state a version before regions stored for us-east-1 (its defining values name the region).
     let legacy_key = "logferry:met:state:aws:123:app_metrics:custom";
     let stored = json!({
@@ -271,8 +305,8 @@ fn two_regions_run_two_pullers_and_a_state_from_before_regions_is_adopted() {
         .unwrap();
     let data_start = aligned_after(10);
     let data_end = data_start + 2 * PERIOD_S;
-    cw.put("us-east-1", 2, data_start, data_end);
-    cw.put("eu-west-1", 3, data_start, data_end);
+    cw.put("us-east-1", 2, (data_start, data_end), 1);
+    cw.put("eu-west-1", 3, (data_start, data_end), 1);
     let dir = TempDir::new("metrics-regions");
     let sink = LineSink::start();
     let persistence = format!("{{type: redis, url: \"{}\"}}", redis.url());
@@ -291,7 +325,8 @@ fn two_regions_run_two_pullers_and_a_state_from_before_regions_is_adopted() {
         });
         old && new
     };
-    wait_until(
+    wait_logged(
+        &c,
         Duration::from_secs(120),
         "the old periods of us-east-1 and the new ones of both regions",
         || expected(&received(&sink)),
@@ -300,10 +335,10 @@ fn two_regions_run_two_pullers_and_a_state_from_before_regions_is_adopted() {
     let got = received(&sink);
     for ((_, _, period), events) in &got {
         if (old_start..old_start + 2 * PERIOD_S).contains(period) {
-            check_period(&events[0], *period, old_start);
+            check_period(&events[0], *period, old_start, 1);
         }
         if (data_start..data_end).contains(period) {
-            check_period(&events[0], *period, data_start);
+            check_period(&events[0], *period, data_start, 1);
         }
     }
     let log = c.log_text();
