@@ -74,10 +74,12 @@ const AWS_SERVICES: [(&str, &str, &str, &str); 5] = [
 /// Reads a service's keys and returns its puller (None when a problem was recorded).
 type ConfigureService = fn(&ServiceContext<'_>, &Section<'_>) -> Option<PullerSpec>;
 
+/// True when a service (its name, its section) is read by a module.
+type IsService = fn(&str, &Section<'_>) -> bool;
+
 /// The services that call an AWS API, each in its own module: (is the service this module's?, its configure).
 /// A new way of pulling adds one row.
-const API_SERVICES: &[(fn(&str, &Section<'_>) -> bool, ConfigureService)] =
-    &[(metrics::wanted, metrics::configure)];
+const API_SERVICES: &[(IsService, ConfigureService)] = &[(metrics::wanted, metrics::configure)];
 
 const CLOUDFRONT_TAG: &str =
     "cloud.aws.cloudfront.{event_type}.{account_id}.{region_id}.{format_version}";

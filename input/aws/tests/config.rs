@@ -279,7 +279,7 @@ fn metrics_services_read_their_namespaces_and_the_seeds_period() {
     assert!(specs.is_empty());
     let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
     let period_error = "AwsServiceConfigurationError(1): When a service uses \"metrics\" type, the property \"request_period_in_seconds\" must have one of the following values: 1, 5, 10, 30, 60, or any multiple of 60";
-    assert!(has(&format!("(3) \"inputs.x.services.a.metric_namespaces\": AwsServiceConfigurationError(0): Mandatory property \"metric_namespaces\" property must be a list")), "{errors:#?}");
+    assert!(has("(3) \"inputs.x.services.a.metric_namespaces\": AwsServiceConfigurationError(0): Mandatory property \"metric_namespaces\" property must be a list"), "{errors:#?}");
     assert!(
         has(&format!(
             "(5) \"inputs.x.services.a.request_period_in_seconds\": {period_error}"

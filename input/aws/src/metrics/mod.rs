@@ -224,7 +224,7 @@ fn read_period(s: &Section<'_>) -> Option<Duration> {
     };
     match secs {
         Some(p) if window::valid_period(p) => Some(Duration::from_secs(p)),
-        Some(p) if p % 60 == 0 && p > 0 => {
+        Some(p) if p.is_multiple_of(60) && p > 0 => {
             s.error(
                 "request_period_in_seconds",
                 ConfigErrorKind::OutOfRange,

@@ -10,7 +10,7 @@ pub const WINDOW_PERIODS: i64 = 60;
 
 /// True for the periods CloudWatch accepts: 1, 5, 10, 30, 60 or a multiple of 60 (up to [`MAX_PERIOD`]).
 pub fn valid_period(p: u64) -> bool {
-    matches!(p, 1 | 5 | 10 | 30 | 60) || (p > 0 && p % 60 == 0 && p <= MAX_PERIOD)
+    matches!(p, 1 | 5 | 10 | 30 | 60) || (p > 0 && p.is_multiple_of(60) && p <= MAX_PERIOD)
 }
 
 /// How long CloudWatch keeps data points of a period (older periods are not asked for): high resolution 3 hours,
