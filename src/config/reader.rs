@@ -346,6 +346,18 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// A reader of the same dictionary whose problems are not recorded: a section read once more with other
+    /// context (a service configured once per region) reports its problems once, from its first reading.
+    pub fn quiet_copy(&self) -> Section<'a> {
+        Section {
+            path: self.path.clone(),
+            map: self.map,
+            used: RefCell::default(),
+            diagnostics: Diagnostics::default(),
+            base_dir: self.base_dir.clone(),
+        }
+    }
+
     /// Reports every key of this section that was not read (unknown keys are never silently dropped).
     pub fn finish(self) {
         let used = self.used.borrow();

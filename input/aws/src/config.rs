@@ -424,11 +424,7 @@ pub fn read_endpoint(s: &Section<'_>) -> Option<String> {
 /// Reads `region` (mandatory) and checks its shape.
 pub fn read_region(s: &Section<'_>, key: &str) -> Option<String> {
     let r: String = s.required(key)?;
-    let ok = r.len() <= 32
-        && r.split('-').count() >= 3
-        && r.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !ok {
+    if !is_region(&r) {
         s.error(
             key,
             ConfigErrorKind::InvalidValue,
@@ -437,4 +433,12 @@ pub fn read_region(s: &Section<'_>, key: &str) -> Option<String> {
         return None;
     }
     Some(r)
+}
+
+/// True for an AWS region name (`us-east-1`, `eu-central-2`, `us-gov-west-1`).
+pub fn is_region(r: &str) -> bool {
+    r.len() <= 32
+        && r.split('-').count() >= 3
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }

@@ -45,6 +45,11 @@ impl GuardDutyConfig {
     }
 }
 
+/// True for the service this module reads: `aws-guardduty`.
+pub fn wanted(service: &str, _: &Section<'_>) -> bool {
+    service == "aws-guardduty"
+}
+
 /// Reads the service's keys and returns its puller, or None when a problem was recorded.
 pub fn configure(cx: &ServiceContext<'_>, s: &Section<'_>) -> Option<PullerSpec> {
     let start_time = crate::api::read_start_time(s, 6, 7);
