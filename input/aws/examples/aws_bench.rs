@@ -601,14 +601,14 @@ impl CountOut {
     }
 }
 
-impl logferry_input_aws::decode::Out for CountOut {
+impl logferry_input_aws::sqs::decode::Out for CountOut {
     fn record(
         &mut self,
         bytes: &[u8],
-        head: &logferry_input_aws::records::RecordHead,
+        head: &logferry_input_aws::sqs::records::RecordHead,
         _index: u64,
-    ) -> Result<(), logferry_input_aws::decode::ObjectError> {
-        use logferry_input_aws::records::HeadField;
+    ) -> Result<(), logferry_input_aws::sqs::decode::ObjectError> {
+        use logferry_input_aws::sqs::records::HeadField;
         let time = head.get(bytes, HeadField::EventTime);
         let source = head.get(bytes, HeadField::EventSource);
         let n = self.message(&head.text(bytes));
@@ -620,14 +620,14 @@ impl logferry_input_aws::decode::Out for CountOut {
         &mut self,
         text: &str,
         _line_no: u64,
-    ) -> Result<(), logferry_input_aws::decode::ObjectError> {
+    ) -> Result<(), logferry_input_aws::sqs::decode::ObjectError> {
         self.bytes += self.message(text) as u64;
         Ok(())
     }
 }
 
 fn scan_only(shape: &str, rounds: u32) {
-    use logferry_input_aws::decode::read_object;
+    use logferry_input_aws::sqs::decode::read_object;
     use std::io::Read;
     let (gz, events, raw) = generate(shape, 1);
     let mut text = Vec::new();
@@ -657,9 +657,9 @@ fn scan_only(shape: &str, rounds: u32) {
 }
 
 /// How `shape` is cut (`RECORDS_CHECK` for CloudTrail records).
-fn cut_of(shape: &str) -> logferry_input_aws::decode::Cut {
-    use logferry_input_aws::decode::Cut;
-    use logferry_input_aws::records::RecordCheck;
+fn cut_of(shape: &str) -> logferry_input_aws::sqs::decode::Cut {
+    use logferry_input_aws::sqs::decode::Cut;
+    use logferry_input_aws::sqs::records::RecordCheck;
     if shape != "cloudtrail" {
         return Cut::Lines;
     }
@@ -670,7 +670,7 @@ fn cut_of(shape: &str) -> logferry_input_aws::decode::Cut {
 }
 
 fn decode_only(shape: &str, gzip_mb: usize, rounds: u32, inflate: bool) {
-    use logferry_input_aws::decode::read_object;
+    use logferry_input_aws::sqs::decode::read_object;
     use std::io::Read;
     let (gz, events, raw) = generate(shape, gzip_mb);
     let mut text = Vec::new();

@@ -2,7 +2,7 @@
 //! `sqs_collector` input (seed 001). Every key is read through [`Section`], so every problem is reported with its
 //! field path and unknown keys are never silently ignored.
 
-use crate::records::RecordCheck;
+use crate::sqs::records::RecordCheck;
 use crate::tag::TagTemplate;
 use logferry::config::{ConfigErrorKind, Secret, Section};
 use regex::Regex;

@@ -10,11 +10,11 @@
 use std::borrow::Cow;
 
 use crate::config::{BadObjectPolicy, DirectKind, Mode, ObjectFormat, SqsServiceConfig};
-use crate::decode::{self, Cut, ObjectError, Out, TransportError};
 use crate::errors::{cause_chain, err_text, healing, Healing};
-use crate::records::{HeadField, RecordHead};
 use crate::session::{self, Session};
+use crate::sqs::decode::{self, Cut, ObjectError, Out, TransportError};
 use crate::sqs::notify::{self, Notice, ObjectRef};
+use crate::sqs::records::{HeadField, RecordHead};
 use crate::sqs::share::{MessageShare, Next, Received};
 use crate::tag::{TagCache, TagTemplate, TagVars};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
