@@ -7,6 +7,7 @@ pub mod context;
 pub mod demo;
 pub mod error;
 pub mod process;
+pub mod progress;
 pub mod pulling_id;
 pub mod runtime;
 pub mod sink;
@@ -14,6 +15,7 @@ pub mod sink;
 pub use config::{configure_inputs, InputKind, PullerIdentity, PullerSpec, ThreadNaming};
 pub use context::{CycleStats, ItemLedger, ItemRead, NoEvent, PullContext};
 pub use error::{PullerError, PullerErrorType};
+pub use progress::{ProgressStore, SavedProgress};
 pub use pulling_id::PullingIdField;
 pub use sink::{EventSink, SinkFactory};
 

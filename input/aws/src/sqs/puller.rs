@@ -19,8 +19,10 @@ use crate::sqs::share::{MessageShare, Next, Received};
 use crate::tag::{TagCache, TagTemplate, TagVars};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use logferry::event::{Event, EventClass};
+use logferry_input::progress::ProgressError;
 use logferry_input::{
-    EventSink, ItemLedger, ItemRead, PullContext, Puller, PullerError, PullingIdField, SinkFactory,
+    EventSink, ItemLedger, ItemRead, ProgressStore, PullContext, Puller, PullerError,
+    PullingIdField, SinkFactory,
 };
 use serde_json::Value;
 use std::io::Read;
@@ -171,19 +173,24 @@ impl Puller for SqsPuller {
         let cfg = self.cfg.clone();
         let pulling_id = ctx.pulling_id();
         let deadline = ctx.cycle_deadline();
+        let progress_prefix = format!(
+            "{}:object:",
+            factory.keys.state(&ctx.identity().state_parts())
+        );
         let share = &MessageShare::default();
         // The workers' writes count as this puller's progress for the stall watchdog.
         let progress = logferry::watchdog::current();
         let results: Vec<WorkerEnd> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..cfg.workers)
                 .map(|n| {
-                    let (rt, clients, factory, stop, cfg, progress) = (
+                    let (rt, clients, factory, stop, cfg, progress, progress_prefix) = (
                         rt.clone(),
                         clients.clone(),
                         factory.clone(),
                         stop.clone(),
                         cfg.clone(),
                         progress.clone(),
+                        progress_prefix.clone(),
                     );
                     let name = format!("{}-w{n}", ctx.identity().thread_name());
                     std::thread::Builder::new()
@@ -192,8 +199,11 @@ impl Puller for SqsPuller {
                             if let Some(mark) = &progress {
                                 mark.set_current();
                             }
-                            match Worker::open(rt, clients, cfg, &factory, stop, pulling_id) {
-                                Ok(worker) => worker.run(share, deadline),
+                            let opened = Worker::open(rt, clients, cfg, &factory, stop, pulling_id);
+                            match opened {
+                                Ok(worker) => {
+                                    worker.with_progress(progress_prefix).run(share, deadline)
+                                }
                                 Err(e) => WorkerEnd::failed(e),
                             }
                         })
@@ -308,6 +318,12 @@ struct Worker {
     tags: TagCache,
     /// `@devo_pulling_id` spliced into JSON-object events (None: events are sent as read).
     pulling_id: Option<PullingIdField>,
+    /// Progress inside objects (see [`logferry_input::progress`]): the start of every entry's key (the puller's
+    /// state key), the store (opened at first use), and the entries of the message being processed.
+    progress_prefix: String,
+    progress_store: Option<ProgressStore>,
+    progress_keys: Vec<String>,
+    factory: SinkFactory,
 }
 
 async fn until_stop(stop: Arc<AtomicBool>) {
@@ -338,7 +354,70 @@ impl Worker {
                 .pulling_id_field
                 .then(|| PullingIdField::new(pulling_id)),
             cfg,
+            progress_prefix: String::new(),
+            progress_store: None,
+            progress_keys: Vec::new(),
+            factory: f.clone(),
         })
+    }
+
+    /// Saves progress inside objects under keys starting with `prefix` (when the service keeps it).
+    fn with_progress(mut self, prefix: String) -> Self {
+        self.progress_prefix = prefix;
+        self
+    }
+
+    /// Where reading `obj` (of content `version`: ETag and version id) starts: after the units a previous reading
+    /// of the same content queued (a redelivered message after a crash), else at 0. From here on every flush saves
+    /// the object's progress with its events.
+    fn resume_point(
+        &mut self,
+        obj: &ObjectRef,
+        version: Option<String>,
+    ) -> Result<u64, ObjectError> {
+        let (Some(ttl), Some(version)) = (self.cfg.object_progress, version) else {
+            return Ok(0);
+        };
+        let key = format!("{}{}/{}", self.progress_prefix, obj.bucket, obj.key);
+        let store = match &mut self.progress_store {
+            Some(store) => store,
+            None => {
+                let conn = self.factory.connect().map_err(ObjectError::Sink)?;
+                self.progress_store.insert(ProgressStore::new(conn))
+            }
+        };
+        let saved = match store.load(&key) {
+            Ok(saved) => saved,
+            Err(e @ ProgressError::Corrupt { .. }) => {
+                log::warn!("{e}: {} is read from its start", obj.origin());
+                None
+            }
+            Err(e) => return Err(ObjectError::Sink(e.into())),
+        };
+        let skip = match saved {
+            Some(saved) if saved.version == version => saved.position,
+            Some(saved) => {
+                log::info!(
+                    "{} changed since its progress was saved (version {} -> {version}): read from its start",
+                    obj.origin(),
+                    saved.version
+                );
+                0
+            }
+            None => 0,
+        };
+        self.sink.track_item(key.clone(), version, skip, ttl);
+        self.progress_keys.push(key);
+        Ok(skip)
+    }
+
+    /// Removes the progress of the objects of an acknowledged message.
+    fn forget_progress(&mut self) -> Result<(), PullerError> {
+        let keys = std::mem::take(&mut self.progress_keys);
+        match &mut self.progress_store {
+            Some(store) => store.forget(&keys).map_err(PullerError::from),
+            None => Ok(()),
+        }
     }
 
     /// Processes messages until the cycle ends: those other workers received, or a batch of its own when nothing
@@ -437,6 +516,7 @@ impl Worker {
         let waited = received.waited();
         let m = received.message;
         self.n.from_sqs += 1;
+        self.progress_keys.clear();
         let receipt = m.receipt_handle().unwrap_or("").to_owned();
         let count: u32 = m
             .attributes()
@@ -490,15 +570,16 @@ impl Worker {
         self.sink.flush()?;
         drop(keeper);
         if let Outcome::Ack = outcome {
-            if self.cfg.ack_messages {
-                self.delete(&receipt, &m)?;
+            if self.cfg.ack_messages && self.delete(&receipt, &m)? {
+                self.forget_progress()?;
             }
         }
         self.n.busy += t0.elapsed();
         Ok(())
     }
 
-    fn delete(&mut self, receipt: &str, m: &Message) -> Result<(), PullerError> {
+    /// Deletes a processed message; false when SQS refused (it comes back: a duplicate, no loss).
+    fn delete(&mut self, receipt: &str, m: &Message) -> Result<bool, PullerError> {
         let r = self.rt.block_on(
             self.c
                 .sqs
@@ -511,7 +592,7 @@ impl Worker {
             Ok(_) => {
                 self.n.deleted += 1;
                 log::debug!("Acked message receiptHandle: {receipt}");
-                Ok(())
+                Ok(true)
             }
             Err(e) => {
                 // The events are in Redis; the message will come back and be processed again (a duplicate, no loss).
@@ -520,7 +601,7 @@ impl Worker {
                     self.origin(m),
                     err_text(&e)
                 );
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -643,6 +724,8 @@ impl Worker {
                 });
             }
         };
+        let version = object_version(resp.e_tag(), resp.version_id());
+        let skip = self.resume_point(obj, version)?;
         let body = BodyReader {
             rt: self.rt.clone(),
             body: resp.body,
@@ -660,6 +743,16 @@ impl Worker {
             ObjectFormat::Auto => Cut::Auto(self.cfg.records_check),
             _ => Cut::Lines,
         };
+        if skip > 0 {
+            let unit = match cut {
+                Cut::Lines => "line",
+                _ => "record",
+            };
+            log::info!(
+                "Resuming {} at {unit} {skip}: {skip} events already queued",
+                obj.origin()
+            );
+        }
         let account = key_account(&obj.key).unwrap_or_else(|| self.c.session.account_id.clone());
         let region = key_region(&obj.key).unwrap_or_else(|| self.cfg.client.region.clone());
         let mut em = Emitter {
@@ -674,10 +767,14 @@ impl Worker {
             discard: None,
             accounted: 0,
             units: 0,
+            skip,
             times: HourCache::default(),
         };
-        let stats = decode::read_object(body, em.cfg.compression, cut, &mut em)?;
+        let read = decode::read_object(body, em.cfg.compression, cut, &mut em);
         let (discarded, accounted_units) = (em.discard, em.accounted);
+        // The position reached stays noted (saved with the next write) when the read stopped half-way too.
+        self.sink.end_item();
+        let stats = read?;
         self.n.bytes += stats.bytes;
         Ok(match discarded {
             Some(why) => ObjectRead::Discarded(why),
@@ -799,6 +896,16 @@ impl Worker {
             object,
         )
     }
+}
+
+/// What identifies an object's content: its ETag (without quotes), with its version id on a versioned bucket. None
+/// without an ETag: progress is then not kept (a changed object could not be told from the one read before).
+fn object_version(e_tag: Option<&str>, version_id: Option<&str>) -> Option<String> {
+    let e_tag = e_tag?.trim_matches('"');
+    Some(match version_id {
+        Some(v) if v != "null" => format!("{e_tag} {v}"),
+        _ => e_tag.to_owned(),
+    })
 }
 
 fn bytes_empty() -> bytes::Bytes {
@@ -1046,6 +1153,8 @@ struct Emitter<'a> {
     /// Units that became events or were set aside one by one.
     accounted: u64,
     units: u64,
+    /// Units queued by an earlier reading of the same content (see [`Worker::resume_point`]): not emitted again.
+    skip: u64,
     times: HourCache,
 }
 
@@ -1147,6 +1256,18 @@ impl Emitter<'_> {
         Ok(())
     }
 
+    /// True when the current unit was queued by an earlier reading (it counts as accounted for); otherwise the
+    /// sink notes it done, before its event is emitted (the write that takes the event saves its position).
+    #[inline]
+    fn already_queued(&mut self) -> bool {
+        if self.units <= self.skip {
+            self.accounted += 1;
+            return true;
+        }
+        self.w.sink.advance_item(self.units);
+        false
+    }
+
     fn bad_record(&mut self, bytes: &[u8], index: u64, e: &str) -> Result<(), ObjectError> {
         let origin = format!("{}#Records[{index}]", self.obj.origin());
         self.w.n.bad_objects += 1;
@@ -1199,6 +1320,9 @@ impl Emitter<'_> {
 impl Out for Emitter<'_> {
     fn record(&mut self, bytes: &[u8], head: &RecordHead, index: u64) -> Result<(), ObjectError> {
         self.tick()?;
+        if self.already_queued() {
+            return Ok(());
+        }
         if let Some(why) = &head.invalid {
             return self.bad_record(bytes, index, why);
         }
@@ -1239,6 +1363,9 @@ impl Out for Emitter<'_> {
             ObjectFormat::Umbrella => (false, Some(umbrella_type(&self.obj.key))),
             _ => (false, None),
         };
+        if self.already_queued() {
+            return Ok(());
+        }
         let tagging = Tagging {
             alt,
             derived: kind_type,
