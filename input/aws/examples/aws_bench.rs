@@ -24,7 +24,8 @@
 //!   the head fields but copying nothing; prints the best of `<rounds>` in ns per KiB (wall time of one thread).
 //!
 //! `RECORDS_CHECK=grammar` (environment) makes `pull`, `decode` and `cut` check the grammar of CloudTrail records
-//! (`records_check: grammar`); the default is the input's default, `structure`.
+//! (`records_check: grammar`); the default is the input's default, `structure`. `RESUME_INSIDE_OBJECTS=false` makes
+//! `pull` save no progress inside objects (`resume_inside_objects: false`; default: the input's default, true).
 
 #[path = "aws_bench/e2e.rs"]
 mod e2e;
@@ -482,6 +483,11 @@ fn records_check_name() -> String {
     std::env::var("RECORDS_CHECK").unwrap_or_else(|_| "structure".into())
 }
 
+/// `RESUME_INSIDE_OBJECTS` from the environment, true by default.
+fn resume_inside_objects() -> bool {
+    std::env::var("RESUME_INSIDE_OBJECTS").map_or(true, |v| v != "false")
+}
+
 fn pull(a: PullArgs) {
     let (kind, input): (&dyn InputKind, Value) = if a.shape == "cloudtrail" {
         let name = a.queue_url.rsplit('/').next().unwrap().to_owned();
@@ -489,14 +495,16 @@ fn pull(a: PullArgs) {
             &logferry_input_aws::AwsInput,
             json!({"region": "us-east-1", "endpoint": a.moto, "credentials": {"access_key": "testing", "access_secret": "testing"},
                 "services": {"audit-events-all": {"sqs_queue_name": name, "auto_event_type": true, "workers": a.workers,
-                    "request_period_in_seconds": 1, "sqs_wait_timeout": 1, "records_check": records_check_name()}}}),
+                    "request_period_in_seconds": 1, "sqs_wait_timeout": 1, "records_check": records_check_name(),
+                    "resume_inside_objects": resume_inside_objects()}}}),
         )
     } else {
         (
             &logferry_input_aws::SqsCollectorInput,
             json!({"base_url": a.queue_url, "region": "us-east-1", "endpoint": a.moto, "ack_messages": true,
                 "aws_access_key_id": "testing", "aws_secret_access_key": "testing", "workers": a.workers,
-                "request_period_in_seconds": 1, "services": {"bench": {"tag": "my.app.sqs.bench", "format": "lines"}}}),
+                "request_period_in_seconds": 1, "resume_inside_objects": resume_inside_objects(),
+                "services": {"bench": {"tag": "my.app.sqs.bench", "format": "lines"}}}),
         )
     };
     let spec = spec(kind, &input);
