@@ -296,6 +296,10 @@ pub struct SqsServiceConfig {
     /// default retention; 60..=1209600): each flush also saves how many units of the object being read are queued,
     /// so a redelivered message resumes where the crash left it; the entry expires after this time. None when off.
     pub object_progress: Option<Duration>,
+    /// `event_id` (default false) and `event_id_field` (default `@logferry_id`; printable ASCII without `"` and
+    /// `\`): JSON-object events get a stable id member derived from their source (see docs/aws.md "Event ids").
+    /// None when off.
+    pub event_id_field: Option<String>,
     /// `do_not_send`: read and acknowledge but emit nothing (dry run). Default false.
     pub do_not_send: bool,
     /// `debug_md5`: also emit `{"md5":…,"message_id":…}` per message to `my.app.sqs.message_body`. Default false.
@@ -376,6 +380,7 @@ pub fn read_common(s: &Section<'_>, seed001: bool) -> Common {
         bad_object_policy: policy,
         records_check,
         object_progress: read_object_progress(s),
+        event_id_field: read_event_id(s),
         request_period: logferry_input::config::request_period(s, 5, 3600),
         max_cycle: logferry_input::runtime::read_max_cycle(s),
     }
@@ -386,6 +391,21 @@ fn read_object_progress(s: &Section<'_>) -> Option<Duration> {
     let ttl = s.in_range("object_progress_ttl_in_seconds", 345_600u64, 60..=1_209_600);
     s.or("resume_inside_objects", true)
         .then(|| Duration::from_secs(ttl))
+}
+
+/// `event_id` and `event_id_field` (both read, so neither is ever an unknown key).
+fn read_event_id(s: &Section<'_>) -> Option<String> {
+    let on = s.or("event_id", false);
+    let name = s.or("event_id_field", "@logferry_id".to_owned());
+    if !logferry_input::EventIdField::valid_name(&name) {
+        s.error(
+            "event_id_field",
+            ConfigErrorKind::InvalidValue,
+            format!("{name:?} must be printable ASCII without '\"' or '\\' (a JSON member name)"),
+        );
+        return None;
+    }
+    on.then_some(name)
 }
 
 /// The settings [`read_common`] returns.
@@ -401,6 +421,7 @@ pub struct Common {
     pub bad_object_policy: BadObjectPolicy,
     pub records_check: RecordCheck,
     pub object_progress: Option<Duration>,
+    pub event_id_field: Option<String>,
     pub request_period: Duration,
     pub max_cycle: Duration,
 }

@@ -19,10 +19,11 @@ use crate::sqs::share::{MessageShare, Next, Received};
 use crate::tag::{TagCache, TagTemplate, TagVars};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use logferry::event::{Event, EventClass};
+use logferry_input::event_id::source_hash;
 use logferry_input::progress::ProgressError;
 use logferry_input::{
-    EventSink, ItemLedger, ItemRead, ProgressStore, PullContext, Puller, PullerError,
-    PullingIdField, SinkFactory,
+    object_body, EventIdField, EventSink, ItemLedger, ItemRead, ProgressStore, PullContext, Puller,
+    PullerError, PullingIdField, SinkFactory,
 };
 use serde_json::Value;
 use std::io::Read;
@@ -324,6 +325,10 @@ struct Worker {
     progress_store: Option<ProgressStore>,
     progress_keys: Vec<String>,
     factory: SinkFactory,
+    /// The stable id member of JSON-object events (None: off), and the start of the ids of the current source (an
+    /// object's hash, a message's id) to which each event's index is added.
+    event_id: Option<EventIdField>,
+    id_base: String,
 }
 
 async fn until_stop(stop: Arc<AtomicBool>) {
@@ -342,6 +347,7 @@ impl Worker {
         pulling_id: u64,
     ) -> Result<Worker, PullerError> {
         let sink = f.open(EventClass::Standard)?;
+        let event_id = cfg.event_id_field.as_deref().map(EventIdField::new);
         Ok(Worker {
             rt,
             c,
@@ -358,6 +364,8 @@ impl Worker {
             progress_store: None,
             progress_keys: Vec::new(),
             factory: f.clone(),
+            event_id,
+            id_base: String::new(),
         })
     }
 
@@ -725,6 +733,10 @@ impl Worker {
             }
         };
         let version = object_version(resp.e_tag(), resp.version_id());
+        if self.event_id.is_some() {
+            let content = version.as_deref().unwrap_or("");
+            self.id_base = format!("{}-", source_hash(&[&obj.bucket, &obj.key, content]));
+        }
         let skip = self.resume_point(obj, version)?;
         let body = BodyReader {
             rt: self.rt.clone(),
@@ -789,19 +801,24 @@ impl Worker {
     fn handle_direct(&mut self, m: &Message, kind: DirectKind) -> Result<Outcome, PullerError> {
         let body = m.body().unwrap_or("");
         let now = logferry::time::now_ms();
+        if self.event_id.is_some() {
+            self.id_base = format!("{}-", m.message_id().unwrap_or(""));
+        }
         match kind {
             DirectKind::Body => {
                 if body.trim().is_empty() {
                     let origin = self.origin(m);
                     self.ledger.discard(&origin, "an empty message body");
                 }
-                for line in body.lines().filter(|l| !l.trim().is_empty()) {
+                let object = self.event_id.is_some();
+                let lines = body.lines().filter(|l| !l.trim().is_empty());
+                for (index, line) in (0..).zip(lines) {
                     let tag = self.cfg.tag.render(TagVars {
                         event_type: &self.cfg.event_type_default,
                         account_id: "",
                         region_id: "",
                     });
-                    self.emit(&tag, now, line, false)?;
+                    self.emit(&tag, now, line, object, index)?;
                 }
                 Ok(Outcome::Ack)
             }
@@ -845,13 +862,13 @@ impl Worker {
                         account_id: &account,
                         region_id: &region,
                     });
-                    self.emit(&tag, time, body.trim(), true)?;
+                    self.emit(&tag, time, body.trim(), true, 0)?;
                 } else {
                     let Some(findings) = v.pointer("/detail/findings").and_then(Value::as_array)
                     else {
                         return self.bad_message(m, "EventBridge event without detail.findings (Security Hub findings expected)");
                     };
-                    for f in findings {
+                    for (index, f) in (0..).zip(findings) {
                         let acc = f
                             .get("AwsAccountId")
                             .and_then(Value::as_str)
@@ -867,7 +884,7 @@ impl Worker {
                             account_id: acc,
                             region_id: reg,
                         });
-                        self.emit(&tag, time, &f.to_string(), true)?;
+                        self.emit(&tag, time, &f.to_string(), true, index)?;
                     }
                 }
                 Ok(Outcome::Ack)
@@ -875,26 +892,29 @@ impl Worker {
         }
     }
 
-    /// Emits one event of a message body; `object`: the text is a JSON object (gets `@devo_pulling_id`).
+    /// Emits event `index` of a message body; `object`: the text may be a JSON object (gets `@devo_pulling_id`
+    /// and the stable id when they are on).
     fn emit(
         &mut self,
         tag: &str,
         time_ms: i64,
         text: &str,
         object: bool,
+        index: u64,
     ) -> Result<(), PullerError> {
         self.n.generated += 1;
         if self.cfg.do_not_send {
             return Ok(());
         }
-        emit_text(
-            &mut self.sink,
-            self.pulling_id.as_ref(),
-            tag,
-            time_ms,
-            text,
-            object,
-        )
+        let id = self
+            .event_id
+            .as_mut()
+            .map(|f| f.member(&self.id_base, index));
+        let members = Members {
+            pulling_id: self.pulling_id.as_ref(),
+            id,
+        };
+        emit_text(&mut self.sink, members, tag, time_ms, text, object)
     }
 }
 
@@ -1199,12 +1219,12 @@ impl Emitter<'_> {
             account_id: tagging.account_id.unwrap_or(account),
             region_id: tagging.region_id.unwrap_or(region),
         };
-        emit_event(w, template, vars, time_ms, message, object)
+        emit_event(w, template, vars, time_ms, message, object, self.units)
     }
 }
 
 /// Renders the tag (cached while its variables repeat) and emits one event, encoded straight into the sink's wrap
-/// (no copy of the message).
+/// (no copy of the message); `index`: the event's position in its object (its stable id).
 fn emit_event(
     w: &mut Worker,
     template: &TagTemplate,
@@ -1212,35 +1232,50 @@ fn emit_event(
     time_ms: i64,
     message: &str,
     object: bool,
+    index: u64,
 ) -> Result<(), ObjectError> {
     w.n.generated += 1;
     if w.cfg.do_not_send {
         return Ok(());
     }
     let tag = w.tags.get(template, vars);
-    emit_text(
-        &mut w.sink,
-        w.pulling_id.as_ref(),
-        tag,
-        time_ms,
-        message,
-        object,
-    )
-    .map_err(ObjectError::Sink)
+    let id = w.event_id.as_mut().map(|f| f.member(&w.id_base, index));
+    let members = Members {
+        pulling_id: w.pulling_id.as_ref(),
+        id,
+    };
+    emit_text(&mut w.sink, members, tag, time_ms, message, object).map_err(ObjectError::Sink)
 }
 
-/// Writes one event into the sink's wrap; a JSON object gets `@devo_pulling_id` when `pulling_id` is set.
+/// The members spliced into a JSON-object event: `@devo_pulling_id`, the stable id (`,"<name>":"<id>"`).
+#[derive(Clone, Copy)]
+struct Members<'a> {
+    pulling_id: Option<&'a PullingIdField>,
+    id: Option<&'a str>,
+}
+
+/// Writes one event into the sink's wrap; a JSON object (`object`, and its text `{...}`) gets the `members` that
+/// are set, other text is written as it is.
 fn emit_text(
     sink: &mut EventSink,
-    pulling_id: Option<&PullingIdField>,
+    members: Members<'_>,
     tag: &str,
     time_ms: i64,
     text: &str,
     object: bool,
 ) -> Result<(), PullerError> {
-    match pulling_id.filter(|_| object).and_then(|p| p.splice(text)) {
-        Some(pieces) => sink.emit_pieces(tag, time_ms, &pieces),
-        None => sink.emit_parts(tag, time_ms, text),
+    let wanted = object && (members.pulling_id.is_some() || members.id.is_some());
+    let Some((body, empty)) = wanted.then(|| object_body(text)).flatten() else {
+        return sink.emit_parts(tag, time_ms, text);
+    };
+    // The first member added to an empty object has no comma before it.
+    let id = members.id.map(|m| if empty { &m[1..] } else { m });
+    let close = members
+        .pulling_id
+        .map_or("}", |p| p.closing(empty && id.is_none()));
+    match id {
+        Some(id) => sink.emit_pieces(tag, time_ms, &[body, id, close]),
+        None => sink.emit_pieces(tag, time_ms, &[body, close]),
     }
 }
 
@@ -1372,7 +1407,9 @@ impl Out for Emitter<'_> {
             account_id: None,
             region_id: None,
         };
-        self.emit(tagging, now, text, false)
+        // Lines are forwarded as read; with event ids on, a line that is a JSON object gets its id.
+        let object = self.w.event_id.is_some();
+        self.emit(tagging, now, text, object)
     }
 }
 
