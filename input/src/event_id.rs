@@ -30,17 +30,12 @@ pub struct EventIdField {
 }
 
 impl EventIdField {
-    /// `name` must need no JSON escaping (the configuration checks it: [`EventIdField::valid_name`]).
+    /// `name` must need no JSON escaping (the configuration checks it: `Section::json_member_name`).
     pub fn new(name: &str) -> Self {
         EventIdField {
             head: format!(",\"{name}\":\""),
             member: String::new(),
         }
-    }
-
-    /// True for a name written as is in JSON: printable ASCII without `"` and `\`.
-    pub fn valid_name(name: &str) -> bool {
-        logferry::event::is_plain_json_name(name)
     }
 
     /// The member (with its leading comma) for the event at `index` of the source whose ids start with `base`.
@@ -72,8 +67,8 @@ mod tests {
         assert_eq!(member, ",\"@logferry_id\":\"abc-42\"");
         let v: serde_json::Value = serde_json::from_str(&format!("{{\"a\":1{member}}}")).unwrap();
         assert_eq!(v["@logferry_id"], "abc-42");
-        assert!(EventIdField::valid_name("@logferry_id"));
-        assert!(!EventIdField::valid_name("a\"b"));
-        assert!(!EventIdField::valid_name(""));
+        assert!(logferry::event::is_plain_json_name("@logferry_id"));
+        assert!(!logferry::event::is_plain_json_name("a\"b"));
+        assert!(!logferry::event::is_plain_json_name(""));
     }
 }

@@ -396,16 +396,8 @@ fn read_object_progress(s: &Section<'_>) -> Option<Duration> {
 /// `event_id` and `event_id_field` (both read, so neither is ever an unknown key).
 fn read_event_id(s: &Section<'_>) -> Option<String> {
     let on = s.or("event_id", false);
-    let name = s.or("event_id_field", "@logferry_id".to_owned());
-    if !logferry_input::EventIdField::valid_name(&name) {
-        s.error(
-            "event_id_field",
-            ConfigErrorKind::InvalidValue,
-            format!("{name:?} must be printable ASCII without '\"' or '\\' (a JSON member name)"),
-        );
-        return None;
-    }
-    on.then_some(name)
+    let name = s.json_member_name("event_id_field");
+    on.then(|| name.unwrap_or_else(|| "@logferry_id".to_owned()))
 }
 
 /// The settings [`read_common`] returns.

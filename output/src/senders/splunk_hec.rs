@@ -71,20 +71,6 @@ pub struct HecConfig {
     pub event_id_field: Option<String>,
 }
 
-/// `event_id_field` (see [`HecConfig::event_id_field`]).
-fn read_event_id_field(s: &Section<'_>) -> Option<String> {
-    let name: String = s.optional("event_id_field")?;
-    if !logferry::event::is_plain_json_name(&name) {
-        s.error(
-            "event_id_field",
-            ConfigErrorKind::InvalidValue,
-            format!("{name:?} must be printable ASCII without '\"' or '\\' (a JSON member name)"),
-        );
-        return None;
-    }
-    Some(name)
-}
-
 impl HecConfig {
     pub fn read(s: &Section<'_>) -> Option<HecConfig> {
         let url: Option<String> = s.required("url");
@@ -154,7 +140,7 @@ impl HecConfig {
             host: s.optional("host").unwrap_or_else(system_host_name),
             tag_mapping,
             chain,
-            event_id_field: read_event_id_field(s),
+            event_id_field: s.json_member_name("event_id_field"),
             gzip: s.or("gzip", true),
             batch_max_bytes: s.in_range("batch_max_bytes", 1_048_576usize, 1024..=16_777_216),
             batch_max_wait: Duration::from_millis(s.in_range(
