@@ -223,6 +223,23 @@ impl<'a> Section<'a> {
         self.optional(key).unwrap_or(default)
     }
 
+    /// The name of a JSON member the collector writes or looks up as text (a stable event id's), when given: one
+    /// that needs escaping is recorded as an invalid value (None).
+    pub fn json_member_name(&self, key: &str) -> Option<String> {
+        let name: String = self.optional(key)?;
+        if !crate::event::is_plain_json_name(&name) {
+            self.error(
+                key,
+                ConfigErrorKind::InvalidValue,
+                format!(
+                    "{name:?} must be printable ASCII without '\"' or '\\' (a JSON member name)"
+                ),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
     /// A number with a default and an inclusive range; out-of-range values are recorded and the default is used.
     pub fn in_range<T: FromValue + PartialOrd + Display + Copy>(
         &self,

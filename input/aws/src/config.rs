@@ -2,7 +2,7 @@
 //! `sqs_collector` input (seed 001). Every key is read through [`Section`], so every problem is reported with its
 //! field path and unknown keys are never silently ignored.
 
-use crate::records::RecordCheck;
+use crate::sqs::records::RecordCheck;
 use crate::tag::TagTemplate;
 use logferry::config::{ConfigErrorKind, Secret, Section};
 use regex::Regex;
@@ -292,6 +292,14 @@ pub struct SqsServiceConfig {
     /// `grammar` (also the full JSON grammar: a record that is not valid JSON is set aside on its own; about 2x the
     /// scanner's CPU). See docs/aws.md "Objects".
     pub records_check: RecordCheck,
+    /// `resume_inside_objects` (default true) and `object_progress_ttl_in_seconds` (default 345600 = 4 days, SQS's
+    /// default retention; 60..=1209600): each flush also saves how many units of the object being read are queued,
+    /// so a redelivered message resumes where the crash left it; the entry expires after this time. None when off.
+    pub object_progress: Option<Duration>,
+    /// `event_id` (default false) and `event_id_field` (default `@logferry_id`; printable ASCII without `"` and
+    /// `\`): JSON-object events get a stable id member derived from their source (see docs/aws.md "Event ids").
+    /// None when off.
+    pub event_id_field: Option<String>,
     /// `do_not_send`: read and acknowledge but emit nothing (dry run). Default false.
     pub do_not_send: bool,
     /// `debug_md5`: also emit `{"md5":…,"message_id":…}` per message to `my.app.sqs.message_body`. Default false.
@@ -371,9 +379,25 @@ pub fn read_common(s: &Section<'_>, seed001: bool) -> Common {
         },
         bad_object_policy: policy,
         records_check,
+        object_progress: read_object_progress(s),
+        event_id_field: read_event_id(s),
         request_period: logferry_input::config::request_period(s, 5, 3600),
         max_cycle: logferry_input::runtime::read_max_cycle(s),
     }
+}
+
+/// `resume_inside_objects` and `object_progress_ttl_in_seconds` (both read, so neither is ever an unknown key).
+fn read_object_progress(s: &Section<'_>) -> Option<Duration> {
+    let ttl = s.in_range("object_progress_ttl_in_seconds", 345_600u64, 60..=1_209_600);
+    s.or("resume_inside_objects", true)
+        .then(|| Duration::from_secs(ttl))
+}
+
+/// `event_id` and `event_id_field` (both read, so neither is ever an unknown key).
+fn read_event_id(s: &Section<'_>) -> Option<String> {
+    let on = s.or("event_id", false);
+    let name = s.json_member_name("event_id_field");
+    on.then(|| name.unwrap_or_else(|| "@logferry_id".to_owned()))
 }
 
 /// The settings [`read_common`] returns.
@@ -388,6 +412,8 @@ pub struct Common {
     pub compression: Compression,
     pub bad_object_policy: BadObjectPolicy,
     pub records_check: RecordCheck,
+    pub object_progress: Option<Duration>,
+    pub event_id_field: Option<String>,
     pub request_period: Duration,
     pub max_cycle: Duration,
 }

@@ -12,11 +12,9 @@ pub mod api;
 pub mod cloudtrail_api;
 pub mod cloudwatch_logs;
 pub mod config;
-pub mod decode;
 pub mod errors;
 pub mod guardduty;
 pub mod metrics;
-pub mod records;
 pub mod session;
 pub mod sqs;
 pub mod tag;
@@ -275,6 +273,8 @@ impl InputKind for AwsInput {
                 compression: common.compression,
                 bad_object_policy: common.bad_object_policy,
                 records_check: common.records_check,
+                object_progress: common.object_progress,
+                event_id_field: common.event_id_field.clone(),
                 do_not_send,
                 debug_md5,
                 request_period: common.request_period,
@@ -636,6 +636,8 @@ impl InputKind for SqsCollectorInput {
                 compression: common.compression,
                 bad_object_policy: common.bad_object_policy,
                 records_check: common.records_check,
+                object_progress: common.object_progress,
+                event_id_field: common.event_id_field.clone(),
                 do_not_send,
                 debug_md5,
                 request_period: common.request_period,

@@ -446,3 +446,26 @@ fn guardduty_keys_are_checked_and_a_valid_service_gives_its_puller() {
     assert_eq!(specs[0].request_period.as_secs(), 30);
     assert_eq!(specs[0].defining["start_time"], "2024-01-02T03:04:05+00:00");
 }
+
+/// The keys of resuming inside objects and of event ids: ranges and names are checked, with their paths.
+#[test]
+fn object_progress_and_event_id_keys_are_checked() {
+    let (_, errors) = specs_and_errors(
+        &SqsCollectorInput,
+        &json!({
+            "base_url": "https://sqs.us-east-1.amazonaws.com/123456789012/q", "region": "us-east-1",
+            "ack_messages": true, "object_progress_ttl_in_seconds": 10, "resume_inside_objects": "yes",
+            "event_id": true, "event_id_field": "a\"b", "services": {"s": {"tag": "my.app.x"}}
+        }),
+    );
+    let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+    assert!(
+        has("(4) \"inputs.x.object_progress_ttl_in_seconds\""),
+        "{errors:#?}"
+    );
+    assert!(has("\"inputs.x.resume_inside_objects\""), "{errors:#?}");
+    assert!(
+        has("(5) \"inputs.x.event_id_field\"") && has("a JSON member name"),
+        "{errors:#?}"
+    );
+}

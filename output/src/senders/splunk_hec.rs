@@ -65,6 +65,10 @@ pub struct HecConfig {
     pub max_pending_posts: usize,
     /// `request_timeout_in_seconds`: default 30; 1..=300.
     pub request_timeout: Duration,
+    /// `event_id_field`: the name of the stable event id member the collector's inputs add (`@logferry_id` with
+    /// their `event_id: true`); when set, an event holding `"<name>":"<id>"` also carries the id in `fields`, where
+    /// Splunk can deduplicate on it. Default none; printable ASCII without `"` and `\`.
+    pub event_id_field: Option<String>,
 }
 
 impl HecConfig {
@@ -136,6 +140,7 @@ impl HecConfig {
             host: s.optional("host").unwrap_or_else(system_host_name),
             tag_mapping,
             chain,
+            event_id_field: s.json_member_name("event_id_field"),
             gzip: s.or("gzip", true),
             batch_max_bytes: s.in_range("batch_max_bytes", 1_048_576usize, 1024..=16_777_216),
             batch_max_wait: Duration::from_millis(s.in_range(
@@ -261,6 +266,8 @@ pub struct HecCounters {
 
 pub struct SplunkHecSender {
     cfg: HecConfig,
+    /// `"<event_id_field>":"`, looked up in each event (None: no id in `fields`).
+    id_needle: Option<String>,
     agent: ureq::Agent,
     channel: String,
     name: String,
@@ -326,6 +333,7 @@ impl SplunkHecSender {
             .into();
         SplunkHecSender {
             cfg: cfg.clone(),
+            id_needle: (cfg.event_id_field.as_ref()).map(|name| format!("\"{name}\":\"")),
             agent,
             channel: channel_guid(),
             name: info.name.clone(),
@@ -382,7 +390,20 @@ impl SplunkHecSender {
         push_json_str(out, e.message);
         out.extend_from_slice(b",\"fields\":{\"tag\":");
         push_json_str(out, e.tag);
+        if let (Some(name), Some(id)) = (&self.cfg.event_id_field, self.event_id(e.message)) {
+            out.push(b',');
+            push_json_str(out, name);
+            out.push(b':');
+            push_json_str(out, id);
+        }
         out.extend_from_slice(b"}}\n");
+    }
+
+    /// The stable id in an event's text (`"<event_id_field>":"<id>"`, as the inputs splice it: no escapes).
+    fn event_id<'m>(&self, message: &'m str) -> Option<&'m str> {
+        let needle = self.id_needle.as_deref()?;
+        let rest = &message[message.find(needle)? + needle.len()..];
+        Some(&rest[..rest.find('"')?])
     }
 
     fn finalize_current(&mut self) {
