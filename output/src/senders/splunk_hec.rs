@@ -944,3 +944,34 @@ impl Sender for SplunkHecSender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::AckPacer;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn ack_polls_follow_the_indexer_and_back_off_when_nothing_comes() {
+        let ms = Duration::from_millis;
+        let mut p = AckPacer::new(ms(5), ms(500));
+        let t0 = Instant::now();
+        assert_eq!(p.due_in(t0), None, "nothing awaited, no poll");
+        p.posted(t0);
+        assert_eq!(p.due_in(t0), Some(ms(5)), "first poll soon after a post");
+        // Polls that bring nothing double the wait, up to the longest.
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            p.polled(t0, false);
+            waits.push(p.due_in(t0).unwrap().as_millis());
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 500, 500, 500]);
+        // A new post does not bring a backed-off poll closer than the current wait.
+        p.posted(t0);
+        assert_eq!(p.due_in(t0), Some(ms(500)));
+        // Acknowledgements coming: back to the shortest interval.
+        p.polled(t0, true);
+        assert_eq!(p.due_in(t0), Some(ms(5)));
+        p.idle();
+        assert_eq!(p.due_in(t0), None);
+    }
+}
