@@ -179,9 +179,18 @@ impl<'a> Flattener<'a> {
     }
 }
 
-/// ActionTrail's `event`: the object its text holds (keys sorted, compact, as before), or the text itself with a
-/// WARNING when it is not a JSON object.
+/// ActionTrail's `event`: the object its text holds, or the text itself with a WARNING when it is not a JSON
+/// object. An object on one line (as ActionTrail writes them) is checked without being built and spliced as it is;
+/// one spread over lines is written again compact, so that an event never holds a line break.
 fn push_event(out: &mut String, text: &str, group: &LogGroup<'_>, log: &Log<'_>) {
+    let object = text.trim();
+    if object.starts_with('{')
+        && !object.bytes().any(|b| b == b'\n' || b == b'\r')
+        && serde_json::from_str::<serde::de::IgnoredAny>(object).is_ok()
+    {
+        out.push_str(object);
+        return;
+    }
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(v @ serde_json::Value::Object(_)) => out.push_str(&v.to_string()),
         _ => {
@@ -248,6 +257,25 @@ fn push_json_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_object_is_spliced_when_on_one_line_and_rewritten_compact_otherwise() {
+        let group = LogGroup::default();
+        let log = Log::default();
+        for (text, written) in [
+            (
+                r#" {"b":1, "a":[true,"x\"y"]} "#,
+                r#"{"b":1, "a":[true,"x\"y"]}"#,
+            ),
+            ("{\"b\":1,\n \"a\":2}", r#"{"a":2,"b":1}"#),
+            (r#"{"a":1}}"#, r#""{\"a\":1}}""#),
+            (r#"[1,2]"#, r#""[1,2]""#),
+        ] {
+            let mut out = String::new();
+            push_event(&mut out, text, &group, &log);
+            assert_eq!(out, written, "{text:?}");
+        }
+    }
 
     #[test]
     fn strings_are_escaped_as_serde_json_does() {
