@@ -7,13 +7,12 @@
 //! LOGFERRY_BIN, LOGFERRY_VECTOR_XZ; HEC_EXTRA: more lines under `outputs.hec.config` (indented 6 spaces),
 //! GLOBALS_EXTRA: more lines under `globals` (indented 2 spaces), to compare settings.
 
-use logferry_testkit::procfs::{env_u64, process_cpu};
+use logferry_testkit::procfs::{env_u64, process_cpu, spawn_logferry, terminate, tree_cpu};
 use logferry_testkit::vector::{VectorHec, VECTOR_HEC_TOKEN};
 use logferry_testkit::{wait_until, TempDir};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,15 +70,6 @@ fn counting_sink(n: u64) -> (u16, Arc<Mutex<Tally>>) {
     (port, tally)
 }
 
-fn tree_cpu(pid: u32) -> f64 {
-    let children: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    process_cpu(pid) + children.iter().map(|&c| process_cpu(c)).sum::<f64>()
-}
-
 struct Round {
     events_per_s: f64,
     lost: u64,
@@ -125,16 +115,8 @@ outputs:
     let cfg = dir.path().join("bench.yaml");
     std::fs::write(&cfg, config).expect("write config");
     let log_path = dir.path().join("logferry.log");
-    let log = std::fs::File::create(&log_path).expect("log");
     let vector_cpu0 = process_cpu(vector.pid());
-    let mut child = Command::new(bin)
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+    let mut child = spawn_logferry(bin, &cfg, &log_path);
     let pid = child.id();
     let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_until(Duration::from_secs(600), "every event at the sink", || {
@@ -142,13 +124,7 @@ outputs:
         });
         (tree_cpu(pid), process_cpu(vector.pid()) - vector_cpu0)
     }));
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let until = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    terminate(&mut child, Duration::from_secs(30));
     let Ok((logferry_cpu, vector_cpu)) = done else {
         eprintln!(
             "{}\nVector:\n{}",
