@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// What the sink saw: how often each sequence id came (lines beyond the distinct ids are repeats), and when the first and last events came.
+/// What the sink saw: how often each demo sequence id came (demo lines beyond the distinct ids are repeats), and when the first and last events came.
 #[derive(Default)]
 struct Tally {
     seen: Vec<u8>,
@@ -38,8 +38,11 @@ impl Tally {
                 .parse::<usize>()
                 .ok()
         });
+        // Lines without a demo sequence id are the collector's internal events (the output takes every class).
         if let Some(slot) = seq.and_then(|s| self.seen.get_mut(s)) {
             *slot = slot.saturating_add(1);
+        } else {
+            self.lines -= 1;
         }
     }
 
