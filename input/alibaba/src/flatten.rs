@@ -30,7 +30,6 @@ enum Slot {
 struct Plan {
     tag_keys: Vec<String>,
     content_keys: Vec<String>,
-    time_ns: bool,
     pulling_id: bool,
     fields: Vec<(Slot, String)>,
 }
@@ -40,11 +39,9 @@ impl Plan {
         &self,
         group: &LogGroup<'a>,
         contents: &[(Cow<'a, str>, Cow<'a, str>)],
-        time_ns: bool,
         pulling_id: bool,
     ) -> bool {
-        self.time_ns == time_ns
-            && self.pulling_id == pulling_id
+        self.pulling_id == pulling_id
             && self.tag_keys.len() == group.tags.len()
             && self.content_keys.len() == contents.len()
             && self
@@ -62,7 +59,6 @@ impl Plan {
     fn build<'a>(
         group: &LogGroup<'a>,
         contents: &[(Cow<'a, str>, Cow<'a, str>)],
-        time_ns: bool,
         pulling_id: bool,
         parse_event: bool,
     ) -> Plan {
@@ -73,9 +69,8 @@ impl Plan {
         keyed.push(("__time__".into(), Slot::Time));
         keyed.push(("__topic__".into(), Slot::Topic));
         keyed.push(("__source__".into(), Slot::Source));
-        if time_ns {
-            keyed.push(("__time_ns_part__".into(), Slot::TimeNs));
-        }
+        // Always planned (logs of one layout differ in it), written only when non-zero.
+        keyed.push(("__time_ns_part__".into(), Slot::TimeNs));
         for (i, (k, _)) in group.tags.iter().enumerate() {
             keyed.push((format!("__tag__:{k}"), Slot::Tag(i)));
         }
@@ -104,7 +99,6 @@ impl Plan {
         Plan {
             tag_keys: group.tags.iter().map(|(k, _)| k.to_string()).collect(),
             content_keys: contents.iter().map(|(k, _)| k.to_string()).collect(),
-            time_ns,
             pulling_id,
             fields,
         }
@@ -141,16 +135,10 @@ impl<'a> Flattener<'a> {
         let contents = &mut self.contents;
         log.for_each_content(|k, v| contents.push((k, v)))?;
         let time_ns = log.time_ns.filter(|n| *n != 0);
-        if !self.plan.fits(
-            group,
-            &self.contents,
-            time_ns.is_some(),
-            pulling_id.is_some(),
-        ) {
+        if !self.plan.fits(group, &self.contents, pulling_id.is_some()) {
             self.plan = Plan::build(
                 group,
                 &self.contents,
-                time_ns.is_some(),
                 pulling_id.is_some(),
                 self.parse_event,
             );
@@ -158,8 +146,11 @@ impl<'a> Flattener<'a> {
         let out = &mut self.out;
         out.clear();
         out.push('{');
-        for (i, (slot, key)) in self.plan.fields.iter().enumerate() {
-            if i > 0 {
+        for (slot, key) in &self.plan.fields {
+            if *slot == Slot::TimeNs && time_ns.is_none() {
+                continue;
+            }
+            if out.len() > 1 {
                 out.push(',');
             }
             out.push_str(key);
