@@ -72,6 +72,11 @@ end
 return acked
 "#;
 
+/// The longest wait between two looks at the size of a full stream. Room comes at the output's pace (an
+/// acknowledged entry); with indexer acknowledgements the whole queue is in flight, so a longer wait would idle the
+/// pipeline (a look is one HMGET).
+const FULL_RECHECK_MAX: Duration = Duration::from_millis(10);
+
 /// Writes events of one class into its stream, in wraps, waiting while the stream is full.
 ///
 /// A push is one round trip: `MULTI`, one `XADD` per wrap, `HINCRBY` of the size hash, `EXEC`. The command
@@ -305,7 +310,7 @@ impl QueueProducer {
                 });
             }
             std::thread::sleep(wait);
-            wait = (wait * 2).min(Duration::from_millis(100));
+            wait = (wait * 2).min(FULL_RECHECK_MAX);
             let fresh = self.read_size()?;
             self.known = Some(fresh);
             if self.fits(fresh, add_n, add_b) {
