@@ -7,6 +7,7 @@
 //! read but not acknowledged stays in the group's pending list and is read again after a restart.
 
 use crate::event::{Event, EventClass, Wrap, WrapFormat};
+use crate::queue_ledger::{QueueLedger, Size};
 use crate::redis_conn::{Keys, Patience, RedisLink};
 use crate::resp::{GroupRead, RespConnection, RespError};
 use std::io::IoSlice;
@@ -77,8 +78,10 @@ return acked
 /// A push is one round trip: `MULTI`, one `XADD` per wrap, `HINCRBY` of the size hash, `EXEC`. The command
 /// headers are packed by hand into a reused buffer and written with the wraps between them, as they lie
 /// (`writev`, [`RespConnection::send_parts`]). No Lua script sees the wraps: Redis's Lua hashes every byte of every
-/// string argument, which cost more than everything else Redis did. The limits are checked against the totals the
-/// previous push returned (refreshed while full), so a stream can exceed them by at most one push per producer.
+/// string argument, which cost more than everything else Redis did. Each push reserves its room first in the
+/// [`QueueLedger`] the stream's producers of this process share (the totals the latest push returned, refreshed
+/// while full, plus the pushes of other producers not written yet), so the limits hold with any number of pullers
+/// (one push over them at most, when replies of concurrent pushes arrive out of order).
 pub struct QueueProducer {
     /// `None` after an error (the connection's replies can no longer be trusted) until the next attempt reconnects.
     conn: Option<RespConnection>,
@@ -89,8 +92,8 @@ pub struct QueueProducer {
     size_key: String,
     limits: QueueLimits,
     stop: Arc<AtomicBool>,
-    /// Events and bytes in the stream as of the last reply (None: unknown).
-    known: Option<(u64, u64)>,
+    /// The stream's size as the producers of this process know it, and their reservations.
+    ledger: QueueLedger,
     /// The push's commands without the wraps' bytes; the bytes of wrap i go at `cuts[i]`.
     packed: Vec<u8>,
     cuts: Vec<usize>,
@@ -124,11 +127,11 @@ impl QueueProducer {
             conn: Some(conn),
             redis_url: url.to_owned(),
             patience: Patience::new(url).give_way_to(stop.clone()),
-            stream,
             size_key: keys.stream_size(class),
+            ledger: QueueLedger::of(url, &stream),
+            stream,
             limits,
             stop,
-            known: None,
             packed: Vec::new(),
             cuts: Vec::new(),
             waited: Duration::ZERO,
@@ -154,16 +157,21 @@ impl QueueProducer {
         for group in filled.chunks_mut(WRAPS_PER_PUSH) {
             let add_n: u64 = group.iter().map(|w| w.len() as u64).sum();
             let add_b: u64 = group.iter().map(|w| w.event_bytes()).sum();
-            self.wait_for_room(add_n, add_b)?;
+            self.wait_for_room((add_n, add_b))?;
             let lz4 = self.limits.lz4;
             group
                 .iter_mut()
                 .for_each(|w| if lz4 { w.pack() } else { w.seal_plain() });
             self.pack_push(group, add_n, add_b);
-            let (n, b) = self.with_connection("XADD", |conn, packed, cuts| {
+            let written = self.with_connection("XADD", |conn, packed, cuts| {
                 send_push(conn, packed, cuts, group)
-            })?;
-            self.known = Some((n.max(0) as u64, b.max(0) as u64));
+            });
+            let size = written
+                .as_ref()
+                .ok()
+                .map(|&(n, b)| (n.max(0) as u64, b.max(0) as u64));
+            self.ledger.release((add_n, add_b), size);
+            written?;
         }
         Ok(())
     }
@@ -253,20 +261,27 @@ impl QueueProducer {
         Ok((count(0), count(1)))
     }
 
-    fn fits(&self, (n, b): (u64, u64), add_n: u64, add_b: u64) -> bool {
-        // An empty stream always takes a push, however large, or a huge push could never be written.
-        n == 0 || (n + add_n <= self.limits.max_events && b + add_b <= self.limits.max_bytes)
+    fn max(&self) -> Size {
+        (self.limits.max_events, self.limits.max_bytes)
     }
 
-    /// Returns when the stream has room for `add_n` events of `add_b` bytes; waits (backpressure) while it is full.
-    fn wait_for_room(&mut self, add_n: u64, add_b: u64) -> Result<(), QueueError> {
-        let known = match self.known {
-            Some(k) => k,
-            None => self.read_size()?,
-        };
-        if self.fits(known, add_n, add_b) {
+    /// Returns once room for `add` (events, bytes) is reserved in the ledger; waits (backpressure) while the stream
+    /// is full, the puller shown `waiting_for_queue` meanwhile.
+    fn wait_for_room(&mut self, add: Size) -> Result<(), QueueError> {
+        if !self.ledger.knows_size() {
+            let size = self.read_size()?;
+            self.ledger.saw(size);
+        }
+        if self.ledger.try_reserve(add, self.max()) {
             return Ok(());
         }
+        crate::watchdog::queue_full_on_this_thread(true);
+        let waited = self.wait_while_full(add);
+        crate::watchdog::queue_full_on_this_thread(false);
+        waited
+    }
+
+    fn wait_while_full(&mut self, add: Size) -> Result<(), QueueError> {
         let since = Instant::now();
         let mut warned_at = since;
         let mut wait = Duration::from_millis(1);
@@ -275,14 +290,14 @@ impl QueueProducer {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(QueueError::Stopping {
                     stream: self.stream.clone(),
-                    events: add_n as usize,
+                    events: add.0 as usize,
                 });
             }
             std::thread::sleep(wait);
             wait = (wait * 2).min(Duration::from_millis(100));
             let fresh = self.read_size()?;
-            self.known = Some(fresh);
-            if self.fits(fresh, add_n, add_b) {
+            self.ledger.saw(fresh);
+            if self.ledger.try_reserve(add, self.max()) {
                 let waited = since.elapsed();
                 self.waited += waited;
                 log::debug!(
@@ -295,7 +310,7 @@ impl QueueProducer {
             if warned_at.elapsed() > Duration::from_secs(60) {
                 warned_at = Instant::now();
                 log::warn!(
-                    "Queue {} is full: the producer has been waiting for {} s",
+                    "Queue {} is full: the producer has been waiting for the queue for {} s",
                     self.stream,
                     since.elapsed().as_secs()
                 );
@@ -312,7 +327,7 @@ impl QueueProducer {
         }
         self.last_full_log = Some(Instant::now());
         log::info!(
-            "Queue {} is full (limits: {} messages, {} MB): waiting for the output to make room",
+            "Queue {} is full (limits: {} messages, {} MB): waiting for the queue until the output makes room",
             self.stream,
             self.limits.max_events,
             self.limits.max_bytes / (1024 * 1024)
