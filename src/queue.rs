@@ -7,7 +7,7 @@
 //! read but not acknowledged stays in the group's pending list and is read again after a restart.
 
 use crate::event::{Event, EventClass, Wrap, WrapFormat};
-use crate::queue_ledger::{QueueLedger, Size};
+use crate::queue_ledger::{fits, QueueLedger, Size};
 use crate::redis_conn::{Keys, Patience, RedisLink};
 use crate::resp::{GroupRead, RespConnection, RespError};
 use std::io::IoSlice;
@@ -78,10 +78,9 @@ return acked
 /// A push is one round trip: `MULTI`, one `XADD` per wrap, `HINCRBY` of the size hash, `EXEC`. The command
 /// headers are packed by hand into a reused buffer and written with the wraps between them, as they lie
 /// (`writev`, [`RespConnection::send_parts`]). No Lua script sees the wraps: Redis's Lua hashes every byte of every
-/// string argument, which cost more than everything else Redis did. Each push reserves its room first in the
-/// [`QueueLedger`] the stream's producers of this process share (the totals the latest push returned, refreshed
-/// while full, plus the pushes of other producers not written yet), so the limits hold with any number of pullers
-/// (one push over them at most, when replies of concurrent pushes arrive out of order).
+/// string argument, which cost more than everything else Redis did. The limits are checked against the size the
+/// latest push of any producer of the stream in this process returned (refreshed while full), holding the
+/// stream's [`QueueLedger`] until the push's reply, so they hold with any number of pullers.
 pub struct QueueProducer {
     /// `None` after an error (the connection's replies can no longer be trusted) until the next attempt reconnects.
     conn: Option<RespConnection>,
@@ -101,6 +100,8 @@ pub struct QueueProducer {
     pub waited: Duration,
     /// When the "queue is full" line was last logged (once a minute at most).
     last_full_log: Option<Instant>,
+    /// When the WARNING of a long wait for room was last logged (once a minute while waiting).
+    last_full_warning: Option<Instant>,
 }
 
 /// Wraps written per round trip by [`QueueProducer::push`].
@@ -136,6 +137,7 @@ impl QueueProducer {
             cuts: Vec::new(),
             waited: Duration::ZERO,
             last_full_log: None,
+            last_full_warning: None,
         })
     }
 
@@ -157,21 +159,12 @@ impl QueueProducer {
         for group in filled.chunks_mut(WRAPS_PER_PUSH) {
             let add_n: u64 = group.iter().map(|w| w.len() as u64).sum();
             let add_b: u64 = group.iter().map(|w| w.event_bytes()).sum();
-            self.wait_for_room((add_n, add_b))?;
             let lz4 = self.limits.lz4;
             group
                 .iter_mut()
                 .for_each(|w| if lz4 { w.pack() } else { w.seal_plain() });
             self.pack_push(group, add_n, add_b);
-            let written = self.with_connection("XADD", |conn, packed, cuts| {
-                send_push(conn, packed, cuts, group)
-            });
-            let size = written
-                .as_ref()
-                .ok()
-                .map(|&(n, b)| (n.max(0) as u64, b.max(0) as u64));
-            self.ledger.release((add_n, add_b), size);
-            written?;
+            self.push_when_room((add_n, add_b), group)?;
         }
         Ok(())
     }
@@ -265,56 +258,81 @@ impl QueueProducer {
         (self.limits.max_events, self.limits.max_bytes)
     }
 
-    /// Returns once room for `add` (events, bytes) is reserved in the ledger; waits (backpressure) while the stream
-    /// is full, the puller shown `waiting_for_queue` meanwhile.
-    fn wait_for_room(&mut self, add: Size) -> Result<(), QueueError> {
-        if !self.ledger.knows_size() {
-            let size = self.read_size()?;
-            self.ledger.saw(size);
+    /// Writes the packed push of `group` (`add`: its events and bytes) once the stream has room for it; waits
+    /// (backpressure) while it is full, the puller shown `waiting_for_queue` meanwhile.
+    fn push_when_room(&mut self, add: Size, group: &[&mut Wrap]) -> Result<(), QueueError> {
+        let mut waiting_since = None;
+        let pushed = self.push_or_wait(add, group, &mut waiting_since);
+        if let Some(since) = waiting_since {
+            crate::watchdog::queue_full_on_this_thread(false);
+            let waited = since.elapsed();
+            self.waited += waited;
+            log::debug!(
+                "Queue {} had room again after {:.3} s",
+                self.stream,
+                waited.as_secs_f64()
+            );
         }
-        if self.ledger.try_reserve(add, self.max()) {
-            return Ok(());
-        }
-        crate::watchdog::queue_full_on_this_thread(true);
-        let waited = self.wait_while_full(add);
-        crate::watchdog::queue_full_on_this_thread(false);
-        waited
+        pushed
     }
 
-    fn wait_while_full(&mut self, add: Size) -> Result<(), QueueError> {
-        let since = Instant::now();
-        let mut warned_at = since;
-        let mut wait = Duration::from_millis(1);
-        self.log_full_once_a_minute();
+    /// The loop of [`QueueProducer::push_when_room`]: the check and the push hold the stream's [`QueueLedger`], so
+    /// that the limits hold with every producer of the process; the pauses while full do not.
+    fn push_or_wait(
+        &mut self,
+        add: Size,
+        group: &[&mut Wrap],
+        waiting_since: &mut Option<Instant>,
+    ) -> Result<(), QueueError> {
+        let ledger = self.ledger.clone();
+        let mut pause = Duration::from_millis(1);
         loop {
+            let mut known = ledger.hold();
+            let size = match *known {
+                Some(size) => size,
+                None => *known.insert(self.read_size()?),
+            };
+            if fits(size, add, self.max()) {
+                let written = self.with_connection("XADD", |conn, packed, cuts| {
+                    send_push(conn, packed, cuts, group)
+                });
+                *known = written
+                    .as_ref()
+                    .ok()
+                    .map(|&(n, b)| (n.max(0) as u64, b.max(0) as u64));
+                return written.map(|_| ());
+            }
+            // The output makes room: read the size afresh after the pause.
+            *known = None;
+            drop(known);
+            let since = *waiting_since.get_or_insert_with(|| {
+                crate::watchdog::queue_full_on_this_thread(true);
+                self.log_full_once_a_minute();
+                self.last_full_warning = None;
+                Instant::now()
+            });
             if self.stop.load(Ordering::Relaxed) {
                 return Err(QueueError::Stopping {
                     stream: self.stream.clone(),
                     events: add.0 as usize,
                 });
             }
-            std::thread::sleep(wait);
-            wait = (wait * 2).min(Duration::from_millis(100));
-            let fresh = self.read_size()?;
-            self.ledger.saw(fresh);
-            if self.ledger.try_reserve(add, self.max()) {
-                let waited = since.elapsed();
-                self.waited += waited;
-                log::debug!(
-                    "Queue {} had room again after {:.3} s",
-                    self.stream,
-                    waited.as_secs_f64()
-                );
-                return Ok(());
-            }
-            if warned_at.elapsed() > Duration::from_secs(60) {
-                warned_at = Instant::now();
-                log::warn!(
-                    "Queue {} is full: the producer has been waiting for the queue for {} s",
-                    self.stream,
-                    since.elapsed().as_secs()
-                );
-            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+            self.warn_when_full_for_long(since);
+        }
+    }
+
+    /// A WARNING once a minute while a producer waits for room.
+    fn warn_when_full_for_long(&mut self, since: Instant) {
+        let warned = self.last_full_warning.unwrap_or(since);
+        if warned.elapsed() > Duration::from_secs(60) {
+            self.last_full_warning = Some(Instant::now());
+            log::warn!(
+                "Queue {} is full: the producer has been waiting for the queue for {} s",
+                self.stream,
+                since.elapsed().as_secs()
+            );
         }
     }
 
