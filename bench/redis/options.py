@@ -10,7 +10,7 @@ Usage: python3 bench/redis/options.py <label> [redis-server option ...] [ENV:NAM
   e.g. python3 bench/redis/options.py no-preamble --aof-use-rdb-preamble no
 Env: MAX_EVENTS (10000, the default queue_max_size_in_messages), MAX_MB (32, queue_max_size_in_mb), EVENTS_PER_WRAP
 (80: ~1.2 KB events; 4: 24 KB events). Run the variants one after another, alternating, on a quiet machine."""
-import os, shutil, socket, subprocess, sys, tempfile, threading, time
+import os, re, shutil, socket, subprocess, sys, tempfile, threading, time
 variant, extra, total_mb = sys.argv[1], sys.argv[2:], 1024
 d = tempfile.mkdtemp(prefix="logferry-redis-options-")
 sock = f"{d}/s.sock"
@@ -54,16 +54,10 @@ MAX_EVENTS, EVENTS_PER_WRAP, WRAP = int(os.environ.get("MAX_EVENTS", "10000")), 
 MAX_BYTES = int(os.environ.get("MAX_MB", "32")) << 20
 wrap = (b"x" * (WRAP // EVENTS_PER_WRAP - 1) + b"\n") * EVENTS_PER_WRAP
 wrap = wrap[:WRAP]
-ACK = """local acked = 0
-for i = 2, #ARGV, 3 do
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
-  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then
-    redis.call('HINCRBY', KEYS[2], 'n', -tonumber(ARGV[i+1]))
-    redis.call('HINCRBY', KEYS[2], 'b', -tonumber(ARGV[i+2]))
-    acked = acked + 1
-  end
-end
-return acked"""
+# The output's acknowledgement script, as src/queue.rs holds it.
+ACK = re.search(r'const ACK_SCRIPT: &str = r#"(.*?)"#;',
+                open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../src/queue.rs")).read(),
+                re.S).group(1)
 def main():
     c = Conn(); c.send(["XGROUP", "CREATE", "q", "output", "0", "MKSTREAM"]); c.reply()
     pushes = total_mb * 1024 * 1024 // (8 * WRAP)
