@@ -128,7 +128,8 @@ pub struct Globals {
     pub persistence: Persistence,
     /// Maximum events waiting in one stream before producers block. Default 10000; 1..=100000.
     pub queue_max_size_in_messages: u64,
-    /// Maximum MB waiting in one stream before producers block. Default 256; 1..=5120.
+    /// Maximum MB waiting in one stream before producers block. Default 32 (10,000 events of up to 3.2 KB: the event
+    /// bound governs ordinary logs, this one caps Redis's memory with large events); 1..=5120.
     pub queue_max_size_in_mb: u64,
     /// Events per stream entry (wrap). Default 100; 1..=500.
     pub queue_wrap_max_size_in_messages: usize,
@@ -211,7 +212,7 @@ impl Globals {
                 10_000,
                 1..=100_000,
             ),
-            queue_max_size_in_mb: s.in_range("queue_max_size_in_mb", 256, 1..=5120),
+            queue_max_size_in_mb: s.in_range("queue_max_size_in_mb", 32, 1..=5120),
             queue_wrap_max_size_in_messages: s.in_range(
                 "queue_wrap_max_size_in_messages",
                 100,
