@@ -1,8 +1,9 @@
 //! Vector 0.58 (`../shared/tools/vector-0.58.xz`, see that folder's README) as a real Splunk HEC receiver with
 //! indexer acknowledgements: its `splunk_hec` source (`acknowledgements.enabled: true`) forwards each event's
 //! `event` text, one line per event, to a TCP `socket` sink, so a test or benchmark counts what Vector accepted.
-//! Vector acknowledges a post only once the sink wrote its events. Not part of logferry: where the archive is
-//! absent, [`vector_binary`] fails with a message saying where it was looked for.
+//! Vector acknowledges a post only once the sink wrote its events. Not part of logferry (shared/tools/README.md:
+//! whatever uses it must skip with a message where it is absent): tests ask [`absent`] first and skip, saying where
+//! the archive was looked for; [`vector_binary`] panics with that message.
 
 use crate::{free_port, wait_for_port, ChildGuard, TempDir};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,12 @@ fn archive() -> Result<PathBuf, String> {
                 .join(", ")
         )
     })
+}
+
+/// Why Vector cannot be used here (the places looked at), or None when its archive is present. A test that needs it
+/// prints the reason as `SKIPPED: ...` and returns.
+pub fn absent() -> Option<String> {
+    archive().err()
 }
 
 /// The unpacked `vector` binary (unpacked once into `target/vector-0.58/`, atomically, so parallel tests share it);
