@@ -2,6 +2,7 @@
 //! first, and reporting the keys nobody asked for. Every component's config struct is built through it.
 
 use super::error::{ConfigError, ConfigErrorKind};
+use super::keys::{Default, Key, KeySet, Kind};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -363,6 +364,164 @@ impl<'a> Section<'a> {
     pub fn base_dir(&self) -> &Path {
         &self.base_dir
     }
+
+    // Reading declared keys: the default, range and allowed values come from the key's declaration.
+
+    /// The name under which `key` is present (its name or the first alias present), else its name.
+    fn present_name(&self, key: &Key) -> &'static str {
+        std::iter::once(key.name)
+            .chain(key.aliases.iter().copied())
+            .find(|n| self.map.contains_key(*n))
+            .unwrap_or(key.name)
+    }
+
+    /// A declared boolean (default: the declaration's, else false).
+    pub fn get_bool(&self, key: &Key) -> bool {
+        let default = match key.default {
+            Default::Bool(b) => b,
+            _ => false,
+        };
+        self.or(self.present_name(key), default)
+    }
+
+    /// A declared integer with a default; out-of-range values are recorded and the default is used.
+    pub fn get_int<T: DeclaredInt>(&self, key: &Key) -> T {
+        let Default::Int(default) = key.default else {
+            panic!(
+                "{} is declared without an integer default: use get_int_or/get_int_opt",
+                key.name
+            )
+        };
+        self.get_int_or(key, declared(key, default))
+    }
+
+    /// A declared integer whose default the component computes.
+    pub fn get_int_or<T: DeclaredInt>(&self, key: &Key, default: T) -> T {
+        self.in_range(self.present_name(key), default, int_range(key))
+    }
+
+    /// A declared integer without a default: `None` when absent (recorded when the key is required) or invalid.
+    pub fn get_int_opt<T: DeclaredInt>(&self, key: &Key) -> Option<T> {
+        let name = self.present_name(key);
+        let value: T = if key.required {
+            self.required(name)?
+        } else {
+            self.optional(name)?
+        };
+        let range = int_range::<T>(key);
+        if range.contains(&value) {
+            return Some(value);
+        }
+        self.error(
+            name,
+            ConfigErrorKind::OutOfRange,
+            format!(
+                "value {value} is out of range {}..={}",
+                range.start(),
+                range.end()
+            ),
+        );
+        None
+    }
+
+    /// A declared number; out-of-range values are recorded and the default is used.
+    pub fn get_float(&self, key: &Key) -> f64 {
+        let (Kind::Float { min, max }, Default::Float(default)) = (key.kind, key.default) else {
+            panic!("{} is not declared as a number with a default", key.name)
+        };
+        self.in_range(self.present_name(key), default, min..=max)
+    }
+
+    /// Declared text: the declaration's default when absent; `None` when absent without a default (recorded
+    /// when required).
+    pub fn get_text(&self, key: &Key) -> Option<String> {
+        let name = self.present_name(key);
+        if key.required {
+            return self.required(name);
+        }
+        match key.default {
+            Default::Text(default) => Some(self.or(name, default.to_owned())),
+            _ => self.optional(name),
+        }
+    }
+
+    /// A declared secret (never printed by `Debug`).
+    pub fn get_secret(&self, key: &Key) -> Option<Secret> {
+        self.get_text(key).map(Secret)
+    }
+
+    /// A declared list of strings (`None` when absent; recorded when required).
+    pub fn get_list(&self, key: &Key) -> Option<Vec<String>> {
+        let name = self.present_name(key);
+        if key.required {
+            self.required(name)
+        } else {
+            self.optional(name)
+        }
+    }
+
+    /// A declared choice: one of the allowed values, else recorded and the default.
+    pub fn get_choice(&self, key: &Key) -> String {
+        let (Kind::OneOf(allowed), Default::Text(default)) = (key.kind, key.default) else {
+            panic!("{} is not declared as a choice with a default", key.name)
+        };
+        self.one_of(self.present_name(key), default, allowed)
+    }
+
+    /// A declared file: readable, resolved against the config file's directory.
+    pub fn get_file(&self, key: &Key) -> Option<PathBuf> {
+        self.file(self.present_name(key), key.required)
+    }
+
+    /// A declared nested dictionary.
+    pub fn get_section(&self, key: &Key) -> Option<Section<'a>> {
+        self.section(self.present_name(key), key.required)
+    }
+
+    /// The raw value of a declared key whose format the component checks itself (recorded when required and
+    /// missing).
+    pub fn get_raw(&self, key: &Key) -> Option<&'a Value> {
+        let name = self.present_name(key);
+        match self.raw(name) {
+            None | Some(Value::Null) if key.required => {
+                self.error(
+                    name,
+                    ConfigErrorKind::Missing,
+                    "mandatory property is missing or empty",
+                );
+                None
+            }
+            None | Some(Value::Null) => None,
+            v => v,
+        }
+    }
+
+    /// Records a problem for each present key of `keys` that is declared as rejected, with the declared reason.
+    pub fn refuse_rejected(&self, keys: &KeySet) {
+        for key in keys.keys() {
+            if let (Some(why), true) = (key.rejected, self.map.contains_key(key.name)) {
+                self.raw(key.name);
+                self.error(key.name, ConfigErrorKind::InvalidValue, why);
+            }
+        }
+    }
+}
+
+/// The integer types declared keys are read as.
+pub trait DeclaredInt: FromValue + PartialOrd + Display + Copy + TryFrom<i64> {}
+impl<T: FromValue + PartialOrd + Display + Copy + TryFrom<i64>> DeclaredInt for T {}
+
+/// A declared bound or default as `T`; a declaration that does not fit its type is a programming error.
+fn declared<T: DeclaredInt>(key: &Key, value: i64) -> T {
+    T::try_from(value)
+        .unwrap_or_else(|_| panic!("{}: declared value {value} does not fit its type", key.name))
+}
+
+fn int_range<T: DeclaredInt>(key: &Key) -> RangeInclusive<T> {
+    let Kind::Int { min, max } = key.kind else {
+        panic!("{} is not declared as an integer", key.name)
+    };
+    declared(key, min)..=declared(key, max)
 }
 
 /// A short description of a value for error messages.

@@ -12,7 +12,7 @@ use crate::sender::{Batch, SendError, Sender, SenderInfo};
 use crate::senders::format::system_host_name;
 use crate::senders::gzip::GzipMembers;
 use crate::senders::rejects::{self, RejectSink, Rejected};
-use logferry::config::{ConfigErrorKind, Globals, Secret, Section};
+use logferry::config::{ConfigErrorKind, Globals, Key, KeySet, Secret, Section};
 use logferry::event::EventRef;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -29,98 +29,187 @@ pub struct TagMapping {
     pub source: Option<String>,
 }
 
+const URL: Key = Key::format(
+    "url",
+    "https://host:8088 (http:// accepted)",
+    "base URL of the HTTP Event Collector",
+)
+.required();
+const TOKEN: Key = Key::text(
+    "token",
+    "HEC token, sent as `Authorization: Splunk <token>`",
+)
+.required()
+.secret();
+const INDEX: Key =
+    Key::text("index", "envelope field `index`").computed_default("the token's default");
+const SOURCETYPE: Key =
+    Key::text("sourcetype", "envelope field `sourcetype`").computed_default("the token's default");
+const SOURCE: Key =
+    Key::text("source", "envelope field `source`").computed_default("the token's default");
+const HOST: Key = Key::text("host", "envelope field `host`").computed_default("system host name");
+const TAG_MAPPING: Key = Key::dict(
+    "tag_mapping",
+    None,
+    "`{<tag or dotted tag prefix>: {index, sourcetype, source}}`; longest match wins, unset fields fall back to the \
+     output's",
+);
+const CHAIN: Key =
+    Key::file("chain", "CA file (PEM) to verify the collector").computed_default("web PKI roots");
+const GZIP: Key = Key::bool("gzip", true, "`Content-Encoding: gzip`");
+const BATCH_MAX_BYTES: Key = Key::int(
+    "batch_max_bytes",
+    1_048_576,
+    1024,
+    16_777_216,
+    "a post is sent once its JSON reaches this size",
+);
+const BATCH_MAX_WAIT_IN_MS: Key = Key::int(
+    "batch_max_wait_in_ms",
+    500,
+    0,
+    60_000,
+    "a smaller post is sent once its oldest event waited this long",
+);
+const USE_ACK: Key = Key::bool("use_ack", true, "indexer acknowledgement");
+const ACK_POLL_INTERVAL_IN_MS: Key = Key::int(
+    "ack_poll_interval_in_ms",
+    500,
+    50,
+    60_000,
+    "period of the acknowledgement polls",
+);
+const ACK_TIMEOUT_IN_SECONDS: Key = Key::int(
+    "ack_timeout_in_seconds",
+    120,
+    1,
+    3600,
+    "an unacknowledged post is posted again",
+);
+const MAX_PENDING_POSTS: Key = Key::int(
+    "max_pending_posts",
+    32,
+    1,
+    1024,
+    "posts waiting for acks before new batches are refused (backpressure)",
+);
+const REQUEST_TIMEOUT_IN_SECONDS: Key = Key::int(
+    "request_timeout_in_seconds",
+    30,
+    1,
+    300,
+    "timeout of one HTTP request",
+);
+
+/// The keys of `outputs.<name>.config` for `splunk_hec`.
+pub static HEC_KEYS: KeySet = KeySet {
+    id: "outputs.splunk_hec",
+    place: "`outputs.<name>.config` with `type: splunk_hec`",
+    groups: &[
+        &crate::config::RUNTIME_KEYS,
+        &[
+            URL,
+            TOKEN,
+            INDEX,
+            SOURCETYPE,
+            SOURCE,
+            HOST,
+            TAG_MAPPING,
+            CHAIN,
+            GZIP,
+            BATCH_MAX_BYTES,
+            BATCH_MAX_WAIT_IN_MS,
+            USE_ACK,
+            ACK_POLL_INTERVAL_IN_MS,
+            ACK_TIMEOUT_IN_SECONDS,
+            MAX_PENDING_POSTS,
+            REQUEST_TIMEOUT_IN_SECONDS,
+        ],
+    ],
+};
+
 /// Configuration of a Splunk HEC output (under `outputs.<name>.config`).
 #[derive(Clone)]
 pub struct HecConfig {
-    /// `url`: base URL of the collector, `https://splunk.example.com:8088` (http:// allowed for tests). Mandatory.
+    /// Key `url` (declared in [`HEC_KEYS`], as every key below), without a trailing `/`.
     pub url: String,
-    /// `token`: HEC token, sent as `Authorization: Splunk <token>`. Mandatory.
+    /// Key `token`.
     pub token: Secret,
-    /// `index`: default index; absent = the token's default.
+    /// Key `index`; `None` = the token's default (as `sourcetype` and `source`).
     pub index: Option<String>,
-    /// `sourcetype`: default sourcetype; absent = the token's default.
     pub sourcetype: Option<String>,
-    /// `source`: default source; absent = the token's default.
     pub source: Option<String>,
-    /// `host`: host field. Default: the machine's host name.
     pub host: String,
-    /// `tag_mapping`: `{<tag or dotted prefix>: {index, sourcetype, source}}`.
+    /// Key `tag_mapping`, longest tag first.
     pub tag_mapping: Vec<TagMapping>,
-    /// `chain`: CA file to verify the server; absent = the public web PKI roots.
+    /// Key `chain`: `None` = the public web PKI roots.
     pub chain: Option<Vec<ureq::tls::Certificate<'static>>>,
-    /// `gzip`: compress posts (`Content-Encoding: gzip`). Default true.
     pub gzip: bool,
-    /// `batch_max_bytes`: a post is sent once its JSON reaches this size. Default 1048576; 1024..=16777216.
     pub batch_max_bytes: usize,
-    /// `batch_max_wait_in_ms`: a non-full post is sent once its oldest event waited this long. Default 500; 0..=60000.
+    /// Key `batch_max_wait_in_ms`.
     pub batch_max_wait: Duration,
-    /// `use_ack`: indexer acknowledgement. Default true.
     pub use_ack: bool,
-    /// `ack_poll_interval_in_ms`: default 500; 50..=60000.
+    /// Key `ack_poll_interval_in_ms`.
     pub ack_poll_interval: Duration,
-    /// `ack_timeout_in_seconds`: a post not acknowledged after this is posted again. Default 120; 1..=3600.
+    /// Key `ack_timeout_in_seconds`.
     pub ack_timeout: Duration,
-    /// `max_pending_posts`: posts waiting for acknowledgement before new batches are refused (backpressure).
-    /// Default 32; 1..=1024.
     pub max_pending_posts: usize,
-    /// `request_timeout_in_seconds`: default 30; 1..=300.
+    /// Key `request_timeout_in_seconds`.
     pub request_timeout: Duration,
 }
 
 impl HecConfig {
     pub fn read(s: &Section<'_>) -> Option<HecConfig> {
-        let url: Option<String> = s.required("url");
+        let url = s.get_text(&URL);
         let url = url.and_then(|u| {
             if u.starts_with("https://") || u.starts_with("http://") {
                 Some(u.trim_end_matches('/').to_owned())
             } else {
                 s.error(
-                    "url",
+                    URL.name,
                     ConfigErrorKind::InvalidValue,
                     format!("\"{u}\" must start with https:// or http://"),
                 );
                 None
             }
         });
-        let token: Option<Secret> = s.required("token");
-        let chain = s
-            .file("chain", false)
-            .and_then(|p| match std::fs::read(&p) {
-                Ok(bytes) => {
-                    let certs: Vec<_> = ureq::tls::parse_pem(&bytes)
-                        .filter_map(|i| match i {
-                            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                            _ => None,
-                        })
-                        .collect();
-                    if certs.is_empty() {
-                        s.error(
-                            "chain",
-                            ConfigErrorKind::InvalidValue,
-                            format!("\"{}\" holds no PEM certificate", p.display()),
-                        );
-                        None
-                    } else {
-                        Some(certs)
-                    }
-                }
-                Err(e) => {
+        let token = s.get_secret(&TOKEN);
+        let chain = s.get_file(&CHAIN).and_then(|p| match std::fs::read(&p) {
+            Ok(bytes) => {
+                let certs: Vec<_> = ureq::tls::parse_pem(&bytes)
+                    .filter_map(|i| match i {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+                if certs.is_empty() {
                     s.error(
-                        "chain",
-                        ConfigErrorKind::FileUnreadable,
-                        format!("cannot read \"{}\": {e}", p.display()),
+                        CHAIN.name,
+                        ConfigErrorKind::InvalidValue,
+                        format!("\"{}\" holds no PEM certificate", p.display()),
                     );
                     None
+                } else {
+                    Some(certs)
                 }
-            });
+            }
+            Err(e) => {
+                s.error(
+                    CHAIN.name,
+                    ConfigErrorKind::FileUnreadable,
+                    format!("cannot read \"{}\": {e}", p.display()),
+                );
+                None
+            }
+        });
         let mut tag_mapping = Vec::new();
-        if let Some(m) = s.section("tag_mapping", false) {
+        if let Some(m) = s.get_section(&TAG_MAPPING) {
             for (tag, t) in m.entries() {
                 tag_mapping.push(TagMapping {
                     tag: tag.to_owned(),
-                    index: t.optional("index"),
-                    sourcetype: t.optional("sourcetype"),
-                    source: t.optional("source"),
+                    index: t.get_text(&INDEX),
+                    sourcetype: t.get_text(&SOURCETYPE),
+                    source: t.get_text(&SOURCE),
                 });
                 t.finish();
             }
@@ -130,36 +219,20 @@ impl HecConfig {
         let cfg = HecConfig {
             url: url.unwrap_or_default(),
             token: token.unwrap_or_default(),
-            index: s.optional("index"),
-            sourcetype: s.optional("sourcetype"),
-            source: s.optional("source"),
-            host: s.optional("host").unwrap_or_else(system_host_name),
+            index: s.get_text(&INDEX),
+            sourcetype: s.get_text(&SOURCETYPE),
+            source: s.get_text(&SOURCE),
+            host: s.get_text(&HOST).unwrap_or_else(system_host_name),
             tag_mapping,
             chain,
-            gzip: s.or("gzip", true),
-            batch_max_bytes: s.in_range("batch_max_bytes", 1_048_576usize, 1024..=16_777_216),
-            batch_max_wait: Duration::from_millis(s.in_range(
-                "batch_max_wait_in_ms",
-                500u64,
-                0..=60_000,
-            )),
-            use_ack: s.or("use_ack", true),
-            ack_poll_interval: Duration::from_millis(s.in_range(
-                "ack_poll_interval_in_ms",
-                500u64,
-                50..=60_000,
-            )),
-            ack_timeout: Duration::from_secs(s.in_range(
-                "ack_timeout_in_seconds",
-                120u64,
-                1..=3600,
-            )),
-            max_pending_posts: s.in_range("max_pending_posts", 32usize, 1..=1024),
-            request_timeout: Duration::from_secs(s.in_range(
-                "request_timeout_in_seconds",
-                30u64,
-                1..=300,
-            )),
+            gzip: s.get_bool(&GZIP),
+            batch_max_bytes: s.get_int(&BATCH_MAX_BYTES),
+            batch_max_wait: Duration::from_millis(s.get_int(&BATCH_MAX_WAIT_IN_MS)),
+            use_ack: s.get_bool(&USE_ACK),
+            ack_poll_interval: Duration::from_millis(s.get_int(&ACK_POLL_INTERVAL_IN_MS)),
+            ack_timeout: Duration::from_secs(s.get_int(&ACK_TIMEOUT_IN_SECONDS)),
+            max_pending_posts: s.get_int(&MAX_PENDING_POSTS),
+            request_timeout: Duration::from_secs(s.get_int(&REQUEST_TIMEOUT_IN_SECONDS)),
         };
         if cfg.url.is_empty() || cfg.token.expose().is_empty() {
             return None;
@@ -182,6 +255,9 @@ pub struct SplunkHecKind;
 impl OutputKind for SplunkHecKind {
     fn types(&self) -> &'static [&'static str] {
         &["splunk_hec"]
+    }
+    fn keys(&self) -> &'static KeySet {
+        &HEC_KEYS
     }
     fn configure(
         &self,

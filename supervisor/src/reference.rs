@@ -1,0 +1,257 @@
+//! `logferry config-reference`: every declared configuration key ([`logferry::config::keys`]) as markdown or JSON,
+//! and the generated parameter tables of docs/*.md (`--write-docs` refreshes them, `--check-docs` fails when one
+//! differs from the declarations).
+
+use crate::plan;
+use logferry::config::keys::{refresh_regions, DocsRegionError, Kind};
+use logferry::config::KeySet;
+use std::path::{Path, PathBuf};
+
+/// Every key set of this binary: globals, outputs and each output kind, each input kind's sets, in that order.
+pub fn key_sets() -> Vec<&'static KeySet> {
+    let mut sets: Vec<&'static KeySet> = vec![&logferry::config::globals_keys::GLOBALS_KEYS];
+    sets.push(&logferry_output::config::OUTPUT_KEYS);
+    sets.extend(plan::output_kinds().iter().map(|k| k.keys()));
+    sets
+}
+
+/// Every key set, nested ones included (`globals.persistence`), each once.
+pub fn all_key_sets() -> Vec<&'static KeySet> {
+    let mut all: Vec<&'static KeySet> = Vec::new();
+    let mut todo = key_sets();
+    todo.reverse();
+    while let Some(set) = todo.pop() {
+        if all.iter().any(|s| std::ptr::eq(*s, set)) {
+            continue;
+        }
+        all.push(set);
+        for key in set.keys() {
+            if let Kind::Dict(Some(nested)) = key.kind {
+                todo.push(nested);
+            }
+        }
+    }
+    all
+}
+
+/// Output format of `config-reference`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Markdown,
+    Json,
+}
+
+/// What `config-reference` was asked.
+pub struct ReferenceArgs {
+    pub format: Format,
+    /// A set id or the start of one (`outputs`, `outputs.syslog`, `inputs.aws`); `None` = every set.
+    pub section: Option<String>,
+    /// Rewrite the generated regions of the docs pages in this directory.
+    pub write_docs: Option<PathBuf>,
+    /// Compare the generated regions of the docs pages in this directory with the declarations.
+    pub check_docs: Option<PathBuf>,
+}
+
+/// Runs the command; the exit code: 0 done, 1 docs differ (`--check-docs`), 2 bad arguments or unreadable docs.
+pub fn run(args: &ReferenceArgs) -> i32 {
+    if let Some(dir) = &args.write_docs {
+        return docs(dir, true);
+    }
+    if let Some(dir) = &args.check_docs {
+        return docs(dir, false);
+    }
+    let sets = match select(args.section.as_deref()) {
+        Ok(sets) => sets,
+        Err(known) => {
+            eprintln!(
+                "config-reference: no key set \"{}\"; known: {}",
+                args.section.as_deref().unwrap_or_default(),
+                known.join(", ")
+            );
+            return 2;
+        }
+    };
+    match args.format {
+        Format::Json => {
+            let all: Vec<_> = sets.iter().map(|s| s.to_json()).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&all).expect("JSON of declarations")
+            );
+        }
+        Format::Markdown => {
+            for set in sets {
+                println!(
+                    "## `{}`\nIn `{}`.\n\n{}",
+                    set.id,
+                    set.place,
+                    set.render_markdown()
+                );
+            }
+        }
+    }
+    0
+}
+
+/// The sets whose id is `section` or starts with `section.`; every known id when none does.
+fn select(section: Option<&str>) -> Result<Vec<&'static KeySet>, Vec<&'static str>> {
+    let all = all_key_sets();
+    let Some(section) = section else {
+        return Ok(key_sets());
+    };
+    let chosen: Vec<_> = all
+        .iter()
+        .copied()
+        .filter(|s| s.id == section || s.id.starts_with(&format!("{section}.")))
+        .collect();
+    if chosen.is_empty() {
+        Err(all.iter().map(|s| s.id).collect())
+    } else {
+        Ok(chosen)
+    }
+}
+
+/// A docs page that could not be refreshed or checked.
+#[derive(Debug, thiserror::Error)]
+enum DocsError {
+    #[error("cannot read the docs directory {dir}: {source}")]
+    ReadDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read or write {page}: {source}")]
+    Io {
+        page: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{page}: {source}")]
+    Region {
+        page: PathBuf,
+        source: DocsRegionError,
+    },
+}
+
+/// Refreshes (`write`) or checks every `*.md` page of `dir`; prints each stale region.
+fn docs(dir: &Path, write: bool) -> i32 {
+    match refresh_pages(dir, write) {
+        Ok(stale) if stale.is_empty() => {
+            println!(
+                "{}: every generated table matches the declarations",
+                dir.display()
+            );
+            0
+        }
+        Ok(stale) => {
+            for (page, id) in &stale {
+                let verb = if write {
+                    "refreshed"
+                } else {
+                    "differs from the declarations"
+                };
+                println!("{}: generated table \"{id}\" {verb}", page.display());
+            }
+            if write {
+                0
+            } else {
+                println!(
+                    "run `logferry config-reference --write-docs {}` to refresh them",
+                    dir.display()
+                );
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("config-reference: {e}");
+            2
+        }
+    }
+}
+
+fn refresh_pages(dir: &Path, write: bool) -> Result<Vec<(PathBuf, String)>, DocsError> {
+    let sets = all_key_sets();
+    let entries = std::fs::read_dir(dir).map_err(|source| DocsError::ReadDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let mut pages: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    let mut stale = Vec::new();
+    for page in pages {
+        let io = |source| DocsError::Io {
+            page: page.clone(),
+            source,
+        };
+        let text = std::fs::read_to_string(&page).map_err(io)?;
+        let (fresh, changed) =
+            refresh_regions(&text, &sets).map_err(|source| DocsError::Region {
+                page: page.clone(),
+                source,
+            })?;
+        if write && fresh != text {
+            std::fs::write(&page, fresh).map_err(io)?;
+        }
+        stale.extend(changed.into_iter().map(|r| (page.clone(), r.id)));
+    }
+    Ok(stale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logferry::config::keys::Default;
+
+    /// The declarations agree with themselves: unique names per set, defaults within range and allowed.
+    #[test]
+    fn every_declaration_is_consistent() {
+        for set in all_key_sets() {
+            let mut names = std::collections::HashSet::new();
+            for key in set.keys() {
+                for name in std::iter::once(key.name).chain(key.aliases.iter().copied()) {
+                    assert!(names.insert(name), "{}: {name} is declared twice", set.id);
+                }
+                assert!(
+                    !key.meaning.is_empty(),
+                    "{}.{} has no meaning",
+                    set.id,
+                    key.name
+                );
+                match (key.kind, key.default) {
+                    (Kind::Int { min, max }, Default::Int(d)) => {
+                        assert!((min..=max).contains(&d), "{}.{}", set.id, key.name)
+                    }
+                    (Kind::Float { min, max }, Default::Float(d)) => {
+                        assert!((min..=max).contains(&d), "{}.{}", set.id, key.name)
+                    }
+                    (Kind::OneOf(allowed), Default::Text(d)) => {
+                        assert!(allowed.contains(&d), "{}.{}", set.id, key.name)
+                    }
+                    (Kind::OneOf(_), _) => {
+                        panic!("{}.{}: a choice needs a default", set.id, key.name)
+                    }
+                    _ => {}
+                }
+                assert!(
+                    !(key.required && key.default != Default::None),
+                    "{}.{} is mandatory and has a default",
+                    set.id,
+                    key.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn set_ids_are_unique() {
+        let sets = all_key_sets();
+        for (i, s) in sets.iter().enumerate() {
+            assert!(
+                !sets[i + 1..].iter().any(|o| o.id == s.id),
+                "{} twice",
+                s.id
+            );
+        }
+    }
+}
