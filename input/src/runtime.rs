@@ -5,7 +5,7 @@ use crate::context::PullContext;
 use crate::error::PullerError;
 use crate::sink::SinkFactory;
 use crate::Puller;
-use logferry::config::Section;
+use logferry::config::{Key, Section};
 use logferry::figures::{PullerFigures, PullerState};
 use logferry::state::{Loaded, StateStore};
 use logferry::watchdog::ProgressMark;
@@ -24,14 +24,19 @@ pub const DEFAULT_MAX_CYCLE: Duration = Duration::from_secs(60);
 
 pub use logferry::process::sleep_unless as sleep_unless_stopped;
 
-/// Reads `max_cycle_seconds`: the longest a pull cycle runs before its statistics are logged and a new
-/// `@devo_pulling_id` starts, even when data keeps coming. Default 60; 1..=3600.
+/// `max_cycle_seconds`, read by every puller of a data-driven service (include it in the service's key set).
+pub const MAX_CYCLE_SECONDS: Key = Key::int(
+    "max_cycle_seconds",
+    DEFAULT_MAX_CYCLE.as_secs() as i64,
+    1,
+    3600,
+    "the longest a pull cycle runs before its statistics are logged and a new `@devo_pulling_id` starts, even when \
+     data keeps coming",
+);
+
+/// Reads [`MAX_CYCLE_SECONDS`].
 pub fn read_max_cycle(section: &Section<'_>) -> Duration {
-    Duration::from_secs(section.in_range(
-        "max_cycle_seconds",
-        DEFAULT_MAX_CYCLE.as_secs(),
-        1..=3600,
-    ))
+    Duration::from_secs(section.get_int(&MAX_CYCLE_SECONDS))
 }
 
 /// Runs one puller until stop. Called on the puller's own thread.

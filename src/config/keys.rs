@@ -336,20 +336,30 @@ impl KeySet {
             }
             let default = match key.default_text() {
                 d if d.is_empty() => "—".to_owned(),
-                d => d,
+                d => code_if_markup(d),
             };
             let _ = writeln!(
                 out,
                 "| {name} | {} | {} | {} | {} |",
                 key.type_name(),
                 cell(&default),
-                cell(&key.range_text()),
+                cell(&code_if_markup(key.range_text())),
                 cell(&meaning)
             );
             if let Kind::Dict(Some(set)) = key.kind {
                 set.rows(&format!("{prefix}{}.", key.name), out);
             }
         }
+    }
+}
+
+/// Text with `<...>` placeholders as code, so that markdown does not take them for HTML (text that already has code
+/// spans is left as it is).
+fn code_if_markup(text: String) -> String {
+    if text.contains('<') && !text.contains('`') {
+        format!("`{text}`")
+    } else {
+        text
     }
 }
 

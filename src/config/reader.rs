@@ -452,12 +452,28 @@ impl<'a> Section<'a> {
 
     /// A declared list of strings (`None` when absent; recorded when required).
     pub fn get_list(&self, key: &Key) -> Option<Vec<String>> {
+        self.get_opt(key)
+    }
+
+    /// A declared key of any type without a default: `None` when absent (recorded when required) or of the wrong
+    /// type.
+    pub fn get_opt<T: FromValue>(&self, key: &Key) -> Option<T> {
         let name = self.present_name(key);
         if key.required {
             self.required(name)
         } else {
             self.optional(name)
         }
+    }
+
+    /// A declared number without a default: `None` when absent (recorded when required) or out of range
+    /// (recorded).
+    pub fn get_float_opt(&self, key: &Key) -> Option<f64> {
+        let Kind::Float { min, max } = key.kind else {
+            panic!("{} is not declared as a number", key.name)
+        };
+        let v = self.in_range(self.present_name(key), f64::NAN, min..=max);
+        (!v.is_nan()).then_some(v)
     }
 
     /// A declared choice: one of the allowed values, else recorded and the default.
@@ -548,6 +564,42 @@ mod tests {
         f(&s);
         s.finish();
         d.take()
+    }
+
+    #[test]
+    fn declared_keys_give_defaults_ranges_and_rejections() {
+        use crate::config::keys::{Key, KeySet};
+        const PORT: Key = Key::int("port", 443, 1, 65535, "the port");
+        const HOST: Key = Key::text("host", "the host").required();
+        const MODE: Key = Key::one_of("mode", "a", &["a", "b"], "the mode").aliases(&["old_mode"]);
+        static SET: KeySet = KeySet {
+            id: "t",
+            place: "t",
+            groups: &[&[
+                PORT,
+                HOST,
+                MODE,
+                Key::rejected("proxy", "proxies are not supported"),
+            ]],
+        };
+        let errs = with_section(json!({"port": 0, "old_mode": "c", "proxy": "p"}), |s| {
+            assert_eq!(s.get_int::<u16>(&PORT), 443);
+            assert_eq!(s.get_text(&HOST), None);
+            assert_eq!(s.get_choice(&MODE), "a");
+            s.refuse_rejected(&SET);
+        });
+        let found: Vec<_> = errs.iter().map(|e| (e.path.as_str(), e.kind)).collect();
+        assert_eq!(
+            found,
+            [
+                ("globals.port", ConfigErrorKind::OutOfRange),
+                ("globals.host", ConfigErrorKind::Missing),
+                ("globals.old_mode", ConfigErrorKind::InvalidValue),
+                ("globals.proxy", ConfigErrorKind::InvalidValue),
+            ]
+        );
+        assert_eq!(errs[0].message, "value 0 is out of range 1..=65535");
+        assert_eq!(errs[3].message, "proxies are not supported");
     }
 
     #[test]

@@ -7,9 +7,13 @@ use logferry::config::keys::{refresh_regions, DocsRegionError, Kind};
 use logferry::config::KeySet;
 use std::path::{Path, PathBuf};
 
-/// Every key set of this binary: globals, outputs and each output kind, each input kind's sets, in that order.
+/// Every key set of this binary: globals, inputs and each input kind's sets, outputs and each output kind's.
 pub fn key_sets() -> Vec<&'static KeySet> {
     let mut sets: Vec<&'static KeySet> = vec![&logferry::config::globals_keys::GLOBALS_KEYS];
+    sets.push(&logferry_input::config::INPUT_KEYS);
+    for kind in plan::input_kinds() {
+        sets.extend(kind.keys().iter().copied());
+    }
     sets.push(&logferry_output::config::OUTPUT_KEYS);
     sets.extend(plan::output_kinds().iter().map(|k| k.keys()));
     sets
@@ -71,25 +75,21 @@ pub fn run(args: &ReferenceArgs) -> i32 {
             return 2;
         }
     };
-    match args.format {
+    let text = match args.format {
         Format::Json => {
             let all: Vec<_> = sets.iter().map(|s| s.to_json()).collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&all).expect("JSON of declarations")
-            );
+            serde_json::to_string_pretty(&all).expect("JSON of declarations") + "\n"
         }
-        Format::Markdown => {
-            for set in sets {
-                println!(
-                    "## `{}`\nIn `{}`.\n\n{}",
-                    set.id,
-                    set.place,
-                    set.render_markdown()
-                );
-            }
-        }
-    }
+        Format::Markdown => sets
+            .iter()
+            .map(|set| {
+                let table = set.render_markdown();
+                format!("## `{}`\nWhere: {}.\n\n{table}\n", set.id, set.place)
+            })
+            .collect(),
+    };
+    // A closed pipe (`| head`) ends the output quietly.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
     0
 }
 

@@ -10,7 +10,8 @@
 //!       actiontrail: {region: cn-hangzhou, initial_start_time_in_utc: "2025-02-01T00:00:00Z"}
 //! ```
 
-use logferry::config::{ConfigErrorKind, Secret, Section};
+use crate::keys::*;
+use logferry::config::{ConfigErrorKind, Key, Secret, Section};
 use logferry_input::runtime::read_max_cycle;
 use logferry_input::PullerError;
 use std::time::Duration;
@@ -246,10 +247,10 @@ pub fn default_consumer_name(input_id: &str) -> String {
 
 /// `consumer_name`, or the default; an explicit one must not be empty.
 fn read_consumer_name(s: &Section<'_>, input_id: &str) -> String {
-    match s.optional::<String>("consumer_name") {
+    match s.get_text(&CONSUMER_NAME) {
         Some(name) if name.trim().is_empty() => {
             s.error(
-                "consumer_name",
+                CONSUMER_NAME.name,
                 ConfigErrorKind::InvalidValue,
                 "must not be empty (leave it out for the default, unique per machine and process)",
             );
@@ -305,17 +306,15 @@ pub fn parse_start_time(
 }
 
 /// Reads the start time of a service; errors are recorded with the seed's error text.
-fn read_start_time(s: &Section<'_>) -> Option<chrono::DateTime<chrono::Utc>> {
-    let format = s.or("datetime_format", DATETIME_FORMAT.to_owned());
-    let value: String = s.optional("initial_start_time_in_utc")?;
+fn read_start_time(s: &Section<'_>, declared: &Key) -> Option<chrono::DateTime<chrono::Utc>> {
+    let format = s
+        .get_text(&crate::keys::DATETIME_FORMAT)
+        .unwrap_or_default();
+    let value = s.get_text(declared)?;
     match parse_start_time(&value, &format, chrono::Utc::now()) {
         Ok(t) => Some(t),
         Err(e) => {
-            s.error(
-                "initial_start_time_in_utc",
-                ConfigErrorKind::InvalidValue,
-                e.to_string(),
-            );
+            s.error(declared.name, ConfigErrorKind::InvalidValue, e.to_string());
             None
         }
     }
@@ -323,28 +322,37 @@ fn read_start_time(s: &Section<'_>) -> Option<chrono::DateTime<chrono::Utc>> {
 
 pub(crate) fn read_credentials(s: &Section<'_>) -> Credentials {
     Credentials {
-        access_key_id: s.required("access_key_id").unwrap_or_default(),
-        access_key_secret: s.required("access_key_secret").unwrap_or_default(),
-        security_token: s.optional("security_token"),
+        access_key_id: s.get_text(&ACCESS_KEY_ID).unwrap_or_default(),
+        access_key_secret: s.get_secret(&ACCESS_KEY_SECRET).unwrap_or_default(),
+        security_token: s.get_secret(&SECURITY_TOKEN),
     }
 }
 
 fn timeout(s: &Section<'_>) -> Duration {
-    Duration::from_secs(s.in_range("timeout_in_seconds", 30u64, 1..=300))
+    Duration::from_secs(s.get_int(&TIMEOUT_IN_SECONDS))
 }
 
-fn region_and_endpoint(s: &Section<'_>, default: impl FnOnce(&str) -> String) -> (String, String) {
-    let endpoint: Option<String> = s.optional("endpoint");
-    let region: Option<String> = if endpoint.is_some() {
-        s.optional("region")
+/// `region`, mandatory unless `endpoint` is given.
+pub(crate) fn region_unless_endpoint(s: &Section<'_>, endpoint: &Option<String>) -> Option<String> {
+    if endpoint.is_some() {
+        s.get_text(&REGION)
     } else {
-        s.required("region")
-    };
+        s.required(REGION.name)
+    }
+}
+
+fn region_and_endpoint(
+    s: &Section<'_>,
+    endpoint_key: &Key,
+    default: impl FnOnce(&str) -> String,
+) -> (String, String) {
+    let endpoint = s.get_opt::<String>(endpoint_key);
+    let region = region_unless_endpoint(s, &endpoint);
     let region = region.unwrap_or_default();
     if let Some(r) = Some(&region).filter(|r| !r.is_empty()) {
         if !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             s.error(
-                "region",
+                REGION.name,
                 ConfigErrorKind::InvalidValue,
                 format!("\"{r}\" is not a region id (e.g. cn-hangzhou)"),
             );
@@ -376,7 +384,7 @@ pub(crate) fn endpoint_url(
         }
         Some(e) => {
             s.error(
-                "endpoint",
+                ACTIONTRAIL_ENDPOINT.name,
                 ConfigErrorKind::InvalidValue,
                 format!("\"{e}\" must start with http:// or https://"),
             );
@@ -387,14 +395,15 @@ pub(crate) fn endpoint_url(
 }
 
 pub(crate) fn read_actiontrail(s: &Section<'_>) -> ActionTrailConfig {
-    let (region, endpoint) =
-        region_and_endpoint(s, |r| format!("https://actiontrail.{r}.aliyuncs.com"));
-    let signature_version = match s.one_of("signature_version", "v3", &["v3", "v2"]).as_str() {
+    let (region, endpoint) = region_and_endpoint(s, &ACTIONTRAIL_ENDPOINT, |r| {
+        format!("https://actiontrail.{r}.aliyuncs.com")
+    });
+    let signature_version = match s.get_choice(&SIGNATURE_VERSION).as_str() {
         "v2" => SignatureVersion::V2,
         _ => SignatureVersion::V3,
     };
     let mut lookup_attributes = Vec::new();
-    match s.raw("lookup_attributes") {
+    match s.get_raw(&LOOKUP_ATTRIBUTES) {
         None | Some(serde_json::Value::Null) => {}
         Some(serde_json::Value::Array(items)) if items.len() <= 2 => {
             for (i, item) in items.iter().enumerate() {
@@ -411,7 +420,7 @@ pub(crate) fn read_actiontrail(s: &Section<'_>) -> ActionTrailConfig {
                         })
                     }
                     _ => s.error(
-                        &format!("lookup_attributes.{i}"),
+                        &format!("{}.{i}", LOOKUP_ATTRIBUTES.name),
                         ConfigErrorKind::InvalidValue,
                         format!("must be {{key, value}} with key one of {LOOKUP_KEYS:?}"),
                     ),
@@ -419,37 +428,28 @@ pub(crate) fn read_actiontrail(s: &Section<'_>) -> ActionTrailConfig {
             }
         }
         Some(_) => s.error(
-            "lookup_attributes",
+            LOOKUP_ATTRIBUTES.name,
             ConfigErrorKind::InvalidValue,
             "must be a list of at most 2 {key, value} filters",
         ),
     }
-    let rps: f64 = s.or("requests_per_second", 2.0);
-    if !(0.1..=10.0).contains(&rps) {
-        s.error(
-            "requests_per_second",
-            ConfigErrorKind::OutOfRange,
-            format!("value {rps} is out of range 0.1..=10"),
-        );
-    }
+    let rps = s.get_float(&ACTIONTRAIL_REQUESTS_PER_SECOND);
     ActionTrailConfig {
         region,
         endpoint,
-        initial_start_time_in_utc: read_start_time(s),
-        request_period: Duration::from_secs(s.in_range(
-            "request_period_in_seconds",
-            60u64,
-            1..=86_400,
-        )),
-        lag: Duration::from_secs(s.in_range("lag_in_seconds", 600u64, 600..=86_400)),
-        window: Duration::from_secs(s.in_range("window_size_in_seconds", 3600u64, 60..=86_400)),
+        initial_start_time_in_utc: read_start_time(s, &ACTIONTRAIL_START),
+        request_period: Duration::from_secs(s.get_int(&ACTIONTRAIL_REQUEST_PERIOD)),
+        lag: Duration::from_secs(s.get_int(&LAG_IN_SECONDS)),
+        window: Duration::from_secs(s.get_int(&WINDOW_SIZE_IN_SECONDS)),
         max_cycle: read_max_cycle(s),
-        max_results: s.in_range("max_results", 50u32, 1..=50),
-        requests_per_second: rps.clamp(0.1, 10.0),
-        max_retries: s.in_range("max_retries", 6u32, 0..=20),
+        max_results: s.get_int(&MAX_RESULTS),
+        requests_per_second: rps,
+        max_retries: s.get_int(&MAX_RETRIES),
         signature_version,
         lookup_attributes,
-        tag: s.or("tag", ServiceKind::ActionTrail.default_tag().to_owned()),
+        tag: s
+            .get_text(&TAG)
+            .unwrap_or_else(|| ServiceKind::ActionTrail.default_tag().to_owned()),
         timeout: timeout(s),
     }
 }
@@ -459,9 +459,9 @@ pub(crate) fn read_log_service(
     s: &Section<'_>,
     input_id: &str,
 ) -> LogServiceConfig {
-    let project: String = s.required("project").unwrap_or_default();
-    let logstore: String = s.required("logstore").unwrap_or_default();
-    for (key, v) in [("project", &project), ("logstore", &logstore)] {
+    let project = s.get_text(&PROJECT).unwrap_or_default();
+    let logstore = s.get_text(&LOGSTORE).unwrap_or_default();
+    for (key, v) in [(PROJECT.name, &project), (LOGSTORE.name, &logstore)] {
         if !v.is_empty()
             && !v
                 .chars()
@@ -475,46 +475,37 @@ pub(crate) fn read_log_service(
         }
     }
     let p = project.clone();
-    let (region, endpoint) =
-        region_and_endpoint(s, |r| format!("https://{p}.{r}.log.aliyuncs.com"));
-    let start = match s
-        .one_of("start_position", "begin", &["begin", "end"])
-        .as_str()
-    {
+    let (region, endpoint) = region_and_endpoint(s, &LOG_SERVICE_ENDPOINT, |r| {
+        format!("https://{p}.{r}.log.aliyuncs.com")
+    });
+    let start = match s.get_choice(&START_POSITION).as_str() {
         "end" => StartPosition::End,
         _ => StartPosition::Begin,
     };
-    let initial = read_start_time(s);
+    let initial = read_start_time(s, &LOG_SERVICE_START);
     LogServiceConfig {
         kind,
         region,
         project,
         logstore,
         endpoint,
-        use_consumer_group: s.or("use_consumer_group", true),
-        consumer_group: s.or("consumer_group", "logferry".to_owned()),
+        use_consumer_group: s.get_bool(&USE_CONSUMER_GROUP),
+        consumer_group: s.get_text(&CONSUMER_GROUP).unwrap_or_default(),
         consumer_name: read_consumer_name(s, input_id),
-        heartbeat_interval: Duration::from_secs(s.in_range(
-            "heartbeat_interval_in_seconds",
-            20u64,
-            1..=300,
-        )),
+        heartbeat_interval: Duration::from_secs(s.get_int(&HEARTBEAT_INTERVAL_IN_SECONDS)),
         start: initial
             .map(|t| StartPosition::Time(t.timestamp()))
             .unwrap_or(start),
         initial_start_time_in_utc: initial,
-        fetch_count: s.in_range("fetch_count", 1000u32, 1..=1000),
-        request_period: Duration::from_secs(s.in_range(
-            "request_period_in_seconds",
-            2u64,
-            0..=3600,
-        )),
+        fetch_count: s.get_int(&FETCH_COUNT),
+        request_period: Duration::from_secs(s.get_int(&LOG_SERVICE_REQUEST_PERIOD)),
         max_cycle: read_max_cycle(s),
-        parse_event_field: s.or(
-            "parse_event_field",
-            kind == ServiceKind::ActionTrailLogService,
-        ),
-        tag: s.or("tag", kind.default_tag().to_owned()),
+        parse_event_field: s
+            .get_opt(&PARSE_EVENT_FIELD)
+            .unwrap_or(kind == ServiceKind::ActionTrailLogService),
+        tag: s
+            .get_text(&TAG)
+            .unwrap_or_else(|| kind.default_tag().to_owned()),
         timeout: timeout(s),
     }
 }

@@ -4,6 +4,7 @@ pub mod actiontrail;
 pub mod config;
 pub mod http;
 pub mod input;
+pub mod keys;
 pub mod logservice;
 pub mod pb;
 pub mod sign;

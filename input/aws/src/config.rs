@@ -2,9 +2,10 @@
 //! `sqs_collector` input (seed 001). Every key is read through [`Section`], so every problem is reported with its
 //! field path and unknown keys are never silently ignored.
 
+use crate::keys::*;
 use crate::records::RecordCheck;
 use crate::tag::TagTemplate;
-use logferry::config::{ConfigErrorKind, Secret, Section};
+use logferry::config::{ConfigErrorKind, Key, Secret, Section};
 use regex::Regex;
 use std::time::Duration;
 
@@ -61,54 +62,35 @@ impl CredentialsConfig {
     }
 }
 
-/// Key names of the credentials in the two inputs.
-pub struct CredentialKeys {
-    pub access_key: &'static str,
-    pub access_secret: &'static str,
-    pub base_role: &'static str,
-    pub target_role: &'static str,
-    pub external_id: &'static str,
+/// The credential key names of one input, for the messages.
+struct CredentialNames {
+    access_key: &'static str,
+    access_secret: &'static str,
+    base_role: &'static str,
+    target_role: &'static str,
+    external_id: &'static str,
 }
 
-pub const AWS_KEYS: CredentialKeys = CredentialKeys {
-    access_key: "access_key",
-    access_secret: "access_secret",
-    base_role: "base_assume_role",
-    target_role: "target_assume_role",
-    external_id: "assume_role_external_id",
-};
-
-pub const SQS_COLLECTOR_KEYS: CredentialKeys = CredentialKeys {
-    access_key: "aws_access_key_id",
-    access_secret: "aws_secret_access_key",
-    base_role: "aws_base_account_role",
-    target_role: "aws_cross_account_role",
-    external_id: "aws_external_id",
-};
-
 /// Reads the credentials with the seed's key names and checks the combinations of the seed's table.
-pub fn read_credentials(s: &Section<'_>, k: &CredentialKeys) -> CredentialsConfig {
+pub fn read_credentials(s: &Section<'_>, keys: &CredentialKeys) -> CredentialsConfig {
+    let text = |key: &Key| s.get_text(key).filter(|v| !v.is_empty());
+    let secret = |key: &Key| s.get_secret(key).filter(|v| !v.0.is_empty());
     let c = CredentialsConfig {
-        access_key: s.optional::<String>(k.access_key).filter(|v| !v.is_empty()),
-        access_secret: s
-            .optional::<Secret>(k.access_secret)
-            .filter(|v| !v.0.is_empty()),
-        session_token: s
-            .optional::<Secret>("session_token")
-            .filter(|v| !v.0.is_empty()),
-        base_assume_role: s.optional::<String>(k.base_role).filter(|v| !v.is_empty()),
-        target_assume_role: s
-            .optional::<String>(k.target_role)
-            .filter(|v| !v.is_empty()),
-        external_id: s
-            .optional::<Secret>(k.external_id)
-            .filter(|v| !v.0.is_empty()),
-        profile: s.optional::<String>("profile").filter(|v| !v.is_empty()),
-        session_duration: Duration::from_secs(s.in_range(
-            "session_duration_in_seconds",
-            3600u64,
-            900..=43200,
-        )),
+        access_key: text(&keys.access_key),
+        access_secret: secret(&keys.access_secret),
+        session_token: secret(&SESSION_TOKEN),
+        base_assume_role: text(&keys.base_role),
+        target_assume_role: text(&keys.target_role),
+        external_id: secret(&keys.external_id),
+        profile: text(&PROFILE),
+        session_duration: Duration::from_secs(s.get_int(&SESSION_DURATION_IN_SECONDS)),
+    };
+    let k = CredentialNames {
+        access_key: keys.access_key.name,
+        access_secret: keys.access_secret.name,
+        base_role: keys.base_role.name,
+        target_role: keys.target_role.name,
+        external_id: keys.external_id.name,
     };
     if c.access_key.is_some() != c.access_secret.is_some() {
         let missing = if c.access_key.is_some() {
@@ -309,14 +291,12 @@ pub struct SqsServiceConfig {
     pub pulling_id_field: bool,
 }
 
-/// Reads the settings shared by every SQS service. `seed001` selects seed 001's ranges.
-pub fn read_common(s: &Section<'_>, seed001: bool) -> Common {
-    let (max_default, max_range) = if seed001 { (1, 1..=6) } else { (10, 1..=10) };
-    let wait_range = if seed001 { 20..=20 } else { 0..=20 };
-    let key_regex = regex_opt(s, "key_regex").or_else(|| regex_opt(s, "file_filter"));
+/// Reads the settings shared by every SQS service; `ranges`: the seed's ranges of two of them.
+pub fn read_common(s: &Section<'_>, ranges: &SqsRangeKeys) -> Common {
+    let key_regex = regex_opt(s, &KEY_REGEX);
     let mut patterns = Vec::new();
-    const PATTERNS: &str = "event_type_file_regex_patterns";
-    match s.raw(PATTERNS) {
+    const PATTERNS: &str = EVENT_TYPE_FILE_REGEX_PATTERNS.name;
+    match s.get_raw(&EVENT_TYPE_FILE_REGEX_PATTERNS) {
         None | Some(serde_json::Value::Null) => {}
         Some(serde_json::Value::Object(map)) => {
             for (k, v) in map {
@@ -342,36 +322,30 @@ pub fn read_common(s: &Section<'_>, seed001: bool) -> Common {
             "property must be a dictionary {event_type: regex}",
         ),
     }
-    let records_check = match s
-        .one_of("records_check", "structure", &["structure", "grammar"])
-        .as_str()
-    {
+    let records_check = match s.get_choice(&RECORDS_CHECK).as_str() {
         "grammar" => RecordCheck::Grammar,
         _ => RecordCheck::Structure,
     };
-    let policy = match s
-        .one_of("bad_object_policy", "set_aside", &["set_aside", "retry"])
-        .as_str()
-    {
+    let policy = match s.get_choice(&BAD_OBJECT_POLICY).as_str() {
         "retry" => BadObjectPolicy::Retry,
         _ => BadObjectPolicy::SetAside,
     };
     Common {
         key_regex,
         event_type_file_patterns: patterns,
-        workers: s.in_range("workers", 4usize, 1..=64),
-        max_messages: s.in_range("sqs_max_messages", max_default, max_range),
-        wait_time: s.in_range("sqs_wait_timeout", 20, wait_range),
-        visibility_timeout: s.in_range("sqs_visibility_timeout", 120, 120..=43200),
-        max_receive_count: s.in_range("max_receive_count", 10u32, 0..=1000),
-        compression: if s.or("compressed_events", false) {
+        workers: s.get_int(&WORKERS),
+        max_messages: s.get_int(&ranges.max_messages),
+        wait_time: s.get_int(&ranges.wait_timeout),
+        visibility_timeout: s.get_int(&SQS_VISIBILITY_TIMEOUT),
+        max_receive_count: s.get_int(&MAX_RECEIVE_COUNT),
+        compression: if s.get_bool(&COMPRESSED_EVENTS) {
             Compression::Gzip
         } else {
             Compression::Auto
         },
         bad_object_policy: policy,
         records_check,
-        request_period: logferry_input::config::request_period(s, 5, 3600),
+        request_period: logferry_input::config::request_period(s, &REQUEST_PERIOD_IN_SECONDS),
         max_cycle: logferry_input::runtime::read_max_cycle(s),
     }
 }
@@ -392,13 +366,19 @@ pub struct Common {
     pub max_cycle: Duration,
 }
 
-fn regex_opt(s: &Section<'_>, key: &str) -> Option<Regex> {
-    let v: String = s.optional(key)?;
+/// A declared regular expression (its aliases included), checked.
+pub fn regex_opt(s: &Section<'_>, key: &Key) -> Option<Regex> {
+    let v = s.get_text(key)?;
     match Regex::new(&v) {
         Ok(r) => Some(r),
         Err(e) => {
+            let name = [key.name]
+                .into_iter()
+                .chain(key.aliases.iter().copied())
+                .find(|n| s.contains(n))
+                .unwrap_or(key.name);
             s.error(
-                key,
+                name,
                 ConfigErrorKind::InvalidValue,
                 format!("property is not a valid regular expression: {e}"),
             );
@@ -409,10 +389,10 @@ fn regex_opt(s: &Section<'_>, key: &str) -> Option<Regex> {
 
 /// Reads `endpoint` (scheme://host[:port]).
 pub fn read_endpoint(s: &Section<'_>) -> Option<String> {
-    let e: String = s.optional("endpoint")?;
+    let e = s.get_text(&ENDPOINT)?;
     if !(e.starts_with("http://") || e.starts_with("https://")) {
         s.error(
-            "endpoint",
+            ENDPOINT.name,
             ConfigErrorKind::InvalidValue,
             format!("\"{e}\" must be scheme://host[:port]"),
         );
@@ -422,8 +402,9 @@ pub fn read_endpoint(s: &Section<'_>) -> Option<String> {
 }
 
 /// Reads `region` (mandatory) and checks its shape.
-pub fn read_region(s: &Section<'_>, key: &str) -> Option<String> {
-    let r: String = s.required(key)?;
+pub fn read_region(s: &Section<'_>) -> Option<String> {
+    let key = REGION.name;
+    let r = s.get_text(&REGION)?;
     let ok = r.len() <= 32
         && r.split('-').count() >= 3
         && r.chars()
