@@ -11,6 +11,7 @@ use logferry::state::{Loaded, StateStore};
 use logferry::watchdog::ProgressMark;
 use serde_json::Value;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Wait after an empty cycle of a puller with `request_period_in_seconds: 0`.
@@ -183,11 +184,11 @@ fn open_context(
     spec: &PullerSpec,
     factory: &SinkFactory,
     local_state: bool,
-    figures: &PullerFigures,
+    figures: &Arc<PullerFigures>,
 ) -> Option<PullContext> {
     let mut failures = 0;
     loop {
-        match try_open_context(spec, factory, local_state) {
+        match try_open_context(spec, factory, local_state, figures) {
             Ok(ctx) => return Some(ctx),
             Err(e) => {
                 failures += 1;
@@ -205,6 +206,7 @@ fn try_open_context(
     spec: &PullerSpec,
     factory: &SinkFactory,
     local_state: bool,
+    figures: &Arc<PullerFigures>,
 ) -> Result<PullContext, PullerError> {
     let key = factory.keys.state(&spec.identity.state_parts());
     let mut store = StateStore::new(factory.connect()?, key, spec.defining.clone());
@@ -230,7 +232,13 @@ fn try_open_context(
             data
         }
     };
-    PullContext::new(spec.identity.clone(), factory.clone(), store, state)
+    PullContext::new(
+        spec.identity.clone(),
+        factory.clone(),
+        store,
+        state,
+        figures.clone(),
+    )
 }
 
 fn retry_until_ok(

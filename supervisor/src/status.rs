@@ -316,6 +316,14 @@ fn pullers(out: &mut String, s: &Snapshot) {
                 .map(|t| duration(now - t))
                 .unwrap_or_else(|| "-".into())
         );
+        if let Some(b) = &p.backfill {
+            let _ = writeln!(
+                out,
+                "  backfill: {:.1}% done, {} left",
+                b.done_ratio * 100.0,
+                duration((b.seconds_left * 1000.0) as i64)
+            );
+        }
         if p.state == PullerState::Failing {
             if let Some(e) = &p.last_error {
                 let _ = writeln!(out, "  last error: {e}");

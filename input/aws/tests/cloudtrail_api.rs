@@ -290,6 +290,40 @@ fn a_backfill_killed_in_a_slot_resumes_at_that_slot_and_delivers_every_event() {
             );
         }
     }
+    // `logferry status --json` shows the backfill of the restarted process done (its share and time left).
+    let backfill = || {
+        let out = Command::new(logferry_bin())
+            .args(["status", "--json", "--config"])
+            .arg(dir.path().join("config.yaml"))
+            .output()
+            .expect("run logferry status");
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        status["snapshot"]["processes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["pullers"].as_array().cloned().unwrap_or_default())
+            .find(|p| p["service"] == "audit-events-all")
+            .map(|p| p["backfill"].clone())
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "status showing the backfill done",
+        || {
+            backfill()
+                .is_some_and(|b| b["done_ratio"] == json!(1.0) && b["seconds_left"] == json!(0.0))
+        },
+    );
+    let screen = Command::new(logferry_bin())
+        .args(["status", "--config"])
+        .arg(dir.path().join("config.yaml"))
+        .output()
+        .expect("run logferry status");
+    let screen = String::from_utf8_lossy(&screen.stdout);
+    assert!(
+        screen.contains("\n  backfill: 100.0% done, 0.0s left\n"),
+        "{screen}"
+    );
     let log = c.log_text();
     assert!(log.contains("Resuming the event history at"), "{log}");
     assert!(
