@@ -202,6 +202,8 @@ fn refresh_pages(dir: &Path, write: bool) -> Result<Vec<(PathBuf, String)>, Docs
 mod tests {
     use super::*;
     use logferry::config::keys::Default;
+    use logferry::config::{ConfigErrorKind, Key};
+    use serde_json::{json, Map, Value};
 
     /// The declarations agree with themselves: unique names per set, defaults within range and allowed.
     #[test]
@@ -241,6 +243,144 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A value of the key's declared type (its default when it has one).
+    fn sample(key: &Key) -> Value {
+        match (key.kind, key.default) {
+            (_, Default::Bool(b)) => json!(b),
+            (_, Default::Int(i)) => json!(i),
+            (_, Default::Float(f)) => json!(f),
+            (_, Default::Text(t)) => json!(t),
+            (Kind::Bool, _) => json!(true),
+            (Kind::Int { min, .. }, _) => json!(min),
+            (Kind::Float { min, .. }, _) => json!(min),
+            (Kind::List, _) => json!([]),
+            (Kind::Dict(Some(set)), _) => Value::Object(sample_set(set)),
+            (Kind::Dict(None), _) => json!({}),
+            _ => json!("x"),
+        }
+    }
+
+    /// Every accepted key of `set` with a sample value.
+    fn sample_set(set: &KeySet) -> Map<String, Value> {
+        set.keys()
+            .filter(|k| k.rejected.is_none())
+            .map(|k| (k.name.to_owned(), sample(k)))
+            .collect()
+    }
+
+    /// A whole file holding every key of `set` where that set applies (`keys`), the rest minimal.
+    fn file_with(id: &str, mut keys: Map<String, Value>) -> Value {
+        let demo = json!({"demo": {"id": 1, "services": {"s": {}}}});
+        let console = json!({"c": {"type": "console"}});
+        let mut with = |extra: Value| {
+            for (k, v) in extra.as_object().unwrap() {
+                keys.insert(k.clone(), v.clone());
+            }
+            Value::Object(keys.clone())
+        };
+        let aws = |services: Value| json!({"type": "aws", "id": 1, "region": "us-east-1", "services": services});
+        let alibaba = |services: Value| {
+            json!({"type": "alibaba", "id": 1, "credentials": {"access_key_id": "a", "access_key_secret": "b"},
+                   "services": services})
+        };
+        let (inputs, outputs) = match id {
+            "globals" => {
+                return json!({"globals": with(json!({})), "inputs": demo, "outputs": console})
+            }
+            "inputs" => (
+                json!({"demo": with(json!({"type": "demo", "services": {"s": {}}}))}),
+                console,
+            ),
+            "inputs.demo" => (json!({"demo": with(json!({"id": 1}))}), console),
+            "inputs.demo.services" => (
+                json!({"demo": {"id": 1, "services": {"s": with(json!({}))}}}),
+                console,
+            ),
+            "inputs.aws" => (json!({"a": with(json!({"type": "aws", "id": 1}))}), console),
+            "inputs.aws.credentials" => (json!({"a": aws(json!({}))}), console),
+            "inputs.aws.services" => (
+                json!({"a": aws(json!({"audit-events-all": with(json!({"types": ["audits_s3"]}))}))}),
+                console,
+            ),
+            "inputs.aws.cloudtrail_api" => (
+                json!({"a": aws(json!({"audit-events-all": with(json!({"types": ["audit_apis"]}))}))}),
+                console,
+            ),
+            "inputs.aws.cloudwatch_logs" => {
+                let mut input = aws(json!({"logs": with(json!({"types": ["logs"]}))}));
+                input["requests_per_second"] = json!(1);
+                (json!({"a": input}), console)
+            }
+            "inputs.sqs_collector" => (
+                json!({"q": with(json!({"type": "sqs_collector", "id": 1}))}),
+                console,
+            ),
+            "inputs.sqs_collector.services" => {
+                let input = json!({"type": "sqs_collector", "id": 1, "region": "us-east-1", "ack_messages": true,
+                                   "base_url": "https://sqs.us-east-1.amazonaws.com/1/q",
+                                   "services": {"s": with(json!({}))}});
+                (json!({"q": input}), console)
+            }
+            "inputs.alibaba" => (
+                json!({"al": with(json!({"type": "alibaba", "id": 1}))}),
+                console,
+            ),
+            "inputs.alibaba.credentials" => (json!({"al": alibaba(json!({}))}), console),
+            "inputs.alibaba.actiontrail" => (
+                json!({"al": alibaba(json!({"t": with(json!({"type": "actiontrail"}))}))}),
+                console,
+            ),
+            "inputs.alibaba.log_service" => (
+                json!({"al": alibaba(json!({"t": with(json!({"type": "actiontrail_log_service"}))}))}),
+                console,
+            ),
+            "inputs.alibaba.smq" => (
+                json!({"al": alibaba(json!({"t": with(json!({"type": "smq"}))}))}),
+                console,
+            ),
+            "outputs" => (
+                demo,
+                json!({"o": with(json!({"type": "console", "config": {}}))}),
+            ),
+            output => {
+                let kind = output.strip_prefix("outputs.").expect("an output's set");
+                let kind = if kind == "devo" { "relay" } else { kind };
+                (
+                    demo,
+                    json!({"o": {"type": kind, "config": with(json!({}))}}),
+                )
+            }
+        };
+        json!({"inputs": inputs, "outputs": outputs})
+    }
+
+    /// Every declared key is read by the code where its set applies: present in a file, it is never reported as
+    /// unknown (unless another problem of that key says why it is not used there, e.g. a Conflict).
+    #[test]
+    fn every_declared_key_is_read() {
+        let dir = std::env::temp_dir().join(format!("cfgref-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Nested sets (`globals.persistence`) are sampled inside their parent's.
+        for set in key_sets() {
+            let file = dir.join(format!("{}.json", set.id));
+            let root = file_with(set.id, sample_set(set));
+            std::fs::write(&file, serde_json::to_string(&root).unwrap()).unwrap();
+            let problems = plan::validate(&file).problems;
+            let unread: Vec<_> = problems
+                .iter()
+                .filter(|p| p.kind == ConfigErrorKind::UnknownKey)
+                .filter(|u| {
+                    !problems
+                        .iter()
+                        .any(|p| p.path == u.path && p.kind != u.kind)
+                })
+                .map(|p| p.to_string())
+                .collect();
+            assert!(unread.is_empty(), "{}: {unread:#?}\n{root:#}", set.id);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

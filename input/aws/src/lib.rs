@@ -110,11 +110,12 @@ impl InputKind for AwsInput {
         };
         let mut specs = Vec::new();
         let entries = services.entries();
-        let logs_rps = entries
-            .iter()
-            .any(|(_, s)| cloudwatch_logs::wanted(s))
-            .then(|| cloudwatch_logs::read_requests_per_second(section))
-            .flatten();
+        // Mandatory with a CloudWatch Logs service; range-checked (and known) without one too.
+        let logs_rps = if entries.iter().any(|(_, s)| cloudwatch_logs::wanted(s)) {
+            cloudwatch_logs::read_requests_per_second(section)
+        } else {
+            section.get_float_opt(&REQUESTS_PER_SECOND)
+        };
         for (service, s) in entries {
             let cx = ServiceContext {
                 info,
