@@ -401,7 +401,13 @@ pub fn refresh_regions(
     let mut out = String::with_capacity(page.len());
     let mut stale = Vec::new();
     let mut rest = page;
-    while let Some(at) = rest.find(START) {
+    // A marker starts a line (prose may quote one inside a line).
+    let marker_at = |text: &str| {
+        text.match_indices(START)
+            .map(|(i, _)| i)
+            .find(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n')
+    };
+    while let Some(at) = marker_at(rest) {
         let (before, from_mark) = rest.split_at(at);
         out.push_str(before);
         let mark_end = from_mark.find("-->").map_or(from_mark.len(), |e| e + 3);
@@ -471,10 +477,17 @@ mod tests {
 
     #[test]
     fn regions_are_refreshed_and_stale_ones_named() {
-        let page = format!("# x\n{}\nold\n{END_MARK}\ntail\n", start_mark("t"));
+        let page = format!(
+            "# x, quoting `{}` in prose\n{}\nold\n{END_MARK}\ntail\n",
+            start_mark("t"),
+            start_mark("t")
+        );
         let (fresh, stale) = refresh_regions(&page, &[&SET]).unwrap();
         assert_eq!(stale, vec![StaleRegion { id: "t".into() }]);
-        assert!(fresh.starts_with("# x\n<!-- generated: t -->\n| key |"));
+        assert!(
+            fresh.contains("in prose\n<!-- generated: t -->\n| key |"),
+            "{fresh}"
+        );
         assert!(fresh.ends_with(&format!("{END_MARK}\ntail\n")));
         let (again, stale) = refresh_regions(&fresh, &[&SET]).unwrap();
         assert!(stale.is_empty());
