@@ -383,6 +383,24 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The values of the keys declared secret are the ones the log redaction masks, and no other key is named like
+    /// a secret.
+    #[test]
+    fn declared_secrets_are_the_redacted_ones() {
+        for set in all_key_sets() {
+            for key in set.keys() {
+                assert_eq!(
+                    key.secret,
+                    logferry::redact::is_secret_key(key.name),
+                    "{}.{}: declared secret {} but redaction says the opposite",
+                    set.id,
+                    key.name,
+                    key.secret
+                );
+            }
+        }
+    }
+
     #[test]
     fn set_ids_are_unique() {
         let sets = all_key_sets();
