@@ -2,7 +2,7 @@
 //! range or allowed values, meaning, secret or not, rejected or not) in a [`KeySet`] next to the config struct that
 //! reads it. The same declaration drives the reader ([`Section`](super::Section)'s `get_*` methods: defaults, range
 //! checks, error messages), `logferry validate`, `logferry config-reference` and the parameter tables of docs/*.md
-//! ([`render_markdown`], regions marked `<!-- generated: <set id> -->`).
+//! ([`KeySet::render_markdown`], regions marked `<!-- generated: <set id> -->`).
 
 use serde_json::{json, Value};
 use std::fmt::Write as _;

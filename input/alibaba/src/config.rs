@@ -134,7 +134,8 @@ pub const LOOKUP_KEYS: [&str; 12] = [
     "RoleName",
 ];
 
-/// The `actiontrail` service (LookupEvents API).
+/// The `actiontrail` service (LookupEvents API); defaults and ranges are declared in
+/// [`crate::keys::ACTIONTRAIL_KEYS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionTrailConfig {
     /// `region`: region id, e.g. `cn-hangzhou`. Mandatory unless `endpoint` is set.
@@ -145,21 +146,20 @@ pub struct ActionTrailConfig {
     /// `initial_start_time_in_utc`: `YYYY-MM-DDTHH:MM:SSZ`, in the past. Default: 1 day before the first start.
     /// Changing it resets the persistence at the next start.
     pub initial_start_time_in_utc: Option<chrono::DateTime<chrono::Utc>>,
-    /// `request_period_in_seconds`: time between two pull cycles. Default 60; 1..=86400.
+    /// `request_period_in_seconds`: time between two pull cycles.
     pub request_period: Duration,
-    /// `lag_in_seconds`: windows end this long before now (events appear ~10 min late). Default 600; 600..=86400.
+    /// `lag_in_seconds`: windows end this long before now (events appear ~10 min late).
     pub lag: Duration,
-    /// `window_size_in_seconds`: longest window per request series; the state is committed after each. Default
-    /// 3600; 60..=86400.
+    /// `window_size_in_seconds`: longest window per request series; the state is committed after each.
     pub window: Duration,
     /// `max_cycle_seconds`: no new window starts after a cycle ran this long (a catch-up goes on in the next cycle,
-    /// at once), so statistics and `@devo_pulling_id` move on. Default 60; 1..=3600 (the runtime's cycle bound).
+    /// at once), so statistics and `@devo_pulling_id` move on.
     pub max_cycle: Duration,
-    /// `max_results`: page size (`MaxResults`). Default 50; 1..=50.
+    /// `max_results`: page size (`MaxResults`).
     pub max_results: u32,
-    /// `requests_per_second`: request budget (the API allows ~2/s). Default 2; 0.1..=10.
+    /// `requests_per_second`: request budget (the API allows ~2/s).
     pub requests_per_second: f64,
-    /// `max_retries`: retries of a throttled or failed (5xx) request before the cycle fails. Default 6; 0..=20.
+    /// `max_retries`: retries of a throttled or failed (5xx) request before the cycle fails.
     pub max_retries: u32,
     /// `signature_version`: `v3` (default) or `v2`.
     pub signature_version: SignatureVersion,
@@ -167,7 +167,7 @@ pub struct ActionTrailConfig {
     pub lookup_attributes: Vec<LookupAttribute>,
     /// `tag`: tag of the events. Default `cloud.alibaba.actiontrail.events`.
     pub tag: String,
-    /// `timeout_in_seconds`: HTTP timeout per request. Default 30; 1..=300.
+    /// `timeout_in_seconds`: HTTP timeout per request.
     pub timeout: Duration,
 }
 
@@ -191,7 +191,8 @@ impl StartPosition {
     }
 }
 
-/// The four Log Service services (PullLogs).
+/// The four Log Service services (PullLogs); defaults and ranges are declared in
+/// [`crate::keys::LOG_SERVICE_KEYS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogServiceConfig {
     pub kind: ServiceKind,
@@ -213,26 +214,26 @@ pub struct LogServiceConfig {
     /// every shard). Default `<host name>-<input id>-<pid of the collector's main process>` (see
     /// [`default_consumer_name`]).
     pub consumer_name: String,
-    /// `heartbeat_interval_in_seconds`: consumer-group heartbeat. Default 20; 1..=300 (group timeout = 2x).
+    /// `heartbeat_interval_in_seconds`: consumer-group heartbeat (group timeout = 2x).
     pub heartbeat_interval: Duration,
     /// `initial_start_time_in_utc`: where to start shards without checkpoint; `YYYY-MM-DDTHH:MM:SSZ`.
     /// Default: `start_position`. Changing it resets the local persistence.
     pub initial_start_time_in_utc: Option<chrono::DateTime<chrono::Utc>>,
     /// `start_position`: `begin` (default) or `end`, when `initial_start_time_in_utc` is absent.
     pub start: StartPosition,
-    /// `fetch_count`: log groups per PullLogs. Default 1000; 1..=1000.
+    /// `fetch_count`: log groups per PullLogs.
     pub fetch_count: u32,
-    /// `request_period_in_seconds`: pause between cycles once every shard is caught up. Default 2; 0..=3600.
+    /// `request_period_in_seconds`: pause between cycles once every shard is caught up.
     pub request_period: Duration,
     /// `max_cycle_seconds`: no new round over the shards starts after a cycle ran this long, so statistics and
-    /// `@devo_pulling_id` move on while data keeps coming. Default 60; 1..=3600 (the runtime's cycle bound).
+    /// `@devo_pulling_id` move on while data keeps coming.
     pub max_cycle: Duration,
     /// `parse_event_field`: parse the `event` JSON string of ActionTrail logs. Default true for
     /// `actiontrail_log_service`, false otherwise.
     pub parse_event_field: bool,
     /// `tag`: tag of the events. Default per service (seed table).
     pub tag: String,
-    /// `timeout_in_seconds`: HTTP timeout per request. Default 30; 1..=300.
+    /// `timeout_in_seconds`: HTTP timeout per request.
     pub timeout: Duration,
 }
 

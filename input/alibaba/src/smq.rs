@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 const API: &str = "MNS";
 
-/// The `smq` service.
+/// The `smq` service; defaults and ranges are declared in [`crate::keys::SMQ_KEYS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SmqConfig {
     /// `account_id`: the Alibaba Cloud account id (part of the host). Mandatory unless `endpoint` is set.
@@ -30,23 +30,23 @@ pub struct SmqConfig {
     pub endpoint: String,
     /// `queue`: the queue name. Mandatory.
     pub queue: String,
-    /// `batch_size`: messages per BatchReceiveMessage (`numOfMessages`). Default 16; 1..=16.
+    /// `batch_size`: messages per BatchReceiveMessage (`numOfMessages`).
     pub batch_size: u32,
-    /// `wait_seconds`: long-polling wait (`waitseconds`). Default 20; 0..=30.
+    /// `wait_seconds`: long-polling wait (`waitseconds`).
     pub wait_seconds: u32,
     /// `base64_decode_body`: the bodies are base64 (the SDKs' default). Default true; false = bodies as sent.
     pub base64_decode_body: bool,
     /// `visibility_timeout_in_seconds`: when set, each received message's visibility is changed to this
-    /// (ChangeMessageVisibility) and its new receipt handle used. Default none; 1..=43200.
+    /// (ChangeMessageVisibility) and its new receipt handle used.
     pub visibility_timeout: Option<u32>,
-    /// `request_period_in_seconds`: pause after the queue was found empty. Default 0; 0..=3600.
+    /// `request_period_in_seconds`: pause after the queue was found empty.
     pub request_period: Duration,
     /// `max_cycle_seconds`: no new receive starts after a cycle ran this long, so statistics and `@devo_pulling_id`
-    /// move on while messages keep coming. Default 60; 1..=3600 (the runtime's cycle bound).
+    /// move on while messages keep coming.
     pub max_cycle: Duration,
     /// `tag`: tag of the events. Default `my.app.alibaba.smq`.
     pub tag: String,
-    /// `timeout_in_seconds`: HTTP timeout, added to `wait_seconds`. Default 30; 1..=300.
+    /// `timeout_in_seconds`: HTTP timeout, added to `wait_seconds`.
     pub timeout: Duration,
 }
 

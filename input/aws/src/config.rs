@@ -28,7 +28,7 @@ pub struct CredentialsConfig {
     pub external_id: Option<Secret>,
     /// `profile`: named profile of the default provider chain (when no access key is given).
     pub profile: Option<String>,
-    /// `session_duration_in_seconds`: lifetime of assumed-role sessions. Default 3600; 900..=43200. Sessions are
+    /// `session_duration_in_seconds`: lifetime of assumed-role sessions. Sessions are
     /// renewed by the SDK's identity cache before they expire.
     pub session_duration: Duration,
 }
@@ -230,7 +230,8 @@ pub enum Compression {
     Gzip,
 }
 
-/// One SQS-driven service: the queue, how messages become events, and the delivery settings.
+/// One SQS-driven service: the queue, how messages become events, and the delivery settings. Defaults and ranges
+/// are declared in [`crate::keys`].
 #[derive(Debug, Clone)]
 pub struct SqsServiceConfig {
     pub client: ClientConfig,
@@ -252,16 +253,15 @@ pub struct SqsServiceConfig {
     pub key_regex: Option<Regex>,
     /// `event_type_file_regex_patterns`: `{event_type: regex}`: the first regex matching the key gives the event type.
     pub event_type_file_patterns: Vec<(String, Regex)>,
-    /// `workers`: messages processed in parallel, each acknowledged on its own. Default 4; 1..=64.
+    /// `workers`: messages processed in parallel, each acknowledged on its own.
     pub workers: usize,
-    /// `sqs_max_messages`: messages per ReceiveMessage. Default 1 (seed 001: 1..=6) / 10 (aws: 1..=10).
+    /// `sqs_max_messages`: messages per ReceiveMessage (the seeds differ: `AWS_SQS_RANGES`, `SQS_COLLECTOR_SQS_RANGES`).
     pub max_messages: i32,
-    /// `sqs_wait_timeout`: long-poll seconds. Seed 001: 20..=20; aws: default 20, 0..=20.
+    /// `sqs_wait_timeout`: long-poll seconds (the seeds differ, as above).
     pub wait_time: i32,
     /// `sqs_visibility_timeout`: seconds a received message stays invisible; extended while it is processed.
-    /// Default 120; 120..=43200.
     pub visibility_timeout: i32,
-    /// `max_receive_count`: a message received more times than this is reported and set aside. Default 10; 0 = off.
+    /// `max_receive_count`: a message received more times than this is reported and set aside; 0 = off.
     pub max_receive_count: u32,
     /// `ack_messages`: delete messages once their events are in Redis. Default true (seed 001: mandatory).
     pub ack_messages: bool,
@@ -278,10 +278,10 @@ pub struct SqsServiceConfig {
     pub do_not_send: bool,
     /// `debug_md5`: also emit `{"md5":…,"message_id":…}` per message to `my.app.sqs.message_body`. Default false.
     pub debug_md5: bool,
-    /// `request_period_in_seconds`: time between pull cycles. Default 5; 0..=3600.
+    /// `request_period_in_seconds`: time between pull cycles.
     pub request_period: Duration,
     /// `max_cycle_seconds`: no new receive starts after a cycle ran this long, so its statistics are logged and a
-    /// new `@devo_pulling_id` starts even when messages keep coming. Default 60; 1..=3600.
+    /// new `@devo_pulling_id` starts even when messages keep coming.
     pub max_cycle: Duration,
     /// The puller class name in logs (`AwsSqsS3CloudTrailPuller`...).
     pub puller_name: &'static str,

@@ -81,7 +81,8 @@ pub static CLOUDTRAIL_API_KEYS: KeySet = KeySet {
     ]],
 };
 
-/// One `audit-events-all` service reading CloudTrail's event history.
+/// One `audit-events-all` service reading CloudTrail's event history; defaults and ranges are declared in
+/// [`CLOUDTRAIL_API_KEYS`].
 #[derive(Debug, Clone)]
 pub struct CloudTrailApiConfig {
     pub client: ClientConfig,
@@ -90,10 +91,10 @@ pub struct CloudTrailApiConfig {
     /// Changing it resets the puller's state.
     pub start_time: Option<DateTime<Utc>>,
     /// `gap_until_now_in_minutes`: events newer than `now - gap` are left for a later cycle, so that CloudTrail
-    /// (which makes events visible within about 5 minutes, rarely 15) has them all. Default 15; 0..=1440.
+    /// (which makes events visible within about 5 minutes, rarely 15) has them all.
     pub gap_until_now: Duration,
     /// `time_slot_in_hours`: the history is read in slots of this length, oldest first; the state is committed
-    /// after each slot is in Redis. Default 1; 1..=2160.
+    /// after each slot is in Redis.
     pub time_slot: Duration,
     /// `sources`: event sources to read (`s3.amazonaws.com`...), one pass per source with the LookupAttribute
     /// EventSource; a string or a list. Default: all sources in one pass.
@@ -105,13 +106,12 @@ pub struct CloudTrailApiConfig {
     pub auto_event_type: bool,
     /// `tag`: tag template. Default `cloud.aws.cloudtrail.{event_type}.{account_id}.{region_id}.{format_version}`.
     pub tag: TagTemplate,
-    /// `requests_per_second`: LookupEvents calls per second. Default 2 (CloudTrail's limit per account and region);
-    /// 0.1..=2.
+    /// `requests_per_second`: LookupEvents calls per second (at most CloudTrail's limit per account and region).
     pub requests_per_second: f64,
-    /// `request_period_in_seconds`: time between the starts of two pull cycles. Default 60; 0..=3600.
+    /// `request_period_in_seconds`: time between the starts of two pull cycles.
     pub request_period: Duration,
     /// `max_cycle_seconds`: no new slot starts after a cycle ran this long (a backfill goes on in the next cycle,
-    /// with no wait). Default 60; 1..=3600.
+    /// with no wait).
     pub max_cycle: Duration,
 }
 

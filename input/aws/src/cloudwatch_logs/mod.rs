@@ -63,7 +63,7 @@ pub static CLOUDWATCH_LOGS_KEYS: KeySet = KeySet {
     ]],
 };
 
-/// One CloudWatch Logs service.
+/// One CloudWatch Logs service; defaults and ranges are declared in [`CLOUDWATCH_LOGS_KEYS`].
 #[derive(Debug, Clone)]
 pub struct CloudWatchLogsConfig {
     pub client: crate::config::ClientConfig,
@@ -78,13 +78,13 @@ pub struct CloudWatchLogsConfig {
     /// Default false.
     pub use_first_optimized_retrieval: bool,
     /// `requests_per_second` (input key, mandatory, as seed 002 says): CloudWatch Logs calls per second of this
-    /// input's services (FilterLogEvents allows 5 per account and region by default). 0.1..=25.
+    /// input's services (FilterLogEvents allows 5 per account and region by default).
     pub requests_per_second: f64,
     /// `tag`: default `cloud.aws.cloudwatch.logs`.
     pub tag: String,
-    /// `request_period_in_seconds`: default 60; 0..=3600.
+    /// `request_period_in_seconds` ([`CLOUDWATCH_LOGS_KEYS`], as every key here).
     pub request_period: Duration,
-    /// `max_cycle_seconds`: default 60; 1..=3600.
+    /// `max_cycle_seconds`.
     pub max_cycle: Duration,
 }
 
