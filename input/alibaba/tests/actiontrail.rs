@@ -8,7 +8,7 @@ use common::*;
 use logferry_input_alibaba::actiontrail::{api_time, ActionTrailClient};
 use logferry_input_alibaba::config::{ActionTrailConfig, Credentials, SignatureVersion};
 use logferry_input_alibaba::sign;
-use logferry_testkit::collector::{logferry_bin, Collector};
+use logferry_testkit::collector::{self, logferry_bin, Collector};
 use logferry_testkit::log_capture::LogCapture;
 use logferry_testkit::senders::{CaptureMode, CaptureServer, TestPki};
 use logferry_testkit::{seed_lines, wait_until, RedisServer, TempDir};
@@ -636,21 +636,7 @@ fn status_shows_the_backfill_of_windows() {
     });
     let mut c = Collector::start(&logferry_bin(), dir.path(), &config.to_string());
     c.wait_log("The data is up to date!", Duration::from_secs(60));
-    let backfill = || {
-        let out = std::process::Command::new(logferry_bin())
-            .args(["status", "--json", "--config"])
-            .arg(dir.path().join("config.yaml"))
-            .output()
-            .expect("run logferry status");
-        let status: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        status["snapshot"]["processes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|p| p["pullers"].as_array().cloned().unwrap_or_default())
-            .find(|p| p["service"] == "actiontrail")
-            .map(|p| p["backfill"].clone())
-    };
+    let backfill = || collector::status_backfill(&dir.path().join("config.yaml"), "actiontrail");
     wait_until(
         Duration::from_secs(30),
         "status showing the backfill of windows done",

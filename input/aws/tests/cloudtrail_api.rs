@@ -291,21 +291,8 @@ fn a_backfill_killed_in_a_slot_resumes_at_that_slot_and_delivers_every_event() {
         }
     }
     // `logferry status --json` shows the backfill of the restarted process done (its share and time left).
-    let backfill = || {
-        let out = Command::new(logferry_bin())
-            .args(["status", "--json", "--config"])
-            .arg(dir.path().join("config.yaml"))
-            .output()
-            .expect("run logferry status");
-        let status: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        status["snapshot"]["processes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|p| p["pullers"].as_array().cloned().unwrap_or_default())
-            .find(|p| p["service"] == "audit-events-all")
-            .map(|p| p["backfill"].clone())
-    };
+    let backfill =
+        || collector::status_backfill(&dir.path().join("config.yaml"), "audit-events-all");
     wait_until(
         Duration::from_secs(30),
         "status showing the backfill done",
