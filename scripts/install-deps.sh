@@ -31,7 +31,7 @@ install_missing_debian_packages prometheus podman buildah runc debootstrap binut
 systemctl disable --now prometheus >/dev/null 2>&1 || true
 
 # Python peers used by the tests (moto's AWS server, Devo's reference sender, Alibaba SDKs as oracles; boto3 and
-# botocore for the local CloudTrail LookupEvents server, which checks SigV4 with botocore's signer).
+# botocore for the local CloudTrail and GuardDuty servers, which check SigV4 with botocore's signer).
 python_packages=('moto[server]' boto3 botocore devo-sdk cryptography)
 python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true
 

@@ -88,6 +88,15 @@ impl Event {
 }
 
 /// Encodes a wrap (a batch of events stored as one stream entry).
+/// True for a JSON member name that needs no escaping (printable ASCII without `"` and `\`): the names of members
+/// spliced into events as text (the stable event id) and looked up in them (Splunk HEC `fields`).
+pub fn is_plain_json_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
 pub fn encode_wrap(events: &[Event]) -> Vec<u8> {
     rmp_serde::to_vec(events).expect("events always serialize")
 }

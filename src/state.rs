@@ -91,6 +91,38 @@ impl StateStore {
         Ok(Loaded::Resumed(stored.data))
     }
 
+    /// Moves the state stored under `old_key` (an earlier version's key) to this store's key when its defining
+    /// values are this store's; returns its progress. A state of other defining values (another region's) is
+    /// left where it is, for its own puller.
+    pub fn adopt(&mut self, old_key: &str) -> Result<Option<Value>, StateError> {
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(old_key)
+            .query(&mut self.conn)
+            .map_err(|source| StateError::Redis {
+                key: old_key.to_owned(),
+                source,
+            })?;
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let stored: Stored = serde_json::from_str(&raw).map_err(|source| StateError::Corrupt {
+            key: old_key.to_owned(),
+            source,
+        })?;
+        if stored.defining != self.defining {
+            return Ok(None);
+        }
+        self.save(&stored.data)?;
+        redis::cmd("DEL")
+            .arg(old_key)
+            .query::<()>(&mut self.conn)
+            .map_err(|source| StateError::Redis {
+                key: old_key.to_owned(),
+                source,
+            })?;
+        Ok(Some(stored.data))
+    }
+
     /// Stores progress. Callers commit only after the events it covers are in the queue.
     pub fn save(&mut self, data: &Value) -> Result<(), StateError> {
         let stored = serde_json::json!({"defining": self.defining, "data": data});

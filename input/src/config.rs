@@ -77,9 +77,30 @@ impl PullerIdentity {
         }
     }
 
-    /// The parts of the state key.
-    pub fn state_parts(&self) -> [&str; 4] {
-        [&self.input, &self.input_id, &self.service, &self.module]
+    /// The parts of the state key: a regional puller's key ends with its region, so that the pullers of one
+    /// service in several regions (`regions: [...]`) keep their own progress.
+    pub fn state_parts(&self) -> Vec<&str> {
+        let mut parts = vec![
+            self.input.as_str(),
+            &self.input_id,
+            &self.service,
+            &self.module,
+        ];
+        if let ThreadNaming::Regional { region } = &self.naming {
+            parts.push(region);
+        }
+        parts
+    }
+
+    /// The state key's parts of the versions before regions (no region): a regional puller adopts the state
+    /// stored there when its own key has none and the stored defining values (which name the region) match.
+    pub fn legacy_state_parts(&self) -> Option<[&str; 4]> {
+        matches!(self.naming, ThreadNaming::Regional { .. }).then_some([
+            self.input.as_str(),
+            &self.input_id,
+            &self.service,
+            &self.module,
+        ])
     }
 }
 

@@ -148,6 +148,8 @@ pub struct PullContext {
     pub stats: CycleStats,
     /// The puller's figures (`logferry status`, `/metrics`).
     figures: Arc<PullerFigures>,
+    /// The next cycle's start chosen by the puller in this cycle.
+    next_cycle_at: Option<Instant>,
 }
 
 impl PullContext {
@@ -175,6 +177,7 @@ impl PullContext {
             written_by_workers: 0,
             ledger,
             stats: CycleStats::default(),
+            next_cycle_at: None,
         })
     }
 
@@ -200,6 +203,18 @@ impl PullContext {
         self.idle = Duration::ZERO;
         self.pulling_id = logferry::time::now_ms() as u64;
         self.stats = CycleStats::default();
+        self.next_cycle_at = None;
+    }
+
+    /// Asks the runtime to start the next cycle at `at` instead of one `request_period` after this one's start
+    /// (a puller aligned on its source's periods, as the metrics puller's `retrieval_offset`).
+    pub fn start_next_cycle_at(&mut self, at: Instant) {
+        self.next_cycle_at = Some(at);
+    }
+
+    /// When the next cycle starts, if the puller chose it ([`Self::start_next_cycle_at`]).
+    pub(crate) fn next_cycle_at(&self) -> Option<Instant> {
+        self.next_cycle_at
     }
 
     /// The level of the cycle's routine lines (`Pull Started`, `Starting a new pulling ...`): INFO as the seeds

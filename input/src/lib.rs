@@ -6,7 +6,9 @@ pub mod config;
 pub mod context;
 pub mod demo;
 pub mod error;
+pub mod event_id;
 pub mod process;
+pub mod progress;
 pub mod pulling_id;
 pub mod runtime;
 pub mod sink;
@@ -14,7 +16,9 @@ pub mod sink;
 pub use config::{configure_inputs, InputKind, PullerIdentity, PullerSpec, ThreadNaming};
 pub use context::{CycleStats, ItemLedger, ItemRead, NoEvent, PullContext};
 pub use error::{PullerError, PullerErrorType};
-pub use pulling_id::PullingIdField;
+pub use event_id::EventIdField;
+pub use progress::{ProgressStore, SavedProgress};
+pub use pulling_id::{object_body, PullingIdField};
 pub use sink::{EventSink, SinkFactory};
 
 /// One puller: a state machine driven by the runtime's thread.

@@ -20,18 +20,28 @@ impl PullingIdField {
     /// The pieces of `object` with the member added as its last one; None when the text is not `{...}` (such an
     /// event is sent as it is). The object's own members are not checked.
     pub fn splice<'a>(&'a self, object: &'a str) -> Option<[&'a str; 2]> {
-        let text = object.trim_ascii_end();
-        let body = text.strip_suffix('}')?;
-        if !text.trim_ascii_start().starts_with('{') {
-            return None;
-        }
-        let member = if body.trim_ascii_end().ends_with('{') {
-            &self.after_members[1..]
-        } else {
-            &self.after_members
-        };
-        Some([body, member])
+        let (body, empty) = object_body(object)?;
+        Some([body, self.closing(empty)])
     }
+
+    /// The member and the object's closing brace; `empty`: the object has no member before it (no comma).
+    pub fn closing(&self, empty: bool) -> &str {
+        match empty {
+            true => &self.after_members[1..],
+            false => &self.after_members,
+        }
+    }
+}
+
+/// The text of a JSON object without its closing brace, and whether it has no member; None when the text is not
+/// `{...}`. Members are spliced in after it (each with a leading comma unless the object is empty).
+pub fn object_body(object: &str) -> Option<(&str, bool)> {
+    let text = object.trim_ascii_end();
+    let body = text.strip_suffix('}')?;
+    if !text.trim_ascii_start().starts_with('{') {
+        return None;
+    }
+    Some((body, body.trim_ascii_end().ends_with('{')))
 }
 
 #[cfg(test)]

@@ -97,7 +97,9 @@ fn pull_until_stop(
                 let elapsed = ctx.cycle_elapsed();
                 // A continuous puller (period 0) that found nothing waits a moment instead of spinning; a cycle
                 // that ran to its bound was cut while data kept coming, so the next one starts at once.
-                let wait = if spec.request_period.is_zero() && ctx.stats.generated == 0 {
+                let wait = if let Some(at) = ctx.next_cycle_at() {
+                    at.saturating_duration_since(std::time::Instant::now())
+                } else if spec.request_period.is_zero() && ctx.stats.generated == 0 {
                     IDLE_WAIT
                 } else if ctx.cycle_over() {
                     Duration::ZERO
@@ -210,7 +212,11 @@ fn try_open_context(
 ) -> Result<PullContext, PullerError> {
     let key = factory.keys.state(&spec.identity.state_parts());
     let mut store = StateStore::new(factory.connect()?, key, spec.defining.clone());
-    let state = match store.load()? {
+    let loaded = match store.load()? {
+        Loaded::Fresh => adopt_legacy_state(spec, factory, &mut store)?,
+        loaded => loaded,
+    };
+    let state = match loaded {
         // The progress lives elsewhere (e.g. a consumer group's checkpoints): the local one says nothing.
         _ if !local_state => Value::Null,
         Loaded::Fresh => {
@@ -239,6 +245,29 @@ fn try_open_context(
         state,
         figures.clone(),
     )
+}
+
+/// A regional puller without state looks under the key of the versions before regions (no region in it): the
+/// state stored there for its region (its defining values) becomes its own.
+fn adopt_legacy_state(
+    spec: &PullerSpec,
+    factory: &SinkFactory,
+    store: &mut StateStore,
+) -> Result<Loaded, PullerError> {
+    let Some(parts) = spec.identity.legacy_state_parts() else {
+        return Ok(Loaded::Fresh);
+    };
+    let old_key = factory.keys.state(&parts);
+    Ok(match store.adopt(&old_key)? {
+        Some(data) => {
+            log::info!(
+                "Persistence found under the key of an earlier version ({old_key}): moved to {}",
+                store.key()
+            );
+            Loaded::Resumed(data)
+        }
+        None => Loaded::Fresh,
+    })
 }
 
 fn retry_until_ok(

@@ -2,6 +2,7 @@
 //! thread a puller starts) owns one, with its own Redis connection.
 
 use crate::error::PullerError;
+use crate::progress::ProgressNotes;
 use logferry::event::{Event, EventClass, Wrap};
 use logferry::queue::{QueueLimits, QueueProducer};
 use logferry::redis_conn::{Keys, RedisLink};
@@ -38,6 +39,7 @@ impl SinkFactory {
             sent: 0,
             bytes: 0,
             newest_ms: i64::MIN,
+            progress: ProgressNotes::default(),
         })
     }
 
@@ -83,6 +85,8 @@ pub struct EventSink {
     pub bytes: u64,
     /// The newest event time buffered (for the puller's lag in its figures).
     newest_ms: i64,
+    /// Progress inside the items being read, saved with the next write (see [`crate::progress`]).
+    progress: ProgressNotes,
 }
 
 impl EventSink {
@@ -140,6 +144,25 @@ impl EventSink {
         self.after_push()
     }
 
+    /// Starts noting the progress of an item (an S3 object) under `key`: from now on each write also saves, in the
+    /// same transaction, `version` and the position given by [`EventSink::advance_item`] (`position`: units
+    /// already done when reading starts), expiring after `ttl`.
+    pub fn track_item(&mut self, key: String, version: String, position: u64, ttl: Duration) {
+        self.progress.track(key, version, position, ttl);
+    }
+
+    /// The item being read has `position` units done, counting the one whose event was just emitted or is about
+    /// to be (call it before emitting: a write may happen inside the emit).
+    #[inline]
+    pub fn advance_item(&mut self, position: u64) {
+        self.progress.advance(position);
+    }
+
+    /// The item is read to its end (its last position is saved with the next write).
+    pub fn end_item(&mut self) {
+        self.progress.end();
+    }
+
     /// Writes every buffered event; on success all of them are in Redis. The producer waits through Redis outages,
     /// so this fails only at stop or on an error no wait can fix. A failed write keeps the events buffered: the
     /// next `emit` or `flush` writes them first. Nothing was acknowledged at the source for them (acknowledgements
@@ -149,9 +172,14 @@ impl EventSink {
         let used = (self.current + 1).min(self.wraps.len());
         let filled = &mut self.wraps[..used];
         if filled.iter().all(Wrap::is_empty) {
+            // Positions that moved without events (units skipped or set aside) need no save: at worst they are
+            // skipped or set aside again. They must not be saved later either, after their item was forgotten.
+            self.progress.saved();
             return Ok(());
         }
-        self.producer.push_wraps(filled)?;
+        self.producer
+            .push_wraps_with(filled, &self.progress.commands())?;
+        self.progress.saved();
         let mut events = 0;
         for wrap in filled.iter_mut() {
             events += wrap.len() as u64;
@@ -173,6 +201,7 @@ impl EventSink {
     pub fn discard(&mut self) -> usize {
         let n = self.pending();
         self.wraps.iter_mut().for_each(Wrap::clear);
+        self.progress.clear();
         self.current = 0;
         n
     }
@@ -304,6 +333,54 @@ mod tests {
             .query(&mut c)
             .unwrap();
         assert_eq!(events, 801);
+    }
+
+    /// The progress saved under `key` (position, seconds to live).
+    fn saved_progress(redis: &RedisServer, key: &str) -> Option<(u64, i64)> {
+        let mut c = logferry::redis_conn::connect(&redis.url(), Duration::from_secs(5)).unwrap();
+        let mut store = crate::ProgressStore::new(
+            logferry::redis_conn::RedisLink::open(&redis.url(), Duration::from_secs(5)).unwrap(),
+        );
+        let saved = store.load(key).unwrap()?;
+        assert_eq!(saved.version, "etag-1");
+        let ttl: i64 = redis::cmd("TTL").arg(key).query(&mut c).unwrap();
+        Some((saved.position, ttl))
+    }
+
+    /// An item's position is saved by the write that takes the events it covers (same transaction), never before;
+    /// one dropped with unwritten events is not saved at all.
+    #[test]
+    fn item_progress_is_saved_with_the_events_it_covers() {
+        let redis = RedisServer::start();
+        let mut sink = open(&redis);
+        let ttl = Duration::from_secs(600);
+        sink.track_item("progress:a".into(), "etag-1".into(), 0, ttl);
+        let message = "x".repeat(300);
+        for n in 1..800u64 {
+            sink.advance_item(n);
+            sink.emit_parts("my.app.test", 1, &message).unwrap();
+        }
+        assert_eq!(saved_progress(&redis, "progress:a"), None);
+        sink.advance_item(800);
+        sink.emit_parts("my.app.test", 1, &message).unwrap();
+        assert_eq!(wraps_written(&redis), WRAPS_PER_FLUSH);
+        let (position, left) = saved_progress(&redis, "progress:a").unwrap();
+        assert_eq!(position, 800);
+        assert!(left > 590 && left <= 600, "{left}");
+        sink.advance_item(801);
+        sink.emit_parts("my.app.test", 1, &message).unwrap();
+        sink.end_item();
+        sink.flush().unwrap();
+        assert_eq!(saved_progress(&redis, "progress:a").unwrap().0, 801);
+        // Dropped events take their item's position with them.
+        sink.track_item("progress:b".into(), "etag-1".into(), 0, ttl);
+        sink.advance_item(1);
+        sink.emit_parts("my.app.test", 1, &message).unwrap();
+        assert_eq!(sink.discard(), 1);
+        sink.flush().unwrap();
+        sink.emit_parts("my.app.test", 1, &message).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(saved_progress(&redis, "progress:b"), None);
     }
 
     /// (id, field/value pairs) of an XRANGE reply, the wrap bytes left out.

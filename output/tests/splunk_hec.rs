@@ -111,6 +111,44 @@ fn entries_complete_only_after_indexer_acknowledgement() {
     );
 }
 
+/// With `event_id_field`, the stable id an input spliced into a JSON event also goes into `fields`.
+#[test]
+fn the_event_id_goes_into_fields() {
+    let rx = Receiver::start();
+    let mut s = sender(
+        &rx,
+        json!({"event_id_field": "@logferry_id"}),
+        Arc::default(),
+    );
+    let with_id = r#"{"eventID":"x","@devo_pulling_id":1,"@logferry_id":"0f1e2d-7"}"#;
+    let (b, _acks) = batch(
+        vec![
+            Event::new("cloud.aws.cloudtrail.events", T, with_id),
+            Event::new("cloud.aws.cloudtrail.events", T, "a line without id"),
+        ],
+        "1-0",
+    );
+    s.send(&mut vec![b]).unwrap();
+    poll_until(&mut s, "acknowledgement", |s| s.in_flight() == 0);
+    let ev = rx.events();
+    assert_eq!(ev[0]["fields"]["@logferry_id"], "0f1e2d-7");
+    assert_eq!(ev[0]["event"], with_id);
+    assert_eq!(ev[1]["fields"].get("@logferry_id"), None);
+    let rx2 = Receiver::start();
+    let d = logferry::config::Diagnostics::default();
+    let map = json!({"url": rx2.url(), "token": "t", "event_id_field": "a\"b"});
+    let s2 = logferry::config::Section::new(
+        "outputs.hec.config",
+        map.as_object().unwrap(),
+        d.clone(),
+        Path::new("/"),
+    );
+    HecConfig::read(&s2);
+    s2.finish();
+    let errors = format!("{:?}", d.take());
+    assert!(errors.contains("event_id_field"), "{errors}");
+}
+
 #[test]
 fn entry_split_over_several_posts_completes_when_all_are_acked() {
     let rx = Receiver::start();

@@ -37,6 +37,10 @@ pub enum Kind {
     Format(&'static str),
 }
 
+/// The format of a key naming a JSON member the collector writes or looks up as text (checked by
+/// [`Section::json_member_name`](super::Section::json_member_name)).
+pub const JSON_MEMBER_NAME: &str = "printable ASCII without `\"` and `\\`";
+
 /// A key's default.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Default {

@@ -224,6 +224,24 @@ impl<'a> Section<'a> {
         self.optional(key).unwrap_or(default)
     }
 
+    /// The name of a JSON member the collector writes or looks up as text (a stable event id's), when given: one
+    /// that needs escaping is recorded as an invalid value (None).
+    pub fn json_member_name(&self, declared: &Key) -> Option<String> {
+        let key = self.present_name(declared);
+        let name: String = self.get_opt(declared)?;
+        if !crate::event::is_plain_json_name(&name) {
+            self.error(
+                key,
+                ConfigErrorKind::InvalidValue,
+                format!(
+                    "{name:?} must be printable ASCII without '\"' or '\\' (a JSON member name)"
+                ),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
     /// A number with a default and an inclusive range; out-of-range values are recorded and the default is used.
     pub fn in_range<T: FromValue + PartialOrd + Display + Copy>(
         &self,
@@ -343,6 +361,18 @@ impl<'a> Section<'a> {
             map,
             used: RefCell::default(),
             diagnostics: self.diagnostics.clone(),
+            base_dir: self.base_dir.clone(),
+        }
+    }
+
+    /// A reader of the same dictionary whose problems are not recorded: a section read once more with other
+    /// context (a service configured once per region) reports its problems once, from its first reading.
+    pub fn quiet_copy(&self) -> Section<'a> {
+        Section {
+            path: self.path.clone(),
+            map: self.map,
+            used: RefCell::default(),
+            diagnostics: Diagnostics::default(),
             base_dir: self.base_dir.clone(),
         }
     }

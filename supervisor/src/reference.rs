@@ -313,6 +313,14 @@ mod tests {
                 input["requests_per_second"] = json!(1);
                 (json!({"a": input}), console)
             }
+            "inputs.aws.guardduty" => (
+                json!({"a": aws(json!({"aws-guardduty": with(json!({}))}))}),
+                console,
+            ),
+            "inputs.aws.metrics" => (
+                json!({"a": aws(json!({"m": with(json!({"types": ["metrics"], "metric_namespaces": ["AWS/EC2"]}))}))}),
+                console,
+            ),
             "inputs.sqs_collector" => (
                 json!({"q": with(json!({"type": "sqs_collector", "id": 1}))}),
                 console,

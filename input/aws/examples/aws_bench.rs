@@ -24,7 +24,8 @@
 //!   the head fields but copying nothing; prints the best of `<rounds>` in ns per KiB (wall time of one thread).
 //!
 //! `RECORDS_CHECK=grammar` (environment) makes `pull`, `decode` and `cut` check the grammar of CloudTrail records
-//! (`records_check: grammar`); the default is the input's default, `structure`.
+//! (`records_check: grammar`); the default is the input's default, `structure`. `RESUME_INSIDE_OBJECTS=false` makes
+//! `pull` save no progress inside objects (`resume_inside_objects: false`; default: the input's default, true).
 
 #[path = "aws_bench/e2e.rs"]
 mod e2e;
@@ -482,6 +483,11 @@ fn records_check_name() -> String {
     std::env::var("RECORDS_CHECK").unwrap_or_else(|_| "structure".into())
 }
 
+/// `RESUME_INSIDE_OBJECTS` from the environment, true by default.
+fn resume_inside_objects() -> bool {
+    std::env::var("RESUME_INSIDE_OBJECTS").map_or(true, |v| v != "false")
+}
+
 fn pull(a: PullArgs) {
     let (kind, input): (&dyn InputKind, Value) = if a.shape == "cloudtrail" {
         let name = a.queue_url.rsplit('/').next().unwrap().to_owned();
@@ -489,14 +495,16 @@ fn pull(a: PullArgs) {
             &logferry_input_aws::AwsInput,
             json!({"region": "us-east-1", "endpoint": a.moto, "credentials": {"access_key": "testing", "access_secret": "testing"},
                 "services": {"audit-events-all": {"sqs_queue_name": name, "auto_event_type": true, "workers": a.workers,
-                    "request_period_in_seconds": 1, "sqs_wait_timeout": 1, "records_check": records_check_name()}}}),
+                    "request_period_in_seconds": 1, "sqs_wait_timeout": 1, "records_check": records_check_name(),
+                    "resume_inside_objects": resume_inside_objects()}}}),
         )
     } else {
         (
             &logferry_input_aws::SqsCollectorInput,
             json!({"base_url": a.queue_url, "region": "us-east-1", "endpoint": a.moto, "ack_messages": true,
                 "aws_access_key_id": "testing", "aws_secret_access_key": "testing", "workers": a.workers,
-                "request_period_in_seconds": 1, "services": {"bench": {"tag": "my.app.sqs.bench", "format": "lines"}}}),
+                "request_period_in_seconds": 1, "resume_inside_objects": resume_inside_objects(),
+                "services": {"bench": {"tag": "my.app.sqs.bench", "format": "lines"}}}),
         )
     };
     let spec = spec(kind, &input);
@@ -601,14 +609,14 @@ impl CountOut {
     }
 }
 
-impl logferry_input_aws::decode::Out for CountOut {
+impl logferry_input_aws::sqs::decode::Out for CountOut {
     fn record(
         &mut self,
         bytes: &[u8],
-        head: &logferry_input_aws::records::RecordHead,
+        head: &logferry_input_aws::sqs::records::RecordHead,
         _index: u64,
-    ) -> Result<(), logferry_input_aws::decode::ObjectError> {
-        use logferry_input_aws::records::HeadField;
+    ) -> Result<(), logferry_input_aws::sqs::decode::ObjectError> {
+        use logferry_input_aws::sqs::records::HeadField;
         let time = head.get(bytes, HeadField::EventTime);
         let source = head.get(bytes, HeadField::EventSource);
         let n = self.message(&head.text(bytes));
@@ -620,14 +628,14 @@ impl logferry_input_aws::decode::Out for CountOut {
         &mut self,
         text: &str,
         _line_no: u64,
-    ) -> Result<(), logferry_input_aws::decode::ObjectError> {
+    ) -> Result<(), logferry_input_aws::sqs::decode::ObjectError> {
         self.bytes += self.message(text) as u64;
         Ok(())
     }
 }
 
 fn scan_only(shape: &str, rounds: u32) {
-    use logferry_input_aws::decode::read_object;
+    use logferry_input_aws::sqs::decode::read_object;
     use std::io::Read;
     let (gz, events, raw) = generate(shape, 1);
     let mut text = Vec::new();
@@ -657,9 +665,9 @@ fn scan_only(shape: &str, rounds: u32) {
 }
 
 /// How `shape` is cut (`RECORDS_CHECK` for CloudTrail records).
-fn cut_of(shape: &str) -> logferry_input_aws::decode::Cut {
-    use logferry_input_aws::decode::Cut;
-    use logferry_input_aws::records::RecordCheck;
+fn cut_of(shape: &str) -> logferry_input_aws::sqs::decode::Cut {
+    use logferry_input_aws::sqs::decode::Cut;
+    use logferry_input_aws::sqs::records::RecordCheck;
     if shape != "cloudtrail" {
         return Cut::Lines;
     }
@@ -670,7 +678,7 @@ fn cut_of(shape: &str) -> logferry_input_aws::decode::Cut {
 }
 
 fn decode_only(shape: &str, gzip_mb: usize, rounds: u32, inflate: bool) {
-    use logferry_input_aws::decode::read_object;
+    use logferry_input_aws::sqs::decode::read_object;
     use std::io::Read;
     let (gz, events, raw) = generate(shape, gzip_mb);
     let mut text = Vec::new();

@@ -247,6 +247,35 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// Every page of a listing (nextToken), each in its turn: `request(token)` asks for one page, `take(page)`
+    /// returns its items and the next token (None or empty at the end).
+    pub fn list_all<T, E, Fut, I>(
+        &mut self,
+        rt: &Runtime,
+        ctx: &PullContext,
+        operation: &'static str,
+        mut request: impl FnMut(Option<String>) -> Fut,
+        mut take: impl FnMut(T) -> (Vec<I>, Option<String>),
+    ) -> Result<Vec<I>, ApiError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.call(rt, ctx, operation, || request(token.clone()))?;
+            let (more, next) = take(page);
+            items.extend(more);
+            token = next.filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}
+
 /// The pattern `start_time` must match (the seed's `start_time_regex`): an RFC 3339 UTC time, e.g.
 /// `2022-09-12T12:34:56.123456+00:00` or `2024-01-02T03:04:05Z`.
 pub const START_TIME_REGEX: &str =

@@ -3,7 +3,7 @@
 //! field path and unknown keys are never silently ignored.
 
 use crate::keys::*;
-use crate::records::RecordCheck;
+use crate::sqs::records::RecordCheck;
 use crate::tag::TagTemplate;
 use logferry::config::{ConfigErrorKind, Key, Secret, Section};
 use regex::Regex;
@@ -274,6 +274,14 @@ pub struct SqsServiceConfig {
     /// `grammar` (also the full JSON grammar: a record that is not valid JSON is set aside on its own; about 2x the
     /// scanner's CPU). See docs/aws.md "Objects".
     pub records_check: RecordCheck,
+    /// `resume_inside_objects` (default true) and `object_progress_ttl_in_seconds` (default 345600 = 4 days, SQS's
+    /// default retention; 60..=1209600): each flush also saves how many units of the object being read are queued,
+    /// so a redelivered message resumes where the crash left it; the entry expires after this time. None when off.
+    pub object_progress: Option<Duration>,
+    /// `event_id` (default false) and `event_id_field` (default `@logferry_id`; printable ASCII without `"` and
+    /// `\`): JSON-object events get a stable id member derived from their source (see docs/aws.md "Event ids").
+    /// None when off.
+    pub event_id_field: Option<String>,
     /// `do_not_send`: read and acknowledge but emit nothing (dry run). Default false.
     pub do_not_send: bool,
     /// `debug_md5`: also emit `{"md5":…,"message_id":…}` per message to `my.app.sqs.message_body`. Default false.
@@ -345,9 +353,25 @@ pub fn read_common(s: &Section<'_>, ranges: &SqsRangeKeys) -> Common {
         },
         bad_object_policy: policy,
         records_check,
+        object_progress: read_object_progress(s),
+        event_id_field: read_event_id(s),
         request_period: logferry_input::config::request_period(s, &REQUEST_PERIOD_IN_SECONDS),
         max_cycle: logferry_input::runtime::read_max_cycle(s),
     }
+}
+
+/// `resume_inside_objects` and `object_progress_ttl_in_seconds` (both read, so neither is ever an unknown key).
+fn read_object_progress(s: &Section<'_>) -> Option<Duration> {
+    let ttl = s.get_int(&OBJECT_PROGRESS_TTL_IN_SECONDS);
+    s.get_bool(&RESUME_INSIDE_OBJECTS)
+        .then(|| Duration::from_secs(ttl))
+}
+
+/// `event_id` and `event_id_field` (both read, so neither is ever an unknown key).
+fn read_event_id(s: &Section<'_>) -> Option<String> {
+    let on = s.get_bool(&EVENT_ID);
+    let name = s.json_member_name(&EVENT_ID_FIELD);
+    on.then(|| name.unwrap_or_else(|| DEFAULT_EVENT_ID_FIELD.to_owned()))
 }
 
 /// The settings [`read_common`] returns.
@@ -362,6 +386,8 @@ pub struct Common {
     pub compression: Compression,
     pub bad_object_policy: BadObjectPolicy,
     pub records_check: RecordCheck,
+    pub object_progress: Option<Duration>,
+    pub event_id_field: Option<String>,
     pub request_period: Duration,
     pub max_cycle: Duration,
 }
@@ -401,15 +427,12 @@ pub fn read_endpoint(s: &Section<'_>) -> Option<String> {
     Some(e.trim_end_matches('/').to_owned())
 }
 
-/// Reads `region` (mandatory) and checks its shape.
-pub fn read_region(s: &Section<'_>) -> Option<String> {
-    let key = REGION.name;
-    let r = s.get_text(&REGION)?;
-    let ok = r.len() <= 32
-        && r.split('-').count() >= 3
-        && r.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !ok {
+/// Reads a region key (`region`; mandatory where it is read, also when its declaration says when it is not needed)
+/// and checks its shape.
+pub fn read_region(s: &Section<'_>, region: &Key) -> Option<String> {
+    let key = region.name;
+    let r: String = s.required(key)?;
+    if !is_region(&r) {
         s.error(
             key,
             ConfigErrorKind::InvalidValue,
@@ -418,4 +441,12 @@ pub fn read_region(s: &Section<'_>) -> Option<String> {
         return None;
     }
     Some(r)
+}
+
+/// True for an AWS region name (`us-east-1`, `eu-central-2`, `us-gov-west-1`).
+pub fn is_region(r: &str) -> bool {
+    r.len() <= 32
+        && r.split('-').count() >= 3
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }

@@ -5,6 +5,8 @@
 
 use crate::cloudtrail_api::config::CLOUDTRAIL_API_KEYS;
 use crate::cloudwatch_logs::CLOUDWATCH_LOGS_KEYS;
+use crate::guardduty::GUARDDUTY_KEYS;
+use crate::metrics::METRICS_KEYS;
 use logferry::config::keys::Default;
 use logferry::config::{Key, KeySet};
 use logferry_input::runtime::MAX_CYCLE_SECONDS;
@@ -60,12 +62,28 @@ pub const SESSION_DURATION_IN_SECONDS: Key = Key::int(
     "lifetime of assumed-role sessions; renewed before expiry by the SDK's identity cache",
 );
 
+const REGION_FORMAT: &str = "an AWS region, e.g. us-east-1";
+/// `region` of the `sqs_collector` input.
 pub const REGION: Key = Key::format(
     "region",
-    "an AWS region, e.g. us-east-1",
+    REGION_FORMAT,
     "region of the queues, buckets and APIs",
 )
 .required();
+/// `region` of the `aws` input: the default of its services' `regions`.
+pub const AWS_REGION: Key = Key::format(
+    "region",
+    REGION_FORMAT,
+    "region of the queues, buckets and APIs of the services without `regions`; mandatory unless every service \
+     gives its `regions`",
+);
+/// `regions` of every service of the `aws` input.
+pub const REGIONS: Key = Key::list(
+    "regions",
+    "one puller per region (a list of AWS regions, each once; S3/SQS services: the queue of that name in each region, \
+     not with `sqs_queue_url` and more than one region); see Regions",
+)
+.computed_default("the input's `region`");
 pub const ENDPOINT: Key = Key::format(
     "endpoint",
     "scheme://host[:port]",
@@ -95,7 +113,9 @@ pub const SERVICES: Key = Key::dict(
     None,
     "`<service>: {...}`: `audit-events-all`, `non-cloudwatch-logs`, `cisco-umbrella`, `service-events-all`, \
      `sqs-cloudwatch-consumer` (S3/SQS, keys of `inputs.aws.services`), `audit-events-all` with `types: \
-     [audit_apis]` (`inputs.aws.cloudtrail_api`), any name with `types: [logs]` (`inputs.aws.cloudwatch_logs`)",
+     [audit_apis]` (`inputs.aws.cloudtrail_api`), any name with `types: [logs]` (`inputs.aws.cloudwatch_logs`), \
+     `aws-guardduty` (`inputs.aws.guardduty`), `metrics-all`, `ec2`, `ebs`, `s3`, `lambda`, `rds`, `elb`, `dynamodb` \
+     and any name with `types: [metrics]` (`inputs.aws.metrics`)",
 )
 .required();
 
@@ -104,7 +124,7 @@ pub static AWS_INPUT_KEYS: KeySet = KeySet {
     id: "inputs.aws",
     place: "`inputs.<name>` of type `aws`",
     groups: &[&[
-        REGION,
+        AWS_REGION,
         ENDPOINT,
         ENVIRONMENT,
         CREDENTIALS,
@@ -219,8 +239,35 @@ pub const AUTO_EVENT_TYPE: Key = Key::bool(
     "`{event_type}` from the event (CloudTrail `eventSource`, EventBridge `source`) instead of the service's default",
 );
 
+pub const RESUME_INSIDE_OBJECTS: Key = Key::bool(
+    "resume_inside_objects",
+    true,
+    "save each object's progress with every flush; a redelivered message resumes inside the object (see Resuming \
+     inside an object)",
+);
+pub const OBJECT_PROGRESS_TTL_IN_SECONDS: Key = Key::int(
+    "object_progress_ttl_in_seconds",
+    345_600,
+    60,
+    1_209_600,
+    "expiry of a progress entry whose message never came back (default 4 days)",
+);
+pub const EVENT_ID: Key = Key::bool(
+    "event_id",
+    false,
+    "add a stable id member to JSON-object events (see Event ids)",
+);
+/// The member name of the stable event ids when `event_id_field` is not given.
+pub const DEFAULT_EVENT_ID_FIELD: &str = "@logferry_id";
+pub const EVENT_ID_FIELD: Key = Key::format(
+    "event_id_field",
+    logferry::config::keys::JSON_MEMBER_NAME,
+    "the name of the stable id member (with `event_id: true`)",
+)
+.with_default(Default::Text(DEFAULT_EVENT_ID_FIELD));
+
 /// The keys both seeds' S3/SQS pullers read ([`crate::config::read_common`]), ranges aside.
-pub const COMMON_SQS_KEYS: [Key; 9] = [
+pub const COMMON_SQS_KEYS: [Key; 13] = [
     KEY_REGEX,
     EVENT_TYPE_FILE_REGEX_PATTERNS,
     WORKERS,
@@ -229,6 +276,10 @@ pub const COMMON_SQS_KEYS: [Key; 9] = [
     COMPRESSED_EVENTS,
     BAD_OBJECT_POLICY,
     RECORDS_CHECK,
+    RESUME_INSIDE_OBJECTS,
+    OBJECT_PROGRESS_TTL_IN_SECONDS,
+    EVENT_ID,
+    EVENT_ID_FIELD,
     REQUEST_PERIOD_IN_SECONDS,
 ];
 
@@ -236,7 +287,8 @@ pub const ENABLED: Key = Key::bool("enabled", true, "a disabled service is still
 pub const TYPES: Key = Key::list(
     "types",
     "`audit-events-all`: `audits_s3` (default) and/or `audit_apis` (the CloudTrail API puller); \
-     `non-cloudwatch-logs`: `flowlogs`, `cloudfrontlogs` (default both); `logs` on any service selects CloudWatch Logs",
+     `non-cloudwatch-logs`: `flowlogs`, `cloudfrontlogs` (default both); `logs` on any service selects CloudWatch Logs, \
+     `metrics` CloudWatch Metrics",
 )
 .computed_default("all of the service");
 pub const SQS_QUEUE_NAME: Key = Key::text(
@@ -249,12 +301,14 @@ pub const SQS_QUEUE_URL: Key = Key::format(
     "https://sqs.<region>.amazonaws.com/<account>/<queue>",
     "the queue's URL (instead of `sqs_queue_name`)",
 );
-pub const TAG: Key = Key::format(
-    "tag",
-    "placeholders event_type account_id region_id format_version environment service_name",
-    "tag template",
-)
-.computed_default("per service (see the table of services)");
+const TAG_PLACEHOLDERS: &str =
+    "placeholders event_type account_id region_id format_version environment service_name";
+pub const TAG: Key = Key::format("tag", TAG_PLACEHOLDERS, "tag template")
+    .computed_default("per service (see the table of services)");
+/// The `tag` of an API service whose tags default to `default`.
+pub const fn api_service_tag(default: &'static str) -> Key {
+    Key::format("tag", TAG_PLACEHOLDERS, "tag template").with_default(Default::Text(default))
+}
 pub const ACK_MESSAGES: Key = Key::bool(
     "ack_messages",
     true,
@@ -274,6 +328,7 @@ pub static AWS_SERVICE_KEYS: KeySet = KeySet {
             TAG,
             AUTO_EVENT_TYPE,
             ACK_MESSAGES,
+            REGIONS,
         ],
         &COMMON_SQS_KEYS,
         &[AWS_SQS_RANGES.max_messages, AWS_SQS_RANGES.wait_timeout],
@@ -364,12 +419,14 @@ pub static SQS_COLLECTOR_SERVICE_KEYS: KeySet = KeySet {
 };
 
 /// Every key set of the `aws` input.
-pub const AWS_SETS: [&KeySet; 5] = [
+pub const AWS_SETS: [&KeySet; 7] = [
     &AWS_INPUT_KEYS,
     &AWS_CREDENTIALS_KEYS,
     &AWS_SERVICE_KEYS,
     &CLOUDTRAIL_API_KEYS,
     &CLOUDWATCH_LOGS_KEYS,
+    &GUARDDUTY_KEYS,
+    &METRICS_KEYS,
 ];
 
 /// Every key set of the `sqs_collector` input.

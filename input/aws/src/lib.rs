@@ -4,16 +4,18 @@
 //!   `sqs-cloudwatch-consumer` (Security Hub findings);
 //! - `sqs_collector` (seed 001): the generic SQS collector (S3 notifications or direct messages).
 //!
-//! Every service is one [`PullerSpec`] running an [`sqs::puller::SqsPuller`].
+//! The S3/SQS services run an [`sqs::puller::SqsPuller`]; the API services (CloudTrail LookupEvents, CloudWatch
+//! Logs, CloudWatch Metrics, GuardDuty) their own puller, each in its own module. A service with `regions: [...]` runs one
+//! puller per region.
 
 pub mod api;
 pub mod cloudtrail_api;
 pub mod cloudwatch_logs;
 pub mod config;
-pub mod decode;
 pub mod errors;
+pub mod guardduty;
 pub mod keys;
-pub mod records;
+pub mod metrics;
 pub mod session;
 pub mod sqs;
 pub mod tag;
@@ -70,16 +72,24 @@ const AWS_SERVICES: [(&str, &str, &str, &str); 5] = [
     ),
 ];
 
+/// Reads a service's keys and returns its puller (None when a problem was recorded).
+type ConfigureService = fn(&ServiceContext<'_>, &Section<'_>) -> Option<PullerSpec>;
+
+/// True when a service (its name, its section) is read by a module.
+type IsService = fn(&str, &Section<'_>) -> bool;
+
+/// The services that call an AWS API, each in its own module: (is the service this module's?, its configure).
+/// A new way of pulling adds one row.
+const API_SERVICES: &[(IsService, ConfigureService)] = &[
+    (metrics::wanted, metrics::configure),
+    (guardduty::wanted, guardduty::configure),
+];
+
 const CLOUDFRONT_TAG: &str =
     "cloud.aws.cloudfront.{event_type}.{account_id}.{region_id}.{format_version}";
 
 /// Services of seed 002 that other parts of logferry (or nobody yet) provide: a clear error instead of silence.
-const OTHER_AWS_SERVICES: [&str; 4] = [
-    "metrics-all",
-    "aws-guardduty",
-    "custom_service",
-    "cloudwatch-logs",
-];
+const OTHER_AWS_SERVICES: [&str; 2] = ["custom_service", "cloudwatch-logs"];
 
 impl InputKind for AwsInput {
     fn name(&self) -> &'static str {
@@ -102,14 +112,22 @@ impl InputKind for AwsInput {
                 ..Default::default()
             },
         };
-        let region = read_region(section);
         let endpoint = read_endpoint(section);
         let environment = section.get_text(&ENVIRONMENT);
         let Some(services) = section.get_section(&SERVICES) else {
+            read_region(section, &AWS_REGION);
             return Vec::new();
         };
         let mut specs = Vec::new();
         let entries = services.entries();
+        // The input's `region` is the services' default: needed unless every service names its `regions`.
+        let every_service_regional =
+            !entries.is_empty() && entries.iter().all(|(_, s)| s.contains(REGIONS.name));
+        let region = if section.contains(AWS_REGION.name) || !every_service_regional {
+            read_region(section, &AWS_REGION)
+        } else {
+            None
+        };
         // Mandatory with a CloudWatch Logs service; range-checked (and known) without one too.
         let logs_rps = if entries.iter().any(|(_, s)| cloudwatch_logs::wanted(s)) {
             cloudwatch_logs::read_requests_per_second(section)
@@ -117,17 +135,28 @@ impl InputKind for AwsInput {
             section.get_float_opt(&REQUESTS_PER_SECOND)
         };
         for (service, s) in entries {
-            let cx = ServiceContext {
+            let regions = read_service_regions(&s, region.as_deref());
+            let base = ServiceContext {
                 info,
                 service,
-                region: region.as_deref(),
+                region: None,
                 endpoint: endpoint.as_deref(),
                 credentials: &credentials,
                 environment: environment.as_deref(),
             };
             if cloudwatch_logs::wanted(&s) {
                 let enabled = s.get_bool(&ENABLED);
-                specs.extend(cloudwatch_logs::configure(&cx, &s, logs_rps).filter(|_| enabled));
+                let built = per_region(&s, &regions, |s, r| {
+                    cloudwatch_logs::configure(&base.in_region(r), s, logs_rps)
+                });
+                specs.extend(built.into_iter().filter(|_| enabled));
+                s.finish();
+                continue;
+            }
+            if let Some((_, configure)) = API_SERVICES.iter().find(|(is, _)| is(service, &s)) {
+                let enabled = s.get_bool(&ENABLED);
+                let built = per_region(&s, &regions, |s, r| configure(&base.in_region(r), s));
+                specs.extend(built.into_iter().filter(|_| enabled));
                 s.finish();
                 continue;
             }
@@ -135,7 +164,10 @@ impl InputKind for AwsInput {
                 let (s3, api) = read_audit_types(&s);
                 if api {
                     let enabled = s.get_bool(&ENABLED);
-                    specs.extend(cloudtrail_api::configure(&cx, &s).filter(|_| enabled));
+                    let built = per_region(&s, &regions, |s, r| {
+                        cloudtrail_api::configure(&base.in_region(r), s)
+                    });
+                    specs.extend(built.into_iter().filter(|_| enabled));
                 }
                 if !s3 {
                     s.finish();
@@ -209,13 +241,24 @@ impl InputKind for AwsInput {
             let common = read_common(&s, &AWS_SQS_RANGES);
             let do_not_send = s.get_bool(&DO_NOT_SEND);
             let debug_md5 = s.get_bool(&DEBUG_MD5);
+            let one_queue_many_regions =
+                regions.len() > 1 && matches!(queue, Some(QueueRef::Url(_)));
+            if one_queue_many_regions {
+                s.error(
+                    REGIONS.name,
+                    ConfigErrorKind::Conflict,
+                    "sqs_queue_url names one queue of one region: give sqs_queue_name to read the queue of that name in each region",
+                );
+            }
             s.finish();
-            let (Some(region), Some(queue), Some(tag)) = (region.clone(), queue, tag) else {
+            let (Some(first_region), Some(queue), Some(tag), false) =
+                (regions.first(), queue, tag, one_queue_many_regions)
+            else {
                 continue;
             };
             let cfg = SqsServiceConfig {
                 client: ClientConfig {
-                    region: region.clone(),
+                    region: first_region.clone(),
                     endpoint: endpoint.clone(),
                     credentials: credentials.clone(),
                 },
@@ -237,6 +280,8 @@ impl InputKind for AwsInput {
                 compression: common.compression,
                 bad_object_policy: common.bad_object_policy,
                 records_check: common.records_check,
+                object_progress: common.object_progress,
+                event_id_field: common.event_id_field.clone(),
                 do_not_send,
                 debug_md5,
                 request_period: common.request_period,
@@ -245,12 +290,79 @@ impl InputKind for AwsInput {
                 pulling_id_field: true,
             };
             if enabled {
-                specs.push(spec(info, service, &region, cfg));
+                for region in &regions {
+                    let mut cfg = cfg.clone();
+                    cfg.client.region = region.clone();
+                    specs.push(spec(info, service, region, cfg));
+                }
             }
         }
         services.finish();
         specs
     }
+}
+
+/// `regions` of a service: one puller per region (default: the input's `region`). A list of AWS regions without
+/// repetition; empty when invalid (recorded) or when no region is known.
+fn read_service_regions(s: &Section<'_>, input_region: Option<&str>) -> Vec<String> {
+    let items = match s.get_raw(&REGIONS) {
+        None | Some(serde_json::Value::Null) => {
+            return input_region.map(str::to_owned).into_iter().collect()
+        }
+        Some(serde_json::Value::Array(items)) if !items.is_empty() => items,
+        Some(_) => {
+            s.error(
+                REGIONS.name,
+                ConfigErrorKind::WrongType,
+                "property must be a non-empty list of AWS regions, e.g. [us-east-1, eu-west-1]",
+            );
+            return Vec::new();
+        }
+    };
+    let mut regions: Vec<String> = Vec::new();
+    for item in items {
+        match item.as_str() {
+            Some(r) if regions.iter().any(|x| x == r) => {
+                s.error(
+                    REGIONS.name,
+                    ConfigErrorKind::InvalidValue,
+                    format!("region \"{r}\" is given twice"),
+                );
+                return Vec::new();
+            }
+            Some(r) if is_region(r) => regions.push(r.to_owned()),
+            _ => {
+                s.error(
+                    REGIONS.name,
+                    ConfigErrorKind::InvalidValue,
+                    format!("{item} is not an AWS region (e.g. us-east-1)"),
+                );
+                return Vec::new();
+            }
+        }
+    }
+    regions
+}
+
+/// Configures an API service once per region: the section is read for the first region with its problems
+/// recorded, then again quietly for the others (the same keys, the same problems). Without a valid region it is
+/// read once, so that its other problems are still reported.
+fn per_region(
+    s: &Section<'_>,
+    regions: &[String],
+    configure: impl Fn(&Section<'_>, Option<&str>) -> Option<PullerSpec>,
+) -> Vec<PullerSpec> {
+    if regions.is_empty() {
+        return configure(s, None).into_iter().collect();
+    }
+    regions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, region)| match i {
+            0 => configure(s, Some(region)),
+            _ => configure(&s.quiet_copy(), Some(region)),
+        })
+        .collect()
 }
 
 /// `types` of `audit-events-all`: `audits_s3` (S3+SQS, the default) and/or `audit_apis` (LookupEvents).
@@ -291,6 +403,18 @@ pub struct ServiceContext<'a> {
 }
 
 impl ServiceContext<'_> {
+    /// The same service in `region` (one of its `regions`).
+    pub fn in_region<'b>(&'b self, region: Option<&'b str>) -> ServiceContext<'b> {
+        ServiceContext {
+            info: self.info,
+            service: self.service,
+            region,
+            endpoint: self.endpoint,
+            credentials: self.credentials,
+            environment: self.environment,
+        }
+    }
+
     /// Where the service's clients connect; None when the input's region is missing or invalid (recorded).
     pub fn client(&self) -> Option<ClientConfig> {
         Some(ClientConfig {
@@ -300,16 +424,11 @@ impl ServiceContext<'_> {
         })
     }
 
-    /// The service's `tag` (or `default`), parsed; None when invalid (recorded).
-    /// The service's tag template (`tag`, else the service's default).
-    pub fn tag(&self, s: &Section<'_>, default: &str) -> Option<TagTemplate> {
-        let src = s.get_text(&TAG);
-        parse_tag(
-            s,
-            src.as_deref().unwrap_or(default),
-            self.environment,
-            self.service,
-        )
+    /// The service's tag template (`tag`, declared with the service's default), parsed; None when invalid
+    /// (recorded).
+    pub fn tag(&self, s: &Section<'_>, declared: &logferry::config::Key) -> Option<TagTemplate> {
+        let src = s.get_text(declared)?;
+        parse_tag(s, &src, self.environment, self.service)
     }
 
     /// The puller spec of the service, named as seed 002 names its threads (`<puller>(aws,<id>,<service>,
@@ -451,7 +570,7 @@ impl InputKind for SqsCollectorInput {
 
     fn configure(&self, info: &InputInfo, section: &Section<'_>) -> Vec<PullerSpec> {
         let credentials = read_credentials(section, &SQS_COLLECTOR_CREDENTIAL_KEYS);
-        let region = read_region(section);
+        let region = read_region(section, &REGION);
         let endpoint = read_endpoint(section);
         let queue = section
             .get_text(&BASE_URL)
@@ -509,6 +628,8 @@ impl InputKind for SqsCollectorInput {
                 compression: common.compression,
                 bad_object_policy: common.bad_object_policy,
                 records_check: common.records_check,
+                object_progress: common.object_progress,
+                event_id_field: common.event_id_field.clone(),
                 do_not_send,
                 debug_md5,
                 request_period: common.request_period,

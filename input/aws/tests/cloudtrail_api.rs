@@ -4,18 +4,18 @@
 //! answering ThrottlingException beyond its requests-per-second budget. The server itself is proven with boto3's
 //! own client first.
 
+mod common;
+
+use common::{LocalServer, KEY, SECRET};
 use logferry_testkit::collector::{self, logferry_bin, Collector};
-use logferry_testkit::{free_port, wait_for_port, wait_until, ChildGuard, LineSink, TempDir};
-use serde_json::{json, Value};
+use logferry_testkit::{wait_until, LineSink, TempDir};
+use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-const KEY: &str = "AKIDLOGFERRY";
-const SECRET: &str = "logferry-secret";
 const TAG_MARK: &str = "cloud.aws.cloudtrail.";
 
 /// One event of the server's history.
@@ -25,11 +25,8 @@ struct Ev {
     source: &'static str,
 }
 
-/// The local LookupEvents server, killed by pid when dropped.
-struct CloudTrailServer {
-    port: u16,
-    _guard: ChildGuard,
-}
+/// The local LookupEvents server (`tests/servers/cloudtrail_server.py`).
+struct CloudTrailServer(LocalServer);
 
 impl CloudTrailServer {
     fn start(dir: &Path, events: &[Ev], rate: f64) -> CloudTrailServer {
@@ -45,54 +42,21 @@ impl CloudTrailServer {
             text.push('\n');
         }
         std::fs::write(&file, text).unwrap();
-        let port = free_port();
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/servers/cloudtrail_server.py"
-        );
-        let child = Command::new("python3")
-            .arg(script)
-            .args(["--port", &port.to_string(), "--events"])
-            .arg(&file)
-            .args([
-                "--rate",
-                &rate.to_string(),
-                "--key",
-                KEY,
-                "--secret",
-                SECRET,
-            ])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start the CloudTrail server (python3 with botocore)");
-        let guard = ChildGuard {
-            child,
-            name: "cloudtrail_server".into(),
-        };
-        wait_for_port(port, Duration::from_secs(30), "the CloudTrail server");
-        CloudTrailServer {
-            port,
-            _guard: guard,
-        }
+        let rate = rate.to_string();
+        let options: [(&str, &OsStr); 2] = [
+            ("--events", file.as_os_str()),
+            ("--rate", OsStr::new(&rate)),
+        ];
+        CloudTrailServer(LocalServer::start_signed("cloudtrail_server.py", &options))
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Every request the server saw.
-    fn requests(&self) -> Vec<Value> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.write_all(b"GET /_requests HTTP/1.0\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
-        serde_json::from_str(body).unwrap()
+        self.0.url()
     }
 
     fn lookups(&self, outcome: &str) -> usize {
-        self.requests()
+        self.0
+            .requests()
             .iter()
             .filter(|r| r["target"] == "LookupEvents" && r["outcome"] == outcome)
             .count()
@@ -113,44 +77,19 @@ fn rfc3339(secs: i64) -> String {
 }
 
 /// A collector config with one or more `aws` inputs reading the server (`(input name, secret, start_time)`).
-fn config(
-    dir: &Path,
-    server: &CloudTrailServer,
-    sink_port: u16,
-    inputs: &[(&str, &str, i64)],
-) -> String {
-    let mut text = format!(
-        "globals:\n  id: ct\n  persistence: {{type: embedded, directory: \"{}\"}}\n  stop_drain_timeout_in_sec: 5\ninputs:\n",
-        dir.join("state").display()
-    );
-    for (i, (name, secret, start)) in inputs.iter().enumerate() {
-        text.push_str(&format!(
-            r#"  {name}:
-    type: aws
-    id: {id}
-    region: us-east-1
-    endpoint: {url}
-    credentials:
-      access_key: {KEY}
-      access_secret: {secret}
-    services:
-      audit-events-all:
-        types: [audit_apis]
-        start_time: "{start}"
-        gap_until_now_in_minutes: 0
-        time_slot_in_hours: 1
-        drop_event_names: [ConsoleLogin]
-        request_period_in_seconds: 5
-"#,
-            id = 100 + i,
-            url = server.url(),
-            start = rfc3339(*start),
-        ));
-    }
-    text.push_str(&format!(
-        "outputs:\n  relay:\n    type: syslog\n    config:\n      address: 127.0.0.1\n      port: {sink_port}\n"
-    ));
-    text
+fn config(dir: &Path, endpoint: &str, sink_port: u16, inputs: &[(&str, &str, i64)]) -> String {
+    let inputs: String = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (name, secret, start))| {
+            let service = format!(
+                "      audit-events-all:\n        types: [audit_apis]\n        start_time: \"{}\"\n        gap_until_now_in_minutes: 0\n        time_slot_in_hours: 1\n        drop_event_names: [ConsoleLogin]\n        request_period_in_seconds: 5\n",
+                rfc3339(*start)
+            );
+            common::aws_input_yaml(name, 100 + i, endpoint, secret, &service)
+        })
+        .collect();
+    common::collector_yaml(dir, "ct", &inputs, sink_port)
 }
 
 /// How many times each seq arrived.
@@ -215,16 +154,7 @@ print("ok")
         url = server.url(),
         end = start + 119 * 60,
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
-        "boto3 against the server: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_python_ok(&script, "boto3 against the server");
 }
 
 /// Twelve hourly slots of history: 60 events an hour, one event exactly on each slot edge, and one slot of
@@ -260,7 +190,12 @@ fn a_backfill_killed_in_a_slot_resumes_at_that_slot_and_delivers_every_event() {
     let c = Collector::start(
         &logferry_bin(),
         dir.path(),
-        &config(dir.path(), &server, sink.port, &[("aws", SECRET, start)]),
+        &config(
+            dir.path(),
+            &server.url(),
+            sink.port,
+            &[("aws", SECRET, start)],
+        ),
     );
     let before_big = kept(&events)
         .into_iter()
@@ -359,7 +294,7 @@ fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_tim
         dir.path(),
         &config(
             dir.path(),
-            &server,
+            &server.url(),
             sink.port,
             &[
                 ("aws", SECRET, start),
@@ -409,7 +344,7 @@ fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_tim
         dir.path(),
         &config(
             dir.path(),
-            &server,
+            &server.url(),
             sink.port,
             &[("aws", SECRET, start - 3600)],
         ),
@@ -423,4 +358,48 @@ fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_tim
     eprintln!("{:?} the hour before arrived", t0.elapsed());
     let log = c.log_text();
     assert!(log.contains("The persistence has been reset"), "{log}");
+}
+
+/// A proxy in front of the server answers every third LookupEvents with HTTP 500 (InternalFailure): each failed
+/// request is sent again (the same page), no page is lost and none is read twice.
+#[test]
+fn server_errors_are_retried_on_the_same_page_and_lose_nothing() {
+    let dir = TempDir::new("ct-5xx");
+    let start = hours_ago(3);
+    let events: Vec<Ev> = (0..600)
+        .map(|i| Ev {
+            seq: i,
+            time: start + i as i64 * 18,
+            source: "s3.amazonaws.com",
+        })
+        .collect();
+    let server = CloudTrailServer::start(dir.path(), &events, 100.0);
+    let proxy = common::fault_proxy(&server.url(), "LookupEvents", 0.0, 3);
+    let sink = LineSink::start();
+    let c = Collector::start(
+        &logferry_bin(),
+        dir.path(),
+        &config(
+            dir.path(),
+            &proxy.url(),
+            sink.port,
+            &[("aws", SECRET, start)],
+        ),
+    );
+    let want = kept(&events);
+    wait_until(Duration::from_secs(120), "every kept event", || {
+        arrivals(&sink.lines()).len() == want.len()
+    });
+    let got = arrivals(&sink.lines());
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), want);
+    let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "read twice: {twice:?}");
+    let faults = proxy.http("GET", "/_faults", "");
+    assert!(faults["failed"].as_u64().unwrap() >= 4, "{faults}");
+    let log = c.log_text();
+    assert!(
+        log.contains("LookupEvents failed (InternalFailure: The request processing has failed"),
+        "{log}"
+    );
+    assert!(log.contains("attempt 2 of 5"), "{log}");
 }

@@ -1,6 +1,8 @@
 //! CloudWatch Logs (a custom service with `types: [logs]`) through the real `logferry` binary against moto's
 //! server (DescribeLogGroups, DescribeLogStreams, FilterLogEvents): every event of the selected groups arrives,
-//! a log group created while running is picked up, and a restart sends nothing twice (positions per stream).
+//! a log group created while running is picked up, and a restart sends nothing twice (positions per stream); with
+//! a proxy that throttles (tests/servers/fault_proxy.py), a kill -9 of the InputProcess mid-run loses nothing and
+//! a steady stream is not read again.
 
 mod common;
 
@@ -74,7 +76,7 @@ impl Logs {
     }
 }
 
-fn config(dir: &Path, moto: &MotoServer, sink_port: u16, start: &str, optimized: bool) -> String {
+fn config(dir: &Path, endpoint: &str, sink_port: u16, start: &str, optimized: bool) -> String {
     format!(
         r#"globals:
   id: cwl
@@ -104,7 +106,7 @@ outputs:
       port: {sink_port}
 "#,
         state = dir.join("state").display(),
-        url = moto.url(),
+        url = endpoint,
     )
 }
 
@@ -146,7 +148,7 @@ fn log_groups_are_read_new_groups_are_found_and_a_restart_sends_nothing_twice() 
     let mut c = Collector::start(
         &logferry_bin(),
         dir.path(),
-        &config(dir.path(), &moto, sink.port, &start, false),
+        &config(dir.path(), &moto.url(), sink.port, &start, false),
     );
     wait_until(
         Duration::from_secs(60),
@@ -175,7 +177,7 @@ fn log_groups_are_read_new_groups_are_found_and_a_restart_sends_nothing_twice() 
     let c = Collector::start(
         &logferry_bin(),
         dir.path(),
-        &config(dir.path(), &moto, sink.port, &start, true),
+        &config(dir.path(), &moto.url(), sink.port, &start, true),
     );
     wait_until(
         Duration::from_secs(60),
@@ -193,4 +195,86 @@ fn log_groups_are_read_new_groups_are_found_and_a_restart_sends_nothing_twice() 
     );
     let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
+}
+
+/// The `duplicated` figures of the `messages (total/duplicated/generated)` lines of `log`, from line `from` on.
+fn duplicated_per_cycle(log: &str, from: usize) -> Vec<u64> {
+    let marker = "messages (total/duplicated/generated): ";
+    log.lines()
+        .filter(|l| l.contains(marker))
+        .skip(from)
+        .filter_map(|l| l.split(marker).nth(1)?.split('/').nth(1)?.parse().ok())
+        .collect()
+}
+
+/// 20 streams of 100 events, read stream by stream through a proxy that throttles FilterLogEvents and
+/// DescribeLogStreams beyond 2 requests/s while the puller asks at 10: throttled requests are sent again, no
+/// page is lost. The InputProcess is killed (SIGKILL) mid-run: the restarted one resumes per stream and every
+/// event arrives. Then events put in one stream are read from that stream's position: the 1,999 others are not
+/// read again.
+#[test]
+fn throttled_and_killed_mid_run_it_resumes_per_stream_without_loss_and_rereads_no_steady_stream() {
+    let moto = MotoServer::start();
+    let logs = Logs::new(&moto);
+    let streams: Vec<String> = (0..20).map(|i| format!("s{i:02}")).collect();
+    let names: Vec<&str> = streams.iter().map(String::as_str).collect();
+    logs.group("/app/steady", &names);
+    for (i, s) in names.iter().enumerate() {
+        let first = i as u64 * 100;
+        logs.put("/app/steady", s, first..first + 100);
+    }
+    let proxy = common::fault_proxy(&moto.url(), "FilterLogEvents,DescribeLogStreams", 2.0, 0);
+    let dir = TempDir::new("cwl-faults");
+    let start = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        .to_string();
+    let sink = LineSink::start();
+    let c = Collector::start(
+        &logferry_bin(),
+        dir.path(),
+        &config(dir.path(), &proxy.url(), sink.port, &start, false),
+    );
+    wait_until(Duration::from_secs(60), "a quarter of the events", || {
+        arrivals(&sink).len() >= 500
+    });
+    let pid = c.kill_child("InputProcess");
+    c.wait_restarted("InputProcess", pid, Duration::from_secs(60));
+    wait_until(Duration::from_secs(120), "every event", || {
+        arrivals(&sink).len() == 2_000
+    });
+    let got = arrivals(&sink);
+    assert_eq!(
+        got.keys().copied().collect::<Vec<_>>(),
+        (0..2_000).collect::<Vec<_>>()
+    );
+    let twice = got.values().filter(|n| **n > 1).count();
+    assert!(
+        twice <= 100,
+        "{twice} events twice: more than the stream read when killed"
+    );
+    let faults = proxy.http("GET", "/_faults", "");
+    assert!(faults["throttled"].as_u64().unwrap() > 0, "{faults}");
+    c.wait_log(
+        "Persistence: positions of 1 log group(s) retrieved",
+        Duration::from_secs(10),
+    );
+    assert!(c
+        .log_text()
+        .contains("FilterLogEvents throttled (ThrottlingException: Rate exceeded)"));
+
+    // The steady state: new events in one stream; the cycles that read them re-read at most the edge millisecond.
+    let cycles_before = duplicated_per_cycle(&c.log_text(), 0).len();
+    logs.put("/app/steady", "s07", 5_000..5_050);
+    wait_until(Duration::from_secs(60), "the new events", || {
+        arrivals(&sink).len() == 2_050
+    });
+    let done = c.log_count("Data collection completed");
+    wait_until(Duration::from_secs(60), "two more cycles", || {
+        c.log_count("Data collection completed") >= done + 2
+    });
+    let reread = duplicated_per_cycle(&c.log_text(), cycles_before);
+    assert!(
+        !reread.is_empty() && reread.iter().all(|n| *n <= 1),
+        "duplicates per cycle: {reread:?}"
+    );
 }

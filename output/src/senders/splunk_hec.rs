@@ -101,6 +101,14 @@ const REQUEST_TIMEOUT_IN_SECONDS: Key = Key::int(
     "timeout of one HTTP request",
 );
 
+const EVENT_ID_FIELD: Key = Key::format(
+    "event_id_field",
+    logferry::config::keys::JSON_MEMBER_NAME,
+    "the name of the stable event id member the collector's inputs add (`@logferry_id` with their `event_id: \
+     true`); an event holding `\"<name>\":\"<id>\"` also carries the id in `fields`, where Splunk can deduplicate on \
+     it; none = not copied",
+);
+
 /// The keys of `outputs.<name>.config` for `splunk_hec`.
 pub static HEC_KEYS: KeySet = KeySet {
     id: "outputs.splunk_hec",
@@ -124,6 +132,7 @@ pub static HEC_KEYS: KeySet = KeySet {
             ACK_TIMEOUT_IN_SECONDS,
             MAX_PENDING_POSTS,
             REQUEST_TIMEOUT_IN_SECONDS,
+            EVENT_ID_FIELD,
         ],
     ],
 };
@@ -156,6 +165,8 @@ pub struct HecConfig {
     pub max_pending_posts: usize,
     /// Key `request_timeout_in_seconds`.
     pub request_timeout: Duration,
+    /// Key `event_id_field`: `None` = the id is not copied into `fields`.
+    pub event_id_field: Option<String>,
 }
 
 impl HecConfig {
@@ -225,6 +236,7 @@ impl HecConfig {
             host: s.get_text(&HOST).unwrap_or_else(system_host_name),
             tag_mapping,
             chain,
+            event_id_field: s.json_member_name(&EVENT_ID_FIELD),
             gzip: s.get_bool(&GZIP),
             batch_max_bytes: s.get_int(&BATCH_MAX_BYTES),
             batch_max_wait: Duration::from_millis(s.get_int(&BATCH_MAX_WAIT_IN_MS)),
@@ -337,6 +349,8 @@ pub struct HecCounters {
 
 pub struct SplunkHecSender {
     cfg: HecConfig,
+    /// `"<event_id_field>":"`, looked up in each event (None: no id in `fields`).
+    id_needle: Option<String>,
     agent: ureq::Agent,
     channel: String,
     name: String,
@@ -402,6 +416,7 @@ impl SplunkHecSender {
             .into();
         SplunkHecSender {
             cfg: cfg.clone(),
+            id_needle: (cfg.event_id_field.as_ref()).map(|name| format!("\"{name}\":\"")),
             agent,
             channel: channel_guid(),
             name: info.name.clone(),
@@ -458,7 +473,20 @@ impl SplunkHecSender {
         push_json_str(out, e.message);
         out.extend_from_slice(b",\"fields\":{\"tag\":");
         push_json_str(out, e.tag);
+        if let (Some(name), Some(id)) = (&self.cfg.event_id_field, self.event_id(e.message)) {
+            out.push(b',');
+            push_json_str(out, name);
+            out.push(b':');
+            push_json_str(out, id);
+        }
         out.extend_from_slice(b"}}\n");
+    }
+
+    /// The stable id in an event's text (`"<event_id_field>":"<id>"`, as the inputs splice it: no escapes).
+    fn event_id<'m>(&self, message: &'m str) -> Option<&'m str> {
+        let needle = self.id_needle.as_deref()?;
+        let rest = &message[message.find(needle)? + needle.len()..];
+        Some(&rest[..rest.find('"')?])
     }
 
     fn finalize_current(&mut self) {

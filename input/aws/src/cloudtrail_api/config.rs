@@ -1,7 +1,7 @@
 //! Configuration of `audit-events-all` with `types: [audit_apis]`: CloudTrail event history read with LookupEvents.
 
 use crate::config::ClientConfig;
-use crate::keys::{AUTO_EVENT_TYPE, ENABLED, TAG, TYPES};
+use crate::keys::{api_service_tag, AUTO_EVENT_TYPE, ENABLED, REGIONS, TYPES};
 use crate::tag::TagTemplate;
 use chrono::{DateTime, Utc};
 use logferry::config::keys::Default;
@@ -46,6 +46,7 @@ const DROP_EVENT_NAMES: Key = Key::list(
     "drop_event_names",
     "`eventName`s read, counted as dropped, not sent",
 );
+pub const TAG: Key = api_service_tag(super::DEFAULT_TAG);
 const REQUESTS_PER_SECOND: Key = Key::float_in(
     "requests_per_second",
     2.0,
@@ -78,6 +79,7 @@ pub static CLOUDTRAIL_API_KEYS: KeySet = KeySet {
         REQUESTS_PER_SECOND,
         REQUEST_PERIOD_IN_SECONDS,
         MAX_CYCLE_SECONDS,
+        REGIONS,
     ]],
 };
 

@@ -28,6 +28,9 @@ pub const PULLER_NAME: &str = "AwsCloudtrailApiPuller";
 /// The PullError id of this puller.
 const PULL_ERROR_ID: u32 = 310;
 
+/// The region whose event history holds the events of the global services (IAM, STS, CloudFront).
+pub const GLOBAL_EVENTS_REGION: &str = "us-east-1";
+
 /// LookupEvents' largest page.
 const PAGE_SIZE: i32 = 50;
 
@@ -290,6 +293,11 @@ impl Puller for CloudTrailApiPuller {
     }
 
     fn pre_pull(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
+        if self.cfg.client.region != GLOBAL_EVENTS_REGION {
+            log::info!(
+                "Global service events (IAM, STS, CloudFront) are recorded in {GLOBAL_EVENTS_REGION} only: add it to this service's \"regions\" to read them"
+            );
+        }
         self.position = Position::from_state(ctx.state());
         if let Some(p) = &self.position {
             log::info!(

@@ -3,7 +3,7 @@
 
 pub mod puller;
 
-use crate::keys::{ENABLED, REQUESTS_PER_SECOND, TYPES};
+use crate::keys::{ENABLED, REGIONS, REQUESTS_PER_SECOND, TYPES};
 use crate::ServiceContext;
 use chrono::{DateTime, Utc};
 use logferry::config::keys::Default;
@@ -60,6 +60,7 @@ pub static CLOUDWATCH_LOGS_KEYS: KeySet = KeySet {
         TAG,
         REQUEST_PERIOD_IN_SECONDS,
         MAX_CYCLE_SECONDS,
+        REGIONS,
     ]],
 };
 

@@ -10,17 +10,20 @@
 use std::borrow::Cow;
 
 use crate::config::{BadObjectPolicy, DirectKind, Mode, ObjectFormat, SqsServiceConfig};
-use crate::decode::{self, Cut, ObjectError, Out, TransportError};
 use crate::errors::{cause_chain, err_text, healing, Healing};
-use crate::records::{HeadField, RecordHead};
 use crate::session::{self, Session};
+use crate::sqs::decode::{self, Cut, ObjectError, Out, TransportError};
 use crate::sqs::notify::{self, Notice, ObjectRef};
+use crate::sqs::records::{HeadField, RecordHead};
 use crate::sqs::share::{MessageShare, Next, Received};
 use crate::tag::{TagCache, TagTemplate, TagVars};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use logferry::event::{Event, EventClass};
+use logferry_input::event_id::source_hash;
+use logferry_input::progress::ProgressError;
 use logferry_input::{
-    EventSink, ItemLedger, ItemRead, PullContext, Puller, PullerError, PullingIdField, SinkFactory,
+    object_body, EventIdField, EventSink, ItemLedger, ItemRead, ProgressStore, PullContext, Puller,
+    PullerError, PullingIdField, SinkFactory,
 };
 use serde_json::Value;
 use std::io::Read;
@@ -171,19 +174,24 @@ impl Puller for SqsPuller {
         let cfg = self.cfg.clone();
         let pulling_id = ctx.pulling_id();
         let deadline = ctx.cycle_deadline();
+        let progress_prefix = format!(
+            "{}:object:",
+            factory.keys.state(&ctx.identity().state_parts())
+        );
         let share = &MessageShare::default();
         // The workers' writes count as this puller's progress for the stall watchdog.
         let progress = logferry::watchdog::current();
         let results: Vec<WorkerEnd> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..cfg.workers)
                 .map(|n| {
-                    let (rt, clients, factory, stop, cfg, progress) = (
+                    let (rt, clients, factory, stop, cfg, progress, progress_prefix) = (
                         rt.clone(),
                         clients.clone(),
                         factory.clone(),
                         stop.clone(),
                         cfg.clone(),
                         progress.clone(),
+                        progress_prefix.clone(),
                     );
                     let name = format!("{}-w{n}", ctx.identity().thread_name());
                     std::thread::Builder::new()
@@ -192,8 +200,11 @@ impl Puller for SqsPuller {
                             if let Some(mark) = &progress {
                                 mark.set_current();
                             }
-                            match Worker::open(rt, clients, cfg, &factory, stop, pulling_id) {
-                                Ok(worker) => worker.run(share, deadline),
+                            let opened = Worker::open(rt, clients, cfg, &factory, stop, pulling_id);
+                            match opened {
+                                Ok(worker) => {
+                                    worker.with_progress(progress_prefix).run(share, deadline)
+                                }
                                 Err(e) => WorkerEnd::failed(e),
                             }
                         })
@@ -308,6 +319,16 @@ struct Worker {
     tags: TagCache,
     /// `@devo_pulling_id` spliced into JSON-object events (None: events are sent as read).
     pulling_id: Option<PullingIdField>,
+    /// Progress inside objects (see [`logferry_input::progress`]): the start of every entry's key (the puller's
+    /// state key), the store (opened at first use), and the entries of the message being processed.
+    progress_prefix: String,
+    progress_store: Option<ProgressStore>,
+    progress_keys: Vec<String>,
+    factory: SinkFactory,
+    /// The stable id member of JSON-object events (None: off), and the start of the ids of the current source (an
+    /// object's hash, a message's id) to which each event's index is added.
+    event_id: Option<EventIdField>,
+    id_base: String,
 }
 
 async fn until_stop(stop: Arc<AtomicBool>) {
@@ -326,6 +347,7 @@ impl Worker {
         pulling_id: u64,
     ) -> Result<Worker, PullerError> {
         let sink = f.open(EventClass::Standard)?;
+        let event_id = cfg.event_id_field.as_deref().map(EventIdField::new);
         Ok(Worker {
             rt,
             c,
@@ -338,7 +360,72 @@ impl Worker {
                 .pulling_id_field
                 .then(|| PullingIdField::new(pulling_id)),
             cfg,
+            progress_prefix: String::new(),
+            progress_store: None,
+            progress_keys: Vec::new(),
+            factory: f.clone(),
+            event_id,
+            id_base: String::new(),
         })
+    }
+
+    /// Saves progress inside objects under keys starting with `prefix` (when the service keeps it).
+    fn with_progress(mut self, prefix: String) -> Self {
+        self.progress_prefix = prefix;
+        self
+    }
+
+    /// Where reading `obj` (of content `version`: ETag and version id) starts: after the units a previous reading
+    /// of the same content queued (a redelivered message after a crash), else at 0. From here on every flush saves
+    /// the object's progress with its events.
+    fn resume_point(
+        &mut self,
+        obj: &ObjectRef,
+        version: Option<String>,
+    ) -> Result<u64, ObjectError> {
+        let (Some(ttl), Some(version)) = (self.cfg.object_progress, version) else {
+            return Ok(0);
+        };
+        let key = format!("{}{}/{}", self.progress_prefix, obj.bucket, obj.key);
+        let store = match &mut self.progress_store {
+            Some(store) => store,
+            None => {
+                let conn = self.factory.connect().map_err(ObjectError::Sink)?;
+                self.progress_store.insert(ProgressStore::new(conn))
+            }
+        };
+        let saved = match store.load(&key) {
+            Ok(saved) => saved,
+            Err(e @ ProgressError::Corrupt { .. }) => {
+                log::warn!("{e}: {} is read from its start", obj.origin());
+                None
+            }
+            Err(e) => return Err(ObjectError::Sink(e.into())),
+        };
+        let skip = match saved {
+            Some(saved) if saved.version == version => saved.position,
+            Some(saved) => {
+                log::info!(
+                    "{} changed since its progress was saved (version {} -> {version}): read from its start",
+                    obj.origin(),
+                    saved.version
+                );
+                0
+            }
+            None => 0,
+        };
+        self.sink.track_item(key.clone(), version, skip, ttl);
+        self.progress_keys.push(key);
+        Ok(skip)
+    }
+
+    /// Removes the progress of the objects of an acknowledged message.
+    fn forget_progress(&mut self) -> Result<(), PullerError> {
+        let keys = std::mem::take(&mut self.progress_keys);
+        match &mut self.progress_store {
+            Some(store) => store.forget(&keys).map_err(PullerError::from),
+            None => Ok(()),
+        }
     }
 
     /// Processes messages until the cycle ends: those other workers received, or a batch of its own when nothing
@@ -437,6 +524,7 @@ impl Worker {
         let waited = received.waited();
         let m = received.message;
         self.n.from_sqs += 1;
+        self.progress_keys.clear();
         let receipt = m.receipt_handle().unwrap_or("").to_owned();
         let count: u32 = m
             .attributes()
@@ -490,15 +578,16 @@ impl Worker {
         self.sink.flush()?;
         drop(keeper);
         if let Outcome::Ack = outcome {
-            if self.cfg.ack_messages {
-                self.delete(&receipt, &m)?;
+            if self.cfg.ack_messages && self.delete(&receipt, &m)? {
+                self.forget_progress()?;
             }
         }
         self.n.busy += t0.elapsed();
         Ok(())
     }
 
-    fn delete(&mut self, receipt: &str, m: &Message) -> Result<(), PullerError> {
+    /// Deletes a processed message; false when SQS refused (it comes back: a duplicate, no loss).
+    fn delete(&mut self, receipt: &str, m: &Message) -> Result<bool, PullerError> {
         let r = self.rt.block_on(
             self.c
                 .sqs
@@ -511,7 +600,7 @@ impl Worker {
             Ok(_) => {
                 self.n.deleted += 1;
                 log::debug!("Acked message receiptHandle: {receipt}");
-                Ok(())
+                Ok(true)
             }
             Err(e) => {
                 // The events are in Redis; the message will come back and be processed again (a duplicate, no loss).
@@ -520,7 +609,7 @@ impl Worker {
                     self.origin(m),
                     err_text(&e)
                 );
-                Ok(())
+                Ok(false)
             }
         }
     }
@@ -643,6 +732,12 @@ impl Worker {
                 });
             }
         };
+        let version = object_version(resp.e_tag(), resp.version_id());
+        if self.event_id.is_some() {
+            let content = version.as_deref().unwrap_or("");
+            self.id_base = format!("{}-", source_hash(&[&obj.bucket, &obj.key, content]));
+        }
+        let skip = self.resume_point(obj, version)?;
         let body = BodyReader {
             rt: self.rt.clone(),
             body: resp.body,
@@ -660,6 +755,16 @@ impl Worker {
             ObjectFormat::Auto => Cut::Auto(self.cfg.records_check),
             _ => Cut::Lines,
         };
+        if skip > 0 {
+            let unit = match cut {
+                Cut::Lines => "line",
+                _ => "record",
+            };
+            log::info!(
+                "Resuming {} at {unit} {skip}: {skip} events already queued",
+                obj.origin()
+            );
+        }
         let account = key_account(&obj.key).unwrap_or_else(|| self.c.session.account_id.clone());
         let region = key_region(&obj.key).unwrap_or_else(|| self.cfg.client.region.clone());
         let mut em = Emitter {
@@ -674,10 +779,14 @@ impl Worker {
             discard: None,
             accounted: 0,
             units: 0,
+            skip,
             times: HourCache::default(),
         };
-        let stats = decode::read_object(body, em.cfg.compression, cut, &mut em)?;
+        let read = decode::read_object(body, em.cfg.compression, cut, &mut em);
         let (discarded, accounted_units) = (em.discard, em.accounted);
+        // The position reached stays noted (saved with the next write) when the read stopped half-way too.
+        self.sink.end_item();
+        let stats = read?;
         self.n.bytes += stats.bytes;
         Ok(match discarded {
             Some(why) => ObjectRead::Discarded(why),
@@ -692,19 +801,24 @@ impl Worker {
     fn handle_direct(&mut self, m: &Message, kind: DirectKind) -> Result<Outcome, PullerError> {
         let body = m.body().unwrap_or("");
         let now = logferry::time::now_ms();
+        if self.event_id.is_some() {
+            self.id_base = format!("{}-", m.message_id().unwrap_or(""));
+        }
         match kind {
             DirectKind::Body => {
                 if body.trim().is_empty() {
                     let origin = self.origin(m);
                     self.ledger.discard(&origin, "an empty message body");
                 }
-                for line in body.lines().filter(|l| !l.trim().is_empty()) {
+                let object = self.event_id.is_some();
+                let lines = body.lines().filter(|l| !l.trim().is_empty());
+                for (index, line) in (0..).zip(lines) {
                     let tag = self.cfg.tag.render(TagVars {
                         event_type: &self.cfg.event_type_default,
                         account_id: "",
                         region_id: "",
                     });
-                    self.emit(&tag, now, line, false)?;
+                    self.emit(&tag, now, line, object, index)?;
                 }
                 Ok(Outcome::Ack)
             }
@@ -748,13 +862,13 @@ impl Worker {
                         account_id: &account,
                         region_id: &region,
                     });
-                    self.emit(&tag, time, body.trim(), true)?;
+                    self.emit(&tag, time, body.trim(), true, 0)?;
                 } else {
                     let Some(findings) = v.pointer("/detail/findings").and_then(Value::as_array)
                     else {
                         return self.bad_message(m, "EventBridge event without detail.findings (Security Hub findings expected)");
                     };
-                    for f in findings {
+                    for (index, f) in (0..).zip(findings) {
                         let acc = f
                             .get("AwsAccountId")
                             .and_then(Value::as_str)
@@ -770,7 +884,7 @@ impl Worker {
                             account_id: acc,
                             region_id: reg,
                         });
-                        self.emit(&tag, time, &f.to_string(), true)?;
+                        self.emit(&tag, time, &f.to_string(), true, index)?;
                     }
                 }
                 Ok(Outcome::Ack)
@@ -778,27 +892,40 @@ impl Worker {
         }
     }
 
-    /// Emits one event of a message body; `object`: the text is a JSON object (gets `@devo_pulling_id`).
+    /// Emits event `index` of a message body; `object`: the text may be a JSON object (gets `@devo_pulling_id`
+    /// and the stable id when they are on).
     fn emit(
         &mut self,
         tag: &str,
         time_ms: i64,
         text: &str,
         object: bool,
+        index: u64,
     ) -> Result<(), PullerError> {
         self.n.generated += 1;
         if self.cfg.do_not_send {
             return Ok(());
         }
-        emit_text(
-            &mut self.sink,
-            self.pulling_id.as_ref(),
-            tag,
-            time_ms,
-            text,
-            object,
-        )
+        let id = self
+            .event_id
+            .as_mut()
+            .map(|f| f.member(&self.id_base, index));
+        let members = Members {
+            pulling_id: self.pulling_id.as_ref(),
+            id,
+        };
+        emit_text(&mut self.sink, members, tag, time_ms, text, object)
     }
+}
+
+/// What identifies an object's content: its ETag (without quotes), with its version id on a versioned bucket. None
+/// without an ETag: progress is then not kept (a changed object could not be told from the one read before).
+fn object_version(e_tag: Option<&str>, version_id: Option<&str>) -> Option<String> {
+    let e_tag = e_tag?.trim_matches('"');
+    Some(match version_id {
+        Some(v) if v != "null" => format!("{e_tag} {v}"),
+        _ => e_tag.to_owned(),
+    })
 }
 
 fn bytes_empty() -> bytes::Bytes {
@@ -1046,6 +1173,8 @@ struct Emitter<'a> {
     /// Units that became events or were set aside one by one.
     accounted: u64,
     units: u64,
+    /// Units queued by an earlier reading of the same content (see [`Worker::resume_point`]): not emitted again.
+    skip: u64,
     times: HourCache,
 }
 
@@ -1090,12 +1219,12 @@ impl Emitter<'_> {
             account_id: tagging.account_id.unwrap_or(account),
             region_id: tagging.region_id.unwrap_or(region),
         };
-        emit_event(w, template, vars, time_ms, message, object)
+        emit_event(w, template, vars, time_ms, message, object, self.units)
     }
 }
 
 /// Renders the tag (cached while its variables repeat) and emits one event, encoded straight into the sink's wrap
-/// (no copy of the message).
+/// (no copy of the message); `index`: the event's position in its object (its stable id).
 fn emit_event(
     w: &mut Worker,
     template: &TagTemplate,
@@ -1103,35 +1232,50 @@ fn emit_event(
     time_ms: i64,
     message: &str,
     object: bool,
+    index: u64,
 ) -> Result<(), ObjectError> {
     w.n.generated += 1;
     if w.cfg.do_not_send {
         return Ok(());
     }
     let tag = w.tags.get(template, vars);
-    emit_text(
-        &mut w.sink,
-        w.pulling_id.as_ref(),
-        tag,
-        time_ms,
-        message,
-        object,
-    )
-    .map_err(ObjectError::Sink)
+    let id = w.event_id.as_mut().map(|f| f.member(&w.id_base, index));
+    let members = Members {
+        pulling_id: w.pulling_id.as_ref(),
+        id,
+    };
+    emit_text(&mut w.sink, members, tag, time_ms, message, object).map_err(ObjectError::Sink)
 }
 
-/// Writes one event into the sink's wrap; a JSON object gets `@devo_pulling_id` when `pulling_id` is set.
+/// The members spliced into a JSON-object event: `@devo_pulling_id`, the stable id (`,"<name>":"<id>"`).
+#[derive(Clone, Copy)]
+struct Members<'a> {
+    pulling_id: Option<&'a PullingIdField>,
+    id: Option<&'a str>,
+}
+
+/// Writes one event into the sink's wrap; a JSON object (`object`, and its text `{...}`) gets the `members` that
+/// are set, other text is written as it is.
 fn emit_text(
     sink: &mut EventSink,
-    pulling_id: Option<&PullingIdField>,
+    members: Members<'_>,
     tag: &str,
     time_ms: i64,
     text: &str,
     object: bool,
 ) -> Result<(), PullerError> {
-    match pulling_id.filter(|_| object).and_then(|p| p.splice(text)) {
-        Some(pieces) => sink.emit_pieces(tag, time_ms, &pieces),
-        None => sink.emit_parts(tag, time_ms, text),
+    let wanted = object && (members.pulling_id.is_some() || members.id.is_some());
+    let Some((body, empty)) = wanted.then(|| object_body(text)).flatten() else {
+        return sink.emit_parts(tag, time_ms, text);
+    };
+    // The first member added to an empty object has no comma before it.
+    let id = members.id.map(|m| if empty { &m[1..] } else { m });
+    let close = members
+        .pulling_id
+        .map_or("}", |p| p.closing(empty && id.is_none()));
+    match id {
+        Some(id) => sink.emit_pieces(tag, time_ms, &[body, id, close]),
+        None => sink.emit_pieces(tag, time_ms, &[body, close]),
     }
 }
 
@@ -1145,6 +1289,18 @@ impl Emitter<'_> {
             });
         }
         Ok(())
+    }
+
+    /// True when the current unit was queued by an earlier reading (it counts as accounted for); otherwise the
+    /// sink notes it done, before its event is emitted (the write that takes the event saves its position).
+    #[inline]
+    fn already_queued(&mut self) -> bool {
+        if self.units <= self.skip {
+            self.accounted += 1;
+            return true;
+        }
+        self.w.sink.advance_item(self.units);
+        false
     }
 
     fn bad_record(&mut self, bytes: &[u8], index: u64, e: &str) -> Result<(), ObjectError> {
@@ -1199,6 +1355,9 @@ impl Emitter<'_> {
 impl Out for Emitter<'_> {
     fn record(&mut self, bytes: &[u8], head: &RecordHead, index: u64) -> Result<(), ObjectError> {
         self.tick()?;
+        if self.already_queued() {
+            return Ok(());
+        }
         if let Some(why) = &head.invalid {
             return self.bad_record(bytes, index, why);
         }
@@ -1239,13 +1398,18 @@ impl Out for Emitter<'_> {
             ObjectFormat::Umbrella => (false, Some(umbrella_type(&self.obj.key))),
             _ => (false, None),
         };
+        if self.already_queued() {
+            return Ok(());
+        }
         let tagging = Tagging {
             alt,
             derived: kind_type,
             account_id: None,
             region_id: None,
         };
-        self.emit(tagging, now, text, false)
+        // Lines are forwarded as read; with event ids on, a line that is a JSON object gets its id.
+        let object = self.w.event_id.is_some();
+        self.emit(tagging, now, text, object)
     }
 }
 

@@ -487,3 +487,132 @@ impl log::Log for CapturedLog {
 
     fn flush(&self) {}
 }
+
+/// The access key and secret the local servers of `tests/servers/` accept.
+pub const KEY: &str = "AKIDLOGFERRY";
+pub const SECRET: &str = "logferry-secret";
+
+/// A local AWS stand-in of `tests/servers/` (python3 with botocore), killed by pid when dropped.
+pub struct LocalServer {
+    pub port: u16,
+    _guard: logferry_testkit::ChildGuard,
+}
+
+impl LocalServer {
+    /// Starts `tests/servers/<script>` with `--port <free port>` and `args`, and waits until it listens.
+    pub fn start(script: &str, args: &[&std::ffi::OsStr]) -> LocalServer {
+        let port = logferry_testkit::free_port();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/servers")
+            .join(script);
+        let child = std::process::Command::new("python3")
+            .arg(path)
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {script} (python3 with botocore): {e}"));
+        let guard = logferry_testkit::ChildGuard {
+            child,
+            name: script.to_owned(),
+        };
+        logferry_testkit::wait_for_port(port, std::time::Duration::from_secs(30), script);
+        LocalServer {
+            port,
+            _guard: guard,
+        }
+    }
+
+    /// Starts a server that checks signatures against [`KEY`] and [`SECRET`], with `--name value` options.
+    pub fn start_signed(script: &str, options: &[(&str, &std::ffi::OsStr)]) -> LocalServer {
+        let mut args: Vec<&std::ffi::OsStr> = Vec::new();
+        for (name, value) in options {
+            args.extend([std::ffi::OsStr::new(*name), *value]);
+        }
+        for word in ["--key", KEY, "--secret", SECRET] {
+            args.push(std::ffi::OsStr::new(word));
+        }
+        LocalServer::start(script, &args)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request the server saw (`GET /_requests`).
+    pub fn requests(&self) -> Vec<Value> {
+        self.http("GET", "/_requests", "")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sends one plain HTTP/1.0 request (`method path`, JSON body) and returns the JSON body of the answer.
+    pub fn http(&self, method: &str, path: &str, body: &str) -> Value {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let text = logferry_testkit::read_all(s);
+        let at = text.find("\r\n\r\n").expect("an HTTP answer") + 4;
+        serde_json::from_str(&text[at..]).unwrap()
+    }
+}
+
+/// `fault_proxy.py` in front of `upstream`: throttles the `targets` operations beyond `rate` requests/s (0: never)
+/// and fails every `fail_every`th of them with HTTP 500 (0: never).
+pub fn fault_proxy(upstream: &str, targets: &str, rate: f64, fail_every: u32) -> LocalServer {
+    let (rate, fail_every) = (rate.to_string(), fail_every.to_string());
+    let words = [
+        "--upstream",
+        upstream,
+        "--targets",
+        targets,
+        "--rate",
+        &rate,
+        "--fail-every",
+        &fail_every,
+    ];
+    let args: Vec<&std::ffi::OsStr> = words.iter().map(std::ffi::OsStr::new).collect();
+    LocalServer::start("fault_proxy.py", &args)
+}
+
+/// A collector config around `inputs` (the YAML of the `inputs:` entries, indented by 2): its state and embedded
+/// Redis in `dir`, a syslog output to 127.0.0.1:`sink_port`.
+pub fn collector_yaml(dir: &Path, id: &str, inputs: &str, sink_port: u16) -> String {
+    format!(
+        "globals:\n  id: {id}\n  persistence: {{type: embedded, directory: \"{}\"}}\n  stop_drain_timeout_in_sec: 5\ninputs:\n{inputs}outputs:\n  relay:\n    type: syslog\n    config:\n      address: 127.0.0.1\n      port: {sink_port}\n",
+        dir.join("state").display()
+    )
+}
+
+/// One `aws` input of a collector config (for [`collector_yaml`]) reading a local server at `endpoint` with
+/// [`KEY`] and `secret`; `services` is the YAML of its `services:` entries, indented by 6.
+pub fn aws_input_yaml(
+    name: &str,
+    id: usize,
+    endpoint: &str,
+    secret: &str,
+    services: &str,
+) -> String {
+    format!(
+        "  {name}:\n    type: aws\n    id: {id}\n    region: us-east-1\n    endpoint: {endpoint}\n    credentials:\n      access_key: {KEY}\n      access_secret: {secret}\n    services:\n{services}"
+    )
+}
+
+/// Runs a Python `script` (e.g. boto3 against a local server) and asserts that it printed `ok`.
+pub fn assert_python_ok(script: &str, what: &str) {
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

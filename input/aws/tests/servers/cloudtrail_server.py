@@ -20,40 +20,18 @@ Usage: cloudtrail_server.py --port P --events FILE [--rate 2] [--key K --secret 
 import argparse
 import base64
 import json
+import os
 import sys
-import threading
 import time
-import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from http.server import ThreadingHTTPServer
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aws_wire  # noqa: E402
 
 # botocore sends the long target prefix, the Rust SDK the short one; CloudTrail accepts both.
 TARGETS = ("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
            "CloudTrail_20131101.LookupEvents")
 PAGE_MAX = 50
-
-
-class Bucket:
-    """Token bucket: `rate` tokens per second, at most `burst` banked."""
-
-    def __init__(self, rate, burst):
-        self.rate, self.burst = rate, burst
-        self.tokens, self.at = burst, time.monotonic()
-        self.lock = threading.Lock()
-
-    def take(self):
-        with self.lock:
-            now = time.monotonic()
-            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-            self.at = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return True
-            return False
 
 
 def load_events(path):
@@ -87,88 +65,24 @@ def cloudtrail_event(e):
     }, separators=(",", ":"))
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, body, content_type):
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(aws_wire.Handler):
     def json_error(self, status, code, message):
         self.reply(status, json.dumps({"__type": code, "message": message}), "application/x-amz-json-1.1")
 
-    def xml_error(self, status, code, message):
-        self.reply(status, "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
-                   f"<Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
-                   f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>", "text/xml")
-
     def do_GET(self):
-        if self.path == "/_requests":
-            with self.server.lock:
-                body = json.dumps(self.server.seen)
-            self.reply(200, body, "application/json")
-        else:
+        if not self.serve_requests_record():
             self.reply(404, "{}", "application/json")
 
     def do_POST(self):
-        length = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(length)
+        body = self.read_body()
         target = self.headers.get("X-Amz-Target", "")
-        refusal = self.signature_refusal(body)
+        refusal = self.signature_refusal("POST", body)
         if target in TARGETS:
             self.lookup_events(body, refusal)
         elif b"Action=GetCallerIdentity" in body:
             self.get_caller_identity(refusal)
         else:
             self.json_error(400, "UnknownOperationException", f"unknown target {target!r}")
-
-    def signature_refusal(self, body):
-        """None when the request is signed with the expected key and secret, else (code, message)."""
-        auth = self.headers.get("Authorization", "")
-        if not auth.startswith("AWS4-HMAC-SHA256 "):
-            return ("MissingAuthenticationToken", "Request is missing Authentication Token")
-        fields = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(","))
-        key, date, region, service, _ = fields["Credential"].split("/")
-        if key != self.server.key:
-            return ("UnrecognizedClientException", "The security token included in the request is invalid.")
-        signed = fields["SignedHeaders"].split(";")
-        headers = {h: self.headers[h] for h in signed if self.headers.get(h) is not None}
-        request = AWSRequest(method="POST", url=f"http://{self.headers['host']}{self.path}", data=body,
-                             headers=headers)
-        request.context["timestamp"] = self.headers["X-Amz-Date"]
-        signer = SigV4Auth(Credentials(key, self.server.secret, self.headers.get("X-Amz-Security-Token")),
-                           service, region)
-        canonical = signer.canonical_request(request)
-        expected = signer.signature(signer.string_to_sign(request, canonical), request)
-        if expected != fields["Signature"]:
-            return ("InvalidSignatureException",
-                    "The request signature we calculated does not match the signature you provided. "
-                    "Check your AWS Secret Access Key and signing method.")
-        return None
-
-    def note(self, entry):
-        entry["at"] = time.time()
-        with self.server.lock:
-            self.server.seen.append(entry)
-
-    def get_caller_identity(self, refusal):
-        self.note({"target": "GetCallerIdentity", "outcome": refusal[0] if refusal else "ok"})
-        if refusal:
-            code = "SignatureDoesNotMatch" if refusal[0] == "InvalidSignatureException" else "InvalidClientTokenId"
-            return self.xml_error(403, code, refusal[1])
-        self.reply(200, "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
-                   "<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/tester</Arn>"
-                   "<UserId>AIDATESTER</UserId><Account>123456789012</Account></GetCallerIdentityResult>"
-                   f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-                   "</GetCallerIdentityResponse>", "text/xml")
 
     def lookup_events(self, body, refusal):
         req = json.loads(body or b"{}")
@@ -214,10 +128,7 @@ def main():
     a = p.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     server.events = load_events(a.events)
-    server.bucket = Bucket(a.rate, 2)
-    server.key, server.secret = a.key, a.secret
-    server.lock = threading.Lock()
-    server.seen = []
+    aws_wire.setup_server(server, a.key, a.secret, a.rate)
     print(f"listening on {a.port} with {len(server.events)} events", file=sys.stderr, flush=True)
     server.serve_forever()
 

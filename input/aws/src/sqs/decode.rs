@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, Read};
 
 use crate::config::Compression;
-use crate::records::{split_records, RecordCheck, RecordHead};
+use crate::sqs::records::{split_records, RecordCheck, RecordHead};
 
 /// Why an object could not be turned into events.
 #[derive(Debug, thiserror::Error)]

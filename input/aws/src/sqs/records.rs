@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use std::io::{ErrorKind, Read};
 use std::ops::Range;
 
-use crate::decode::{classify, text, ObjectError, Out, ReadStats};
+use crate::sqs::decode::{classify, text, ObjectError, Out, ReadStats};
 
 /// The top-level fields of a CloudTrail record that tags and event times are made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
