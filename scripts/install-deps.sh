@@ -28,6 +28,9 @@ fi
 # debootstrap (its base image) and strip (binutils) for the container test (tests/container.rs); python3-venv for
 # the Kubernetes manifest tools below.
 install_missing_debian_packages prometheus podman buildah runc debootstrap binutils python3-venv
+# xz unpacks Vector 0.58 (shared/tools/vector-0.58.xz beside the checkout) for the Splunk HEC tests with indexer
+# acknowledgements (output/tests/hec_vector.rs, testkit/src/vector.rs) and bench/hec.
+install_missing_debian_packages xz-utils
 systemctl disable --now prometheus >/dev/null 2>&1 || true
 
 # Python peers used by the tests (moto's AWS server, Devo's reference sender, Alibaba SDKs as oracles; boto3 and

@@ -15,6 +15,7 @@ pub mod panic_hook;
 pub mod process;
 pub mod proctitle;
 pub mod queue;
+pub mod queue_ledger;
 pub mod redact;
 pub mod redis_conn;
 pub mod resp;

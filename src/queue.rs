@@ -7,6 +7,7 @@
 //! read but not acknowledged stays in the group's pending list and is read again after a restart.
 
 use crate::event::{Event, EventClass, Wrap, WrapFormat};
+use crate::queue_ledger::{fits, QueueLedger, Size};
 use crate::redis_conn::{Keys, Patience, RedisLink};
 use crate::resp::{GroupRead, RespConnection, RespError};
 use std::io::IoSlice;
@@ -72,13 +73,19 @@ end
 return acked
 "#;
 
+/// The longest wait between two looks at the size of a full stream. Room comes at the output's pace (an
+/// acknowledged entry); with indexer acknowledgements the whole queue is in flight, so a longer wait would idle the
+/// pipeline (a look is one HMGET).
+const FULL_RECHECK_MAX: Duration = Duration::from_millis(10);
+
 /// Writes events of one class into its stream, in wraps, waiting while the stream is full.
 ///
 /// A push is one round trip: `MULTI`, one `XADD` per wrap, `HINCRBY` of the size hash, `EXEC`. The command
 /// headers are packed by hand into a reused buffer and written with the wraps between them, as they lie
 /// (`writev`, [`RespConnection::send_parts`]). No Lua script sees the wraps: Redis's Lua hashes every byte of every
-/// string argument, which cost more than everything else Redis did. The limits are checked against the totals the
-/// previous push returned (refreshed while full), so a stream can exceed them by at most one push per producer.
+/// string argument, which cost more than everything else Redis did. The limits are checked against the size the
+/// latest push of any producer of the stream in this process returned (refreshed while full), holding the
+/// stream's [`QueueLedger`] until the push's reply, so they hold with any number of pullers.
 pub struct QueueProducer {
     /// `None` after an error (the connection's replies can no longer be trusted) until the next attempt reconnects.
     conn: Option<RespConnection>,
@@ -89,8 +96,8 @@ pub struct QueueProducer {
     size_key: String,
     limits: QueueLimits,
     stop: Arc<AtomicBool>,
-    /// Events and bytes in the stream as of the last reply (None: unknown).
-    known: Option<(u64, u64)>,
+    /// The stream's size as the producers of this process know it, and their reservations.
+    ledger: QueueLedger,
     /// The push's commands without the wraps' bytes; the bytes of wrap i go at `cuts[i]`.
     packed: Vec<u8>,
     cuts: Vec<usize>,
@@ -98,6 +105,8 @@ pub struct QueueProducer {
     pub waited: Duration,
     /// When the "queue is full" line was last logged (once a minute at most).
     last_full_log: Option<Instant>,
+    /// When the WARNING of a long wait for room was last logged (once a minute while waiting).
+    last_full_warning: Option<Instant>,
 }
 
 /// Wraps written per round trip by [`QueueProducer::push`].
@@ -124,15 +133,16 @@ impl QueueProducer {
             conn: Some(conn),
             redis_url: url.to_owned(),
             patience: Patience::new(url).give_way_to(stop.clone()),
-            stream,
             size_key: keys.stream_size(class),
+            ledger: QueueLedger::of(url, &stream),
+            stream,
             limits,
             stop,
-            known: None,
             packed: Vec::new(),
             cuts: Vec::new(),
             waited: Duration::ZERO,
             last_full_log: None,
+            last_full_warning: None,
         })
     }
 
@@ -170,16 +180,12 @@ impl QueueProducer {
             };
             let add_n: u64 = group.iter().map(|w| w.len() as u64).sum();
             let add_b: u64 = group.iter().map(|w| w.event_bytes()).sum();
-            self.wait_for_room(add_n, add_b)?;
             let lz4 = self.limits.lz4;
             group
                 .iter_mut()
                 .for_each(|w| if lz4 { w.pack() } else { w.seal_plain() });
             self.pack_push(group, add_n, add_b, companions);
-            let (n, b) = self.with_connection("XADD", |conn, packed, cuts| {
-                send_push(conn, packed, cuts, group, companions.len())
-            })?;
-            self.known = Some((n.max(0) as u64, b.max(0) as u64));
+            self.push_when_room((add_n, add_b), group, companions.len())?;
         }
         Ok(())
     }
@@ -279,53 +285,91 @@ impl QueueProducer {
         Ok((count(0), count(1)))
     }
 
-    fn fits(&self, (n, b): (u64, u64), add_n: u64, add_b: u64) -> bool {
-        // An empty stream always takes a push, however large, or a huge push could never be written.
-        n == 0 || (n + add_n <= self.limits.max_events && b + add_b <= self.limits.max_bytes)
+    fn max(&self) -> Size {
+        (self.limits.max_events, self.limits.max_bytes)
     }
 
-    /// Returns when the stream has room for `add_n` events of `add_b` bytes; waits (backpressure) while it is full.
-    fn wait_for_room(&mut self, add_n: u64, add_b: u64) -> Result<(), QueueError> {
-        let known = match self.known {
-            Some(k) => k,
-            None => self.read_size()?,
-        };
-        if self.fits(known, add_n, add_b) {
-            return Ok(());
+    /// Writes the packed push of `group` (`add`: its events and bytes) once the stream has room for it; waits
+    /// (backpressure) while it is full, the puller shown `waiting_for_queue` meanwhile.
+    fn push_when_room(
+        &mut self,
+        add: Size,
+        group: &[&mut Wrap],
+        companions: usize,
+    ) -> Result<(), QueueError> {
+        let mut waiting_since = None;
+        let pushed = self.push_or_wait(add, group, companions, &mut waiting_since);
+        if let Some(since) = waiting_since {
+            crate::watchdog::queue_full_on_this_thread(false);
+            let waited = since.elapsed();
+            self.waited += waited;
+            log::debug!(
+                "Queue {} had room again after {:.3} s",
+                self.stream,
+                waited.as_secs_f64()
+            );
         }
-        let since = Instant::now();
-        let mut warned_at = since;
-        let mut wait = Duration::from_millis(1);
-        self.log_full_once_a_minute();
+        pushed
+    }
+
+    /// The loop of [`QueueProducer::push_when_room`]: the check and the push hold the stream's [`QueueLedger`], so
+    /// that the limits hold with every producer of the process; the pauses while full do not.
+    fn push_or_wait(
+        &mut self,
+        add: Size,
+        group: &[&mut Wrap],
+        companions: usize,
+        waiting_since: &mut Option<Instant>,
+    ) -> Result<(), QueueError> {
+        let ledger = self.ledger.clone();
+        let mut pause = Duration::from_millis(1);
         loop {
+            let mut known = ledger.hold();
+            let size = match *known {
+                Some(size) => size,
+                None => *known.insert(self.read_size()?),
+            };
+            if fits(size, add, self.max()) {
+                let written = self.with_connection("XADD", |conn, packed, cuts| {
+                    send_push(conn, packed, cuts, group, companions)
+                });
+                *known = written
+                    .as_ref()
+                    .ok()
+                    .map(|&(n, b)| (n.max(0) as u64, b.max(0) as u64));
+                return written.map(|_| ());
+            }
+            // The output makes room: read the size afresh after the pause.
+            *known = None;
+            drop(known);
+            let since = *waiting_since.get_or_insert_with(|| {
+                crate::watchdog::queue_full_on_this_thread(true);
+                self.log_full_once_a_minute();
+                self.last_full_warning = None;
+                Instant::now()
+            });
             if self.stop.load(Ordering::Relaxed) {
                 return Err(QueueError::Stopping {
                     stream: self.stream.clone(),
-                    events: add_n as usize,
+                    events: add.0 as usize,
                 });
             }
-            std::thread::sleep(wait);
-            wait = (wait * 2).min(Duration::from_millis(100));
-            let fresh = self.read_size()?;
-            self.known = Some(fresh);
-            if self.fits(fresh, add_n, add_b) {
-                let waited = since.elapsed();
-                self.waited += waited;
-                log::debug!(
-                    "Queue {} had room again after {:.3} s",
-                    self.stream,
-                    waited.as_secs_f64()
-                );
-                return Ok(());
-            }
-            if warned_at.elapsed() > Duration::from_secs(60) {
-                warned_at = Instant::now();
-                log::warn!(
-                    "Queue {} is full: the producer has been waiting for {} s",
-                    self.stream,
-                    since.elapsed().as_secs()
-                );
-            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(FULL_RECHECK_MAX);
+            self.warn_when_full_for_long(since);
+        }
+    }
+
+    /// A WARNING once a minute while a producer waits for room.
+    fn warn_when_full_for_long(&mut self, since: Instant) {
+        let warned = self.last_full_warning.unwrap_or(since);
+        if warned.elapsed() > Duration::from_secs(60) {
+            self.last_full_warning = Some(Instant::now());
+            log::warn!(
+                "Queue {} is full: the producer has been waiting for the queue for {} s",
+                self.stream,
+                since.elapsed().as_secs()
+            );
         }
     }
 
@@ -338,7 +382,7 @@ impl QueueProducer {
         }
         self.last_full_log = Some(Instant::now());
         log::info!(
-            "Queue {} is full (limits: {} messages, {} MB): waiting for the output to make room",
+            "Queue {} is full (limits: {} messages, {} MB): waiting for the queue until the output makes room",
             self.stream,
             self.limits.max_events,
             self.limits.max_bytes / (1024 * 1024)

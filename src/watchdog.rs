@@ -182,6 +182,16 @@ pub fn wrote_on_this_thread(events: u64, newest_ms: i64) {
     });
 }
 
+/// A sink on this thread waits for room in the queue (`full`), or has room again: the puller's figures show it
+/// (state `waiting_for_queue`; no-op without a mark or figures).
+pub fn queue_full_on_this_thread(full: bool) {
+    CURRENT.with(|c| {
+        if let Some(f) = c.borrow().as_ref().and_then(|mark| mark.figures.get()) {
+            f.queue_full(full);
+        }
+    });
+}
+
 /// Starts this process's watchdog: every mark is checked about every second (or a quarter of `threshold`).
 pub fn spawn_watchdog(threshold: Duration, stop: Arc<AtomicBool>) -> JoinHandle<()> {
     let period = (threshold / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));

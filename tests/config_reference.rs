@@ -109,7 +109,7 @@ fn markdown_for_one_section_and_an_unknown_one() {
     assert_eq!(code, Some(0));
     assert!(out.starts_with("## `globals`\n"), "{out}");
     assert!(
-        out.contains("| `queue_max_size_in_mb` | integer | 256 | 1..=5120 |"),
+        out.contains("| `queue_max_size_in_mb` | integer | 32 | 1..=5120 |"),
         "{out}"
     );
     assert!(out.contains("## `globals.persistence`"), "{out}");

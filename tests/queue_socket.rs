@@ -405,3 +405,68 @@ fn a_size_hash_below_zero_counts_as_empty() {
     let len: usize = redis::cmd("XLEN").arg(stream()).query(&mut conn).unwrap();
     assert_eq!(len, 2);
 }
+
+/// Eight producers of one stream (a puller's worker threads) filling it while nothing reads: together they stop at
+/// its limits, where each of them used to check only its own last reply and the stream took several pushes more
+/// (1,300 events for a limit of 1,000 with reservations that trusted replies in any order). Then, stopping, every
+/// waiting producer gives up with `Stopping`.
+#[test]
+fn many_producers_of_a_stream_hold_its_limits_together() {
+    use logferry::Event;
+    use std::sync::atomic::Ordering;
+    const PRODUCERS: usize = 8;
+    const PUSH: usize = 100;
+    const MAX: u64 = 1000;
+    let redis = RedisServer::start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let limits = QueueLimits {
+        max_events: MAX,
+        wrap_size: 10,
+        ..QueueLimits::UNBOUNDED
+    };
+    let threads: Vec<_> = (0..PRODUCERS)
+        .map(|_| {
+            let mut p = QueueProducer::connect(
+                &redis.url(),
+                SECOND * 10,
+                &keys(),
+                EventClass::Standard,
+                limits,
+                stop.clone(),
+            )
+            .unwrap();
+            std::thread::spawn(move || {
+                let events: Vec<Event> = (0..PUSH)
+                    .map(|i| Event::new("my.app.test", i as i64, "x".repeat(100)))
+                    .collect();
+                loop {
+                    if let Err(e) = p.push(&events) {
+                        return e;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut conn = redis_conn::connect(&redis.url(), SECOND * 5).unwrap();
+    // The size hash exists once the first push is written.
+    let mut events = || -> u64 {
+        redis::cmd("HGET")
+            .arg(keys().stream_size(EventClass::Standard))
+            .arg("n")
+            .query::<Option<u64>>(&mut conn)
+            .unwrap()
+            .unwrap_or(0)
+    };
+    logferry_testkit::wait_until(SECOND * 20, "the stream is full", || {
+        events() + PUSH as u64 > MAX
+    });
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        assert!(matches!(t.join().unwrap(), QueueError::Stopping { .. }));
+    }
+    let events = events();
+    assert!(
+        events <= MAX,
+        "{events} events in a stream limited to {MAX}"
+    );
+}

@@ -1,7 +1,7 @@
 #!/bin/bash
 # S3+SQS pull path benchmark (not a test): moto_server (S3 + SQS) and redis-server on free loopback ports; for each
-# shape, N gzip objects of ~GZ_MB MB are uploaded to a bucket whose object-created notifications go to an SQS queue
-# (the queue holds N messages: shallow); the puller (release build) drains them into Redis while a separate consumer
+# shape, N gzip objects of ~GZ_MB MB are uploaded to a bucket and announced on an SQS queue with S3 event
+# notifications in AWS's format (the queue holds N messages: shallow); the puller (release build) drains them into Redis while a separate consumer
 # process drains Redis (read + ack with the output's consumer group). Prints one table row per shape, measured on
 # the puller process only, plus the CPU of moto, Redis and the consumer over the same pull.
 # Usage: bench/aws/run.sh [objects per shape, default 8] [gzip MB per object, default 25] [workers, default 2]

@@ -5,13 +5,14 @@
 //! Run: `bench/senders/run.sh e2e` (builds target/release/logferry). Env: EVENTS (default 3000000),
 //! CONNECTIONS (concurrent_connections, default 2), LOGFERRY_BIN.
 
-use logferry_testkit::procfs::{env_u64, process_cpu, thread_cpu};
+use logferry_testkit::procfs::{
+    children_of, env_u64, spawn_logferry, terminate, thread_cpu, tree_cpu,
+};
 use logferry_testkit::senders::TestPki;
 use logferry_testkit::{wait_until, TempDir};
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,14 +82,6 @@ fn breakdown(pid: u32, log: &Path) -> std::collections::BTreeMap<String, f64> {
     out
 }
 
-fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect()
-}
-
 fn main() {
     let n = env_u64("EVENTS", 3_000_000);
     let conns = env_u64("CONNECTIONS", 2);
@@ -138,15 +131,7 @@ outputs:
     let cfg = dir.path().join("bench.yaml");
     std::fs::write(&cfg, config).unwrap();
     let log_path = dir.path().join("logferry.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(&bin)
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+    let mut child = spawn_logferry(&bin, &cfg, &log_path);
     let pid = child.id();
     let tenth = n / 10;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -160,21 +145,13 @@ outputs:
             bytes.load(Ordering::Relaxed),
             lines.load(Ordering::Relaxed),
         );
-        let cpu0: f64 = process_cpu(pid)
-            + children_of(pid)
-                .iter()
-                .map(|&c| process_cpu(c))
-                .sum::<f64>();
+        let cpu0 = tree_cpu(pid);
         let threads0 = breakdown(pid, &log_path);
         wait_until(Duration::from_secs(600), "every event at the sink", || {
             lines.load(Ordering::Relaxed) >= n
         });
         let secs = t0.elapsed().as_secs_f64();
-        let cpu1: f64 = process_cpu(pid)
-            + children_of(pid)
-                .iter()
-                .map(|&c| process_cpu(c))
-                .sum::<f64>();
+        let cpu1 = tree_cpu(pid);
         let threads1 = breakdown(pid, &log_path);
         let (b1, l1) = (bytes.load(Ordering::Relaxed), lines.load(Ordering::Relaxed));
         let threads: Vec<(String, f64)> = threads1
@@ -184,14 +161,7 @@ outputs:
             .collect();
         (secs, b1 - b0, l1 - l0, cpu1 - cpu0, threads)
     }));
-    // Controlled stop (SIGTERM) of the collector, by pid.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let until = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    terminate(&mut child, Duration::from_secs(30));
     let Ok((secs, b, l, cpu, threads)) = result else {
         eprintln!(
             "{}",

@@ -114,9 +114,10 @@ impl Consumer {
             if self.env.stopping() && self.drain_over(&mut queue) {
                 break;
             }
-            // Wait briefly when acknowledgements are due, longer when idle.
+            // Wait briefly when acknowledgements are due (a full queue only makes room once they are written), longer
+            // when idle.
             let block = if self.in_flight.load(Ordering::Relaxed) > 0 {
-                Duration::from_millis(20)
+                Duration::from_millis(5)
             } else {
                 Duration::from_millis(200)
             };

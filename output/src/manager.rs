@@ -65,6 +65,10 @@ pub struct SenderManager {
 /// How often a hand-off waiting for room checks whether it must give way.
 const HAND_OFF_CHECK: Duration = Duration::from_millis(50);
 
+/// How often an idle pool worker lets its sender poll, unless the sender asks for sooner
+/// ([`Sender::poll_due_in`]).
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
 /// Set when the drain deadline passed: senders stop retrying and close.
 pub type HardStop = Arc<AtomicBool>;
 
@@ -225,7 +229,11 @@ impl PoolWorker {
         let mut failures = FailureReport::default();
         loop {
             if pending.is_empty() {
-                match self.rx.recv_timeout(Duration::from_millis(200)) {
+                let wait = self
+                    .sender
+                    .poll_due_in()
+                    .map_or(IDLE_POLL, |due| due.min(IDLE_POLL));
+                match self.rx.recv_timeout(wait) {
                     Ok(b) => pending.push(b),
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                         if !self.poll(&mut failures) || self.hard_stop.load(Ordering::Relaxed) {

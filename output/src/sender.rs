@@ -155,6 +155,11 @@ pub trait Sender: Send {
     fn in_flight(&self) -> usize {
         0
     }
+    /// How soon the sender wants its next [`Sender::poll`] (an acknowledgement poll due, a batch to send): the pool
+    /// worker then waits no longer than this for new batches. None: the regular pace is enough.
+    fn poll_due_in(&self) -> Option<Duration> {
+        None
+    }
     /// For the statistics line: `"is_connection_open": True`.
     fn is_connection_open(&self) -> bool;
     /// Controlled stop: flush and close. Batches still held are not completed (they stay in Redis).

@@ -53,6 +53,10 @@ impl Sender for WatchedSender {
         self.inner.in_flight()
     }
 
+    fn poll_due_in(&self) -> Option<std::time::Duration> {
+        self.inner.poll_due_in()
+    }
+
     fn is_connection_open(&self) -> bool {
         self.inner.is_connection_open()
     }

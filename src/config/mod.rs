@@ -166,15 +166,22 @@ pub mod globals_keys {
         10_000,
         1,
         100_000,
-        "events waiting per stream before pullers block (checked before each push; a producer thread can overshoot by \
-         one push of up to 16 wraps)",
+        "events waiting per stream before pullers block: each push is checked against this and `queue_max_size_in_mb` \
+         with the size after every push of every puller and worker thread of the process (the check and the push hold \
+         the stream, one push at a time per process), so the bound holds with any number of pullers; an empty stream \
+         takes any push. A waiting puller shows as `waiting_for_queue` in `logferry status` and `/metrics`, and logs \
+         `Queue ... is full (limits: ...): waiting for the queue until the output makes room` once a minute",
     );
     pub const QUEUE_MAX_SIZE_IN_MB: Key = Key::int(
         "queue_max_size_in_mb",
-        256,
+        32,
         1,
         5120,
-        "MB waiting per stream before pullers block",
+        "MB waiting per stream before pullers block (checked with `queue_max_size_in_messages`, the same way). 32 MB \
+         keeps the default 10,000 events of up to 3.2 KB each, so ordinary logs are bounded by their count, and caps \
+         the embedded Redis's memory with large events: 24 KB events through Redis measured 380 MiB of Redis memory \
+         (PSS, rewrites included) and 6.1 CPU s per GiB with the former default of 256, 80 MiB and 4.4 s with 32 \
+         (`bench/redis/options.py`; docs/aws.md, \"Redis's share\")",
     );
     pub const QUEUE_WRAP_MAX_SIZE_IN_MESSAGES: Key = Key::int(
         "queue_wrap_max_size_in_messages",

@@ -115,6 +115,24 @@ impl PullerFigures {
         self.set_state(PullerState::Waiting);
     }
 
+    /// A write of its pull cycle waits for room in the queue (`true`: state `waiting_for_queue`) or has room again
+    /// (`false`: back to `pulling`, unless the state moved on meanwhile).
+    pub fn queue_full(&self, full: bool) {
+        let (from, to) = match full {
+            true => (PullerState::Pulling, PullerState::WaitingForQueue),
+            false => (PullerState::WaitingForQueue, PullerState::Pulling),
+        };
+        let code =
+            |s: PullerState| PullerState::ALL.iter().position(|x| *x == s).unwrap_or(0) as u8;
+        if self
+            .state
+            .compare_exchange(code(from), code(to), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.state_since_ms.store(now_ms(), Ordering::Relaxed);
+        }
+    }
+
     /// `events` reached the queue, the newest of them from `newest_ms` (called by the puller's sinks per write).
     pub fn written(&self, events: u64, newest_ms: i64) {
         self.events_total.fetch_add(events, Ordering::Relaxed);

@@ -65,15 +65,19 @@ pub enum PullerState {
     Failing,
     /// Its thread ended (a stop).
     Stopped,
+    /// A pull cycle waits for room in the queue (the backlog reached `queue_max_size_in_messages` or
+    /// `queue_max_size_in_mb`): the outputs are slower than the source.
+    WaitingForQueue,
 }
 
 impl PullerState {
-    pub const ALL: [PullerState; 5] = [
+    pub const ALL: [PullerState; 6] = [
         PullerState::SettingUp,
         PullerState::Pulling,
         PullerState::Waiting,
         PullerState::Failing,
         PullerState::Stopped,
+        PullerState::WaitingForQueue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +87,7 @@ impl PullerState {
             PullerState::Waiting => "waiting",
             PullerState::Failing => "failing",
             PullerState::Stopped => "stopped",
+            PullerState::WaitingForQueue => "waiting_for_queue",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod moto;
 pub mod procfs;
 pub mod redis_faults;
 pub mod seed_lines;
+pub mod vector;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};

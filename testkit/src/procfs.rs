@@ -44,3 +44,50 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// The direct children of a process.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
+/// CPU seconds of a process and of its direct children (the collector: supervisor, its processes, redis-server),
+/// each with its waited-for children.
+pub fn tree_cpu(pid: u32) -> f64 {
+    process_cpu(pid)
+        + children_of(pid)
+            .iter()
+            .map(|&c| process_cpu(c))
+            .sum::<f64>()
+}
+
+/// Runs `logferry run --config <config>` (the binary `bin`) with its output into `log`.
+pub fn spawn_logferry(
+    bin: &str,
+    config: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Child {
+    let log = std::fs::File::create(log).expect("create the collector's log");
+    std::process::Command::new(bin)
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {bin}: {e}"))
+}
+
+/// A controlled stop (SIGTERM, by pid), SIGKILL when it takes longer than `grace`; the child is reaped.
+pub fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let until = std::time::Instant::now() + grace;
+    while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

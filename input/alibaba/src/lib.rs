@@ -2,6 +2,7 @@
 
 pub mod actiontrail;
 pub mod config;
+pub mod flatten;
 pub mod http;
 pub mod input;
 pub mod keys;

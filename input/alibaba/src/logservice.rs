@@ -16,6 +16,7 @@
 //! - A checkpoint refused because the shard moved to another consumer: the shard is dropped.
 
 use crate::config::{Credentials, LogServiceConfig, ServiceKind};
+use crate::flatten::Flattener;
 use crate::http::ApiError;
 use crate::pb::{self, LogGroup};
 use crate::sls::SlsClient;
@@ -37,33 +38,22 @@ struct Shard {
     committed: Option<String>,
 }
 
-/// Flattens decoded log groups into events (JSON objects), parsing ActionTrail's `event` field when asked.
-/// Calls `f(time_ms, object)` for each log; returns the number of logs.
-pub fn for_each_event(
-    groups: &[LogGroup],
+/// Flattens decoded log groups into events (JSON text, with `@devo_pulling_id` when given), parsing ActionTrail's
+/// `event` field when asked. Calls `f(time_ms, text)` for each log; returns the number of logs.
+pub fn for_each_event<'a>(
+    groups: &[LogGroup<'a>],
     parse_event: bool,
-    mut f: impl FnMut(i64, Map<String, Value>) -> Result<(), PullerError>,
+    pulling_id: Option<u64>,
+    mut f: impl FnMut(i64, &str) -> Result<(), PullerError>,
 ) -> Result<u64, PullerError> {
+    let mut flattener = Flattener::new(parse_event);
     let mut n = 0;
     for g in groups {
         for log in &g.logs {
-            let mut m = pb::flatten(g, log);
-            if parse_event {
-                if let Some(Value::String(s)) = m.get("event") {
-                    match serde_json::from_str::<Value>(s) {
-                        Ok(v @ Value::Object(_)) => {
-                            m.insert("event".into(), v);
-                        }
-                        _ => log::warn!(
-                            "The event field of a log (topic {}, source {}, time {}) is not a JSON object: kept as a string",
-                            g.topic,
-                            g.source,
-                            log.time
-                        ),
-                    }
-                }
-            }
-            f(pb::time_ms(log), m)?;
+            let text = flattener.render(g, log, pulling_id).map_err(|e| {
+                PullerError::pull(301, format!("a log read again after its decode: {e}"))
+            })?;
+            f(pb::time_ms(log), text)?;
             n += 1;
         }
     }
@@ -250,9 +240,10 @@ impl LogServicePuller {
         self.warn_non_utf8(shard, groups, next);
         let tag = self.cfg.tag.clone();
         let mut last = None;
-        let n = for_each_event(groups, self.cfg.parse_event_field, |t, m| {
+        let pulling_id = Some(ctx.pulling_id());
+        let n = for_each_event(groups, self.cfg.parse_event_field, pulling_id, |t, text| {
             last = Some((t / 1000) as u32);
-            ctx.emit_json(&tag, t, m)
+            ctx.emit_parts(&tag, t, text)
         })?;
         ctx.stats.received += n;
         ctx.flush()?;
@@ -332,6 +323,10 @@ impl LogServicePuller {
             .pull_logs(shard, &cursor, self.cfg.fetch_count)
         {
             Ok(p) => {
+                let groups = match p.groups() {
+                    Ok(g) => g,
+                    Err(e) => return self.shard_failed(shard, &e).map(|_| false),
+                };
                 if let Some(s) = self.shards.get_mut(&shard) {
                     s.failures = 0;
                     s.retry_at = None;
@@ -339,7 +334,7 @@ impl LogServicePuller {
                 if p.count == 0 && p.next_cursor == cursor {
                     return Ok(false);
                 }
-                self.deliver(ctx, shard, &p.groups, &p.next_cursor)?;
+                self.deliver(ctx, shard, &groups, &p.next_cursor)?;
                 Ok(p.count > 0)
             }
             Err(e) if e.code() == "InvalidCursor" => {

@@ -1,6 +1,6 @@
-//! Decoding of Log Service PullLogs bodies: a raw LZ4 block holding a protobuf (proto2) `LogGroupList`, and the
-//! flattening of each log into one JSON object (`__time__`, `__topic__`, `__source__`, `__tag__:<key>`, then the
-//! contents), as aliyun-log-python-sdk's `loggroups_to_flattern_list` does.
+//! Decoding of Log Service PullLogs bodies: a raw LZ4 block holding a protobuf (proto2) `LogGroupList`, decoded
+//! in place (the groups and logs borrow the decompressed body; the flattening into JSON text is in
+//! [`crate::flatten`]).
 //!
 //! ```text
 //! Log { required uint32 Time=1; repeated Content Contents=2; optional fixed32 Time_ns=4 }
@@ -9,7 +9,7 @@
 //! LogGroupList { repeated LogGroup LogGroups=1 }
 //! ```
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// A body that cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -117,21 +117,24 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A string field; bytes that are not UTF-8 become U+FFFD and are counted in `replaced`.
-fn text(b: &[u8], replaced: &mut u32) -> String {
-    match String::from_utf8_lossy(b) {
-        std::borrow::Cow::Borrowed(t) => t.to_owned(),
-        std::borrow::Cow::Owned(t) => {
-            *replaced += 1;
-            t
-        }
+/// A string field, borrowed from the body; bytes that are not UTF-8 become U+FFFD (then owned) and are counted in
+/// `replaced`.
+fn text<'a>(b: &'a [u8], replaced: &mut u32) -> Cow<'a, str> {
+    let t = String::from_utf8_lossy(b);
+    if matches!(t, Cow::Owned(_)) {
+        *replaced += 1;
     }
+    t
 }
 
 /// A key/value pair (Content, LogTag).
-fn pair(buf: &[u8], base: usize, replaced: &mut u32) -> Result<(String, String), DecodeError> {
+fn pair<'a>(
+    buf: &'a [u8],
+    base: usize,
+    replaced: &mut u32,
+) -> Result<(Cow<'a, str>, Cow<'a, str>), DecodeError> {
     let mut r = Reader::new(buf, base);
-    let (mut k, mut v) = (String::new(), String::new());
+    let (mut k, mut v) = (Cow::Borrowed(""), Cow::Borrowed(""));
     while !r.done() {
         match r.key()? {
             (1, 2) => k = text(r.bytes()?.0, replaced),
@@ -142,34 +145,71 @@ fn pair(buf: &[u8], base: usize, replaced: &mut u32) -> Result<(String, String),
     Ok((k, v))
 }
 
-/// One decoded log.
+/// One decoded log. Its contents stay where they lie in the body (checked by the decode) and are read by
+/// [`Log::for_each_content`]: no allocation per log.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Log {
+pub struct Log<'a> {
     pub time: u32,
     pub time_ns: Option<u32>,
-    pub contents: Vec<(String, String)>,
+    /// The Log message's bytes and their offset in the body.
+    body: &'a [u8],
+    base: usize,
 }
 
-/// One decoded log group.
+impl<'a> Log<'a> {
+    /// Calls `f(key, value)` for each Content in order (non-UTF-8 bytes as U+FFFD, counted by the decode).
+    pub fn for_each_content(
+        &self,
+        mut f: impl FnMut(Cow<'a, str>, Cow<'a, str>),
+    ) -> Result<(), DecodeError> {
+        let mut r = Reader::new(self.body, self.base);
+        let mut replaced = 0;
+        while !r.done() {
+            match r.key()? {
+                (2, 2) => {
+                    let (b, o) = r.bytes()?;
+                    let (k, v) = pair(b, o, &mut replaced)?;
+                    f(k, v);
+                }
+                (_, w) => r.skip(w)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The contents as owned pairs (for tests and diagnostics; the pull path uses [`Log::for_each_content`]).
+    pub fn contents(&self) -> Result<Vec<(String, String)>, DecodeError> {
+        let mut out = Vec::new();
+        self.for_each_content(|k, v| out.push((k.into_owned(), v.into_owned())))?;
+        Ok(out)
+    }
+}
+
+/// One decoded log group, borrowing the body.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct LogGroup {
-    pub logs: Vec<Log>,
-    pub topic: String,
-    pub source: String,
-    pub tags: Vec<(String, String)>,
+pub struct LogGroup<'a> {
+    pub logs: Vec<Log<'a>>,
+    pub topic: Cow<'a, str>,
+    pub source: Cow<'a, str>,
+    pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// Fields (topic, source, tags, contents) whose bytes were not UTF-8: decoded with U+FFFD in their place.
     pub non_utf8_fields: u32,
 }
 
-fn log(buf: &[u8], base: usize, replaced: &mut u32) -> Result<Log, DecodeError> {
+fn log<'a>(buf: &'a [u8], base: usize, replaced: &mut u32) -> Result<Log<'a>, DecodeError> {
     let mut r = Reader::new(buf, base);
-    let mut out = Log::default();
+    let mut out = Log {
+        body: buf,
+        base,
+        ..Log::default()
+    };
     while !r.done() {
         match r.key()? {
             (1, 0) => out.time = r.varint()? as u32,
             (2, 2) => {
+                // Checked (structure and UTF-8) here, read again when flattened.
                 let (b, o) = r.bytes()?;
-                out.contents.push(pair(b, o, replaced)?);
+                pair(b, o, replaced)?;
             }
             (4, 5) => out.time_ns = Some(r.fixed32()?),
             (_, w) => r.skip(w)?,
@@ -178,7 +218,7 @@ fn log(buf: &[u8], base: usize, replaced: &mut u32) -> Result<Log, DecodeError> 
     Ok(out)
 }
 
-fn group(buf: &[u8], base: usize) -> Result<LogGroup, DecodeError> {
+fn group<'a>(buf: &'a [u8], base: usize) -> Result<LogGroup<'a>, DecodeError> {
     let mut r = Reader::new(buf, base);
     let mut out = LogGroup::default();
     let replaced = &mut out.non_utf8_fields;
@@ -200,8 +240,8 @@ fn group(buf: &[u8], base: usize) -> Result<LogGroup, DecodeError> {
     Ok(out)
 }
 
-/// Decodes a (decompressed) LogGroupList.
-pub fn decode_log_group_list(buf: &[u8]) -> Result<Vec<LogGroup>, DecodeError> {
+/// Decodes a (decompressed) LogGroupList; the groups borrow `buf`.
+pub fn decode_log_group_list(buf: &[u8]) -> Result<Vec<LogGroup<'_>>, DecodeError> {
     let mut r = Reader::new(buf, 0);
     let mut out = Vec::new();
     while !r.done() {
@@ -216,26 +256,8 @@ pub fn decode_log_group_list(buf: &[u8]) -> Result<Vec<LogGroup>, DecodeError> {
     Ok(out)
 }
 
-/// The flattened JSON object of one log, as the Python SDK builds it (`__time_ns_part__` when non-zero).
-pub fn flatten(group: &LogGroup, log: &Log) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("__time__".into(), Value::from(log.time));
-    m.insert("__topic__".into(), Value::from(group.topic.as_str()));
-    m.insert("__source__".into(), Value::from(group.source.as_str()));
-    if let Some(ns) = log.time_ns.filter(|n| *n != 0) {
-        m.insert("__time_ns_part__".into(), Value::from(ns));
-    }
-    for (k, v) in &group.tags {
-        m.insert(format!("__tag__:{k}"), Value::from(v.as_str()));
-    }
-    for (k, v) in &log.contents {
-        m.insert(k.clone(), Value::from(v.as_str()));
-    }
-    m
-}
-
 /// Event time in ms of a log.
-pub fn time_ms(log: &Log) -> i64 {
+pub fn time_ms(log: &Log<'_>) -> i64 {
     i64::from(log.time) * 1000 + i64::from(log.time_ns.unwrap_or(0) / 1_000_000)
 }
 
@@ -255,9 +277,13 @@ mod tests {
         let content = [field(1, b"msg"), field(2, b"caf\xe9 \xff")].concat();
         let log = [vec![1 << 3, 7], field(2, &content)].concat();
         let group = [field(1, &log), field(3, b"topic"), field(4, b"10.0.0.\xfe")].concat();
-        let groups = decode_log_group_list(&field(1, &group)).unwrap();
+        let body = field(1, &group);
+        let groups = decode_log_group_list(&body).unwrap();
         assert_eq!(groups[0].non_utf8_fields, 2);
-        assert_eq!(groups[0].logs[0].contents[0].1, "caf\u{fffd} \u{fffd}");
+        assert_eq!(
+            groups[0].logs[0].contents().unwrap()[0].1,
+            "caf\u{fffd} \u{fffd}"
+        );
         assert_eq!(groups[0].source, "10.0.0.\u{fffd}");
         assert_eq!(groups[0].topic, "topic");
     }

@@ -25,9 +25,21 @@ pub struct Pulled {
     pub next_cursor: String,
     /// Log groups in the answer (`x-log-count`).
     pub count: u64,
-    pub groups: Vec<LogGroup>,
-    /// Decompressed size.
-    pub raw_size: usize,
+    /// The decompressed body (a protobuf `LogGroupList`), decoded in place by [`Pulled::groups`].
+    pub raw: Vec<u8>,
+    /// What was asked, for the error of a body that does not decode.
+    context: String,
+}
+
+impl Pulled {
+    /// The log groups, borrowing the body; a body that does not decode is a bad answer of PullLogs.
+    pub fn groups(&self) -> Result<Vec<LogGroup<'_>>, ApiError> {
+        pb::decode_log_group_list(&self.raw).map_err(|e| ApiError::BadResponse {
+            api: API,
+            context: self.context.clone(),
+            detail: e.to_string(),
+        })
+    }
 }
 
 /// A client for one logstore.
@@ -242,12 +254,11 @@ impl SlsClient {
             "" => reply.body,
             other => return Err(bad(format!("unsupported x-log-compresstype {other}"))),
         };
-        let groups = pb::decode_log_group_list(&raw).map_err(|e| bad(e.to_string()))?;
         Ok(Pulled {
             next_cursor,
             count,
-            groups,
-            raw_size: raw.len(),
+            raw,
+            context: context(),
         })
     }
 

@@ -1,12 +1,12 @@
 //! Helper of `bench/aws/run.sh` (not a test): the S3+SQS pull path against moto and a real Redis.
 //!
-//! - `setup <moto_url> <shape> <objects> <gzip_mb> <name>`: creates bucket `<name>` whose object-created
-//!   notifications go to SQS queue `<name>`, generates one gzip object of `<shape>` (`jsonl`: JSON lines of
-//!   ~1.2 KB; `cloudtrail`: one `{"Records":[...]}` document of ~1.2 KB records) of about `<gzip_mb>` MB and uploads
-//!   it `<objects>` times (one notification each). Prints `<events> <uncompressed bytes> <gzip bytes> <queue url>`.
-//! - `reannounce <moto_url> <name> <queue>`: points the notifications of bucket `<name>` to a new SQS queue
-//!   `<queue>` and copies every object onto itself, so that each is announced again (one `ObjectCreated:Copy`
-//!   notification each); prints the queue URL. The later rounds of the bench reuse the uploads.
+//! - `setup <moto_url> <shape> <objects> <gzip_mb> <name>`: creates bucket `<name>`, generates one gzip object of
+//!   `<shape>` (`jsonl`: JSON lines of ~1.2 KB; `cloudtrail`: one `{"Records":[...]}` document of ~1.2 KB records)
+//!   of about `<gzip_mb>` MB, uploads it `<objects>` times and announces each upload on SQS queue `<name>` with an
+//!   S3 event notification in AWS's format (written by the bench: see `announce`). Prints `<events> <uncompressed
+//!   bytes> <gzip bytes> <queue url>`.
+//! - `reannounce <moto_url> <name> <queue>`: announces every object of bucket `<name>` again on a new SQS queue
+//!   `<queue>`; prints the queue URL. The later rounds of the bench reuse the uploads.
 //! - `consume <redis_url> <collector_id>`: drains the standard stream with the output's consumer group (read +
 //!   ack, 64 entries per read as the OutputProcess does) and keeps the number of drained events in Redis key `bench:<id>:drained`.
 //! - `pull <moto_url> <redis_url> <shape> <queue_url> <collector_id> <events> <bytes> <objects> <workers>`: runs
@@ -299,7 +299,6 @@ fn setup(moto: &str, shape: &str, objects: usize, gzip_mb: usize, name: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (sqs, s3) = clients(&rt, moto);
     rt.block_on(s3.create_bucket().bucket(name).send()).unwrap();
-    let url = notify_new_queue(&rt, (&sqs, &s3), name, name);
     let (body, events, raw) = generate(shape, gzip_mb);
     let body = bytes::Bytes::from(body);
     for i in 0..objects {
@@ -317,6 +316,7 @@ fn setup(moto: &str, shape: &str, objects: usize, gzip_mb: usize, name: &str) {
         )
         .unwrap();
     }
+    let url = announce(&rt, (&sqs, &s3), name, name);
     println!(
         "{} {} {} {url}",
         events * objects as u64,
@@ -325,8 +325,15 @@ fn setup(moto: &str, shape: &str, objects: usize, gzip_mb: usize, name: &str) {
     );
 }
 
-/// Creates SQS queue `queue` and sends the object-created notifications of `bucket` to it; returns its URL.
-fn notify_new_queue(
+/// Creates SQS queue `queue` and announces every object of bucket `bucket` on it with one S3 event notification
+/// each, written here in the format AWS documents (see [`s3_notification`]); returns the queue's URL.
+///
+/// The bench writes the notifications itself instead of configuring the bucket's notifications in moto: moto 5.2
+/// writes `eventTime` without a time zone (`2026-12-03T15:42:14.747969`), which is not the RFC 3339 time AWS
+/// sends (`...T15:42:14.747Z`), and Vector's `aws_s3` source rejects every such message ("Could not parse SQS
+/// message ... as S3 notification: data did not match any variant of untagged enum SqsEvent"). Both collectors
+/// read the same messages.
+fn announce(
     rt: &tokio::runtime::Runtime,
     (sqs, s3): (&aws_sdk_sqs::Client, &aws_sdk_s3::Client),
     bucket: &str,
@@ -338,62 +345,79 @@ fn notify_new_queue(
         .queue_url()
         .unwrap()
         .to_owned();
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    let attrs = rt
-        .block_on(
-            sqs.get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(A::QueueArn)
-                .send(),
-        )
+    let listed = rt
+        .block_on(s3.list_objects_v2().bucket(bucket).send())
         .unwrap();
-    let arn = attrs
-        .attributes()
-        .unwrap()
-        .get(&A::QueueArn)
-        .unwrap()
-        .clone();
-    use aws_sdk_s3::types::{Event as S3Event, NotificationConfiguration, QueueConfiguration};
-    let qc = QueueConfiguration::builder()
-        .queue_arn(arn)
-        .events(S3Event::S3ObjectCreated)
-        .build()
-        .unwrap();
-    let nc = NotificationConfiguration::builder()
-        .queue_configurations(qc)
-        .build();
-    rt.block_on(
-        s3.put_bucket_notification_configuration()
-            .bucket(bucket)
-            .notification_configuration(nc)
-            .send(),
-    )
-    .unwrap();
+    let notes: Vec<String> = listed
+        .contents()
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let etag = o.e_tag().unwrap_or_default().trim_matches('"');
+            s3_notification(bucket, o.key().unwrap(), o.size().unwrap_or(0), etag, i)
+        })
+        .collect();
+    use aws_sdk_sqs::types::SendMessageBatchRequestEntry as Entry;
+    for (batch, chunk) in notes.chunks(10).enumerate() {
+        let entries = chunk.iter().enumerate().map(|(i, body)| {
+            Entry::builder()
+                .id(format!("{batch}-{i}"))
+                .message_body(body)
+                .build()
+                .unwrap()
+        });
+        let sent = rt
+            .block_on(
+                sqs.send_message_batch()
+                    .queue_url(&url)
+                    .set_entries(Some(entries.collect()))
+                    .send(),
+            )
+            .unwrap();
+        assert!(sent.failed().is_empty(), "{:?}", sent.failed());
+    }
     url
 }
 
-/// Announces every object of bucket `name` again, to a new queue `queue` (a queue of an earlier round may still
-/// have a long poll of the ended puller pending in moto, which would take the messages): each object is copied
-/// onto itself, one `ObjectCreated:Copy` notification each. Prints the new queue's URL.
+/// One `ObjectCreated:Put` event notification as S3 sends it to SQS (event structure version 2.1, AWS S3 user guide
+/// "Event message structure"): the key URL-encoded (a space as `+`), the time in RFC 3339 UTC with milliseconds.
+fn s3_notification(bucket: &str, key: &str, size: i64, etag: &str, n: usize) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEY: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b' ');
+    let key = utf8_percent_encode(key, KEY).to_string().replace(' ', "+");
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": time,
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLEBENCH"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": format!("BENCH{n:011}"), "x-amz-id-2": "bench"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "logferry-bench",
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3BENCHEXAMPLE"}, "arn": format!("arn:aws:s3:::{bucket}")},
+            "object": {"key": key, "size": size, "eTag": etag, "sequencer": format!("{n:016X}")}
+        }
+    }]})
+    .to_string()
+}
+
+/// Announces every object of bucket `name` again on a new queue `queue` (a queue of an earlier round may still
+/// have a long poll of the ended puller pending in moto, which would take the messages). Prints the new queue's
+/// URL. The later rounds of the bench reuse the uploads.
 fn reannounce(moto: &str, name: &str, queue: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (sqs, s3) = clients(&rt, moto);
-    let url = notify_new_queue(&rt, (&sqs, &s3), name, queue);
-    let listed = rt
-        .block_on(s3.list_objects_v2().bucket(name).send())
-        .unwrap();
-    for key in listed.contents().iter().filter_map(|o| o.key()) {
-        rt.block_on(
-            s3.copy_object()
-                .bucket(name)
-                .key(key)
-                .copy_source(format!("{name}/{key}"))
-                .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-                .send(),
-        )
-        .unwrap();
-    }
-    println!("{url}");
+    println!("{}", announce(&rt, (&sqs, &s3), name, queue));
 }
 
 fn consume(redis: &str, id: &str) {
@@ -512,7 +536,8 @@ fn pull(a: PullArgs) {
     let factory = SinkFactory {
         redis_url: a.redis.clone(),
         keys: Keys::new(&a.id),
-        // The defaults of the globals: 256 MB per stream, wraps of 100 events.
+        // 256 MB per stream (the former default, kept so that figures compare with earlier sessions; this mode
+        // measures the puller, not Redis), wraps of 100 events.
         limits: QueueLimits {
             max_events: 1_000_000,
             max_bytes: 256 << 20,

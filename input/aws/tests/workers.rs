@@ -11,7 +11,7 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Threads that logged "is full ... waiting for the output to make room" (each worker has its own producer, which
+/// Threads that logged "is full ... waiting for the queue until the output makes room" (each worker has its own producer, which
 /// says it once when it starts waiting).
 #[derive(Default)]
 struct WaitingThreads(Mutex<Vec<String>>);
@@ -25,7 +25,7 @@ impl log::Log for Capture {
 
     fn log(&self, record: &log::Record<'_>) {
         let text = record.args().to_string();
-        if text.contains("waiting for the output to make room") {
+        if text.contains("waiting for the queue until the output makes room") {
             let thread = std::thread::current().name().unwrap_or("?").to_owned();
             self.0 .0.lock().unwrap().push(thread);
         }

@@ -66,18 +66,27 @@ const BATCH_MAX_BYTES: Key = Key::int(
 );
 const BATCH_MAX_WAIT_IN_MS: Key = Key::int(
     "batch_max_wait_in_ms",
-    500,
+    0,
     0,
     60_000,
-    "a smaller post is sent once its oldest event waited this long",
+    "a smaller post is sent once its oldest event waited this long; 0: as soon as the sender took every batch \
+     waiting for it (posts grow with the load, since batches gather while a post is under way)",
 );
 const USE_ACK: Key = Key::bool("use_ack", true, "indexer acknowledgement");
+const ACK_POLL_MIN_INTERVAL_IN_MS: Key = Key::int(
+    "ack_poll_min_interval_in_ms",
+    5,
+    1,
+    60_000,
+    "at most `ack_poll_interval_in_ms`: the first acknowledgement poll comes this long after a post, and polls that \
+     bring acknowledgements are repeated this often",
+);
 const ACK_POLL_INTERVAL_IN_MS: Key = Key::int(
     "ack_poll_interval_in_ms",
     500,
     50,
     60_000,
-    "period of the acknowledgement polls",
+    "the longest wait between polls; each poll that brings no acknowledgement doubles the wait up to this",
 );
 const ACK_TIMEOUT_IN_SECONDS: Key = Key::int(
     "ack_timeout_in_seconds",
@@ -128,6 +137,7 @@ pub static HEC_KEYS: KeySet = KeySet {
             BATCH_MAX_BYTES,
             BATCH_MAX_WAIT_IN_MS,
             USE_ACK,
+            ACK_POLL_MIN_INTERVAL_IN_MS,
             ACK_POLL_INTERVAL_IN_MS,
             ACK_TIMEOUT_IN_SECONDS,
             MAX_PENDING_POSTS,
@@ -155,9 +165,11 @@ pub struct HecConfig {
     pub chain: Option<Vec<ureq::tls::Certificate<'static>>>,
     pub gzip: bool,
     pub batch_max_bytes: usize,
-    /// Key `batch_max_wait_in_ms`.
+    /// Key `batch_max_wait_in_ms` (0: a post goes out as soon as the sender took every batch waiting for it).
     pub batch_max_wait: Duration,
     pub use_ack: bool,
+    /// Key `ack_poll_min_interval_in_ms`: the poll follows the indexer's pace, never above `ack_poll_interval`.
+    pub ack_poll_min_interval: Duration,
     /// Key `ack_poll_interval_in_ms`.
     pub ack_poll_interval: Duration,
     /// Key `ack_timeout_in_seconds`.
@@ -241,11 +253,24 @@ impl HecConfig {
             batch_max_bytes: s.get_int(&BATCH_MAX_BYTES),
             batch_max_wait: Duration::from_millis(s.get_int(&BATCH_MAX_WAIT_IN_MS)),
             use_ack: s.get_bool(&USE_ACK),
+            ack_poll_min_interval: Duration::from_millis(s.get_int(&ACK_POLL_MIN_INTERVAL_IN_MS)),
             ack_poll_interval: Duration::from_millis(s.get_int(&ACK_POLL_INTERVAL_IN_MS)),
             ack_timeout: Duration::from_secs(s.get_int(&ACK_TIMEOUT_IN_SECONDS)),
             max_pending_posts: s.get_int(&MAX_PENDING_POSTS),
             request_timeout: Duration::from_secs(s.get_int(&REQUEST_TIMEOUT_IN_SECONDS)),
         };
+        if cfg.ack_poll_min_interval > cfg.ack_poll_interval {
+            s.error(
+                ACK_POLL_MIN_INTERVAL_IN_MS.name,
+                ConfigErrorKind::Conflict,
+                format!(
+                    "{} ms is more than ack_poll_interval_in_ms ({} ms), the longest wait between polls",
+                    cfg.ack_poll_min_interval.as_millis(),
+                    cfg.ack_poll_interval.as_millis()
+                ),
+            );
+            return None;
+        }
         if cfg.url.is_empty() || cfg.token.expose().is_empty() {
             return None;
         }
@@ -309,6 +334,54 @@ impl Post {
     }
 }
 
+/// When to poll for acknowledgements: soon after a post, again at the shortest interval while polls bring
+/// acknowledgements, and doubling the wait (up to the longest) while they bring none, so that the poll follows the
+/// indexer's pace without flooding a slow one.
+#[derive(Debug, Clone, Copy)]
+struct AckPacer {
+    shortest: Duration,
+    longest: Duration,
+    wait: Duration,
+    next: Option<Instant>,
+}
+
+impl AckPacer {
+    fn new(shortest: Duration, longest: Duration) -> Self {
+        AckPacer {
+            shortest,
+            longest,
+            wait: shortest,
+            next: None,
+        }
+    }
+
+    /// A post now awaits acknowledgement: a poll is due within the current wait (not later than one already due).
+    fn posted(&mut self, now: Instant) {
+        let due = now + self.wait;
+        self.next = Some(self.next.map_or(due, |n| n.min(due)));
+    }
+
+    /// A poll was made; `acknowledged`: it brought at least one acknowledgement.
+    fn polled(&mut self, now: Instant, acknowledged: bool) {
+        self.wait = if acknowledged {
+            self.shortest
+        } else {
+            (self.wait * 2).min(self.longest)
+        };
+        self.next = Some(now + self.wait);
+    }
+
+    /// Nothing awaits acknowledgement any more.
+    fn idle(&mut self) {
+        self.next = None;
+    }
+
+    /// How long until the next poll is due (zero when overdue); None when none is scheduled.
+    fn due_in(&self, now: Instant) -> Option<Duration> {
+        self.next.map(|n| n.saturating_duration_since(now))
+    }
+}
+
 struct Held {
     batch: Batch,
     /// Posts holding events of this entry that are not yet confirmed.
@@ -343,6 +416,8 @@ pub struct HecCounters {
     pub posts: u64,
     pub acked_posts: u64,
     pub reposts_after_ack_timeout: u64,
+    /// Posts sent again because the indexer's ackIds started again (it restarted and lost its acknowledgements).
+    pub reposts_after_indexer_restart: u64,
     pub rejected_events: u64,
     pub completed_entries: u64,
 }
@@ -363,10 +438,14 @@ pub struct SplunkHecSender {
     current: Post,
     ready: VecDeque<Post>,
     awaiting: HashMap<u64, Post>,
-    last_ack_poll: Instant,
+    /// The last ackId the indexer gave on this channel: ids only grow until the indexer restarts.
+    last_ack_id: Option<u64>,
+    pacer: AckPacer,
     gzip: GzipMembers,
     zbuf: Vec<u8>,
     health_checked: bool,
+    /// The runtime's hard stop: a wait for room gives way to it.
+    stop: Arc<std::sync::atomic::AtomicBool>,
     pub counters: HecCounters,
 }
 
@@ -428,10 +507,12 @@ impl SplunkHecSender {
             current: Post::new(),
             ready: VecDeque::new(),
             awaiting: HashMap::new(),
-            last_ack_poll: Instant::now(),
+            last_ack_id: None,
+            pacer: AckPacer::new(cfg.ack_poll_min_interval, cfg.ack_poll_interval),
             gzip: GzipMembers::new(6),
             zbuf: Vec::new(),
             health_checked: false,
+            stop: info.stop.clone(),
             counters: HecCounters::default(),
         }
     }
@@ -750,8 +831,11 @@ impl SplunkHecSender {
             match self.post(&post.body) {
                 Ok(Outcome::Accepted(ack)) => match (self.cfg.use_ack, ack) {
                     (true, Some(id)) => {
-                        post.sent = Some(Instant::now());
+                        self.note_ack_id(id);
+                        let now = Instant::now();
+                        post.sent = Some(now);
                         self.awaiting.insert(id, post);
+                        self.pacer.posted(now);
                     }
                     (true, None) => {
                         log::warn!("{} -> the collector returned no ackId (acknowledgement disabled on the token?)", self.name);
@@ -769,14 +853,52 @@ impl SplunkHecSender {
         Ok(())
     }
 
-    /// Polls the acknowledgement endpoint for every awaited post; re-posts the ones that timed out.
+    /// An ackId not above the last one means the indexer started its ids again on this channel (a restart lost
+    /// its acknowledgements): the posts still awaited will never be acknowledged, and their ids now name new posts,
+    /// so they are posted again (their events may arrive twice; none is lost).
+    fn note_ack_id(&mut self, id: u64) {
+        if self.last_ack_id.is_some_and(|last| id <= last) && !self.awaiting.is_empty() {
+            let posts: Vec<Post> = self.awaiting.drain().map(|(_, p)| p).collect();
+            let events: usize = posts.iter().map(|p| p.events.len()).sum();
+            log::warn!(
+                "{} -> Splunk HEC {} gave ackId {id} after {}: it restarted and lost its acknowledgements; posting \
+                 the {} unacknowledged posts ({events} events) again",
+                self.name,
+                self.cfg.url,
+                self.last_ack_id.unwrap_or_default(),
+                posts.len()
+            );
+            self.counters.reposts_after_indexer_restart += posts.len() as u64;
+            self.ready.extend(posts);
+        }
+        self.last_ack_id = Some(id);
+    }
+
+    /// Polls the acknowledgement endpoint for every awaited post when the pacer says it is time (or at once with
+    /// `force`); re-posts the ones that timed out.
     fn poll_acks(&mut self, force: bool) -> Result<(), SendError> {
-        if self.awaiting.is_empty()
-            || (!force && self.last_ack_poll.elapsed() < self.cfg.ack_poll_interval)
-        {
+        if self.awaiting.is_empty() {
+            self.pacer.idle();
             return Ok(());
         }
-        self.last_ack_poll = Instant::now();
+        let now = Instant::now();
+        if !force && self.pacer.due_in(now).is_some_and(|d| !d.is_zero()) {
+            return Ok(());
+        }
+        let acked_before = self.counters.acked_posts;
+        self.request_acks();
+        self.pacer
+            .polled(Instant::now(), self.counters.acked_posts > acked_before);
+        self.repost_expired();
+        if self.awaiting.is_empty() {
+            self.pacer.idle();
+        }
+        Ok(())
+    }
+
+    /// One poll of the acknowledgement endpoint: confirms the posts acknowledged. A failed poll is only logged
+    /// (DEBUG): the posts stay awaited and the next poll asks again.
+    fn request_acks(&mut self) {
         let mut ids: Vec<u64> = self.awaiting.keys().copied().collect();
         ids.sort_unstable();
         let body = serde_json::to_vec(&serde_json::json!({ "acks": ids })).expect("json");
@@ -784,7 +906,10 @@ impl SplunkHecSender {
             "{}/services/collector/ack?channel={}",
             self.cfg.url, self.channel
         );
-        let resp = self.authorized_post(&url).send(&body[..]);
+        let resp = self
+            .authorized_post(&url)
+            .header("Content-Type", "application/json")
+            .send(&body[..]);
         match resp {
             Ok(mut r) if r.status().as_u16() == 200 => {
                 let text = r.body_mut().read_to_string().unwrap_or_default();
@@ -811,6 +936,10 @@ impl SplunkHecSender {
             ),
             Err(e) => log::debug!("{} -> ack poll failed: {e}", self.name),
         }
+    }
+
+    /// Posts not acknowledged within `ack_timeout_in_seconds` are posted again.
+    fn repost_expired(&mut self) {
         let timeout = self.cfg.ack_timeout;
         let expired: Vec<u64> = self
             .awaiting
@@ -830,7 +959,36 @@ impl SplunkHecSender {
                 self.ready.push_back(post);
             }
         }
-        Ok(())
+    }
+
+    /// The window of posts awaiting acknowledgement is full: polls at the indexer's pace until room is made, for at
+    /// most `ack_poll_interval_in_ms`; then the sender is busy (the pool worker waits and calls again).
+    fn wait_for_room(&mut self) -> Result<(), SendError> {
+        let give_up = Instant::now() + self.cfg.ack_poll_interval;
+        loop {
+            self.poll_acks(false)?;
+            self.pump()?;
+            if self.pending_posts() < self.cfg.max_pending_posts {
+                return Ok(());
+            }
+            let now = Instant::now();
+            let wait = self
+                .pacer
+                .due_in(now)
+                .unwrap_or(self.cfg.ack_poll_min_interval);
+            if now + wait > give_up || self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(SendError::Busy {
+                    destination: self.cfg.url.clone(),
+                    status: 0,
+                    reason: format!(
+                        "{} posts wait for indexer acknowledgement",
+                        self.pending_posts()
+                    ),
+                    retry_after: self.pacer.due_in(now),
+                });
+            }
+            std::thread::sleep(wait);
+        }
     }
 
     fn pending_posts(&self) -> usize {
@@ -842,19 +1000,7 @@ impl Sender for SplunkHecSender {
     fn send(&mut self, batches: &mut Vec<Batch>) -> Result<(), SendError> {
         self.health_check();
         if self.pending_posts() >= self.cfg.max_pending_posts {
-            self.poll_acks(true)?;
-            self.pump()?;
-            if self.pending_posts() >= self.cfg.max_pending_posts {
-                return Err(SendError::Busy {
-                    destination: self.cfg.url.clone(),
-                    status: 0,
-                    reason: format!(
-                        "{} posts wait for indexer acknowledgement",
-                        self.pending_posts()
-                    ),
-                    retry_after: Some(self.cfg.ack_poll_interval),
-                });
-            }
+            self.wait_for_room()?;
         }
         for b in batches.drain(..) {
             self.stage(b);
@@ -872,6 +1018,19 @@ impl Sender for SplunkHecSender {
         self.held.len()
     }
 
+    fn poll_due_in(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let batch_due = (!self.current.events.is_empty()).then(|| {
+            self.cfg
+                .batch_max_wait
+                .saturating_sub(self.current.opened.elapsed())
+        });
+        [self.pacer.due_in(now), batch_due]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     fn is_connection_open(&self) -> bool {
         self.health_checked
     }
@@ -887,5 +1046,36 @@ impl Sender for SplunkHecSender {
                 self.held.len()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AckPacer;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn ack_polls_follow_the_indexer_and_back_off_when_nothing_comes() {
+        let ms = Duration::from_millis;
+        let mut p = AckPacer::new(ms(5), ms(500));
+        let t0 = Instant::now();
+        assert_eq!(p.due_in(t0), None, "nothing awaited, no poll");
+        p.posted(t0);
+        assert_eq!(p.due_in(t0), Some(ms(5)), "first poll soon after a post");
+        // Polls that bring nothing double the wait, up to the longest.
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            p.polled(t0, false);
+            waits.push(p.due_in(t0).unwrap().as_millis());
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 500, 500, 500]);
+        // A new post does not bring a backed-off poll closer than the current wait.
+        p.posted(t0);
+        assert_eq!(p.due_in(t0), Some(ms(500)));
+        // Acknowledgements coming: back to the shortest interval.
+        p.polled(t0, true);
+        assert_eq!(p.due_in(t0), Some(ms(5)));
+        p.idle();
+        assert_eq!(p.due_in(t0), None);
     }
 }
