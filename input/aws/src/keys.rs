@@ -305,6 +305,15 @@ const TAG_PLACEHOLDERS: &str =
     "placeholders event_type account_id region_id format_version environment service_name";
 pub const TAG: Key = Key::format("tag", TAG_PLACEHOLDERS, "tag template")
     .computed_default("per service (see the table of services)");
+/// `request_period_in_seconds` of the API services that read on a clock of their own (CloudTrail API, CloudWatch
+/// Logs, GuardDuty).
+pub const API_REQUEST_PERIOD_IN_SECONDS: Key = Key::int(
+    "request_period_in_seconds",
+    60,
+    0,
+    3600,
+    "time between cycle starts",
+);
 /// The `tag` of an API service whose tags default to `default`.
 pub const fn api_service_tag(default: &'static str) -> Key {
     Key::format("tag", TAG_PLACEHOLDERS, "tag template").with_default(Default::Text(default))

@@ -1,7 +1,9 @@
 //! Configuration of `audit-events-all` with `types: [audit_apis]`: CloudTrail event history read with LookupEvents.
 
 use crate::config::ClientConfig;
-use crate::keys::{api_service_tag, AUTO_EVENT_TYPE, ENABLED, REGIONS, TYPES};
+use crate::keys::{
+    api_service_tag, API_REQUEST_PERIOD_IN_SECONDS, AUTO_EVENT_TYPE, ENABLED, REGIONS, TYPES,
+};
 use crate::tag::TagTemplate;
 use chrono::{DateTime, Utc};
 use logferry::config::keys::Default;
@@ -54,13 +56,6 @@ const REQUESTS_PER_SECOND: Key = Key::float_in(
     2.0,
     "LookupEvents calls per second (CloudTrail's limit per account and region)",
 );
-const REQUEST_PERIOD_IN_SECONDS: Key = Key::int(
-    "request_period_in_seconds",
-    60,
-    0,
-    3600,
-    "time between cycle starts",
-);
 
 /// The keys of `audit-events-all` with `types: [audit_apis]` (besides the S3 keys when `audits_s3` is there too).
 pub static CLOUDTRAIL_API_KEYS: KeySet = KeySet {
@@ -77,7 +72,7 @@ pub static CLOUDTRAIL_API_KEYS: KeySet = KeySet {
         AUTO_EVENT_TYPE,
         TAG,
         REQUESTS_PER_SECOND,
-        REQUEST_PERIOD_IN_SECONDS,
+        API_REQUEST_PERIOD_IN_SECONDS,
         MAX_CYCLE_SECONDS,
         REGIONS,
     ]],
@@ -140,7 +135,7 @@ pub fn read(
     let drop_event_names = read_drop_event_names(s);
     let auto_event_type = s.get_bool(&AUTO_EVENT_TYPE);
     let requests_per_second = s.get_float(&REQUESTS_PER_SECOND);
-    let request_period = logferry_input::config::request_period(s, &REQUEST_PERIOD_IN_SECONDS);
+    let request_period = logferry_input::config::request_period(s, &API_REQUEST_PERIOD_IN_SECONDS);
     let max_cycle = logferry_input::runtime::read_max_cycle(s);
     Some(CloudTrailApiConfig {
         client: client?,

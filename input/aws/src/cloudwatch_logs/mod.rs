@@ -3,7 +3,7 @@
 
 pub mod puller;
 
-use crate::keys::{ENABLED, REGIONS, REQUESTS_PER_SECOND, TYPES};
+use crate::keys::{API_REQUEST_PERIOD_IN_SECONDS, ENABLED, REGIONS, REQUESTS_PER_SECOND, TYPES};
 use crate::ServiceContext;
 use chrono::{DateTime, Utc};
 use logferry::config::keys::Default;
@@ -39,13 +39,6 @@ const USE_FIRST_OPTIMIZED_RETRIEVAL: Key = Key::bool(
      streams of medium size) instead of one pass per stream (id 43 when not a boolean)",
 );
 const TAG: Key = Key::text_or("tag", DEFAULT_TAG, "tag of every event");
-const REQUEST_PERIOD_IN_SECONDS: Key = Key::int(
-    "request_period_in_seconds",
-    60,
-    0,
-    3600,
-    "time between cycle starts",
-);
 
 /// The keys of a CloudWatch Logs service (`requests_per_second` is the input's, see `inputs.aws`).
 pub static CLOUDWATCH_LOGS_KEYS: KeySet = KeySet {
@@ -58,7 +51,7 @@ pub static CLOUDWATCH_LOGS_KEYS: KeySet = KeySet {
         START_TIME,
         USE_FIRST_OPTIMIZED_RETRIEVAL,
         TAG,
-        REQUEST_PERIOD_IN_SECONDS,
+        API_REQUEST_PERIOD_IN_SECONDS,
         MAX_CYCLE_SECONDS,
         REGIONS,
     ]],
@@ -153,7 +146,7 @@ pub fn configure(
         }
     };
     let tag = s.get_text(&TAG).unwrap_or_default();
-    let request_period = logferry_input::config::request_period(s, &REQUEST_PERIOD_IN_SECONDS);
+    let request_period = logferry_input::config::request_period(s, &API_REQUEST_PERIOD_IN_SECONDS);
     let max_cycle = logferry_input::runtime::read_max_cycle(s);
     let cfg = Arc::new(CloudWatchLogsConfig {
         client: cx.client()?,

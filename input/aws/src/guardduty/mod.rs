@@ -4,7 +4,7 @@
 pub mod position;
 pub mod puller;
 
-use crate::keys::{api_service_tag, ENABLED, REGIONS};
+use crate::keys::{api_service_tag, API_REQUEST_PERIOD_IN_SECONDS, ENABLED, REGIONS};
 use crate::tag::TagTemplate;
 use crate::ServiceContext;
 use chrono::{DateTime, Utc};
@@ -33,13 +33,6 @@ const REQUESTS_PER_SECOND: Key = Key::float_in(
      waited out on the same request",
 );
 const TAG: Key = api_service_tag(DEFAULT_TAG);
-const REQUEST_PERIOD_IN_SECONDS: Key = Key::int(
-    "request_period_in_seconds",
-    60,
-    0,
-    3600,
-    "time between cycle starts",
-);
 
 /// The keys of an `aws-guardduty` service (in `tag`, `{event_type}` is `findings`).
 pub static GUARDDUTY_KEYS: KeySet = KeySet {
@@ -50,7 +43,7 @@ pub static GUARDDUTY_KEYS: KeySet = KeySet {
         START_TIME,
         REQUESTS_PER_SECOND,
         TAG,
-        REQUEST_PERIOD_IN_SECONDS,
+        API_REQUEST_PERIOD_IN_SECONDS,
         MAX_CYCLE_SECONDS,
         REGIONS,
     ]],
@@ -94,7 +87,7 @@ pub fn configure(cx: &ServiceContext<'_>, s: &Section<'_>) -> Option<PullerSpec>
     let start_time = crate::api::read_start_time(s, &START_TIME, 6, 7);
     let requests_per_second = s.get_float(&REQUESTS_PER_SECOND);
     let tag = cx.tag(s, &TAG);
-    let request_period = logferry_input::config::request_period(s, &REQUEST_PERIOD_IN_SECONDS);
+    let request_period = logferry_input::config::request_period(s, &API_REQUEST_PERIOD_IN_SECONDS);
     let max_cycle = logferry_input::runtime::read_max_cycle(s);
     let cfg = Arc::new(GuardDutyConfig {
         client: cx.client()?,
