@@ -2,7 +2,7 @@
 //! services) read by the input's [`InputKind`].
 
 use crate::Puller;
-use logferry::config::{ConfigErrorKind, Section};
+use logferry::config::{ConfigErrorKind, Key, KeySet, Section};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -120,14 +120,37 @@ pub struct PullerSpec {
 pub struct InputInfo {
     /// The input's key in the configuration.
     pub name: String,
-    /// `id`: unique id of this input (1..=5 digits in the seeds; any 1..=32 characters here). Mandatory.
+    /// Key `id` ([`INPUT_KEYS`]).
     pub id: String,
 }
+
+const ID: Key = Key::format(
+    "id",
+    "1..=32 characters without ':' (or a number)",
+    "unique id of this input (1..=5 digits in the seeds), part of each puller's state key",
+)
+.required();
+const ENABLED: Key =
+    Key::bool("enabled", true, "a disabled input is still validated").aliases(&["input_status"]);
+const TYPE: Key = Key::text(
+    "type",
+    "the input's kind: demo, aws, sqs_collector or alibaba",
+)
+.computed_default("the input's name");
+
+/// The keys every input has (`inputs.<name>`); its kind declares the rest.
+pub static INPUT_KEYS: KeySet = KeySet {
+    id: "inputs",
+    place: "`inputs.<name>`",
+    groups: &[&[ID, ENABLED, TYPE]],
+};
 
 /// A kind of input (`demo`, `aws`, `sqs_collector`, `alibaba`): reads its section and its services.
 pub trait InputKind: Send + Sync {
     /// The input's name in the configuration (its key, or its `type`).
     fn name(&self) -> &'static str;
+    /// The declarations of the keys it reads: the input's own keys and each service kind's.
+    fn keys(&self) -> &'static [&'static KeySet];
     /// Reads every key of the input except `id`, `enabled` and `type`, and returns one spec per enabled service.
     /// Problems are recorded in `section`'s diagnostics; unknown keys are reported by the caller.
     fn configure(&self, info: &InputInfo, section: &Section<'_>) -> Vec<PullerSpec>;
@@ -137,21 +160,16 @@ pub trait InputKind: Send + Sync {
 pub fn configure_inputs(inputs: &Section<'_>, kinds: &[&dyn InputKind]) -> Vec<PullerSpec> {
     let mut specs = Vec::new();
     for (name, section) in inputs.entries() {
-        let kind_name = section
-            .optional::<String>("type")
-            .unwrap_or_else(|| name.to_owned());
-        let enabled = section
-            .optional::<bool>("enabled")
-            .or_else(|| section.optional("input_status"))
-            .unwrap_or(true);
-        let id = match section.raw("id") {
+        let kind_name = section.get_text(&TYPE).unwrap_or_else(|| name.to_owned());
+        let enabled = section.get_bool(&ENABLED);
+        let id = match section.raw(ID.name) {
             Some(Value::Number(n)) => Some(n.to_string()),
             Some(Value::String(s)) if !s.is_empty() && s.len() <= 32 && !s.contains(':') => {
                 Some(s.clone())
             }
             Some(Value::String(_)) => {
                 section.error(
-                    "id",
+                    ID.name,
                     ConfigErrorKind::InvalidValue,
                     "must be 1..=32 characters without ':'",
                 );
@@ -159,7 +177,7 @@ pub fn configure_inputs(inputs: &Section<'_>, kinds: &[&dyn InputKind]) -> Vec<P
             }
             Some(v) if !v.is_null() => {
                 section.error(
-                    "id",
+                    ID.name,
                     ConfigErrorKind::WrongType,
                     "property must be a number or a string",
                 );
@@ -167,7 +185,7 @@ pub fn configure_inputs(inputs: &Section<'_>, kinds: &[&dyn InputKind]) -> Vec<P
             }
             _ => {
                 section.error(
-                    "id",
+                    ID.name,
                     ConfigErrorKind::Missing,
                     "mandatory property is missing or empty",
                 );
@@ -177,7 +195,7 @@ pub fn configure_inputs(inputs: &Section<'_>, kinds: &[&dyn InputKind]) -> Vec<P
         let Some(kind) = kinds.iter().find(|k| k.name() == kind_name) else {
             let known: Vec<_> = kinds.iter().map(|k| k.name()).collect();
             section.error(
-                "type",
+                TYPE.name,
                 ConfigErrorKind::UnknownType,
                 format!("unknown input type \"{kind_name}\"; known: {known:?}"),
             );
@@ -196,7 +214,7 @@ pub fn configure_inputs(inputs: &Section<'_>, kinds: &[&dyn InputKind]) -> Vec<P
     specs
 }
 
-/// Reads `request_period_in_seconds` with the given default and range.
-pub fn request_period(section: &Section<'_>, default: u64, max: u64) -> Duration {
-    Duration::from_secs(section.in_range("request_period_in_seconds", default, 0..=max))
+/// Reads `request_period_in_seconds` as the service kind declares it (default and range differ per kind).
+pub fn request_period(section: &Section<'_>, key: &Key) -> Duration {
+    Duration::from_secs(section.get_int(key))
 }

@@ -6,6 +6,7 @@ use crate::error::PullerError;
 use crate::sink::{EventSink, SinkFactory};
 use logferry::deadletter::DeadLetters;
 use logferry::event::{Event, EventClass};
+use logferry::figures::PullerFigures;
 use logferry::state::StateStore;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -145,6 +146,8 @@ pub struct PullContext {
     pub ledger: ItemLedger,
     /// Counters of the current cycle.
     pub stats: CycleStats,
+    /// The puller's figures (`logferry status`, `/metrics`).
+    figures: Arc<PullerFigures>,
     /// The next cycle's start chosen by the puller in this cycle.
     next_cycle_at: Option<Instant>,
 }
@@ -155,10 +158,12 @@ impl PullContext {
         factory: SinkFactory,
         state_store: StateStore,
         state: Value,
+        figures: Arc<PullerFigures>,
     ) -> Result<Self, PullerError> {
         let sink = factory.open(EventClass::Standard)?;
         let ledger = ItemLedger::new(factory.clone());
         Ok(PullContext {
+            figures,
             identity,
             sink,
             factory,
@@ -174,6 +179,12 @@ impl PullContext {
             stats: CycleStats::default(),
             next_cycle_at: None,
         })
+    }
+
+    /// A backfill (a start in the past read in slots or windows) has done `done_ratio` (0..=1) of its work and needs
+    /// `left` more at its pace so far: shown by `logferry status` and `/metrics`.
+    pub fn report_backfill(&self, done_ratio: f64, left: Duration) {
+        self.figures.backfill(done_ratio, left);
     }
 
     pub fn identity(&self) -> &PullerIdentity {

@@ -5,12 +5,13 @@ use crate::context::PullContext;
 use crate::error::PullerError;
 use crate::sink::SinkFactory;
 use crate::Puller;
-use logferry::config::Section;
+use logferry::config::{Key, Section};
 use logferry::figures::{PullerFigures, PullerState};
 use logferry::state::{Loaded, StateStore};
 use logferry::watchdog::ProgressMark;
 use serde_json::Value;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Wait after an empty cycle of a puller with `request_period_in_seconds: 0`.
@@ -24,14 +25,19 @@ pub const DEFAULT_MAX_CYCLE: Duration = Duration::from_secs(60);
 
 pub use logferry::process::sleep_unless as sleep_unless_stopped;
 
-/// Reads `max_cycle_seconds`: the longest a pull cycle runs before its statistics are logged and a new
-/// `@devo_pulling_id` starts, even when data keeps coming. Default 60; 1..=3600.
+/// `max_cycle_seconds`, read by every puller of a data-driven service (include it in the service's key set).
+pub const MAX_CYCLE_SECONDS: Key = Key::int(
+    "max_cycle_seconds",
+    DEFAULT_MAX_CYCLE.as_secs() as i64,
+    1,
+    3600,
+    "the longest a pull cycle runs before its statistics are logged and a new `@devo_pulling_id` starts, even when \
+     data keeps coming",
+);
+
+/// Reads [`MAX_CYCLE_SECONDS`].
 pub fn read_max_cycle(section: &Section<'_>) -> Duration {
-    Duration::from_secs(section.in_range(
-        "max_cycle_seconds",
-        DEFAULT_MAX_CYCLE.as_secs(),
-        1..=3600,
-    ))
+    Duration::from_secs(section.get_int(&MAX_CYCLE_SECONDS))
 }
 
 /// Runs one puller until stop. Called on the puller's own thread.
@@ -180,11 +186,11 @@ fn open_context(
     spec: &PullerSpec,
     factory: &SinkFactory,
     local_state: bool,
-    figures: &PullerFigures,
+    figures: &Arc<PullerFigures>,
 ) -> Option<PullContext> {
     let mut failures = 0;
     loop {
-        match try_open_context(spec, factory, local_state) {
+        match try_open_context(spec, factory, local_state, figures) {
             Ok(ctx) => return Some(ctx),
             Err(e) => {
                 failures += 1;
@@ -202,6 +208,7 @@ fn try_open_context(
     spec: &PullerSpec,
     factory: &SinkFactory,
     local_state: bool,
+    figures: &Arc<PullerFigures>,
 ) -> Result<PullContext, PullerError> {
     let key = factory.keys.state(&spec.identity.state_parts());
     let mut store = StateStore::new(factory.connect()?, key, spec.defining.clone());
@@ -231,7 +238,13 @@ fn try_open_context(
             data
         }
     };
-    PullContext::new(spec.identity.clone(), factory.clone(), store, state)
+    PullContext::new(
+        spec.identity.clone(),
+        factory.clone(),
+        store,
+        state,
+        figures.clone(),
+    )
 }
 
 /// A regional puller without state looks under the key of the versions before regions (no region in it): the

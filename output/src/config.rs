@@ -2,7 +2,31 @@
 //! `config.concurrent_connections`; the output's kind reads the rest of `config`.
 
 use crate::sender::{Sender, SenderInfo};
-use logferry::config::{ConfigErrorKind, Globals, Section};
+use logferry::config::{ConfigErrorKind, Globals, Key, KeySet, Section};
+
+/// `concurrent_connections`, read by the runtime in every output's `config` (each kind's key set includes it).
+pub const RUNTIME_KEYS: [Key; 1] = [Key::int(
+    "concurrent_connections",
+    1,
+    1,
+    64,
+    "senders in the pool of the standard class (read by the runtime)",
+)];
+
+const TYPE: Key = Key::text(
+    "type",
+    "the output's kind: devo_platform, relay, syslog, in_house_relay, sidecar, splunk_hec, console or stdout",
+)
+.required();
+const ENABLED: Key = Key::bool("enabled", true, "a disabled output is still validated");
+const CONFIG: Key = Key::dict("config", None, "the kind's keys (the tables below)");
+
+/// The keys of every output (`outputs.<name>`).
+pub static OUTPUT_KEYS: KeySet = KeySet {
+    id: "outputs",
+    place: "`outputs.<name>`",
+    groups: &[&[TYPE, ENABLED, CONFIG]],
+};
 
 /// Builds one sender of a pool from its place in the pool.
 pub type SenderFactory = Box<dyn Fn(&SenderInfo) -> Box<dyn Sender> + Send + Sync>;
@@ -25,6 +49,8 @@ pub struct OutputSpec {
 pub trait OutputKind: Send + Sync {
     /// The `type` values it accepts (e.g. `["syslog", "in_house_relay", "sidecar"]`).
     fn types(&self) -> &'static [&'static str];
+    /// The declarations of the keys it reads (with [`RUNTIME_KEYS`]).
+    fn keys(&self) -> &'static KeySet;
     /// Reads `config` (every key except `concurrent_connections`); `None` when it is unusable.
     fn configure(
         &self,
@@ -46,7 +72,7 @@ pub fn configure_outputs(
     let empty = EMPTY.get_or_init(serde_json::Map::new);
     let mut specs = Vec::new();
     for (name, section) in outputs.entries() {
-        let Some(kind) = section.required::<String>("type") else {
+        let Some(kind) = section.get_text(&TYPE) else {
             section.finish();
             continue;
         };
@@ -56,19 +82,19 @@ pub fn configure_outputs(
                 .flat_map(|k| k.types().iter().copied())
                 .collect();
             section.error(
-                "type",
+                TYPE.name,
                 ConfigErrorKind::UnknownType,
                 format!("unknown output type \"{kind}\"; known: {known:?}"),
             );
-            section.accept(&["config", "enabled"]);
+            section.accept(&[CONFIG.name, ENABLED.name]);
             section.finish();
             continue;
         };
-        let enabled = section.or("enabled", true);
+        let enabled = section.get_bool(&ENABLED);
         let config = section
-            .section("config", false)
-            .unwrap_or_else(|| section.child("config", empty));
-        let connections = config.in_range("concurrent_connections", 1usize, 1..=64);
+            .get_section(&CONFIG)
+            .unwrap_or_else(|| section.child(CONFIG.name, empty));
+        let connections = config.get_int(&RUNTIME_KEYS[0]);
         let spec = k.configure(name, &kind, &config, globals);
         config.finish();
         section.finish();

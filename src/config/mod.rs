@@ -2,13 +2,42 @@
 //!
 //! The kernel reads the file and `globals`; the input and output crates read their own sections through
 //! [`Section`], so that every problem of the whole file is reported in one pass.
+//!
+//! # Declaring a key (once)
+//! Every key is declared once, as a [`Key`] in the [`KeySet`] of its dictionary, next to the config struct that
+//! reads it ([`keys`]); the reader, `logferry validate`, `logferry config-reference` and the docs' tables all use
+//! that declaration, so nothing else repeats its default, range or meaning:
+//! ```ignore
+//! const BATCH_SIZE: Key = Key::int("batch_size", 100, 1, 10_000, "events per request");   // default, min, max
+//! const REGION: Key = Key::text("region", "the service's region").required();
+//! const FORMAT: Key = Key::one_of("format", "json", &["json", "csv"], "how records are parsed");
+//! const SECRET: Key = Key::text("secret_key", "the API secret").required().secret();
+//! const PROXY: Key = Key::rejected("proxy", "proxies are not supported: ...");   // documented by the seeds, refused
+//! pub static MY_SERVICE_KEYS: KeySet = KeySet {
+//!     id: "inputs.aws.my_service",                       // the docs region `<!-- generated: inputs.aws.my_service -->`
+//!     place: "`inputs.<name>.services.<service>` with `types: [my_service]`",
+//!     groups: &[&[BATCH_SIZE, REGION, FORMAT, SECRET, PROXY], &SHARED_KEYS],   // shared groups are consts too
+//! };
+//! // reading: the declaration gives the default, the range check and the error message
+//! let batch: usize = s.get_int(&BATCH_SIZE);           // get_int_or (computed default), get_int_opt (no default)
+//! let region = s.get_text(&REGION);                    // Missing error when required and absent
+//! let format = s.get_choice(&FORMAT);
+//! s.refuse_rejected(&MY_SERVICE_KEYS);                 // every rejected key present is an error with its reason
+//! ```
+//! Register the set where the kind is registered (`OutputKind::keys`, `InputKind::keys`), add a
+//! `<!-- generated: <id> -->` / `<!-- end generated -->` region to the docs page and run
+//! `cargo run -p logferry-supervisor -- config-reference --write-docs docs`; `tests/config_reference.rs` fails while a
+//! table differs from the declarations. Field doc comments name the key (`/// Key \`batch_size\`.`) instead of
+//! repeating its default and range.
 
 pub mod error;
+pub mod keys;
 pub mod reader;
 pub mod references;
 
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, ConfigScope};
-pub use reader::{Diagnostics, FromValue, Secret, Section};
+pub use keys::{Key, KeySet};
+pub use reader::{DeclaredInt, Diagnostics, FromValue, Secret, Section};
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -115,126 +144,261 @@ pub enum Persistence {
 /// Environment variable holding the default of `globals.stop_drain_timeout_in_sec` (used when the file sets none).
 pub const STOP_DRAIN_DEFAULT_VAR: &str = "LOGFERRY_STOP_DRAIN_TIMEOUT_IN_SEC";
 
-/// The `globals` section.
+/// The keys of `globals`.
+pub mod globals_keys {
+    use super::keys::{Default, Key, KeySet};
+
+    pub const DEBUG: Key = Key::bool("debug", false, "DEBUG log lines").aliases(&["debug_status"]);
+    pub const ID: Key = Key::format(
+        "id",
+        "1..=32 characters (or a number)",
+        "collector id; prefixes every Redis key (`logferry:<id>:`)",
+    )
+    .with_default(Default::Text("1"));
+    pub const NAME: Key = Key::text_or("name", "logferry", "shown in the start line");
+    pub const PERSISTENCE: Key = Key::dict(
+        "persistence",
+        Some(&PERSISTENCE_KEYS),
+        "where Redis (queue and state) lives; default: an embedded redis-server with its files in `state`",
+    );
+    pub const QUEUE_MAX_SIZE_IN_MESSAGES: Key = Key::int(
+        "queue_max_size_in_messages",
+        10_000,
+        1,
+        100_000,
+        "events waiting per stream before pullers block: each push is checked against this and `queue_max_size_in_mb` \
+         with the size after every push of every puller and worker thread of the process (the check and the push hold \
+         the stream, one push at a time per process), so the bound holds with any number of pullers; an empty stream \
+         takes any push. A waiting puller shows as `waiting_for_queue` in `logferry status` and `/metrics`, and logs \
+         `Queue ... is full (limits: ...): waiting for the queue until the output makes room` once a minute",
+    );
+    pub const QUEUE_MAX_SIZE_IN_MB: Key = Key::int(
+        "queue_max_size_in_mb",
+        32,
+        1,
+        5120,
+        "MB waiting per stream before pullers block (checked with `queue_max_size_in_messages`, the same way). 32 MB \
+         keeps the default 10,000 events of up to 3.2 KB each, so ordinary logs are bounded by their count, and caps \
+         the embedded Redis's memory with large events: 24 KB events through Redis measured 380 MiB of Redis memory \
+         (PSS, rewrites included) and 6.1 CPU s per GiB with the former default of 256, 80 MiB and 4.4 s with 32 \
+         (`bench/redis/options.py`; docs/aws.md, \"Redis's share\")",
+    );
+    pub const QUEUE_WRAP_MAX_SIZE_IN_MESSAGES: Key = Key::int(
+        "queue_wrap_max_size_in_messages",
+        100,
+        1,
+        500,
+        "events per stream entry (wrap)",
+    );
+    pub const QUEUE_COMPRESSION: Key = Key::one_of(
+        "queue_compression",
+        "none",
+        &["none", "lz4"],
+        "`lz4`: wraps stored as LZ4 blocks (entry field `z`) when that saves an eighth of them; Redis then keeps, \
+         appends to its AOF and sends about half the bytes (measured: Redis CPU -45 to -51 %, all processes' peak \
+         memory -17 %), but the InputProcess spends more on compressing than Redis saves (all processes' CPU +11 to \
+         +25 % on JSON lines). Entries of either format are always read, so the key can change between runs",
+    );
+    pub const SENDER_STATS_PERIOD_IN_SEC: Key = Key::int(
+        "sender_stats_period_in_sec",
+        300,
+        1,
+        1800,
+        "period of the sender statistics lines",
+    );
+    pub const MEMORY_REPORT_PERIOD_IN_SEC: Key = Key::int(
+        "memory_report_period_in_sec",
+        300,
+        1,
+        86_400,
+        "period of the `[GC]` line of every process; each report also returns to the system the freed heap a process \
+         keeps between reports (up to 64 MiB, for its next reads)",
+    );
+    pub const STOP_DRAIN_TIMEOUT_IN_SEC: Key = Key::int(
+        "stop_drain_timeout_in_sec",
+        30,
+        0,
+        3600,
+        "how long a controlled stop drains the queue: the whole stop ends within it + 2 s ([Stop, restarts, \
+         stalls](#stop-restarts-stalls)); an invalid `LOGFERRY_STOP_DRAIN_TIMEOUT_IN_SEC` is a problem of this key \
+         naming the variable",
+    )
+    .computed_default(
+        "30 (the environment variable `LOGFERRY_STOP_DRAIN_TIMEOUT_IN_SEC` when set: 7 in the container image)",
+    );
+    pub const STALL_WARNING_AFTER_IN_SEC: Key = Key::int(
+        "stall_warning_after_in_sec",
+        60,
+        1,
+        3600,
+        "a puller, consumer or sender that has work and makes no progress for this long is named in a WARNING line \
+         with what it waits on (and again in an INFO line when it moves)",
+    );
+    pub const THRESHOLD_FOR_USING_GZIP_IN_TRANSPORT_LAYER: Key = Key::float(
+        "threshold_for_using_gzip_in_transport_layer",
+        1.1,
+        "Devo gzip switch: on when the mean internal queue usage reaches it (negative: always; > 1: never)",
+    );
+    pub const COMPRESSION_LEVEL: Key = Key::int("compression_level", 6, 0, 9, "Devo gzip level");
+    pub const COMPRESSION_BUFFER_IN_BYTES: Key = Key::int(
+        "compression_buffer_in_bytes",
+        51_200,
+        1024,
+        16_777_216,
+        "Devo gzip member size",
+    );
+    pub const INTERNAL_EVENTS_LEVEL: Key = Key::one_of(
+        "internal_events_level",
+        "INFO",
+        &["INFO", "WARNING", "ERROR"],
+        "the least severe log line also shipped as an internal event: INFO as the seeds; WARNING ships only warnings \
+         and errors (the log file keeps every line)",
+    );
+    pub const METRICS: Key = Key::dict(
+        "metrics",
+        Some(&METRICS_KEYS),
+        "serve `/metrics` (Prometheus), `/health` and `/ready` over HTTP from a MetricsProcess ([Status, metrics, \
+         health](#status-metrics-health)); without this section nothing listens",
+    );
+
+    pub static GLOBALS_KEYS: KeySet = KeySet {
+        id: "globals",
+        place: "`globals`",
+        groups: &[&[
+            DEBUG,
+            ID,
+            NAME,
+            PERSISTENCE,
+            QUEUE_MAX_SIZE_IN_MESSAGES,
+            QUEUE_MAX_SIZE_IN_MB,
+            QUEUE_WRAP_MAX_SIZE_IN_MESSAGES,
+            QUEUE_COMPRESSION,
+            SENDER_STATS_PERIOD_IN_SEC,
+            MEMORY_REPORT_PERIOD_IN_SEC,
+            STOP_DRAIN_TIMEOUT_IN_SEC,
+            STALL_WARNING_AFTER_IN_SEC,
+            THRESHOLD_FOR_USING_GZIP_IN_TRANSPORT_LAYER,
+            COMPRESSION_LEVEL,
+            COMPRESSION_BUFFER_IN_BYTES,
+            INTERNAL_EVENTS_LEVEL,
+            METRICS,
+        ]],
+    };
+
+    pub const PERSISTENCE_TYPE: Key = Key::one_of(
+        "type",
+        "embedded",
+        &["embedded", "redis"],
+        "embedded: the supervisor runs redis-server; redis: use `url`",
+    );
+    pub const PERSISTENCE_DIRECTORY: Key = Key::path(
+        "directory",
+        "state",
+        "embedded: Redis append-only file and socket (the AOF is rewritten once it passes 256 MB and has doubled: \
+         allow about 3 x the queued data, and at least 1 GB, of disk)",
+    );
+    pub const PERSISTENCE_URL: Key = Key::format(
+        "url",
+        "redis://, unix://",
+        "redis: the server (mandatory), e.g. `redis://:password@host:6379/0`, `redis://user:password@host:6379/0`, \
+         `unix:///run/redis.sock?db=0&pass=password`. TLS (`rediss://`) is rejected: reach a TLS-only Redis through \
+         a local TLS tunnel",
+    );
+    pub static PERSISTENCE_KEYS: KeySet = KeySet {
+        id: "globals.persistence",
+        place: "`globals.persistence`",
+        groups: &[&[PERSISTENCE_TYPE, PERSISTENCE_DIRECTORY, PERSISTENCE_URL]],
+    };
+
+    pub const METRICS_LISTEN: Key = Key::format(
+        "listen",
+        "ip:port",
+        "the address the HTTP endpoint listens on, e.g. `127.0.0.1:9464` (`0.0.0.0:9464` in a container). A port \
+         already in use stops the collector at start",
+    )
+    .required();
+    pub static METRICS_KEYS: KeySet = KeySet {
+        id: "globals.metrics",
+        place: "`globals.metrics`",
+        groups: &[&[METRICS_LISTEN]],
+    };
+}
+
+/// The `globals` section; each field reads the key of the same name declared in [`globals_keys`].
 #[derive(Debug, Clone)]
 pub struct Globals {
-    /// Debug logging. Key `debug` (or `debug_status`). Default false.
+    /// Key `debug` (or `debug_status`).
     pub debug: bool,
-    /// Collector id, used in Redis key prefixes and internal events. Default "1"; 1..=32 characters.
+    /// Collector id, used in Redis key prefixes and internal events.
     pub id: String,
-    /// Collector name, shown in logs and internal events. Default "logferry".
     pub name: String,
-    /// Redis location: `persistence: {type: embedded, directory: state}` (default) or `{type: redis, url: ...}`.
+    /// Key `persistence`.
     pub persistence: Persistence,
-    /// Maximum events waiting in one stream before producers block. Default 10000; 1..=100000.
     pub queue_max_size_in_messages: u64,
-    /// Maximum MB waiting in one stream before producers block. Default 32 (10,000 events of up to 3.2 KB: the event
-    /// bound governs ordinary logs, this one caps Redis's memory with large events); 1..=5120.
     pub queue_max_size_in_mb: u64,
-    /// Events per stream entry (wrap). Default 100; 1..=500.
     pub queue_wrap_max_size_in_messages: usize,
-    /// Store wraps LZ4-compressed in Redis (`queue_compression: lz4`) or as they are (`none`, default). LZ4 cuts
-    /// Redis's CPU, memory and append-only file by about half and costs the InputProcess more than that.
+    /// `queue_compression: lz4`.
     pub queue_compression_lz4: bool,
-    /// Period of the sender statistics lines. Default 300; 60..=1800 (1..=1800 accepted for tests and demos).
     pub sender_stats_period_in_sec: u64,
-    /// Period of the `[GC]` memory report. Default 300; 1..=86400.
     pub memory_report_period_in_sec: u64,
-    /// Deadline for the output to drain the queue on a controlled stop. Default 30 (or `$LOGFERRY_STOP_DRAIN_TIMEOUT_IN_SEC`,
-    /// 7 in the container image); 0..=3600.
     pub stop_drain_timeout_in_sec: u64,
-    /// A puller, consumer or sender that has work and makes no progress for this long is named in a WARNING line
-    /// (with what it waits on), and again when it moves. Default 60; 1..=3600.
     pub stall_warning_after_in_sec: u64,
-    /// Gzip switch for the Devo transport: on when the mean internal queue usage reaches it; negative = always,
-    /// above 1 = never. Default 1.1 (never).
     pub threshold_for_using_gzip_in_transport_layer: f64,
-    /// Gzip level for compressed transport. Default 6; 0..=9.
     pub compression_level: u32,
-    /// Size of one gzip member in compressed transport. Default 51200; 1024..=16777216.
     pub compression_buffer_in_bytes: usize,
-    /// The least severe log level also shipped as an internal event: `INFO` (default, as the seeds), `WARNING`
-    /// (warnings and errors only) or `ERROR`.
     pub internal_events_level: log::Level,
-    /// `metrics: {listen: "127.0.0.1:9464"}`: serve `/metrics`, `/health` and `/ready` over HTTP on that address
-    /// (a MetricsProcess started by the supervisor). Default: off.
+    /// Key `metrics`: `None` when the section is absent (nothing listens).
     pub metrics: Option<MetricsConfig>,
 }
 
 /// The `globals.metrics` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricsConfig {
-    /// Address and port the HTTP endpoint listens on (`host:port`, an IP address; `0.0.0.0:9464` for every
-    /// interface, e.g. in a container). Required in the section.
+    /// Key `listen`.
     pub listen: std::net::SocketAddr,
 }
 
 impl Globals {
     pub fn read(s: &Section<'_>) -> Globals {
-        let debug = s
-            .optional::<bool>("debug")
-            .or_else(|| s.optional("debug_status"))
-            .unwrap_or(false);
-        let id = match s.raw("id") {
+        use globals_keys as k;
+        let id = match s.get_raw(&k::ID) {
             None => "1".to_owned(),
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::String(v)) if !v.is_empty() && v.len() <= 32 => v.clone(),
             Some(_) => {
                 s.error(
-                    "id",
+                    k::ID.name,
                     ConfigErrorKind::InvalidValue,
                     "must be a number or a string of 1..=32 characters",
                 );
                 "1".to_owned()
             }
         };
-        let name = s.or("name", "logferry".to_owned());
-        let persistence = Self::read_persistence(s);
-        let internal_events_level = match s
-            .one_of(
-                "internal_events_level",
-                "INFO",
-                &["INFO", "WARNING", "ERROR"],
-            )
-            .as_str()
-        {
+        let internal_events_level = match s.get_choice(&k::INTERNAL_EVENTS_LEVEL).as_str() {
             "WARNING" => log::Level::Warn,
             "ERROR" => log::Level::Error,
             _ => log::Level::Info,
         };
         Globals {
-            debug,
+            debug: s.get_bool(&k::DEBUG),
             id,
-            name,
-            persistence,
-            queue_max_size_in_messages: s.in_range(
-                "queue_max_size_in_messages",
-                10_000,
-                1..=100_000,
-            ),
-            queue_max_size_in_mb: s.in_range("queue_max_size_in_mb", 32, 1..=5120),
-            queue_wrap_max_size_in_messages: s.in_range(
-                "queue_wrap_max_size_in_messages",
-                100,
-                1..=500,
-            ),
-            queue_compression_lz4: s.one_of("queue_compression", "none", &["none", "lz4"]) == "lz4",
-            sender_stats_period_in_sec: s.in_range("sender_stats_period_in_sec", 300, 1..=1800),
-            memory_report_period_in_sec: s.in_range("memory_report_period_in_sec", 300, 1..=86_400),
-            stop_drain_timeout_in_sec: s.in_range(
-                "stop_drain_timeout_in_sec",
+            name: s.get_text(&k::NAME).unwrap_or_default(),
+            persistence: Self::read_persistence(s),
+            queue_max_size_in_messages: s.get_int(&k::QUEUE_MAX_SIZE_IN_MESSAGES),
+            queue_max_size_in_mb: s.get_int(&k::QUEUE_MAX_SIZE_IN_MB),
+            queue_wrap_max_size_in_messages: s.get_int(&k::QUEUE_WRAP_MAX_SIZE_IN_MESSAGES),
+            queue_compression_lz4: s.get_choice(&k::QUEUE_COMPRESSION) == "lz4",
+            sender_stats_period_in_sec: s.get_int(&k::SENDER_STATS_PERIOD_IN_SEC),
+            memory_report_period_in_sec: s.get_int(&k::MEMORY_REPORT_PERIOD_IN_SEC),
+            stop_drain_timeout_in_sec: s.get_int_or(
+                &k::STOP_DRAIN_TIMEOUT_IN_SEC,
                 Self::stop_drain_default(s, std::env::var(STOP_DRAIN_DEFAULT_VAR)),
-                0..=3600,
             ),
-            stall_warning_after_in_sec: s.in_range("stall_warning_after_in_sec", 60, 1..=3600),
+            stall_warning_after_in_sec: s.get_int(&k::STALL_WARNING_AFTER_IN_SEC),
             threshold_for_using_gzip_in_transport_layer: s
-                .or("threshold_for_using_gzip_in_transport_layer", 1.1),
-            compression_level: s.in_range("compression_level", 6, 0..=9),
-            compression_buffer_in_bytes: s.in_range(
-                "compression_buffer_in_bytes",
-                51_200,
-                1024..=16_777_216,
-            ),
+                .get_float(&k::THRESHOLD_FOR_USING_GZIP_IN_TRANSPORT_LAYER),
+            compression_level: s.get_int(&k::COMPRESSION_LEVEL),
+            compression_buffer_in_bytes: s.get_int(&k::COMPRESSION_BUFFER_IN_BYTES),
             internal_events_level,
             metrics: Self::read_metrics(s),
         }
@@ -252,7 +416,7 @@ impl Globals {
             Ok(seconds) if seconds <= 3600 => seconds,
             _ => {
                 s.error(
-                    "stop_drain_timeout_in_sec",
+                    globals_keys::STOP_DRAIN_TIMEOUT_IN_SEC.name,
                     ConfigErrorKind::InvalidValue,
                     format!(
                         "its default from the environment, {STOP_DRAIN_DEFAULT_VAR}=\"{text}\", is not a number of \
@@ -265,12 +429,12 @@ impl Globals {
     }
 
     fn read_metrics(s: &Section<'_>) -> Option<MetricsConfig> {
-        let m = s.section("metrics", false)?;
-        let listen = m.required::<String>("listen").and_then(|text| match text.parse() {
+        let m = s.get_section(&globals_keys::METRICS)?;
+        let listen = m.get_text(&globals_keys::METRICS_LISTEN).and_then(|text| match text.parse() {
             Ok(addr) => Some(addr),
             Err(_) => {
                 m.error(
-                    "listen",
+                    globals_keys::METRICS_LISTEN.name,
                     ConfigErrorKind::InvalidValue,
                     format!("\"{text}\" is not an address and port such as 127.0.0.1:9464 or 0.0.0.0:9464"),
                 );
@@ -282,26 +446,27 @@ impl Globals {
     }
 
     fn read_persistence(s: &Section<'_>) -> Persistence {
+        use globals_keys as k;
         let default_dir = s.base_dir().join("state");
-        let Some(p) = s.section("persistence", false) else {
+        let Some(p) = s.get_section(&k::PERSISTENCE) else {
             return Persistence::Embedded {
                 directory: default_dir,
             };
         };
-        let kind = p.one_of("type", "embedded", &["embedded", "redis"]);
+        let kind = p.get_choice(&k::PERSISTENCE_TYPE);
         let result = if kind == "redis" {
-            let url: Option<String> = p.required("url");
+            let url: Option<String> = p.required(k::PERSISTENCE_URL.name);
             if let Some(u) = &url {
                 if u.starts_with("rediss://") {
                     p.error(
-                        "url",
+                        k::PERSISTENCE_URL.name,
                         ConfigErrorKind::InvalidValue,
                         "TLS to Redis (rediss://) is not supported: use redis:// or unix:// (a TLS-only Redis \
                          through a local TLS tunnel)",
                     );
                 } else if !(u.starts_with("redis://") || u.starts_with("unix://")) {
                     p.error(
-                        "url",
+                        k::PERSISTENCE_URL.name,
                         ConfigErrorKind::InvalidValue,
                         "must start with redis:// or unix://",
                     );
@@ -312,12 +477,12 @@ impl Globals {
             }
         } else {
             let dir = p
-                .optional::<String>("directory")
+                .get_text(&k::PERSISTENCE_DIRECTORY)
                 .map(|d| s.base_dir().join(d))
                 .unwrap_or(default_dir);
-            if p.contains("url") {
+            if p.contains(k::PERSISTENCE_URL.name) {
                 p.error(
-                    "url",
+                    k::PERSISTENCE_URL.name,
                     ConfigErrorKind::Conflict,
                     "url is only valid with type: redis",
                 );

@@ -2,6 +2,7 @@
 //! first, and reporting the keys nobody asked for. Every component's config struct is built through it.
 
 use super::error::{ConfigError, ConfigErrorKind};
+use super::keys::{Default, Key, KeySet, Kind};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -225,8 +226,9 @@ impl<'a> Section<'a> {
 
     /// The name of a JSON member the collector writes or looks up as text (a stable event id's), when given: one
     /// that needs escaping is recorded as an invalid value (None).
-    pub fn json_member_name(&self, key: &str) -> Option<String> {
-        let name: String = self.optional(key)?;
+    pub fn json_member_name(&self, declared: &Key) -> Option<String> {
+        let key = self.present_name(declared);
+        let name: String = self.get_opt(declared)?;
         if !crate::event::is_plain_json_name(&name) {
             self.error(
                 key,
@@ -392,6 +394,180 @@ impl<'a> Section<'a> {
     pub fn base_dir(&self) -> &Path {
         &self.base_dir
     }
+
+    // Reading declared keys: the default, range and allowed values come from the key's declaration.
+
+    /// The name under which `key` is present (its name or the first alias present), else its name.
+    fn present_name(&self, key: &Key) -> &'static str {
+        std::iter::once(key.name)
+            .chain(key.aliases.iter().copied())
+            .find(|n| self.map.contains_key(*n))
+            .unwrap_or(key.name)
+    }
+
+    /// A declared boolean (default: the declaration's, else false).
+    pub fn get_bool(&self, key: &Key) -> bool {
+        let default = match key.default {
+            Default::Bool(b) => b,
+            _ => false,
+        };
+        self.or(self.present_name(key), default)
+    }
+
+    /// A declared integer with a default; out-of-range values are recorded and the default is used.
+    pub fn get_int<T: DeclaredInt>(&self, key: &Key) -> T {
+        let Default::Int(default) = key.default else {
+            panic!(
+                "{} is declared without an integer default: use get_int_or/get_int_opt",
+                key.name
+            )
+        };
+        self.get_int_or(key, declared(key, default))
+    }
+
+    /// A declared integer whose default the component computes.
+    pub fn get_int_or<T: DeclaredInt>(&self, key: &Key, default: T) -> T {
+        self.in_range(self.present_name(key), default, int_range(key))
+    }
+
+    /// A declared integer without a default: `None` when absent (recorded when the key is required) or invalid.
+    pub fn get_int_opt<T: DeclaredInt>(&self, key: &Key) -> Option<T> {
+        let name = self.present_name(key);
+        let value: T = if key.required {
+            self.required(name)?
+        } else {
+            self.optional(name)?
+        };
+        let range = int_range::<T>(key);
+        if range.contains(&value) {
+            return Some(value);
+        }
+        self.error(
+            name,
+            ConfigErrorKind::OutOfRange,
+            format!(
+                "value {value} is out of range {}..={}",
+                range.start(),
+                range.end()
+            ),
+        );
+        None
+    }
+
+    /// A declared number; out-of-range values are recorded and the default is used.
+    pub fn get_float(&self, key: &Key) -> f64 {
+        let (Kind::Float { min, max }, Default::Float(default)) = (key.kind, key.default) else {
+            panic!("{} is not declared as a number with a default", key.name)
+        };
+        self.in_range(self.present_name(key), default, min..=max)
+    }
+
+    /// Declared text: the declaration's default when absent; `None` when absent without a default (recorded
+    /// when required).
+    pub fn get_text(&self, key: &Key) -> Option<String> {
+        let name = self.present_name(key);
+        if key.required {
+            return self.required(name);
+        }
+        match key.default {
+            Default::Text(default) => Some(self.or(name, default.to_owned())),
+            _ => self.optional(name),
+        }
+    }
+
+    /// A declared secret (never printed by `Debug`).
+    pub fn get_secret(&self, key: &Key) -> Option<Secret> {
+        self.get_text(key).map(Secret)
+    }
+
+    /// A declared list of strings (`None` when absent; recorded when required).
+    pub fn get_list(&self, key: &Key) -> Option<Vec<String>> {
+        self.get_opt(key)
+    }
+
+    /// A declared key of any type without a default: `None` when absent (recorded when required) or of the wrong
+    /// type.
+    pub fn get_opt<T: FromValue>(&self, key: &Key) -> Option<T> {
+        let name = self.present_name(key);
+        if key.required {
+            self.required(name)
+        } else {
+            self.optional(name)
+        }
+    }
+
+    /// A declared number without a default: `None` when absent (recorded when required) or out of range
+    /// (recorded).
+    pub fn get_float_opt(&self, key: &Key) -> Option<f64> {
+        let Kind::Float { min, max } = key.kind else {
+            panic!("{} is not declared as a number", key.name)
+        };
+        let v = self.in_range(self.present_name(key), f64::NAN, min..=max);
+        (!v.is_nan()).then_some(v)
+    }
+
+    /// A declared choice: one of the allowed values, else recorded and the default.
+    pub fn get_choice(&self, key: &Key) -> String {
+        let (Kind::OneOf(allowed), Default::Text(default)) = (key.kind, key.default) else {
+            panic!("{} is not declared as a choice with a default", key.name)
+        };
+        self.one_of(self.present_name(key), default, allowed)
+    }
+
+    /// A declared file: readable, resolved against the config file's directory.
+    pub fn get_file(&self, key: &Key) -> Option<PathBuf> {
+        self.file(self.present_name(key), key.required)
+    }
+
+    /// A declared nested dictionary.
+    pub fn get_section(&self, key: &Key) -> Option<Section<'a>> {
+        self.section(self.present_name(key), key.required)
+    }
+
+    /// The raw value of a declared key whose format the component checks itself (recorded when required and
+    /// missing).
+    pub fn get_raw(&self, key: &Key) -> Option<&'a Value> {
+        let name = self.present_name(key);
+        match self.raw(name) {
+            None | Some(Value::Null) if key.required => {
+                self.error(
+                    name,
+                    ConfigErrorKind::Missing,
+                    "mandatory property is missing or empty",
+                );
+                None
+            }
+            None | Some(Value::Null) => None,
+            v => v,
+        }
+    }
+
+    /// Records a problem for each present key of `keys` that is declared as rejected, with the declared reason.
+    pub fn refuse_rejected(&self, keys: &KeySet) {
+        for key in keys.keys() {
+            if let (Some(why), true) = (key.rejected, self.map.contains_key(key.name)) {
+                self.raw(key.name);
+                self.error(key.name, ConfigErrorKind::InvalidValue, why);
+            }
+        }
+    }
+}
+
+/// The integer types declared keys are read as.
+pub trait DeclaredInt: FromValue + PartialOrd + Display + Copy + TryFrom<i64> {}
+impl<T: FromValue + PartialOrd + Display + Copy + TryFrom<i64>> DeclaredInt for T {}
+
+/// A declared bound or default as `T`; a declaration that does not fit its type is a programming error.
+fn declared<T: DeclaredInt>(key: &Key, value: i64) -> T {
+    T::try_from(value)
+        .unwrap_or_else(|_| panic!("{}: declared value {value} does not fit its type", key.name))
+}
+
+fn int_range<T: DeclaredInt>(key: &Key) -> RangeInclusive<T> {
+    let Kind::Int { min, max } = key.kind else {
+        panic!("{} is not declared as an integer", key.name)
+    };
+    declared(key, min)..=declared(key, max)
 }
 
 /// A short description of a value for error messages.
@@ -418,6 +594,42 @@ mod tests {
         f(&s);
         s.finish();
         d.take()
+    }
+
+    #[test]
+    fn declared_keys_give_defaults_ranges_and_rejections() {
+        use crate::config::keys::{Key, KeySet};
+        const PORT: Key = Key::int("port", 443, 1, 65535, "the port");
+        const HOST: Key = Key::text("host", "the host").required();
+        const MODE: Key = Key::one_of("mode", "a", &["a", "b"], "the mode").aliases(&["old_mode"]);
+        static SET: KeySet = KeySet {
+            id: "t",
+            place: "t",
+            groups: &[&[
+                PORT,
+                HOST,
+                MODE,
+                Key::rejected("proxy", "proxies are not supported"),
+            ]],
+        };
+        let errs = with_section(json!({"port": 0, "old_mode": "c", "proxy": "p"}), |s| {
+            assert_eq!(s.get_int::<u16>(&PORT), 443);
+            assert_eq!(s.get_text(&HOST), None);
+            assert_eq!(s.get_choice(&MODE), "a");
+            s.refuse_rejected(&SET);
+        });
+        let found: Vec<_> = errs.iter().map(|e| (e.path.as_str(), e.kind)).collect();
+        assert_eq!(
+            found,
+            [
+                ("globals.port", ConfigErrorKind::OutOfRange),
+                ("globals.host", ConfigErrorKind::Missing),
+                ("globals.old_mode", ConfigErrorKind::InvalidValue),
+                ("globals.proxy", ConfigErrorKind::InvalidValue),
+            ]
+        );
+        assert_eq!(errs[0].message, "value 0 is out of range 1..=65535");
+        assert_eq!(errs[3].message, "proxies are not supported");
     }
 
     #[test]

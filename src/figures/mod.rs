@@ -14,7 +14,8 @@ pub mod serve;
 pub mod snapshot;
 
 pub use record::{
-    ChildRecord, OutputRecord, ProcessRecord, PullerRecord, PullerState, SupervisorRecord,
+    BackfillRecord, ChildRecord, OutputRecord, ProcessRecord, PullerRecord, PullerState,
+    SupervisorRecord,
 };
 
 use crate::process::ProcessEnv;
@@ -61,6 +62,7 @@ pub struct PullerFigures {
     events_total: AtomicU64,
     newest_event_ms: AtomicI64,
     errors: Mutex<BTreeMap<String, u64>>,
+    backfill: Mutex<Option<BackfillRecord>>,
 }
 
 impl PullerFigures {
@@ -78,6 +80,7 @@ impl PullerFigures {
             events_total: AtomicU64::new(0),
             newest_event_ms: AtomicI64::new(NONE_MS),
             errors: Mutex::new(BTreeMap::new()),
+            backfill: Mutex::new(None),
         });
         lock(&PULLERS).push(figures.clone());
         figures
@@ -136,6 +139,14 @@ impl PullerFigures {
         self.newest_event_ms.fetch_max(newest_ms, Ordering::Relaxed);
     }
 
+    /// A backfill has done `done_ratio` (0..=1) of its work and needs `left` more at its pace so far.
+    pub fn backfill(&self, done_ratio: f64, left: Duration) {
+        *lock(&self.backfill) = Some(BackfillRecord {
+            done_ratio: done_ratio.clamp(0.0, 1.0),
+            seconds_left: left.as_secs_f64(),
+        });
+    }
+
     fn record(&self) -> PullerRecord {
         PullerRecord {
             input: self.input.clone(),
@@ -149,6 +160,7 @@ impl PullerFigures {
             events_total: self.events_total.load(Ordering::Relaxed),
             newest_event_ms: optional_ms(&self.newest_event_ms),
             errors: lock(&self.errors).clone(),
+            backfill: *lock(&self.backfill),
         }
     }
 }

@@ -205,7 +205,7 @@ fn render_pullers(out: &mut String, s: &Snapshot) {
         return;
     }
     type Pick = fn(&super::PullerRecord, i64) -> Option<f64>;
-    let families: [(&'static str, &str, &str, Pick); 4] = [
+    let families: [(&'static str, &str, &str, Pick); 6] = [
         (
             "logferry_events_received_total",
             "counter",
@@ -229,6 +229,18 @@ fn render_pullers(out: &mut String, s: &Snapshot) {
             "gauge",
             "When each puller last completed a cycle, since the Unix epoch.",
             |p, _| p.last_success_ms.map(seconds),
+        ),
+        (
+            "logferry_puller_backfill_ratio",
+            "gauge",
+            "Share of its backfill each backfilling puller has done (1: caught up).",
+            |p, _| p.backfill.map(|b| b.done_ratio),
+        ),
+        (
+            "logferry_puller_backfill_seconds_left",
+            "gauge",
+            "Time each backfilling puller needs to catch up, at its pace so far.",
+            |p, _| p.backfill.map(|b| b.seconds_left),
         ),
     ];
     for (name, kind, help, pick) in families {
@@ -361,6 +373,10 @@ mod tests {
                     name: "P(aws,1)".into(),
                     newest_event_ms: Some(4_000),
                     errors: [("PullError(300)".to_owned(), 2)].into(),
+                    backfill: Some(crate::figures::BackfillRecord {
+                        done_ratio: 0.25,
+                        seconds_left: 90.0,
+                    }),
                     ..Default::default()
                 }],
                 outputs: vec![OutputRecord {
@@ -381,6 +397,13 @@ mod tests {
             "logferry_puller_lag_seconds{input=\"aws\",service=\"s\\\\1\",puller=\"P(aws,1)\"} 6\n"
         ));
         assert!(page.contains("error_id=\"PullError(300)\"} 2\n"));
+        assert!(page.contains(
+            "logferry_puller_backfill_ratio{input=\"aws\",service=\"s\\\\1\",puller=\"P(aws,1)\"} 0.25\n"
+        ));
+        assert!(
+            page.contains("logferry_puller_backfill_seconds_left{input=\"aws\""),
+            "{page}"
+        );
         assert!(page.contains(
             "logferry_events_sent_total{output=\"relay\",class=\"standard\",kind=\"syslog\"} 12\n"
         ));

@@ -114,6 +114,19 @@ pub struct PullerRecord {
     pub newest_event_ms: Option<i64>,
     /// Failed setups and cycles by error id (`PullError(300)`).
     pub errors: BTreeMap<String, u64>,
+    /// The backfill (a start in the past read in slots or windows) of a time-based puller: None when it never had
+    /// one since the process started.
+    #[serde(default)]
+    pub backfill: Option<BackfillRecord>,
+}
+
+/// How far a backfill is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackfillRecord {
+    /// Share done, 0..=1 (1: caught up).
+    pub done_ratio: f64,
+    /// Time left at the pace so far.
+    pub seconds_left: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 
 mod embedded_redis;
 mod plan;
+mod reference;
 mod status;
 mod supervisor;
 
@@ -52,6 +53,23 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
         interval: f64,
     },
+    /// Print every configuration key (name, type, default, range or allowed values, meaning; secret, mandatory or
+    /// rejected) from the declarations the reader uses, or refresh/check the generated tables of the docs pages.
+    ConfigReference {
+        /// Only this key set (`globals`, `outputs.syslog`) or the sets under it (`outputs`, `inputs.aws`).
+        #[arg(value_name = "SECTION")]
+        section: Option<String>,
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: reference::Format,
+        /// Rewrite the generated regions (`<!-- generated: <set> -->` ... `<!-- end generated -->`) of the
+        /// markdown pages in this directory.
+        #[arg(long, value_name = "DOCS_DIR", conflicts_with = "check_docs")]
+        write_docs: Option<PathBuf>,
+        /// Compare the generated regions of the markdown pages in this directory with the declarations; exit code 1
+        /// when one differs.
+        #[arg(long, value_name = "DOCS_DIR")]
+        check_docs: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -68,6 +86,17 @@ fn main() {
             config: &config,
             json,
             watch: watch.then(|| std::time::Duration::from_secs_f64(interval.clamp(0.2, 3600.0))),
+        }),
+        Command::ConfigReference {
+            section,
+            format,
+            write_docs,
+            check_docs,
+        } => reference::run(&reference::ReferenceArgs {
+            format,
+            section,
+            write_docs,
+            check_docs,
         }),
     };
     std::process::exit(code);

@@ -43,6 +43,10 @@ pub fn run(args: &StatusArgs<'_>) -> i32 {
         }
     };
     let mut reader = url.as_deref().map(|u| Reader::new(u, &globals.id));
+    if args.watch.is_some() {
+        // SIGINT (Ctrl-C), SIGTERM and SIGHUP end the watch cleanly, between two screens (taken below).
+        logferry::process::block_stop_signals();
+    }
     loop {
         let reading = read(&globals, reader.as_mut());
         let screen = if args.json {
@@ -64,7 +68,9 @@ pub fn run(args: &StatusArgs<'_>) -> i32 {
                 print!("\x1b[H\x1b[2J{screen}");
                 use std::io::Write as _;
                 let _ = std::io::stdout().flush();
-                std::thread::sleep(every);
+                if logferry::process::next_stop_signal(every).is_some() {
+                    return code;
+                }
             }
         }
     }
@@ -316,6 +322,14 @@ fn pullers(out: &mut String, s: &Snapshot) {
                 .map(|t| duration(now - t))
                 .unwrap_or_else(|| "-".into())
         );
+        if let Some(b) = &p.backfill {
+            let _ = writeln!(
+                out,
+                "  backfill: {:.1}% done, {} left",
+                b.done_ratio * 100.0,
+                duration((b.seconds_left * 1000.0) as i64)
+            );
+        }
         if p.state == PullerState::Failing {
             if let Some(e) = &p.last_error {
                 let _ = writeln!(out, "  last error: {e}");

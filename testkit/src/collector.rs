@@ -50,6 +50,25 @@ fn is_crate_variable(name: &str) -> bool {
 }
 
 /// One running collector, its directory (config, state, log) and its log file.
+/// The backfill figures (`{done_ratio, seconds_left}`) of the puller of `service`, as `logferry status --json` shows
+/// them for the collector of the config file `config` (None: no such puller, or no backfill reported).
+pub fn status_backfill(config: &Path, service: &str) -> Option<serde_json::Value> {
+    let out = Command::new(logferry_bin())
+        .args(["status", "--json", "--config"])
+        .arg(config)
+        .output()
+        .expect("run logferry status");
+    let status: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    status["snapshot"]["processes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["pullers"].as_array().cloned().unwrap_or_default())
+        .find(|p| p["service"] == service)
+        .map(|p| p["backfill"].clone())
+}
+
 pub struct Collector {
     guard: Option<ChildGuard>,
     log: PathBuf,

@@ -331,6 +331,29 @@ pub struct ActionTrailPuller {
     edge_ids: HashSet<String>,
     /// Whether the last cycle received events: an idle collector logs its routine lines at DEBUG.
     busy: bool,
+    /// The backfill under way (more than one window was due), until it reaches the end of a cycle's range.
+    backfill: Option<Backfill>,
+}
+
+/// A backfill of windows: where it began (event time) and when (wall clock), for its share done and time left.
+struct Backfill {
+    from: DateTime<Utc>,
+    began: Instant,
+}
+
+impl Backfill {
+    /// Share done when the windows reached `reached` of `[from, end]`, and the time left at the pace so far.
+    fn progress(&self, reached: DateTime<Utc>, end: DateTime<Utc>) -> (f64, Duration) {
+        let total = (end - self.from).num_seconds().max(1) as f64;
+        let done = ((reached - self.from).num_seconds().max(0) as f64 / total).min(1.0);
+        let elapsed = self.began.elapsed().as_secs_f64();
+        let left = if done > 0.0 {
+            elapsed / done * (1.0 - done)
+        } else {
+            0.0
+        };
+        (done, Duration::from_secs_f64(left))
+    }
 }
 
 impl ActionTrailPuller {
@@ -342,6 +365,7 @@ impl ActionTrailPuller {
             next_start: None,
             edge_ids: HashSet::new(),
             busy: true,
+            backfill: None,
         }
     }
 
@@ -532,6 +556,13 @@ impl Puller for ActionTrailPuller {
         }
         let window =
             chrono::TimeDelta::from_std(self.cfg.window).unwrap_or(chrono::TimeDelta::hours(1));
+        // More than one window due: a backfill, whose progress the figures show.
+        if end - start > window && self.backfill.is_none() {
+            self.backfill = Some(Backfill {
+                from: start,
+                began: Instant::now(),
+            });
+        }
         while start <= end && !ctx.stopping() {
             let wend = (start + window - chrono::TimeDelta::seconds(1)).min(end);
             let Some(edge) = self.pull_window(ctx, start, wend)? else {
@@ -546,6 +577,13 @@ impl Puller for ActionTrailPuller {
             }
             self.edge_ids = edge;
             self.next_start = Some(wend);
+            if let Some(b) = &self.backfill {
+                let (ratio, left) = b.progress(wend, end);
+                ctx.report_backfill(ratio, left);
+                if wend == end {
+                    self.backfill = None;
+                }
+            }
             if wend == end {
                 break;
             }
@@ -566,6 +604,23 @@ impl Puller for ActionTrailPuller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backfill_progress_is_the_share_of_the_range_reached() {
+        let from = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let b = Backfill {
+            from,
+            began: Instant::now() - Duration::from_secs(10),
+        };
+        let end = from + chrono::TimeDelta::hours(4);
+        let (ratio, left) = b.progress(from + chrono::TimeDelta::hours(1), end);
+        assert_eq!(ratio, 0.25);
+        assert!((29.0..=31.0).contains(&left.as_secs_f64()), "{left:?}");
+        assert_eq!(b.progress(end, end).0, 1.0);
+        assert_eq!(b.progress(end, end).1, Duration::ZERO);
+    }
 
     #[test]
     fn limiter_spaces_requests() {

@@ -10,7 +10,8 @@
 //!       actiontrail: {region: cn-hangzhou, initial_start_time_in_utc: "2025-02-01T00:00:00Z"}
 //! ```
 
-use logferry::config::{ConfigErrorKind, Secret, Section};
+use crate::keys::*;
+use logferry::config::{ConfigErrorKind, Key, Secret, Section};
 use logferry_input::runtime::read_max_cycle;
 use logferry_input::PullerError;
 use std::time::Duration;
@@ -133,7 +134,8 @@ pub const LOOKUP_KEYS: [&str; 12] = [
     "RoleName",
 ];
 
-/// The `actiontrail` service (LookupEvents API).
+/// The `actiontrail` service (LookupEvents API); defaults and ranges are declared in
+/// [`crate::keys::ACTIONTRAIL_KEYS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActionTrailConfig {
     /// `region`: region id, e.g. `cn-hangzhou`. Mandatory unless `endpoint` is set.
@@ -144,21 +146,20 @@ pub struct ActionTrailConfig {
     /// `initial_start_time_in_utc`: `YYYY-MM-DDTHH:MM:SSZ`, in the past. Default: 1 day before the first start.
     /// Changing it resets the persistence at the next start.
     pub initial_start_time_in_utc: Option<chrono::DateTime<chrono::Utc>>,
-    /// `request_period_in_seconds`: time between two pull cycles. Default 60; 1..=86400.
+    /// `request_period_in_seconds`: time between two pull cycles.
     pub request_period: Duration,
-    /// `lag_in_seconds`: windows end this long before now (events appear ~10 min late). Default 600; 600..=86400.
+    /// `lag_in_seconds`: windows end this long before now (events appear ~10 min late).
     pub lag: Duration,
-    /// `window_size_in_seconds`: longest window per request series; the state is committed after each. Default
-    /// 3600; 60..=86400.
+    /// `window_size_in_seconds`: longest window per request series; the state is committed after each.
     pub window: Duration,
     /// `max_cycle_seconds`: no new window starts after a cycle ran this long (a catch-up goes on in the next cycle,
-    /// at once), so statistics and `@devo_pulling_id` move on. Default 60; 1..=3600 (the runtime's cycle bound).
+    /// at once), so statistics and `@devo_pulling_id` move on.
     pub max_cycle: Duration,
-    /// `max_results`: page size (`MaxResults`). Default 50; 1..=50.
+    /// `max_results`: page size (`MaxResults`).
     pub max_results: u32,
-    /// `requests_per_second`: request budget (the API allows ~2/s). Default 2; 0.1..=10.
+    /// `requests_per_second`: request budget (the API allows ~2/s).
     pub requests_per_second: f64,
-    /// `max_retries`: retries of a throttled or failed (5xx) request before the cycle fails. Default 6; 0..=20.
+    /// `max_retries`: retries of a throttled or failed (5xx) request before the cycle fails.
     pub max_retries: u32,
     /// `signature_version`: `v3` (default) or `v2`.
     pub signature_version: SignatureVersion,
@@ -166,7 +167,7 @@ pub struct ActionTrailConfig {
     pub lookup_attributes: Vec<LookupAttribute>,
     /// `tag`: tag of the events. Default `cloud.alibaba.actiontrail.events`.
     pub tag: String,
-    /// `timeout_in_seconds`: HTTP timeout per request. Default 30; 1..=300.
+    /// `timeout_in_seconds`: HTTP timeout per request.
     pub timeout: Duration,
 }
 
@@ -190,7 +191,8 @@ impl StartPosition {
     }
 }
 
-/// The four Log Service services (PullLogs).
+/// The four Log Service services (PullLogs); defaults and ranges are declared in
+/// [`crate::keys::LOG_SERVICE_KEYS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogServiceConfig {
     pub kind: ServiceKind,
@@ -212,26 +214,26 @@ pub struct LogServiceConfig {
     /// every shard). Default `<host name>-<input id>-<pid of the collector's main process>` (see
     /// [`default_consumer_name`]).
     pub consumer_name: String,
-    /// `heartbeat_interval_in_seconds`: consumer-group heartbeat. Default 20; 1..=300 (group timeout = 2x).
+    /// `heartbeat_interval_in_seconds`: consumer-group heartbeat (group timeout = 2x).
     pub heartbeat_interval: Duration,
     /// `initial_start_time_in_utc`: where to start shards without checkpoint; `YYYY-MM-DDTHH:MM:SSZ`.
     /// Default: `start_position`. Changing it resets the local persistence.
     pub initial_start_time_in_utc: Option<chrono::DateTime<chrono::Utc>>,
     /// `start_position`: `begin` (default) or `end`, when `initial_start_time_in_utc` is absent.
     pub start: StartPosition,
-    /// `fetch_count`: log groups per PullLogs. Default 1000; 1..=1000.
+    /// `fetch_count`: log groups per PullLogs.
     pub fetch_count: u32,
-    /// `request_period_in_seconds`: pause between cycles once every shard is caught up. Default 2; 0..=3600.
+    /// `request_period_in_seconds`: pause between cycles once every shard is caught up.
     pub request_period: Duration,
     /// `max_cycle_seconds`: no new round over the shards starts after a cycle ran this long, so statistics and
-    /// `@devo_pulling_id` move on while data keeps coming. Default 60; 1..=3600 (the runtime's cycle bound).
+    /// `@devo_pulling_id` move on while data keeps coming.
     pub max_cycle: Duration,
     /// `parse_event_field`: parse the `event` JSON string of ActionTrail logs. Default true for
     /// `actiontrail_log_service`, false otherwise.
     pub parse_event_field: bool,
     /// `tag`: tag of the events. Default per service (seed table).
     pub tag: String,
-    /// `timeout_in_seconds`: HTTP timeout per request. Default 30; 1..=300.
+    /// `timeout_in_seconds`: HTTP timeout per request.
     pub timeout: Duration,
 }
 
@@ -246,10 +248,10 @@ pub fn default_consumer_name(input_id: &str) -> String {
 
 /// `consumer_name`, or the default; an explicit one must not be empty.
 fn read_consumer_name(s: &Section<'_>, input_id: &str) -> String {
-    match s.optional::<String>("consumer_name") {
+    match s.get_text(&CONSUMER_NAME) {
         Some(name) if name.trim().is_empty() => {
             s.error(
-                "consumer_name",
+                CONSUMER_NAME.name,
                 ConfigErrorKind::InvalidValue,
                 "must not be empty (leave it out for the default, unique per machine and process)",
             );
@@ -305,17 +307,15 @@ pub fn parse_start_time(
 }
 
 /// Reads the start time of a service; errors are recorded with the seed's error text.
-fn read_start_time(s: &Section<'_>) -> Option<chrono::DateTime<chrono::Utc>> {
-    let format = s.or("datetime_format", DATETIME_FORMAT.to_owned());
-    let value: String = s.optional("initial_start_time_in_utc")?;
+fn read_start_time(s: &Section<'_>, declared: &Key) -> Option<chrono::DateTime<chrono::Utc>> {
+    let format = s
+        .get_text(&crate::keys::DATETIME_FORMAT)
+        .unwrap_or_default();
+    let value = s.get_text(declared)?;
     match parse_start_time(&value, &format, chrono::Utc::now()) {
         Ok(t) => Some(t),
         Err(e) => {
-            s.error(
-                "initial_start_time_in_utc",
-                ConfigErrorKind::InvalidValue,
-                e.to_string(),
-            );
+            s.error(declared.name, ConfigErrorKind::InvalidValue, e.to_string());
             None
         }
     }
@@ -323,28 +323,37 @@ fn read_start_time(s: &Section<'_>) -> Option<chrono::DateTime<chrono::Utc>> {
 
 pub(crate) fn read_credentials(s: &Section<'_>) -> Credentials {
     Credentials {
-        access_key_id: s.required("access_key_id").unwrap_or_default(),
-        access_key_secret: s.required("access_key_secret").unwrap_or_default(),
-        security_token: s.optional("security_token"),
+        access_key_id: s.get_text(&ACCESS_KEY_ID).unwrap_or_default(),
+        access_key_secret: s.get_secret(&ACCESS_KEY_SECRET).unwrap_or_default(),
+        security_token: s.get_secret(&SECURITY_TOKEN),
     }
 }
 
 fn timeout(s: &Section<'_>) -> Duration {
-    Duration::from_secs(s.in_range("timeout_in_seconds", 30u64, 1..=300))
+    Duration::from_secs(s.get_int(&TIMEOUT_IN_SECONDS))
 }
 
-fn region_and_endpoint(s: &Section<'_>, default: impl FnOnce(&str) -> String) -> (String, String) {
-    let endpoint: Option<String> = s.optional("endpoint");
-    let region: Option<String> = if endpoint.is_some() {
-        s.optional("region")
+/// `region`, mandatory unless `endpoint` is given.
+pub(crate) fn region_unless_endpoint(s: &Section<'_>, endpoint: &Option<String>) -> Option<String> {
+    if endpoint.is_some() {
+        s.get_text(&REGION)
     } else {
-        s.required("region")
-    };
+        s.required(REGION.name)
+    }
+}
+
+fn region_and_endpoint(
+    s: &Section<'_>,
+    endpoint_key: &Key,
+    default: impl FnOnce(&str) -> String,
+) -> (String, String) {
+    let endpoint = s.get_opt::<String>(endpoint_key);
+    let region = region_unless_endpoint(s, &endpoint);
     let region = region.unwrap_or_default();
     if let Some(r) = Some(&region).filter(|r| !r.is_empty()) {
         if !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
             s.error(
-                "region",
+                REGION.name,
                 ConfigErrorKind::InvalidValue,
                 format!("\"{r}\" is not a region id (e.g. cn-hangzhou)"),
             );
@@ -376,7 +385,7 @@ pub(crate) fn endpoint_url(
         }
         Some(e) => {
             s.error(
-                "endpoint",
+                ACTIONTRAIL_ENDPOINT.name,
                 ConfigErrorKind::InvalidValue,
                 format!("\"{e}\" must start with http:// or https://"),
             );
@@ -387,14 +396,15 @@ pub(crate) fn endpoint_url(
 }
 
 pub(crate) fn read_actiontrail(s: &Section<'_>) -> ActionTrailConfig {
-    let (region, endpoint) =
-        region_and_endpoint(s, |r| format!("https://actiontrail.{r}.aliyuncs.com"));
-    let signature_version = match s.one_of("signature_version", "v3", &["v3", "v2"]).as_str() {
+    let (region, endpoint) = region_and_endpoint(s, &ACTIONTRAIL_ENDPOINT, |r| {
+        format!("https://actiontrail.{r}.aliyuncs.com")
+    });
+    let signature_version = match s.get_choice(&SIGNATURE_VERSION).as_str() {
         "v2" => SignatureVersion::V2,
         _ => SignatureVersion::V3,
     };
     let mut lookup_attributes = Vec::new();
-    match s.raw("lookup_attributes") {
+    match s.get_raw(&LOOKUP_ATTRIBUTES) {
         None | Some(serde_json::Value::Null) => {}
         Some(serde_json::Value::Array(items)) if items.len() <= 2 => {
             for (i, item) in items.iter().enumerate() {
@@ -411,7 +421,7 @@ pub(crate) fn read_actiontrail(s: &Section<'_>) -> ActionTrailConfig {
                         })
                     }
                     _ => s.error(
-                        &format!("lookup_attributes.{i}"),
+                        &format!("{}.{i}", LOOKUP_ATTRIBUTES.name),
                         ConfigErrorKind::InvalidValue,
                         format!("must be {{key, value}} with key one of {LOOKUP_KEYS:?}"),
                     ),
@@ -419,37 +429,28 @@ pub(crate) fn read_actiontrail(s: &Section<'_>) -> ActionTrailConfig {
             }
         }
         Some(_) => s.error(
-            "lookup_attributes",
+            LOOKUP_ATTRIBUTES.name,
             ConfigErrorKind::InvalidValue,
             "must be a list of at most 2 {key, value} filters",
         ),
     }
-    let rps: f64 = s.or("requests_per_second", 2.0);
-    if !(0.1..=10.0).contains(&rps) {
-        s.error(
-            "requests_per_second",
-            ConfigErrorKind::OutOfRange,
-            format!("value {rps} is out of range 0.1..=10"),
-        );
-    }
+    let rps = s.get_float(&ACTIONTRAIL_REQUESTS_PER_SECOND);
     ActionTrailConfig {
         region,
         endpoint,
-        initial_start_time_in_utc: read_start_time(s),
-        request_period: Duration::from_secs(s.in_range(
-            "request_period_in_seconds",
-            60u64,
-            1..=86_400,
-        )),
-        lag: Duration::from_secs(s.in_range("lag_in_seconds", 600u64, 600..=86_400)),
-        window: Duration::from_secs(s.in_range("window_size_in_seconds", 3600u64, 60..=86_400)),
+        initial_start_time_in_utc: read_start_time(s, &ACTIONTRAIL_START),
+        request_period: Duration::from_secs(s.get_int(&ACTIONTRAIL_REQUEST_PERIOD)),
+        lag: Duration::from_secs(s.get_int(&LAG_IN_SECONDS)),
+        window: Duration::from_secs(s.get_int(&WINDOW_SIZE_IN_SECONDS)),
         max_cycle: read_max_cycle(s),
-        max_results: s.in_range("max_results", 50u32, 1..=50),
-        requests_per_second: rps.clamp(0.1, 10.0),
-        max_retries: s.in_range("max_retries", 6u32, 0..=20),
+        max_results: s.get_int(&MAX_RESULTS),
+        requests_per_second: rps,
+        max_retries: s.get_int(&MAX_RETRIES),
         signature_version,
         lookup_attributes,
-        tag: s.or("tag", ServiceKind::ActionTrail.default_tag().to_owned()),
+        tag: s
+            .get_text(&TAG)
+            .unwrap_or_else(|| ServiceKind::ActionTrail.default_tag().to_owned()),
         timeout: timeout(s),
     }
 }
@@ -459,9 +460,9 @@ pub(crate) fn read_log_service(
     s: &Section<'_>,
     input_id: &str,
 ) -> LogServiceConfig {
-    let project: String = s.required("project").unwrap_or_default();
-    let logstore: String = s.required("logstore").unwrap_or_default();
-    for (key, v) in [("project", &project), ("logstore", &logstore)] {
+    let project = s.get_text(&PROJECT).unwrap_or_default();
+    let logstore = s.get_text(&LOGSTORE).unwrap_or_default();
+    for (key, v) in [(PROJECT.name, &project), (LOGSTORE.name, &logstore)] {
         if !v.is_empty()
             && !v
                 .chars()
@@ -475,46 +476,37 @@ pub(crate) fn read_log_service(
         }
     }
     let p = project.clone();
-    let (region, endpoint) =
-        region_and_endpoint(s, |r| format!("https://{p}.{r}.log.aliyuncs.com"));
-    let start = match s
-        .one_of("start_position", "begin", &["begin", "end"])
-        .as_str()
-    {
+    let (region, endpoint) = region_and_endpoint(s, &LOG_SERVICE_ENDPOINT, |r| {
+        format!("https://{p}.{r}.log.aliyuncs.com")
+    });
+    let start = match s.get_choice(&START_POSITION).as_str() {
         "end" => StartPosition::End,
         _ => StartPosition::Begin,
     };
-    let initial = read_start_time(s);
+    let initial = read_start_time(s, &LOG_SERVICE_START);
     LogServiceConfig {
         kind,
         region,
         project,
         logstore,
         endpoint,
-        use_consumer_group: s.or("use_consumer_group", true),
-        consumer_group: s.or("consumer_group", "logferry".to_owned()),
+        use_consumer_group: s.get_bool(&USE_CONSUMER_GROUP),
+        consumer_group: s.get_text(&CONSUMER_GROUP).unwrap_or_default(),
         consumer_name: read_consumer_name(s, input_id),
-        heartbeat_interval: Duration::from_secs(s.in_range(
-            "heartbeat_interval_in_seconds",
-            20u64,
-            1..=300,
-        )),
+        heartbeat_interval: Duration::from_secs(s.get_int(&HEARTBEAT_INTERVAL_IN_SECONDS)),
         start: initial
             .map(|t| StartPosition::Time(t.timestamp()))
             .unwrap_or(start),
         initial_start_time_in_utc: initial,
-        fetch_count: s.in_range("fetch_count", 1000u32, 1..=1000),
-        request_period: Duration::from_secs(s.in_range(
-            "request_period_in_seconds",
-            2u64,
-            0..=3600,
-        )),
+        fetch_count: s.get_int(&FETCH_COUNT),
+        request_period: Duration::from_secs(s.get_int(&LOG_SERVICE_REQUEST_PERIOD)),
         max_cycle: read_max_cycle(s),
-        parse_event_field: s.or(
-            "parse_event_field",
-            kind == ServiceKind::ActionTrailLogService,
-        ),
-        tag: s.or("tag", kind.default_tag().to_owned()),
+        parse_event_field: s
+            .get_opt(&PARSE_EVENT_FIELD)
+            .unwrap_or(kind == ServiceKind::ActionTrailLogService),
+        tag: s
+            .get_text(&TAG)
+            .unwrap_or_else(|| kind.default_tag().to_owned()),
         timeout: timeout(s),
     }
 }

@@ -2,8 +2,9 @@
 
 use crate::actiontrail::ActionTrailPuller;
 use crate::config::{read_actiontrail, read_credentials, read_log_service, ServiceKind};
+use crate::keys::*;
 use crate::logservice::LogServicePuller;
-use logferry::config::{ConfigErrorKind, Section};
+use logferry::config::{ConfigErrorKind, KeySet, Section};
 use logferry_input::config::{InputInfo, InputKind, PullerIdentity, PullerSpec, ThreadNaming};
 use serde_json::json;
 
@@ -18,8 +19,12 @@ impl InputKind for AlibabaInput {
         "alibaba"
     }
 
+    fn keys(&self) -> &'static [&'static KeySet] {
+        &ALIBABA_SETS
+    }
+
     fn configure(&self, info: &InputInfo, section: &Section<'_>) -> Vec<PullerSpec> {
-        let creds = match section.section("credentials", true) {
+        let creds = match section.get_section(&CREDENTIALS) {
             Some(c) => {
                 let creds = read_credentials(&c);
                 c.finish();
@@ -27,19 +32,17 @@ impl InputKind for AlibabaInput {
             }
             None => None,
         };
-        let Some(services) = section.section("services", true) else {
+        let Some(services) = section.get_section(&SERVICES) else {
             return Vec::new();
         };
         let mut specs = Vec::new();
         for (service, s) in services.entries() {
-            let type_name = s
-                .optional::<String>("type")
-                .unwrap_or_else(|| service.to_owned());
-            let enabled = s.or("enabled", true);
+            let type_name = s.get_text(&TYPE).unwrap_or_else(|| service.to_owned());
+            let enabled = s.get_bool(&ENABLED);
             let Some(kind) = ServiceKind::from_name(&type_name) else {
                 let known: Vec<_> = ServiceKind::ALL.iter().map(|k| k.name()).collect();
                 s.error(
-                    "type",
+                    TYPE.name,
                     ConfigErrorKind::UnknownType,
                     format!("unknown alibaba service \"{type_name}\"; known: {known:?}"),
                 );

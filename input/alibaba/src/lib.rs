@@ -5,6 +5,7 @@ pub mod config;
 pub mod flatten;
 pub mod http;
 pub mod input;
+pub mod keys;
 pub mod logservice;
 pub mod pb;
 pub mod sign;

@@ -8,6 +8,7 @@
 
 use crate::config::Credentials;
 use crate::http::{authority, ApiError, Http, Reply, ServiceError};
+use crate::keys::*;
 use crate::sign;
 use base64::Engine;
 use logferry::config::{ConfigErrorKind, Section};
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 const API: &str = "MNS";
 
-/// The `smq` service.
+/// The `smq` service; defaults and ranges are declared in [`crate::keys::SMQ_KEYS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SmqConfig {
     /// `account_id`: the Alibaba Cloud account id (part of the host). Mandatory unless `endpoint` is set.
@@ -29,73 +30,62 @@ pub struct SmqConfig {
     pub endpoint: String,
     /// `queue`: the queue name. Mandatory.
     pub queue: String,
-    /// `batch_size`: messages per BatchReceiveMessage (`numOfMessages`). Default 16; 1..=16.
+    /// `batch_size`: messages per BatchReceiveMessage (`numOfMessages`).
     pub batch_size: u32,
-    /// `wait_seconds`: long-polling wait (`waitseconds`). Default 20; 0..=30.
+    /// `wait_seconds`: long-polling wait (`waitseconds`).
     pub wait_seconds: u32,
     /// `base64_decode_body`: the bodies are base64 (the SDKs' default). Default true; false = bodies as sent.
     pub base64_decode_body: bool,
     /// `visibility_timeout_in_seconds`: when set, each received message's visibility is changed to this
-    /// (ChangeMessageVisibility) and its new receipt handle used. Default none; 1..=43200.
+    /// (ChangeMessageVisibility) and its new receipt handle used.
     pub visibility_timeout: Option<u32>,
-    /// `request_period_in_seconds`: pause after the queue was found empty. Default 0; 0..=3600.
+    /// `request_period_in_seconds`: pause after the queue was found empty.
     pub request_period: Duration,
     /// `max_cycle_seconds`: no new receive starts after a cycle ran this long, so statistics and `@devo_pulling_id`
-    /// move on while messages keep coming. Default 60; 1..=3600 (the runtime's cycle bound).
+    /// move on while messages keep coming.
     pub max_cycle: Duration,
     /// `tag`: tag of the events. Default `my.app.alibaba.smq`.
     pub tag: String,
-    /// `timeout_in_seconds`: HTTP timeout, added to `wait_seconds`. Default 30; 1..=300.
+    /// `timeout_in_seconds`: HTTP timeout, added to `wait_seconds`.
     pub timeout: Duration,
 }
 
 pub(crate) fn read_smq(s: &Section<'_>) -> SmqConfig {
-    let endpoint: Option<String> = s.optional("endpoint");
-    let (account_id, region): (Option<String>, Option<String>) = if endpoint.is_some() {
-        (s.optional("account_id"), s.optional("region"))
+    let endpoint = s.get_opt::<String>(&SMQ_ENDPOINT);
+    let account_id = if endpoint.is_some() {
+        s.get_text(&ACCOUNT_ID)
     } else {
-        (s.required("account_id"), s.required("region"))
+        s.required(ACCOUNT_ID.name)
     };
+    let region = crate::config::region_unless_endpoint(s, &endpoint);
     let (account_id, region) = (account_id.unwrap_or_default(), region.unwrap_or_default());
     let endpoint = crate::config::endpoint_url(s, endpoint, || {
         format!("https://{account_id}.mns.{region}.aliyuncs.com")
     });
-    let queue: String = s.required("queue").unwrap_or_default();
+    let queue = s.get_text(&QUEUE).unwrap_or_default();
     if !queue.is_empty() && !queue.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         s.error(
-            "queue",
+            QUEUE.name,
             ConfigErrorKind::InvalidValue,
             format!("\"{queue}\" may only hold letters, digits and -"),
         );
     }
-    let visibility = s.optional::<u32>("visibility_timeout_in_seconds");
-    if let Some(v) = visibility.filter(|v| !(1..=43_200).contains(v)) {
-        s.error(
-            "visibility_timeout_in_seconds",
-            ConfigErrorKind::OutOfRange,
-            format!("value {v} is out of range 1..=43200"),
-        );
-    }
+    let visibility = s.get_int_opt::<u32>(&VISIBILITY_TIMEOUT_IN_SECONDS);
     SmqConfig {
         account_id,
         region,
         endpoint,
         queue,
-        batch_size: s.in_range("batch_size", 16u32, 1..=16),
-        wait_seconds: s.in_range("wait_seconds", 20u32, 0..=30),
-        base64_decode_body: s.or("base64_decode_body", true),
-        visibility_timeout: visibility.filter(|v| (1..=43_200).contains(v)),
-        request_period: Duration::from_secs(s.in_range(
-            "request_period_in_seconds",
-            0u64,
-            0..=3600,
-        )),
+        batch_size: s.get_int(&BATCH_SIZE),
+        wait_seconds: s.get_int(&WAIT_SECONDS),
+        base64_decode_body: s.get_bool(&BASE64_DECODE_BODY),
+        visibility_timeout: visibility,
+        request_period: Duration::from_secs(s.get_int(&SMQ_REQUEST_PERIOD)),
         max_cycle: logferry_input::runtime::read_max_cycle(s),
-        tag: s.or(
-            "tag",
-            crate::config::ServiceKind::Smq.default_tag().to_owned(),
-        ),
-        timeout: Duration::from_secs(s.in_range("timeout_in_seconds", 30u64, 1..=300)),
+        tag: s
+            .get_text(&TAG)
+            .unwrap_or_else(|| crate::config::ServiceKind::Smq.default_tag().to_owned()),
+        timeout: Duration::from_secs(s.get_int(&SMQ_TIMEOUT_IN_SECONDS)),
     }
 }
 

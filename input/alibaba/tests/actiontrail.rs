@@ -8,7 +8,7 @@ use common::*;
 use logferry_input_alibaba::actiontrail::{api_time, ActionTrailClient};
 use logferry_input_alibaba::config::{ActionTrailConfig, Credentials, SignatureVersion};
 use logferry_input_alibaba::sign;
-use logferry_testkit::collector::{logferry_bin, Collector};
+use logferry_testkit::collector::{self, logferry_bin, Collector};
 use logferry_testkit::log_capture::LogCapture;
 use logferry_testkit::senders::{CaptureMode, CaptureServer, TestPki};
 use logferry_testkit::{seed_lines, wait_until, RedisServer, TempDir};
@@ -612,4 +612,38 @@ fn a_run_writes_the_seed_000_lines() {
         missing.join("\n"),
         c.log_text()
     );
+}
+
+/// A start 2 hours back read in 60 s windows is a backfill: `logferry status --json` shows it done (its share and
+/// time left) once the data is up to date.
+#[test]
+fn status_shows_the_backfill_of_windows() {
+    let now = Utc::now().timestamp();
+    let start = now - 7200;
+    let events: Vec<Value> = (0..40)
+        .map(|i| event(&format!("b{i}"), start + 10 + i * 150))
+        .collect();
+    let (srv, _trail) = server(events);
+    let redis = RedisServer::start();
+    let dir = TempDir::new("at-backfill");
+    let config = json!({
+        "globals": {"id": "backfill", "persistence": {"type": "redis", "url": redis.url()}},
+        "inputs": {"alibaba": {"id": 12341, "credentials": {"access_key_id": AK, "access_key_secret": SECRET},
+            "services": {"actiontrail": {"region": "cn-hangzhou", "endpoint": srv.url(),
+                "initial_start_time_in_utc": api_time(Utc.timestamp_opt(start, 0).unwrap()),
+                "window_size_in_seconds": 60, "requests_per_second": 10}}}},
+        "outputs": {"console": {"type": "console"}},
+    });
+    let mut c = Collector::start(&logferry_bin(), dir.path(), &config.to_string());
+    c.wait_log("The data is up to date!", Duration::from_secs(60));
+    let backfill = || collector::status_backfill(&dir.path().join("config.yaml"), "actiontrail");
+    wait_until(
+        Duration::from_secs(30),
+        "status showing the backfill of windows done",
+        || {
+            backfill()
+                .is_some_and(|b| b["done_ratio"] == json!(1.0) && b["seconds_left"] == json!(0.0))
+        },
+    );
+    c.stop();
 }

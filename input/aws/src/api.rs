@@ -9,7 +9,7 @@ use crate::session::{self, Session};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use chrono::{DateTime, Utc};
-use logferry::config::{ConfigErrorKind, Section};
+use logferry::config::{ConfigErrorKind, Key, Section};
 use logferry_input::{PullContext, PullerError};
 use serde_json::Value;
 use std::future::Future;
@@ -285,16 +285,18 @@ pub const START_TIME_REGEX: &str =
 /// seed's AwsServiceConfigurationError ids of the service's table).
 pub fn read_start_time(
     s: &Section<'_>,
+    declared: &Key,
     not_a_string_id: u32,
     wrong_format_id: u32,
 ) -> Option<Option<DateTime<Utc>>> {
-    let path = s.key_path("start_time");
-    let text = match s.raw("start_time") {
+    let key = declared.name;
+    let path = s.key_path(key);
+    let text = match s.raw(key) {
         None | Some(Value::Null) => return Some(None),
         Some(Value::String(t)) => t.clone(),
         Some(_) => {
             s.error(
-                "start_time",
+                key,
                 ConfigErrorKind::WrongType,
                 format!("AwsServiceConfigurationError({not_a_string_id}): \"{path}\" property must be a string"),
             );
@@ -308,7 +310,7 @@ pub fn read_start_time(
         .flatten();
     let Some(t) = parsed else {
         s.error(
-            "start_time",
+            key,
             ConfigErrorKind::InvalidValue,
             format!(
                 "AwsServiceConfigurationError({wrong_format_id}): The property \"{path}\" from configuration is having a wrong format, expected pattern: \"{START_TIME_REGEX}\""
@@ -319,7 +321,7 @@ pub fn read_start_time(
     let t = t.with_timezone(&Utc);
     if t > Utc::now() {
         s.error(
-            "start_time",
+            key,
             ConfigErrorKind::InvalidValue,
             format!("\"{text}\" is in the future"),
         );

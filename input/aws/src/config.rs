@@ -2,9 +2,10 @@
 //! `sqs_collector` input (seed 001). Every key is read through [`Section`], so every problem is reported with its
 //! field path and unknown keys are never silently ignored.
 
+use crate::keys::*;
 use crate::sqs::records::RecordCheck;
 use crate::tag::TagTemplate;
-use logferry::config::{ConfigErrorKind, Secret, Section};
+use logferry::config::{ConfigErrorKind, Key, Secret, Section};
 use regex::Regex;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ pub struct CredentialsConfig {
     pub external_id: Option<Secret>,
     /// `profile`: named profile of the default provider chain (when no access key is given).
     pub profile: Option<String>,
-    /// `session_duration_in_seconds`: lifetime of assumed-role sessions. Default 3600; 900..=43200. Sessions are
+    /// `session_duration_in_seconds`: lifetime of assumed-role sessions. Sessions are
     /// renewed by the SDK's identity cache before they expire.
     pub session_duration: Duration,
 }
@@ -61,54 +62,35 @@ impl CredentialsConfig {
     }
 }
 
-/// Key names of the credentials in the two inputs.
-pub struct CredentialKeys {
-    pub access_key: &'static str,
-    pub access_secret: &'static str,
-    pub base_role: &'static str,
-    pub target_role: &'static str,
-    pub external_id: &'static str,
+/// The credential key names of one input, for the messages.
+struct CredentialNames {
+    access_key: &'static str,
+    access_secret: &'static str,
+    base_role: &'static str,
+    target_role: &'static str,
+    external_id: &'static str,
 }
 
-pub const AWS_KEYS: CredentialKeys = CredentialKeys {
-    access_key: "access_key",
-    access_secret: "access_secret",
-    base_role: "base_assume_role",
-    target_role: "target_assume_role",
-    external_id: "assume_role_external_id",
-};
-
-pub const SQS_COLLECTOR_KEYS: CredentialKeys = CredentialKeys {
-    access_key: "aws_access_key_id",
-    access_secret: "aws_secret_access_key",
-    base_role: "aws_base_account_role",
-    target_role: "aws_cross_account_role",
-    external_id: "aws_external_id",
-};
-
 /// Reads the credentials with the seed's key names and checks the combinations of the seed's table.
-pub fn read_credentials(s: &Section<'_>, k: &CredentialKeys) -> CredentialsConfig {
+pub fn read_credentials(s: &Section<'_>, keys: &CredentialKeys) -> CredentialsConfig {
+    let text = |key: &Key| s.get_text(key).filter(|v| !v.is_empty());
+    let secret = |key: &Key| s.get_secret(key).filter(|v| !v.0.is_empty());
     let c = CredentialsConfig {
-        access_key: s.optional::<String>(k.access_key).filter(|v| !v.is_empty()),
-        access_secret: s
-            .optional::<Secret>(k.access_secret)
-            .filter(|v| !v.0.is_empty()),
-        session_token: s
-            .optional::<Secret>("session_token")
-            .filter(|v| !v.0.is_empty()),
-        base_assume_role: s.optional::<String>(k.base_role).filter(|v| !v.is_empty()),
-        target_assume_role: s
-            .optional::<String>(k.target_role)
-            .filter(|v| !v.is_empty()),
-        external_id: s
-            .optional::<Secret>(k.external_id)
-            .filter(|v| !v.0.is_empty()),
-        profile: s.optional::<String>("profile").filter(|v| !v.is_empty()),
-        session_duration: Duration::from_secs(s.in_range(
-            "session_duration_in_seconds",
-            3600u64,
-            900..=43200,
-        )),
+        access_key: text(&keys.access_key),
+        access_secret: secret(&keys.access_secret),
+        session_token: secret(&SESSION_TOKEN),
+        base_assume_role: text(&keys.base_role),
+        target_assume_role: text(&keys.target_role),
+        external_id: secret(&keys.external_id),
+        profile: text(&PROFILE),
+        session_duration: Duration::from_secs(s.get_int(&SESSION_DURATION_IN_SECONDS)),
+    };
+    let k = CredentialNames {
+        access_key: keys.access_key.name,
+        access_secret: keys.access_secret.name,
+        base_role: keys.base_role.name,
+        target_role: keys.target_role.name,
+        external_id: keys.external_id.name,
     };
     if c.access_key.is_some() != c.access_secret.is_some() {
         let missing = if c.access_key.is_some() {
@@ -248,7 +230,8 @@ pub enum Compression {
     Gzip,
 }
 
-/// One SQS-driven service: the queue, how messages become events, and the delivery settings.
+/// One SQS-driven service: the queue, how messages become events, and the delivery settings. Defaults and ranges
+/// are declared in [`crate::keys`].
 #[derive(Debug, Clone)]
 pub struct SqsServiceConfig {
     pub client: ClientConfig,
@@ -270,16 +253,15 @@ pub struct SqsServiceConfig {
     pub key_regex: Option<Regex>,
     /// `event_type_file_regex_patterns`: `{event_type: regex}`: the first regex matching the key gives the event type.
     pub event_type_file_patterns: Vec<(String, Regex)>,
-    /// `workers`: messages processed in parallel, each acknowledged on its own. Default 4; 1..=64.
+    /// `workers`: messages processed in parallel, each acknowledged on its own.
     pub workers: usize,
-    /// `sqs_max_messages`: messages per ReceiveMessage. Default 1 (seed 001: 1..=6) / 10 (aws: 1..=10).
+    /// `sqs_max_messages`: messages per ReceiveMessage (the seeds differ: `AWS_SQS_RANGES`, `SQS_COLLECTOR_SQS_RANGES`).
     pub max_messages: i32,
-    /// `sqs_wait_timeout`: long-poll seconds. Seed 001: 20..=20; aws: default 20, 0..=20.
+    /// `sqs_wait_timeout`: long-poll seconds (the seeds differ, as above).
     pub wait_time: i32,
     /// `sqs_visibility_timeout`: seconds a received message stays invisible; extended while it is processed.
-    /// Default 120; 120..=43200.
     pub visibility_timeout: i32,
-    /// `max_receive_count`: a message received more times than this is reported and set aside. Default 10; 0 = off.
+    /// `max_receive_count`: a message received more times than this is reported and set aside; 0 = off.
     pub max_receive_count: u32,
     /// `ack_messages`: delete messages once their events are in Redis. Default true (seed 001: mandatory).
     pub ack_messages: bool,
@@ -304,10 +286,10 @@ pub struct SqsServiceConfig {
     pub do_not_send: bool,
     /// `debug_md5`: also emit `{"md5":…,"message_id":…}` per message to `my.app.sqs.message_body`. Default false.
     pub debug_md5: bool,
-    /// `request_period_in_seconds`: time between pull cycles. Default 5; 0..=3600.
+    /// `request_period_in_seconds`: time between pull cycles.
     pub request_period: Duration,
     /// `max_cycle_seconds`: no new receive starts after a cycle ran this long, so its statistics are logged and a
-    /// new `@devo_pulling_id` starts even when messages keep coming. Default 60; 1..=3600.
+    /// new `@devo_pulling_id` starts even when messages keep coming.
     pub max_cycle: Duration,
     /// The puller class name in logs (`AwsSqsS3CloudTrailPuller`...).
     pub puller_name: &'static str,
@@ -317,14 +299,12 @@ pub struct SqsServiceConfig {
     pub pulling_id_field: bool,
 }
 
-/// Reads the settings shared by every SQS service. `seed001` selects seed 001's ranges.
-pub fn read_common(s: &Section<'_>, seed001: bool) -> Common {
-    let (max_default, max_range) = if seed001 { (1, 1..=6) } else { (10, 1..=10) };
-    let wait_range = if seed001 { 20..=20 } else { 0..=20 };
-    let key_regex = regex_opt(s, "key_regex").or_else(|| regex_opt(s, "file_filter"));
+/// Reads the settings shared by every SQS service; `ranges`: the seed's ranges of two of them.
+pub fn read_common(s: &Section<'_>, ranges: &SqsRangeKeys) -> Common {
+    let key_regex = regex_opt(s, &KEY_REGEX);
     let mut patterns = Vec::new();
-    const PATTERNS: &str = "event_type_file_regex_patterns";
-    match s.raw(PATTERNS) {
+    const PATTERNS: &str = EVENT_TYPE_FILE_REGEX_PATTERNS.name;
+    match s.get_raw(&EVENT_TYPE_FILE_REGEX_PATTERNS) {
         None | Some(serde_json::Value::Null) => {}
         Some(serde_json::Value::Object(map)) => {
             for (k, v) in map {
@@ -350,29 +330,23 @@ pub fn read_common(s: &Section<'_>, seed001: bool) -> Common {
             "property must be a dictionary {event_type: regex}",
         ),
     }
-    let records_check = match s
-        .one_of("records_check", "structure", &["structure", "grammar"])
-        .as_str()
-    {
+    let records_check = match s.get_choice(&RECORDS_CHECK).as_str() {
         "grammar" => RecordCheck::Grammar,
         _ => RecordCheck::Structure,
     };
-    let policy = match s
-        .one_of("bad_object_policy", "set_aside", &["set_aside", "retry"])
-        .as_str()
-    {
+    let policy = match s.get_choice(&BAD_OBJECT_POLICY).as_str() {
         "retry" => BadObjectPolicy::Retry,
         _ => BadObjectPolicy::SetAside,
     };
     Common {
         key_regex,
         event_type_file_patterns: patterns,
-        workers: s.in_range("workers", 4usize, 1..=64),
-        max_messages: s.in_range("sqs_max_messages", max_default, max_range),
-        wait_time: s.in_range("sqs_wait_timeout", 20, wait_range),
-        visibility_timeout: s.in_range("sqs_visibility_timeout", 120, 120..=43200),
-        max_receive_count: s.in_range("max_receive_count", 10u32, 0..=1000),
-        compression: if s.or("compressed_events", false) {
+        workers: s.get_int(&WORKERS),
+        max_messages: s.get_int(&ranges.max_messages),
+        wait_time: s.get_int(&ranges.wait_timeout),
+        visibility_timeout: s.get_int(&SQS_VISIBILITY_TIMEOUT),
+        max_receive_count: s.get_int(&MAX_RECEIVE_COUNT),
+        compression: if s.get_bool(&COMPRESSED_EVENTS) {
             Compression::Gzip
         } else {
             Compression::Auto
@@ -381,23 +355,23 @@ pub fn read_common(s: &Section<'_>, seed001: bool) -> Common {
         records_check,
         object_progress: read_object_progress(s),
         event_id_field: read_event_id(s),
-        request_period: logferry_input::config::request_period(s, 5, 3600),
+        request_period: logferry_input::config::request_period(s, &REQUEST_PERIOD_IN_SECONDS),
         max_cycle: logferry_input::runtime::read_max_cycle(s),
     }
 }
 
 /// `resume_inside_objects` and `object_progress_ttl_in_seconds` (both read, so neither is ever an unknown key).
 fn read_object_progress(s: &Section<'_>) -> Option<Duration> {
-    let ttl = s.in_range("object_progress_ttl_in_seconds", 345_600u64, 60..=1_209_600);
-    s.or("resume_inside_objects", true)
+    let ttl = s.get_int(&OBJECT_PROGRESS_TTL_IN_SECONDS);
+    s.get_bool(&RESUME_INSIDE_OBJECTS)
         .then(|| Duration::from_secs(ttl))
 }
 
 /// `event_id` and `event_id_field` (both read, so neither is ever an unknown key).
 fn read_event_id(s: &Section<'_>) -> Option<String> {
-    let on = s.or("event_id", false);
-    let name = s.json_member_name("event_id_field");
-    on.then(|| name.unwrap_or_else(|| "@logferry_id".to_owned()))
+    let on = s.get_bool(&EVENT_ID);
+    let name = s.json_member_name(&EVENT_ID_FIELD);
+    on.then(|| name.unwrap_or_else(|| DEFAULT_EVENT_ID_FIELD.to_owned()))
 }
 
 /// The settings [`read_common`] returns.
@@ -418,13 +392,19 @@ pub struct Common {
     pub max_cycle: Duration,
 }
 
-fn regex_opt(s: &Section<'_>, key: &str) -> Option<Regex> {
-    let v: String = s.optional(key)?;
+/// A declared regular expression (its aliases included), checked.
+pub fn regex_opt(s: &Section<'_>, key: &Key) -> Option<Regex> {
+    let v = s.get_text(key)?;
     match Regex::new(&v) {
         Ok(r) => Some(r),
         Err(e) => {
+            let name = [key.name]
+                .into_iter()
+                .chain(key.aliases.iter().copied())
+                .find(|n| s.contains(n))
+                .unwrap_or(key.name);
             s.error(
-                key,
+                name,
                 ConfigErrorKind::InvalidValue,
                 format!("property is not a valid regular expression: {e}"),
             );
@@ -435,10 +415,10 @@ fn regex_opt(s: &Section<'_>, key: &str) -> Option<Regex> {
 
 /// Reads `endpoint` (scheme://host[:port]).
 pub fn read_endpoint(s: &Section<'_>) -> Option<String> {
-    let e: String = s.optional("endpoint")?;
+    let e = s.get_text(&ENDPOINT)?;
     if !(e.starts_with("http://") || e.starts_with("https://")) {
         s.error(
-            "endpoint",
+            ENDPOINT.name,
             ConfigErrorKind::InvalidValue,
             format!("\"{e}\" must be scheme://host[:port]"),
         );
@@ -447,8 +427,10 @@ pub fn read_endpoint(s: &Section<'_>) -> Option<String> {
     Some(e.trim_end_matches('/').to_owned())
 }
 
-/// Reads `region` (mandatory) and checks its shape.
-pub fn read_region(s: &Section<'_>, key: &str) -> Option<String> {
+/// Reads a region key (`region`; mandatory where it is read, also when its declaration says when it is not needed)
+/// and checks its shape.
+pub fn read_region(s: &Section<'_>, region: &Key) -> Option<String> {
+    let key = region.name;
     let r: String = s.required(key)?;
     if !is_region(&r) {
         s.error(

@@ -14,13 +14,15 @@ pub mod cloudwatch_logs;
 pub mod config;
 pub mod errors;
 pub mod guardduty;
+pub mod keys;
 pub mod metrics;
 pub mod session;
 pub mod sqs;
 pub mod tag;
 
 use config::*;
-use logferry::config::{ConfigErrorKind, Section};
+use keys::*;
+use logferry::config::{ConfigErrorKind, KeySet, Section};
 use logferry_input::config::{InputInfo, InputKind, PullerIdentity, PullerSpec, ThreadNaming};
 use serde_json::json;
 use tag::TagTemplate;
@@ -94,10 +96,14 @@ impl InputKind for AwsInput {
         "aws"
     }
 
+    fn keys(&self) -> &'static [&'static KeySet] {
+        &AWS_SETS
+    }
+
     fn configure(&self, info: &InputInfo, section: &Section<'_>) -> Vec<PullerSpec> {
-        let credentials = match section.section("credentials", false) {
+        let credentials = match section.get_section(&CREDENTIALS) {
             Some(c) => {
-                let r = read_credentials(&c, &AWS_KEYS);
+                let r = read_credentials(&c, &AWS_CREDENTIAL_KEYS);
                 c.finish();
                 r
             }
@@ -107,26 +113,27 @@ impl InputKind for AwsInput {
             },
         };
         let endpoint = read_endpoint(section);
-        let environment: Option<String> = section.optional("environment");
-        let Some(services) = section.section("services", true) else {
-            read_region(section, "region");
+        let environment = section.get_text(&ENVIRONMENT);
+        let Some(services) = section.get_section(&SERVICES) else {
+            read_region(section, &AWS_REGION);
             return Vec::new();
         };
         let mut specs = Vec::new();
         let entries = services.entries();
         // The input's `region` is the services' default: needed unless every service names its `regions`.
         let every_service_regional =
-            !entries.is_empty() && entries.iter().all(|(_, s)| s.contains("regions"));
-        let region = if section.contains("region") || !every_service_regional {
-            read_region(section, "region")
+            !entries.is_empty() && entries.iter().all(|(_, s)| s.contains(REGIONS.name));
+        let region = if section.contains(AWS_REGION.name) || !every_service_regional {
+            read_region(section, &AWS_REGION)
         } else {
             None
         };
-        let logs_rps = entries
-            .iter()
-            .any(|(_, s)| cloudwatch_logs::wanted(s))
-            .then(|| cloudwatch_logs::read_requests_per_second(section))
-            .flatten();
+        // Mandatory with a CloudWatch Logs service; range-checked (and known) without one too.
+        let logs_rps = if entries.iter().any(|(_, s)| cloudwatch_logs::wanted(s)) {
+            cloudwatch_logs::read_requests_per_second(section)
+        } else {
+            section.get_float_opt(&REQUESTS_PER_SECOND)
+        };
         for (service, s) in entries {
             let regions = read_service_regions(&s, region.as_deref());
             let base = ServiceContext {
@@ -138,7 +145,7 @@ impl InputKind for AwsInput {
                 environment: environment.as_deref(),
             };
             if cloudwatch_logs::wanted(&s) {
-                let enabled = s.or("enabled", true);
+                let enabled = s.get_bool(&ENABLED);
                 let built = per_region(&s, &regions, |s, r| {
                     cloudwatch_logs::configure(&base.in_region(r), s, logs_rps)
                 });
@@ -147,7 +154,7 @@ impl InputKind for AwsInput {
                 continue;
             }
             if let Some((_, configure)) = API_SERVICES.iter().find(|(is, _)| is(service, &s)) {
-                let enabled = s.or("enabled", true);
+                let enabled = s.get_bool(&ENABLED);
                 let built = per_region(&s, &regions, |s, r| configure(&base.in_region(r), s));
                 specs.extend(built.into_iter().filter(|_| enabled));
                 s.finish();
@@ -156,7 +163,7 @@ impl InputKind for AwsInput {
             if service == "audit-events-all" {
                 let (s3, api) = read_audit_types(&s);
                 if api {
-                    let enabled = s.or("enabled", true);
+                    let enabled = s.get_bool(&ENABLED);
                     let built = per_region(&s, &regions, |s, r| {
                         cloudtrail_api::configure(&base.in_region(r), s)
                     });
@@ -183,17 +190,17 @@ impl InputKind for AwsInput {
                 );
                 continue;
             };
-            let enabled = s.or("enabled", true);
+            let enabled = s.get_bool(&ENABLED);
             let mode = match service {
                 "audit-events-all" => Mode::S3(ObjectFormat::CloudTrail),
                 "non-cloudwatch-logs" => {
                     let types = s
-                        .optional::<Vec<String>>("types")
+                        .get_list(&TYPES)
                         .unwrap_or_else(|| vec!["flowlogs".into(), "cloudfrontlogs".into()]);
                     for t in &types {
                         if t != "flowlogs" && t != "cloudfrontlogs" {
                             s.error(
-                                "types",
+                                TYPES.name,
                                 ConfigErrorKind::InvalidValue,
                                 format!("\"{t}\" is not one of [\"flowlogs\", \"cloudfrontlogs\"]"),
                             );
@@ -201,7 +208,7 @@ impl InputKind for AwsInput {
                     }
                     if types.is_empty() {
                         s.error(
-                            "types",
+                            TYPES.name,
                             ConfigErrorKind::Missing,
                             "mandatory property is missing or empty",
                         );
@@ -216,7 +223,7 @@ impl InputKind for AwsInput {
                 _ => Mode::Direct(DirectKind::SecurityHub),
             };
             let queue = read_queue(&s, &info.id, service);
-            let tag_src: Option<String> = s.optional("tag");
+            let tag_src = s.get_text(&TAG);
             let tag = parse_tag(
                 &s,
                 tag_src.as_deref().unwrap_or(default_tag),
@@ -229,16 +236,16 @@ impl InputKind for AwsInput {
                 }
                 _ => None,
             };
-            let auto_event_type = s.or("auto_event_type", false);
-            let ack_messages = s.or("ack_messages", true);
-            let common = read_common(&s, false);
-            let do_not_send = s.or("do_not_send", false);
-            let debug_md5 = s.or("debug_md5", false);
+            let auto_event_type = s.get_bool(&AUTO_EVENT_TYPE);
+            let ack_messages = s.get_bool(&ACK_MESSAGES);
+            let common = read_common(&s, &AWS_SQS_RANGES);
+            let do_not_send = s.get_bool(&DO_NOT_SEND);
+            let debug_md5 = s.get_bool(&DEBUG_MD5);
             let one_queue_many_regions =
                 regions.len() > 1 && matches!(queue, Some(QueueRef::Url(_)));
             if one_queue_many_regions {
                 s.error(
-                    "regions",
+                    REGIONS.name,
                     ConfigErrorKind::Conflict,
                     "sqs_queue_url names one queue of one region: give sqs_queue_name to read the queue of that name in each region",
                 );
@@ -298,14 +305,14 @@ impl InputKind for AwsInput {
 /// `regions` of a service: one puller per region (default: the input's `region`). A list of AWS regions without
 /// repetition; empty when invalid (recorded) or when no region is known.
 fn read_service_regions(s: &Section<'_>, input_region: Option<&str>) -> Vec<String> {
-    let items = match s.raw("regions") {
+    let items = match s.get_raw(&REGIONS) {
         None | Some(serde_json::Value::Null) => {
             return input_region.map(str::to_owned).into_iter().collect()
         }
         Some(serde_json::Value::Array(items)) if !items.is_empty() => items,
         Some(_) => {
             s.error(
-                "regions",
+                REGIONS.name,
                 ConfigErrorKind::WrongType,
                 "property must be a non-empty list of AWS regions, e.g. [us-east-1, eu-west-1]",
             );
@@ -317,7 +324,7 @@ fn read_service_regions(s: &Section<'_>, input_region: Option<&str>) -> Vec<Stri
         match item.as_str() {
             Some(r) if regions.iter().any(|x| x == r) => {
                 s.error(
-                    "regions",
+                    REGIONS.name,
                     ConfigErrorKind::InvalidValue,
                     format!("region \"{r}\" is given twice"),
                 );
@@ -326,7 +333,7 @@ fn read_service_regions(s: &Section<'_>, input_region: Option<&str>) -> Vec<Stri
             Some(r) if is_region(r) => regions.push(r.to_owned()),
             _ => {
                 s.error(
-                    "regions",
+                    REGIONS.name,
                     ConfigErrorKind::InvalidValue,
                     format!("{item} is not an AWS region (e.g. us-east-1)"),
                 );
@@ -362,12 +369,12 @@ fn per_region(
 /// Returns (S3+SQS wanted, API wanted).
 fn read_audit_types(s: &Section<'_>) -> (bool, bool) {
     let types = s
-        .optional::<Vec<String>>("types")
+        .get_list(&TYPES)
         .unwrap_or_else(|| vec!["audits_s3".into()]);
     for t in &types {
         if t != "audits_s3" && t != "audit_apis" {
             s.error(
-                "types",
+                TYPES.name,
                 ConfigErrorKind::InvalidValue,
                 format!("\"{t}\" is not one of [\"audits_s3\", \"audit_apis\"]"),
             );
@@ -375,7 +382,7 @@ fn read_audit_types(s: &Section<'_>) -> (bool, bool) {
     }
     if types.is_empty() {
         s.error(
-            "types",
+            TYPES.name,
             ConfigErrorKind::Missing,
             "mandatory property is missing or empty",
         );
@@ -417,15 +424,11 @@ impl ServiceContext<'_> {
         })
     }
 
-    /// The service's `tag` (or `default`), parsed; None when invalid (recorded).
-    pub fn tag(&self, s: &Section<'_>, default: &str) -> Option<TagTemplate> {
-        let src: Option<String> = s.optional("tag");
-        parse_tag(
-            s,
-            src.as_deref().unwrap_or(default),
-            self.environment,
-            self.service,
-        )
+    /// The service's tag template (`tag`, declared with the service's default), parsed; None when invalid
+    /// (recorded).
+    pub fn tag(&self, s: &Section<'_>, declared: &logferry::config::Key) -> Option<TagTemplate> {
+        let src = s.get_text(declared)?;
+        parse_tag(s, &src, self.environment, self.service)
     }
 
     /// The puller spec of the service, named as seed 002 names its threads (`<puller>(aws,<id>,<service>,
@@ -498,7 +501,7 @@ fn parse_tag(
     match TagTemplate::parse(src, FORMAT_VERSION, environment, service) {
         Ok(t) => Some(t),
         Err(e) => {
-            s.error("tag", ConfigErrorKind::InvalidValue, e.to_string());
+            s.error(TAG.name, ConfigErrorKind::InvalidValue, e.to_string());
             None
         }
     }
@@ -506,18 +509,18 @@ fn parse_tag(
 
 /// `sqs_queue_url`, or `sqs_queue_name` (default `<service>-<input id>`; `{input_id}` is replaced).
 fn read_queue(s: &Section<'_>, input_id: &str, service: &str) -> Option<QueueRef> {
-    if let Some(url) = s.optional::<String>("sqs_queue_url") {
-        if s.contains("sqs_queue_name") {
+    if let Some(url) = s.get_text(&SQS_QUEUE_URL) {
+        if s.contains(SQS_QUEUE_NAME.name) {
             s.error(
-                "sqs_queue_name",
+                SQS_QUEUE_NAME.name,
                 ConfigErrorKind::Conflict,
                 "give either sqs_queue_url or sqs_queue_name",
             );
         }
-        return check_url(s, "sqs_queue_url", url);
+        return check_url(s, SQS_QUEUE_URL.name, url);
     }
     let name = s
-        .optional::<String>("sqs_queue_name")
+        .get_text(&SQS_QUEUE_NAME)
         .unwrap_or_else(|| format!("{service}-{{input_id}}"));
     let name = name.replace("{input_id}", input_id);
     let ok = !name.is_empty()
@@ -528,7 +531,7 @@ fn read_queue(s: &Section<'_>, input_id: &str, service: &str) -> Option<QueueRef
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !ok {
         s.error(
-            "sqs_queue_name",
+            SQS_QUEUE_NAME.name,
             ConfigErrorKind::InvalidValue,
             format!(
                 "\"{name}\" is not a valid SQS queue name (1..80 of A-Za-z0-9_- , optional .fifo)"
@@ -561,47 +564,36 @@ impl InputKind for SqsCollectorInput {
         "sqs_collector"
     }
 
+    fn keys(&self) -> &'static [&'static KeySet] {
+        &SQS_COLLECTOR_SETS
+    }
+
     fn configure(&self, info: &InputInfo, section: &Section<'_>) -> Vec<PullerSpec> {
-        let credentials = read_credentials(section, &SQS_COLLECTOR_KEYS);
-        let region = read_region(section, "region");
+        let credentials = read_credentials(section, &SQS_COLLECTOR_CREDENTIAL_KEYS);
+        let region = read_region(section, &REGION);
         let endpoint = read_endpoint(section);
         let queue = section
-            .required::<String>("base_url")
-            .and_then(|u| check_url(section, "base_url", u));
-        let ack_messages: Option<bool> = section.required("ack_messages");
-        let direct_mode = section.or("direct_mode", false);
-        let do_not_send = section.or("do_not_send", false);
-        let debug_md5 = section.or("debug_md5", false);
-        let common = read_common(section, true);
-        let Some(services) = section.section("services", true) else {
+            .get_text(&BASE_URL)
+            .and_then(|u| check_url(section, BASE_URL.name, u));
+        let ack_messages: Option<bool> = section.get_opt(&SQS_COLLECTOR_ACK_MESSAGES);
+        let direct_mode = section.get_bool(&DIRECT_MODE);
+        let do_not_send = section.get_bool(&DO_NOT_SEND);
+        let debug_md5 = section.get_bool(&DEBUG_MD5);
+        let common = read_common(section, &SQS_COLLECTOR_SQS_RANGES);
+        let Some(services) = section.get_section(&SQS_COLLECTOR_SERVICES) else {
             return Vec::new();
         };
         let mut specs = Vec::new();
         for (service, s) in services.entries() {
-            let tag_src = s.or("tag", "my.app.sqs.{service_name}".to_owned());
+            let tag_src = s.get_text(&SQS_COLLECTOR_TAG).unwrap_or_default();
             let tag = parse_tag(&s, &tag_src, None, service);
-            let format = match s
-                .one_of("format", "auto", &["auto", "cloudtrail", "lines"])
-                .as_str()
-            {
+            let format = match s.get_choice(&FORMAT).as_str() {
                 "cloudtrail" => ObjectFormat::CloudTrail,
                 "lines" => ObjectFormat::Lines,
                 _ => ObjectFormat::Auto,
             };
-            let key_regex =
-                s.optional::<String>("key_regex")
-                    .and_then(|r| match regex::Regex::new(&r) {
-                        Ok(r) => Some(r),
-                        Err(e) => {
-                            s.error(
-                                "key_regex",
-                                ConfigErrorKind::InvalidValue,
-                                format!("property is not a valid regular expression: {e}"),
-                            );
-                            None
-                        }
-                    });
-            let enabled = s.or("enabled", true);
+            let key_regex = regex_opt(&s, &SERVICE_KEY_REGEX);
+            let enabled = s.get_bool(&ENABLED);
             s.finish();
             let (Some(region), Some(queue), Some(tag), Some(ack)) =
                 (region.clone(), queue.clone(), tag, ack_messages)

@@ -13,6 +13,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 const TAG_MARK: &str = "cloud.aws.cloudtrail.";
@@ -224,6 +225,27 @@ fn a_backfill_killed_in_a_slot_resumes_at_that_slot_and_delivers_every_event() {
             );
         }
     }
+    // `logferry status --json` shows the backfill of the restarted process done (its share and time left).
+    let backfill =
+        || collector::status_backfill(&dir.path().join("config.yaml"), "audit-events-all");
+    wait_until(
+        Duration::from_secs(30),
+        "status showing the backfill done",
+        || {
+            backfill()
+                .is_some_and(|b| b["done_ratio"] == json!(1.0) && b["seconds_left"] == json!(0.0))
+        },
+    );
+    let screen = Command::new(logferry_bin())
+        .args(["status", "--config"])
+        .arg(dir.path().join("config.yaml"))
+        .output()
+        .expect("run logferry status");
+    let screen = String::from_utf8_lossy(&screen.stdout);
+    assert!(
+        screen.contains("\n  backfill: 100.0% done, 0.0s left\n"),
+        "{screen}"
+    );
     let log = c.log_text();
     assert!(log.contains("Resuming the event history at"), "{log}");
     assert!(

@@ -6,29 +6,94 @@
 
 use crate::config::{InputInfo, InputKind, PullerIdentity, PullerSpec, ThreadNaming};
 use crate::{PullContext, Puller, PullerError};
-use logferry::config::{ConfigErrorKind, Section};
+use logferry::config::{ConfigErrorKind, Key, KeySet, Section};
 use serde_json::{json, Value};
 use std::fmt::Write;
 use std::time::Duration;
 
-/// Configuration of one demo service.
+const SERVICES: Key = Key::dict(
+    "services",
+    None,
+    "`<service name>: {...}`, one puller each, with the keys of `inputs.demo.services`",
+)
+.required();
+
+/// The keys of the demo input (`inputs.<name>` with `type: demo`) besides `id`, `enabled`, `type`.
+pub static DEMO_INPUT_KEYS: KeySet = KeySet {
+    id: "inputs.demo",
+    place: "`inputs.<name>` of type `demo`",
+    groups: &[&[SERVICES]],
+};
+
+const FORMAT: Key = Key::one_of(
+    "format",
+    "cloudtrail",
+    &["cloudtrail", "vpc_flow"],
+    "CloudTrail-like JSON records (~300 bytes) or VPC flow log lines",
+);
+const EVENTS_PER_SECOND: Key = Key::int(
+    "events_per_second",
+    10,
+    0,
+    10_000_000,
+    "generation rate; 0 = as fast as the queue takes them",
+);
+const COUNT: Key = Key::int(
+    "count",
+    0,
+    0,
+    i64::MAX,
+    "total events, across restarts; 0 = no limit",
+);
+const TAG: Key = Key::text_or("tag", "my.app.logferry.demo", "event tag");
+const REQUEST_PERIOD_IN_SECONDS: Key = Key::int(
+    "request_period_in_seconds",
+    1,
+    0,
+    3600,
+    "pull cycle length (0 with `events_per_second: 0` = flat out)",
+);
+const INITIAL_START_TIME_IN_UTC: Key = Key::format(
+    "initial_start_time_in_utc",
+    "YYYY-MM-DDTHH:MM:SSZ, not in the future",
+    "defines the state: changing it restarts `seq` at 0",
+);
+const PANIC_AFTER_EVENTS: Key = Key::int(
+    "panic_after_events",
+    0,
+    0,
+    1_000_000_000,
+    "the puller thread panics after emitting this many events in one run of the InputProcess (each restarted \
+     process again after as many), to prove that a dying thread is reported and its process restarted; 0 = never",
+)
+.testing_only();
+
+/// The keys of one demo service (`inputs.<name>.services.<service>`).
+pub static DEMO_SERVICE_KEYS: KeySet = KeySet {
+    id: "inputs.demo.services",
+    place: "`inputs.<name>.services.<service>` of a `demo` input",
+    groups: &[&[
+        FORMAT,
+        EVENTS_PER_SECOND,
+        COUNT,
+        TAG,
+        REQUEST_PERIOD_IN_SECONDS,
+        INITIAL_START_TIME_IN_UTC,
+        PANIC_AFTER_EVENTS,
+    ]],
+};
+
+/// Configuration of one demo service; each field reads the key of the same name in [`DEMO_SERVICE_KEYS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct DemoConfig {
-    /// `format`: `cloudtrail` (JSON records, ~200 bytes) or `vpc_flow` (flow log lines). Default `cloudtrail`.
     pub format: DemoFormat,
-    /// `events_per_second`: generation rate; 0 = as fast as the queue takes them. Default 10; 0..=10000000.
     pub events_per_second: u64,
-    /// `count`: total events to generate (across restarts); 0 = no limit. Default 0.
     pub count: u64,
-    /// `tag`: tag of the events. Default `my.app.logferry.demo`.
     pub tag: String,
-    /// `request_period_in_seconds`: cycle length. Default 1; 0..=3600 (0 with `events_per_second: 0` = flat out).
+    /// Key `request_period_in_seconds`.
     pub request_period: Duration,
-    /// `initial_start_time_in_utc`: `YYYY-MM-DDTHH:MM:SSZ`; defines the state (changing it restarts `seq` at 0).
     pub initial_start_time_in_utc: Option<String>,
-    /// `panic_after_events`: TESTING ONLY. The puller thread panics once it emitted this many events in this run of
-    /// the InputProcess (each restarted process panics again after as many more), to prove that a dying thread is
-    /// reported and its process restarted. Default 0 = never; 0..=1000000000.
+    /// Testing only.
     pub panic_after_events: u64,
 }
 
@@ -48,8 +113,13 @@ impl InputKind for DemoInput {
         "demo"
     }
 
+    fn keys(&self) -> &'static [&'static KeySet] {
+        const SETS: [&KeySet; 2] = [&DEMO_INPUT_KEYS, &DEMO_SERVICE_KEYS];
+        &SETS
+    }
+
     fn configure(&self, info: &InputInfo, section: &Section<'_>) -> Vec<PullerSpec> {
-        let Some(services) = section.section("services", true) else {
+        let Some(services) = section.get_section(&SERVICES) else {
             return Vec::new();
         };
         let mut specs = Vec::new();
@@ -79,35 +149,32 @@ impl InputKind for DemoInput {
 }
 
 fn read_service(s: &Section<'_>) -> DemoConfig {
-    let format = match s
-        .one_of("format", "cloudtrail", &["cloudtrail", "vpc_flow"])
-        .as_str()
-    {
+    let format = match s.get_choice(&FORMAT).as_str() {
         "vpc_flow" => DemoFormat::VpcFlow,
         _ => DemoFormat::CloudTrail,
     };
-    let start: Option<String> = s.optional("initial_start_time_in_utc");
+    let start = s.get_text(&INITIAL_START_TIME_IN_UTC);
     if let Some(t) = &start {
         match chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%SZ") {
             Err(_) => s.error(
-                "initial_start_time_in_utc",
+                INITIAL_START_TIME_IN_UTC.name,
                 ConfigErrorKind::InvalidValue,
                 format!("initial_start_time_in_utc is not set as per the datetime_format : %Y-%m-%dT%H:%M:%SZ (got \"{t}\")"),
             ),
             Ok(dt) if dt.and_utc() > chrono::Utc::now() => {
-                s.error("initial_start_time_in_utc", ConfigErrorKind::InvalidValue, format!("Date {t} is in the future"))
+                s.error(INITIAL_START_TIME_IN_UTC.name, ConfigErrorKind::InvalidValue, format!("Date {t} is in the future"))
             }
             Ok(_) => {}
         }
     }
     DemoConfig {
         format,
-        events_per_second: s.in_range("events_per_second", 10, 0..=10_000_000),
-        count: s.or("count", 0u64),
-        tag: s.or("tag", "my.app.logferry.demo".to_owned()),
-        request_period: crate::config::request_period(s, 1, 3600),
+        events_per_second: s.get_int(&EVENTS_PER_SECOND),
+        count: s.get_int(&COUNT),
+        tag: s.get_text(&TAG).unwrap_or_default(),
+        request_period: crate::config::request_period(s, &REQUEST_PERIOD_IN_SECONDS),
         initial_start_time_in_utc: start,
-        panic_after_events: s.in_range("panic_after_events", 0, 0..=1_000_000_000),
+        panic_after_events: s.get_int(&PANIC_AFTER_EVENTS),
     }
 }
 

@@ -2,8 +2,8 @@
 //! or closed by the peer. Every failure is a typed [`SendError`] naming the destination.
 
 use crate::sender::SendError;
-use crate::senders::tls::{self, TlsPolicy, TlsSwitch};
-use logferry::config::{ConfigErrorKind, Section};
+use crate::senders::tls::{self, TlsKeys};
+use logferry::config::{Key, Section};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{ErrorKind, Read, Write};
@@ -14,20 +14,44 @@ use std::time::{Duration, Instant};
 /// Senders write to the socket whenever their reused buffer grows past this.
 pub(crate) const WRITE_CHUNK: usize = 256 * 1024;
 
+/// The connection keys of a TCP output, declared by its kind (their defaults and meanings differ).
+pub struct EndpointKeys {
+    pub address: Key,
+    pub port: Key,
+    pub tls: TlsKeys,
+}
+
+/// `connect_timeout_in_seconds` and `send_timeout_in_seconds`, the same for every TCP output.
+pub const TIMEOUT_KEYS: [Key; 2] = [
+    Key::int(
+        "connect_timeout_in_seconds",
+        5,
+        1,
+        300,
+        "timeout of a connection attempt",
+    ),
+    Key::int(
+        "send_timeout_in_seconds",
+        5,
+        1,
+        300,
+        "socket write timeout: a write blocked this long fails instead of blocking forever",
+    ),
+];
+
 /// Where and how to connect: the connection keys shared by the TCP senders (Devo, syslog) under
 /// `outputs.<name>.config`.
 #[derive(Clone)]
 pub struct Endpoint {
-    /// `address`: host name or IP of the destination. Mandatory.
+    /// Key `address`: host name or IP of the destination.
     pub address: String,
-    /// `port`: 1..=65535; the kind's default (Devo 443) or mandatory (syslog).
+    /// Key `port`.
     pub port: u16,
     /// TLS client configuration from `tls`, `chain`, `cert`, `key` ([`tls::read`]); `None` = plain TCP.
     pub tls: Option<Arc<ClientConfig>>,
-    /// `connect_timeout_in_seconds`: default 5, 1..=300.
+    /// Key `connect_timeout_in_seconds` ([`TIMEOUT_KEYS`]).
     pub connect_timeout: Duration,
-    /// `send_timeout_in_seconds`: socket write timeout, a write blocked this long fails instead of blocking
-    /// forever. Default 5, 1..=300.
+    /// Key `send_timeout_in_seconds` ([`TIMEOUT_KEYS`]).
     pub write_timeout: Duration,
     /// Re-open before a write when the connection is older than this (Devo: `connection_max_age_in_seconds`).
     pub max_age: Option<Duration>,
@@ -40,32 +64,22 @@ impl Endpoint {
         format!("{}:{}", self.address, self.port)
     }
 
-    /// Reads `address`, `port` (`default_port`, or mandatory when `None`), the TLS keys and the timeouts; every
-    /// problem is recorded on the section. No age or idle limit (the caller sets them).
+    /// Reads the connection keys as `keys` declares them, the TLS keys and the timeouts; every problem is recorded
+    /// on the section (`tls_refused`: see [`tls::read`]). No age or idle limit (the caller sets them).
     pub fn read(
         s: &Section<'_>,
-        default_port: Option<u16>,
-        switch: TlsSwitch,
-        policy: TlsPolicy,
+        keys: &EndpointKeys,
+        tls_refused: Option<&'static str>,
     ) -> Option<Endpoint> {
-        let address: Option<String> = s.required("address");
-        let port = match default_port {
-            Some(default) => Some(s.in_range("port", default, 1..=65535)),
-            None => s.required::<u16>("port").filter(|p| {
-                if *p == 0 {
-                    s.error(
-                        "port",
-                        ConfigErrorKind::OutOfRange,
-                        "value 0 is out of range 1..=65535",
-                    );
-                }
-                *p != 0
-            }),
+        let address = s.get_text(&keys.address);
+        let port = if keys.port.required {
+            s.get_int_opt::<u16>(&keys.port)
+        } else {
+            Some(s.get_int::<u16>(&keys.port))
         };
-        let tls = tls::read(s, switch, policy);
-        let seconds = |key: &str| Duration::from_secs(s.in_range(key, 5u64, 1..=300));
-        let connect_timeout = seconds("connect_timeout_in_seconds");
-        let write_timeout = seconds("send_timeout_in_seconds");
+        let tls = tls::read(s, &keys.tls, tls_refused);
+        let connect_timeout = Duration::from_secs(s.get_int(&TIMEOUT_KEYS[0]));
+        let write_timeout = Duration::from_secs(s.get_int(&TIMEOUT_KEYS[1]));
         Some(Endpoint {
             address: address?,
             port: port?,

@@ -4,20 +4,30 @@
 use crate::config::{OutputKind, OutputSpec};
 use crate::sender::{Batch, SendError, Sender, SenderInfo};
 use crate::senders::format::{short_host_name, Framing, HeaderFormat, HeaderWriter};
-use logferry::config::{Globals, Section};
+use logferry::config::{Globals, Key, KeySet, Section};
 use std::io::Write;
+
+const HOSTNAME: Key =
+    Key::text("hostname", "host name written in each line").computed_default("short host name");
+
+/// The keys of `outputs.<name>.config` for the console kinds.
+pub static CONSOLE_KEYS: KeySet = KeySet {
+    id: "outputs.console",
+    place: "`outputs.<name>.config` with `type: console` or `stdout`",
+    groups: &[&crate::config::RUNTIME_KEYS, &[HOSTNAME]],
+};
 
 /// Configuration of a console output (under `outputs.<name>.config`).
 #[derive(Debug, Clone)]
 pub struct ConsoleConfig {
-    /// `hostname`: host name written in each line. Default: the short host name of the machine.
+    /// Key `hostname` ([`CONSOLE_KEYS`]).
     pub hostname: String,
 }
 
 impl ConsoleConfig {
     pub fn read(s: &Section<'_>) -> ConsoleConfig {
         ConsoleConfig {
-            hostname: s.optional("hostname").unwrap_or_else(short_host_name),
+            hostname: s.get_text(&HOSTNAME).unwrap_or_else(short_host_name),
         }
     }
 }
@@ -27,6 +37,9 @@ pub struct ConsoleKind;
 impl OutputKind for ConsoleKind {
     fn types(&self) -> &'static [&'static str] {
         &["console", "stdout"]
+    }
+    fn keys(&self) -> &'static KeySet {
+        &CONSOLE_KEYS
     }
     fn configure(
         &self,

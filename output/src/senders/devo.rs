@@ -6,56 +6,119 @@
 
 use crate::config::{OutputKind, OutputSpec};
 use crate::sender::{Batch, QueueUsage, SendError, Sender, SenderInfo};
-use crate::senders::conn::{Connection, Endpoint, WRITE_CHUNK};
+use crate::senders::conn::{Connection, Endpoint, EndpointKeys, TIMEOUT_KEYS, WRITE_CHUNK};
 use crate::senders::format::{short_host_name, Framing, HeaderFormat, HeaderWriter};
 use crate::senders::gzip::GzipMembers;
-use crate::senders::retry::{self, Retry, StopFlag};
-use crate::senders::tls::{TlsPolicy, TlsSwitch};
-use logferry::config::{Globals, Section};
+use crate::senders::retry::{self, Retry, StopFlag, CONNECT_RETRY_KEYS, SEND_RETRY_KEYS};
+use crate::senders::tls::TlsKeys;
+use logferry::config::{Globals, Key, KeySet, Section};
 use logferry::event::EventRef;
 use logferry::lookup::CONTROL_TABLE;
 use std::time::Duration;
 
+const ENDPOINT: EndpointKeys = EndpointKeys {
+    address: Key::text(
+        "address",
+        "`collector-{us,ca,eu,ap}.devo.io` or the relay's address",
+    )
+    .required(),
+    port: Key::int("port", 443, 1, 65535, "the collector's or relay's port"),
+    tls: TlsKeys {
+        tls: Key::bool(
+            "tls",
+            true,
+            "only for `type: relay` (refused for `devo_platform`, always mutual TLS): `false` explicitly selects plain \
+             TCP (then `chain`, `cert`, `key` are refused)",
+        ),
+        chain: Key::file("chain", "CA file (PEM) the server certificate is verified against").required(),
+        cert: Key::file("cert", "client certificate (PEM)").required(),
+        key: Key::file(
+            "key",
+            "client private key (PEM, PKCS#8/PKCS#1/SEC1); must belong to `cert`",
+        )
+        .required(),
+    },
+};
+const CONNECTION_MAX_AGE_IN_SECONDS: Key = Key::int(
+    "connection_max_age_in_seconds",
+    3600,
+    1,
+    86_400,
+    "reconnect before a send when the connection is older",
+);
+const CONNECTION_MAX_IDLE_IN_SECONDS: Key = Key::int(
+    "connection_max_idle_in_seconds",
+    30,
+    1,
+    3600,
+    "reconnect when the connection was idle longer",
+);
+const HOSTNAME: Key = Key::text("hostname", "HOST field").computed_default("short host name");
+const LOOKUP_CONTROL_PAUSE_IN_SECONDS: Key = Key::float_in(
+    "lookup_control_pause_in_seconds",
+    5.0,
+    0.0,
+    60.0,
+    "pause after a lookup's START line and before its END line (devo-sdk's `Lookup.delay`), so that Devo has \
+     processed the START before the data lines arrive; 0 = none",
+);
+
+/// The keys of `outputs.<name>.config` for the Devo kinds.
+pub static DEVO_KEYS: KeySet = KeySet {
+    id: "outputs.devo",
+    place: "`outputs.<name>.config` with `type: devo_platform` or `relay`",
+    groups: &[
+        &crate::config::RUNTIME_KEYS,
+        &[
+            ENDPOINT.address,
+            ENDPOINT.port,
+            ENDPOINT.tls.chain,
+            ENDPOINT.tls.cert,
+            ENDPOINT.tls.key,
+            ENDPOINT.tls.tls,
+            HOSTNAME,
+        ],
+        &CONNECT_RETRY_KEYS,
+        &SEND_RETRY_KEYS,
+        &TIMEOUT_KEYS,
+        &[
+            CONNECTION_MAX_AGE_IN_SECONDS,
+            CONNECTION_MAX_IDLE_IN_SECONDS,
+            LOOKUP_CONTROL_PAUSE_IN_SECONDS,
+        ],
+    ],
+};
+
 /// Configuration of a Devo output (under `outputs.<name>.config`).
 #[derive(Clone)]
 pub struct DevoConfig {
-    /// `address` (collector host such as `collector-eu.devo.io`, or relay address; mandatory), `port` (default
-    /// 443, 1..=65535), `connect_timeout_in_seconds` and `send_timeout_in_seconds` (default 5, 1..=300),
-    /// `connection_max_age_in_seconds` (reconnect before a send when older; default 3600, 1..=86400),
-    /// `connection_max_idle_in_seconds` (reconnect when idle longer; default 30, 1..=3600), and TLS from `chain`
-    /// (CA file), `cert` and `key` (client certificate and key), all three mandatory: no system trust store, never
-    /// a plaintext fallback. Only for `type: relay`, `tls: false` explicitly selects plain TCP.
+    /// Keys `address`, `port`, `chain`, `cert`, `key`, `tls` (relay only), the timeouts and
+    /// `connection_max_age_in_seconds`, `connection_max_idle_in_seconds` (declared in [`DEVO_KEYS`], as every key
+    /// below). Never a plaintext fallback: `devo_platform` is always mutual TLS.
     pub endpoint: Endpoint,
-    /// `hostname`: HOST field of each line. Default: the machine's short host name.
+    /// Key `hostname`.
     pub hostname: String,
-    /// `connect_retries` (default 5, 1..=100), `connect_retry_initial_wait_in_seconds` (default 2, 0..=60),
-    /// `connect_retry_max_wait_in_seconds` (default 60, 0..=600).
+    /// Keys `connect_retries`, `connect_retry_initial_wait_in_seconds`, `connect_retry_max_wait_in_seconds`.
     pub connect_retry: Retry,
-    /// `send_retries` (default 5, 1..=100), `send_retry_initial_wait_in_seconds` (default 2, 0..=60),
-    /// `send_retry_max_wait_in_seconds` (default 60, 0..=600).
+    /// Keys `send_retries`, `send_retry_initial_wait_in_seconds`, `send_retry_max_wait_in_seconds`.
     pub send_retry: Retry,
-    /// `lookup_control_pause_in_seconds`: default 5 (devo-sdk's `Lookup.delay`), 0..=60; 0 = no pause. After a
-    /// lookup's START control line and before its END line the sender flushes and waits this long, as devo-sdk
-    /// does, so that Devo has processed the START (control table) before the data lines (data table) arrive and
-    /// every data line before the END closes the upload.
+    /// Key `lookup_control_pause_in_seconds`: after a lookup's START control line and before its END line the
+    /// sender flushes and waits this long, as devo-sdk does, so that Devo has processed the START (control table)
+    /// before the data lines (data table) arrive and every data line before the END closes the upload.
     pub lookup_pause: Duration,
 }
 
 impl DevoConfig {
     pub fn read(kind: &str, s: &Section<'_>) -> Option<DevoConfig> {
-        let switch = match kind {
-            "relay" => TlsSwitch::Key(true),
-            _ => TlsSwitch::Always(
-                "type devo_platform always uses mutual TLS; \"tls\" is only for type relay",
-            ),
-        };
-        let endpoint = Endpoint::read(s, Some(443), switch, TlsPolicy::Mutual);
-        let max_age = s.in_range("connection_max_age_in_seconds", 3600u64, 1..=86_400);
-        let max_idle = s.in_range("connection_max_idle_in_seconds", 30u64, 1..=3600);
-        let hostname = s.optional("hostname").unwrap_or_else(short_host_name);
-        let connect_retry = Retry::read(s, "connect");
-        let send_retry = Retry::read(s, "send");
-        let pause = s.in_range("lookup_control_pause_in_seconds", 5.0, 0.0..=60.0);
+        let tls_refused = (kind != "relay")
+            .then_some("type devo_platform always uses mutual TLS; \"tls\" is only for type relay");
+        let endpoint = Endpoint::read(s, &ENDPOINT, tls_refused);
+        let max_age: u64 = s.get_int(&CONNECTION_MAX_AGE_IN_SECONDS);
+        let max_idle: u64 = s.get_int(&CONNECTION_MAX_IDLE_IN_SECONDS);
+        let hostname = s.get_text(&HOSTNAME).unwrap_or_else(short_host_name);
+        let connect_retry = Retry::read(s, &CONNECT_RETRY_KEYS);
+        let send_retry = Retry::read(s, &SEND_RETRY_KEYS);
+        let pause = s.get_float(&LOOKUP_CONTROL_PAUSE_IN_SECONDS);
         Some(DevoConfig {
             endpoint: Endpoint {
                 max_age: Some(Duration::from_secs(max_age)),
@@ -75,6 +138,9 @@ pub struct DevoKind;
 impl OutputKind for DevoKind {
     fn types(&self) -> &'static [&'static str] {
         &["devo_platform", "relay"]
+    }
+    fn keys(&self) -> &'static KeySet {
+        &DEVO_KEYS
     }
     fn configure(
         &self,

@@ -4,7 +4,7 @@
 //! drain deadline `stop_drain_timeout_in_sec` passed) a sender waiting between attempts returns its last error at
 //! once, so the batches stay unacknowledged in Redis and are sent again at the next start.
 
-use logferry::config::Section;
+use logferry::config::{Key, Section};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,17 +20,61 @@ pub struct Retry {
     pub max: Duration,
 }
 
+/// The keys of one retry policy: attempts, initial wait, maximum wait (the defaults of Devo's collector SDK).
+pub type RetryKeys = [Key; 3];
+
+/// `connect_retries`, `connect_retry_initial_wait_in_seconds`, `connect_retry_max_wait_in_seconds`.
+pub const CONNECT_RETRY_KEYS: RetryKeys = [
+    Key::int("connect_retries", 5, 1, 100, "attempts per send call"),
+    Key::float_in(
+        "connect_retry_initial_wait_in_seconds",
+        2.0,
+        0.0,
+        60.0,
+        "wait after the first failed attempt; doubles after each failure",
+    ),
+    Key::float_in(
+        "connect_retry_max_wait_in_seconds",
+        60.0,
+        0.0,
+        600.0,
+        "longest wait",
+    ),
+];
+
+/// `send_retries`, `send_retry_initial_wait_in_seconds`, `send_retry_max_wait_in_seconds`.
+pub const SEND_RETRY_KEYS: RetryKeys = [
+    Key::int(
+        "send_retries",
+        5,
+        1,
+        100,
+        "attempts of a failed write (reconnecting)",
+    ),
+    Key::float_in(
+        "send_retry_initial_wait_in_seconds",
+        2.0,
+        0.0,
+        60.0,
+        "wait after the first failed write; doubles after each failure",
+    ),
+    Key::float_in(
+        "send_retry_max_wait_in_seconds",
+        60.0,
+        0.0,
+        600.0,
+        "longest wait",
+    ),
+];
+
 impl Retry {
-    /// Reads `<prefix>_retries` (default 5, 1..=100), `<prefix>_retry_initial_wait_in_seconds` (default 2,
-    /// 0..=60) and `<prefix>_retry_max_wait_in_seconds` (default 60, 0..=600): the defaults of Devo's collector SDK.
-    pub fn read(s: &Section<'_>, prefix: &str) -> Retry {
-        let seconds = |key: &str, default: f64, max: f64| {
-            Duration::from_secs_f64(s.in_range(&format!("{prefix}_{key}"), default, 0.0..=max))
-        };
+    /// Reads the policy declared by `keys` ([`CONNECT_RETRY_KEYS`], [`SEND_RETRY_KEYS`]).
+    pub fn read(s: &Section<'_>, keys: &RetryKeys) -> Retry {
+        let [attempts, initial, max] = keys;
         Retry {
-            attempts: s.in_range(&format!("{prefix}_retries"), 5u32, 1..=100),
-            initial: seconds("retry_initial_wait_in_seconds", 2.0, 60.0),
-            max: seconds("retry_max_wait_in_seconds", 60.0, 600.0),
+            attempts: s.get_int(attempts),
+            initial: Duration::from_secs_f64(s.get_float(initial)),
+            max: Duration::from_secs_f64(s.get_float(max)),
         }
     }
 

@@ -12,7 +12,7 @@ use crate::sender::{Batch, SendError, Sender, SenderInfo};
 use crate::senders::format::system_host_name;
 use crate::senders::gzip::GzipMembers;
 use crate::senders::rejects::{self, RejectSink, Rejected};
-use logferry::config::{ConfigErrorKind, Globals, Secret, Section};
+use logferry::config::{ConfigErrorKind, Globals, Key, KeySet, Secret, Section};
 use logferry::event::EventRef;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -29,110 +29,210 @@ pub struct TagMapping {
     pub source: Option<String>,
 }
 
+const URL: Key = Key::format(
+    "url",
+    "https://host:8088 (http:// accepted)",
+    "base URL of the HTTP Event Collector",
+)
+.required();
+const TOKEN: Key = Key::text(
+    "token",
+    "HEC token, sent as `Authorization: Splunk <token>`",
+)
+.required()
+.secret();
+const INDEX: Key =
+    Key::text("index", "envelope field `index`").computed_default("the token's default");
+const SOURCETYPE: Key =
+    Key::text("sourcetype", "envelope field `sourcetype`").computed_default("the token's default");
+const SOURCE: Key =
+    Key::text("source", "envelope field `source`").computed_default("the token's default");
+const HOST: Key = Key::text("host", "envelope field `host`").computed_default("system host name");
+const TAG_MAPPING: Key = Key::dict(
+    "tag_mapping",
+    None,
+    "`{<tag or dotted tag prefix>: {index, sourcetype, source}}`; longest match wins, unset fields fall back to the \
+     output's",
+);
+const CHAIN: Key =
+    Key::file("chain", "CA file (PEM) to verify the collector").computed_default("web PKI roots");
+const GZIP: Key = Key::bool("gzip", true, "`Content-Encoding: gzip`");
+const BATCH_MAX_BYTES: Key = Key::int(
+    "batch_max_bytes",
+    1_048_576,
+    1024,
+    16_777_216,
+    "a post is sent once its JSON reaches this size",
+);
+const BATCH_MAX_WAIT_IN_MS: Key = Key::int(
+    "batch_max_wait_in_ms",
+    0,
+    0,
+    60_000,
+    "a smaller post is sent once its oldest event waited this long; 0: as soon as the sender took every batch \
+     waiting for it (posts grow with the load, since batches gather while a post is under way)",
+);
+const USE_ACK: Key = Key::bool("use_ack", true, "indexer acknowledgement");
+const ACK_POLL_MIN_INTERVAL_IN_MS: Key = Key::int(
+    "ack_poll_min_interval_in_ms",
+    5,
+    1,
+    60_000,
+    "at most `ack_poll_interval_in_ms`: the first acknowledgement poll comes this long after a post, and polls that \
+     bring acknowledgements are repeated this often",
+);
+const ACK_POLL_INTERVAL_IN_MS: Key = Key::int(
+    "ack_poll_interval_in_ms",
+    500,
+    50,
+    60_000,
+    "the longest wait between polls; each poll that brings no acknowledgement doubles the wait up to this",
+);
+const ACK_TIMEOUT_IN_SECONDS: Key = Key::int(
+    "ack_timeout_in_seconds",
+    120,
+    1,
+    3600,
+    "an unacknowledged post is posted again",
+);
+const MAX_PENDING_POSTS: Key = Key::int(
+    "max_pending_posts",
+    32,
+    1,
+    1024,
+    "posts waiting for acks before new batches are refused (backpressure)",
+);
+const REQUEST_TIMEOUT_IN_SECONDS: Key = Key::int(
+    "request_timeout_in_seconds",
+    30,
+    1,
+    300,
+    "timeout of one HTTP request",
+);
+
+const EVENT_ID_FIELD: Key = Key::format(
+    "event_id_field",
+    logferry::config::keys::JSON_MEMBER_NAME,
+    "the name of the stable event id member the collector's inputs add (`@logferry_id` with their `event_id: \
+     true`); an event holding `\"<name>\":\"<id>\"` also carries the id in `fields`, where Splunk can deduplicate on \
+     it; none = not copied",
+);
+
+/// The keys of `outputs.<name>.config` for `splunk_hec`.
+pub static HEC_KEYS: KeySet = KeySet {
+    id: "outputs.splunk_hec",
+    place: "`outputs.<name>.config` with `type: splunk_hec`",
+    groups: &[
+        &crate::config::RUNTIME_KEYS,
+        &[
+            URL,
+            TOKEN,
+            INDEX,
+            SOURCETYPE,
+            SOURCE,
+            HOST,
+            TAG_MAPPING,
+            CHAIN,
+            GZIP,
+            BATCH_MAX_BYTES,
+            BATCH_MAX_WAIT_IN_MS,
+            USE_ACK,
+            ACK_POLL_MIN_INTERVAL_IN_MS,
+            ACK_POLL_INTERVAL_IN_MS,
+            ACK_TIMEOUT_IN_SECONDS,
+            MAX_PENDING_POSTS,
+            REQUEST_TIMEOUT_IN_SECONDS,
+            EVENT_ID_FIELD,
+        ],
+    ],
+};
+
 /// Configuration of a Splunk HEC output (under `outputs.<name>.config`).
 #[derive(Clone)]
 pub struct HecConfig {
-    /// `url`: base URL of the collector, `https://splunk.example.com:8088` (http:// allowed for tests). Mandatory.
+    /// Key `url` (declared in [`HEC_KEYS`], as every key below), without a trailing `/`.
     pub url: String,
-    /// `token`: HEC token, sent as `Authorization: Splunk <token>`. Mandatory.
+    /// Key `token`.
     pub token: Secret,
-    /// `index`: default index; absent = the token's default.
+    /// Key `index`; `None` = the token's default (as `sourcetype` and `source`).
     pub index: Option<String>,
-    /// `sourcetype`: default sourcetype; absent = the token's default.
     pub sourcetype: Option<String>,
-    /// `source`: default source; absent = the token's default.
     pub source: Option<String>,
-    /// `host`: host field. Default: the machine's host name.
     pub host: String,
-    /// `tag_mapping`: `{<tag or dotted prefix>: {index, sourcetype, source}}`.
+    /// Key `tag_mapping`, longest tag first.
     pub tag_mapping: Vec<TagMapping>,
-    /// `chain`: CA file to verify the server; absent = the public web PKI roots.
+    /// Key `chain`: `None` = the public web PKI roots.
     pub chain: Option<Vec<ureq::tls::Certificate<'static>>>,
-    /// `gzip`: compress posts (`Content-Encoding: gzip`). Default true.
     pub gzip: bool,
-    /// `batch_max_bytes`: a post is sent once its JSON reaches this size. Default 1048576; 1024..=16777216.
     pub batch_max_bytes: usize,
-    /// `batch_max_wait_in_ms`: a non-full post is sent once its oldest event waited this long. Default 0: a post
-    /// goes out as soon as the sender took every batch waiting for it (while it posts, more batches gather, so
-    /// posts grow with the load; waiting longer only holds events in the queue, which bounds what is in flight).
-    /// 0..=60000.
+    /// Key `batch_max_wait_in_ms` (0: a post goes out as soon as the sender took every batch waiting for it).
     pub batch_max_wait: Duration,
-    /// `use_ack`: indexer acknowledgement. Default true.
     pub use_ack: bool,
-    /// `ack_poll_min_interval_in_ms`: the first acknowledgement poll comes this long after a post, and polls that
-    /// bring acknowledgements are repeated this often: the poll follows the indexer's pace. Default 5; 1..=60000,
-    /// at most `ack_poll_interval_in_ms`.
+    /// Key `ack_poll_min_interval_in_ms`: the poll follows the indexer's pace, never above `ack_poll_interval`.
     pub ack_poll_min_interval: Duration,
-    /// `ack_poll_interval_in_ms`: the longest wait between polls; a poll that brings no acknowledgement doubles
-    /// the wait up to this. Default 500; 50..=60000.
+    /// Key `ack_poll_interval_in_ms`.
     pub ack_poll_interval: Duration,
-    /// `ack_timeout_in_seconds`: a post not acknowledged after this is posted again. Default 120; 1..=3600.
+    /// Key `ack_timeout_in_seconds`.
     pub ack_timeout: Duration,
-    /// `max_pending_posts`: posts waiting for acknowledgement before new batches are refused (backpressure).
-    /// Default 32; 1..=1024.
     pub max_pending_posts: usize,
-    /// `request_timeout_in_seconds`: default 30; 1..=300.
+    /// Key `request_timeout_in_seconds`.
     pub request_timeout: Duration,
-    /// `event_id_field`: the name of the stable event id member the collector's inputs add (`@logferry_id` with
-    /// their `event_id: true`); when set, an event holding `"<name>":"<id>"` also carries the id in `fields`, where
-    /// Splunk can deduplicate on it. Default none; printable ASCII without `"` and `\`.
+    /// Key `event_id_field`: `None` = the id is not copied into `fields`.
     pub event_id_field: Option<String>,
 }
 
 impl HecConfig {
     pub fn read(s: &Section<'_>) -> Option<HecConfig> {
-        let url: Option<String> = s.required("url");
+        let url = s.get_text(&URL);
         let url = url.and_then(|u| {
             if u.starts_with("https://") || u.starts_with("http://") {
                 Some(u.trim_end_matches('/').to_owned())
             } else {
                 s.error(
-                    "url",
+                    URL.name,
                     ConfigErrorKind::InvalidValue,
                     format!("\"{u}\" must start with https:// or http://"),
                 );
                 None
             }
         });
-        let token: Option<Secret> = s.required("token");
-        let chain = s
-            .file("chain", false)
-            .and_then(|p| match std::fs::read(&p) {
-                Ok(bytes) => {
-                    let certs: Vec<_> = ureq::tls::parse_pem(&bytes)
-                        .filter_map(|i| match i {
-                            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                            _ => None,
-                        })
-                        .collect();
-                    if certs.is_empty() {
-                        s.error(
-                            "chain",
-                            ConfigErrorKind::InvalidValue,
-                            format!("\"{}\" holds no PEM certificate", p.display()),
-                        );
-                        None
-                    } else {
-                        Some(certs)
-                    }
-                }
-                Err(e) => {
+        let token = s.get_secret(&TOKEN);
+        let chain = s.get_file(&CHAIN).and_then(|p| match std::fs::read(&p) {
+            Ok(bytes) => {
+                let certs: Vec<_> = ureq::tls::parse_pem(&bytes)
+                    .filter_map(|i| match i {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+                if certs.is_empty() {
                     s.error(
-                        "chain",
-                        ConfigErrorKind::FileUnreadable,
-                        format!("cannot read \"{}\": {e}", p.display()),
+                        CHAIN.name,
+                        ConfigErrorKind::InvalidValue,
+                        format!("\"{}\" holds no PEM certificate", p.display()),
                     );
                     None
+                } else {
+                    Some(certs)
                 }
-            });
+            }
+            Err(e) => {
+                s.error(
+                    CHAIN.name,
+                    ConfigErrorKind::FileUnreadable,
+                    format!("cannot read \"{}\": {e}", p.display()),
+                );
+                None
+            }
+        });
         let mut tag_mapping = Vec::new();
-        if let Some(m) = s.section("tag_mapping", false) {
+        if let Some(m) = s.get_section(&TAG_MAPPING) {
             for (tag, t) in m.entries() {
                 tag_mapping.push(TagMapping {
                     tag: tag.to_owned(),
-                    index: t.optional("index"),
-                    sourcetype: t.optional("sourcetype"),
-                    source: t.optional("source"),
+                    index: t.get_text(&INDEX),
+                    sourcetype: t.get_text(&SOURCETYPE),
+                    source: t.get_text(&SOURCE),
                 });
                 t.finish();
             }
@@ -142,46 +242,26 @@ impl HecConfig {
         let cfg = HecConfig {
             url: url.unwrap_or_default(),
             token: token.unwrap_or_default(),
-            index: s.optional("index"),
-            sourcetype: s.optional("sourcetype"),
-            source: s.optional("source"),
-            host: s.optional("host").unwrap_or_else(system_host_name),
+            index: s.get_text(&INDEX),
+            sourcetype: s.get_text(&SOURCETYPE),
+            source: s.get_text(&SOURCE),
+            host: s.get_text(&HOST).unwrap_or_else(system_host_name),
             tag_mapping,
             chain,
-            event_id_field: s.json_member_name("event_id_field"),
-            gzip: s.or("gzip", true),
-            batch_max_bytes: s.in_range("batch_max_bytes", 1_048_576usize, 1024..=16_777_216),
-            batch_max_wait: Duration::from_millis(s.in_range(
-                "batch_max_wait_in_ms",
-                0u64,
-                0..=60_000,
-            )),
-            use_ack: s.or("use_ack", true),
-            ack_poll_min_interval: Duration::from_millis(s.in_range(
-                "ack_poll_min_interval_in_ms",
-                5u64,
-                1..=60_000,
-            )),
-            ack_poll_interval: Duration::from_millis(s.in_range(
-                "ack_poll_interval_in_ms",
-                500u64,
-                50..=60_000,
-            )),
-            ack_timeout: Duration::from_secs(s.in_range(
-                "ack_timeout_in_seconds",
-                120u64,
-                1..=3600,
-            )),
-            max_pending_posts: s.in_range("max_pending_posts", 32usize, 1..=1024),
-            request_timeout: Duration::from_secs(s.in_range(
-                "request_timeout_in_seconds",
-                30u64,
-                1..=300,
-            )),
+            event_id_field: s.json_member_name(&EVENT_ID_FIELD),
+            gzip: s.get_bool(&GZIP),
+            batch_max_bytes: s.get_int(&BATCH_MAX_BYTES),
+            batch_max_wait: Duration::from_millis(s.get_int(&BATCH_MAX_WAIT_IN_MS)),
+            use_ack: s.get_bool(&USE_ACK),
+            ack_poll_min_interval: Duration::from_millis(s.get_int(&ACK_POLL_MIN_INTERVAL_IN_MS)),
+            ack_poll_interval: Duration::from_millis(s.get_int(&ACK_POLL_INTERVAL_IN_MS)),
+            ack_timeout: Duration::from_secs(s.get_int(&ACK_TIMEOUT_IN_SECONDS)),
+            max_pending_posts: s.get_int(&MAX_PENDING_POSTS),
+            request_timeout: Duration::from_secs(s.get_int(&REQUEST_TIMEOUT_IN_SECONDS)),
         };
         if cfg.ack_poll_min_interval > cfg.ack_poll_interval {
             s.error(
-                "ack_poll_min_interval_in_ms",
+                ACK_POLL_MIN_INTERVAL_IN_MS.name,
                 ConfigErrorKind::Conflict,
                 format!(
                     "{} ms is more than ack_poll_interval_in_ms ({} ms), the longest wait between polls",
@@ -212,6 +292,9 @@ pub struct SplunkHecKind;
 impl OutputKind for SplunkHecKind {
     fn types(&self) -> &'static [&'static str] {
         &["splunk_hec"]
+    }
+    fn keys(&self) -> &'static KeySet {
+        &HEC_KEYS
     }
     fn configure(
         &self,

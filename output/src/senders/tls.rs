@@ -2,7 +2,7 @@
 //! allows it, the system trust store read with `rustls-native-certs`), optional client certificate + key for mutual
 //! authentication. Problems are reported as config errors naming the file.
 
-use logferry::config::{ConfigErrorKind, Section};
+use logferry::config::{ConfigErrorKind, Key, Section};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
@@ -147,49 +147,49 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
-/// Which certificate files a TLS output needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsPolicy {
-    /// `chain`, `cert` and `key` all mandatory (Devo: mutual authentication, no system trust store).
-    Mutual,
-    /// `chain` optional (the system trust store when absent); `cert` + `key` optional, together (syslog).
-    Optional,
+/// The TLS keys of an output, declared by its kind: `chain`, `cert` and `key` all declared mandatory means mutual
+/// TLS without the system trust store (Devo); otherwise `chain` is optional (the system trust store when absent)
+/// and `cert` + `key` optional, together (syslog).
+pub struct TlsKeys {
+    /// `tls`: a boolean with its default.
+    pub tls: Key,
+    pub chain: Key,
+    pub cert: Key,
+    pub key: Key,
 }
 
-/// How an output's `tls` key is read.
-#[derive(Debug, Clone, Copy)]
-pub enum TlsSwitch {
-    /// Always TLS; a `tls` key is refused with this explanation.
-    Always(&'static str),
-    /// `tls: true|false` with this default.
-    Key(bool),
+impl TlsKeys {
+    fn mutual(&self) -> bool {
+        self.cert.required
+    }
 }
 
 /// Reads `tls`, `chain`, `cert` and `key`: `Some(Some(config))` for TLS, `Some(None)` for plain TCP (certificate
-/// files are then refused, never ignored), `None` when unusable. Every problem is recorded on the section.
+/// files are then refused, never ignored), `None` when unusable. With `tls_refused` (a kind that is always TLS) the
+/// `tls` key is refused with that reason. Every problem is recorded on the section.
 pub fn read(
     s: &Section<'_>,
-    switch: TlsSwitch,
-    policy: TlsPolicy,
+    keys: &TlsKeys,
+    tls_refused: Option<&'static str>,
 ) -> Option<Option<Arc<ClientConfig>>> {
-    let use_tls = match switch {
-        TlsSwitch::Key(default) => s.or("tls", default),
-        TlsSwitch::Always(why) => {
-            if s.raw("tls").is_some() {
-                s.error("tls", ConfigErrorKind::InvalidValue, why);
+    let use_tls = match tls_refused {
+        None => s.get_bool(&keys.tls),
+        Some(why) => {
+            if s.raw(keys.tls.name).is_some() {
+                s.error(keys.tls.name, ConfigErrorKind::InvalidValue, why);
             }
             true
         }
     };
     if use_tls {
-        return from_section(s, policy).map(Some);
+        return from_section(s, keys).map(Some);
     }
     let mut usable = true;
-    for k in ["chain", "cert", "key"] {
-        if s.raw(k).is_some() {
+    for k in [&keys.chain, &keys.cert, &keys.key] {
+        if s.raw(k.name).is_some() {
             usable = false;
             s.error(
-                k,
+                k.name,
                 ConfigErrorKind::Conflict,
                 "certificate files are only used with \"tls: true\"",
             );
@@ -198,21 +198,21 @@ pub fn read(
     usable.then_some(None)
 }
 
-/// Reads `chain`, `cert` and `key` as `policy` asks and builds the client configuration.
-pub fn from_section(s: &Section<'_>, policy: TlsPolicy) -> Option<Arc<ClientConfig>> {
-    let mutual = policy == TlsPolicy::Mutual;
-    let chain = s.file("chain", mutual);
-    let cert = s.file("cert", mutual);
-    let key = s.file("key", mutual || cert.is_some());
-    if !mutual && s.contains("key") && !s.contains("cert") {
+/// Reads `chain`, `cert` and `key` as `keys` declares them and builds the client configuration.
+pub fn from_section(s: &Section<'_>, keys: &TlsKeys) -> Option<Arc<ClientConfig>> {
+    let mutual = keys.mutual();
+    let chain = s.get_file(&keys.chain);
+    let cert = s.get_file(&keys.cert);
+    let key = s.file(keys.key.name, keys.key.required || cert.is_some());
+    if !mutual && s.contains(keys.key.name) && !s.contains(keys.cert.name) {
         s.error(
-            "cert",
+            keys.cert.name,
             ConfigErrorKind::Missing,
             "a client key needs its certificate (\"cert\")",
         );
         return None;
     }
-    let roots = match (&chain, s.contains("chain")) {
+    let roots = match (&chain, s.contains(keys.chain.name)) {
         (Some(c), _) => Roots::Chain(c),
         (None, false) if !mutual => Roots::System,
         (None, _) => return None,

@@ -1,9 +1,14 @@
 //! Configuration of `audit-events-all` with `types: [audit_apis]`: CloudTrail event history read with LookupEvents.
 
 use crate::config::ClientConfig;
+use crate::keys::{
+    api_service_tag, API_REQUEST_PERIOD_IN_SECONDS, AUTO_EVENT_TYPE, ENABLED, REGIONS, TYPES,
+};
 use crate::tag::TagTemplate;
 use chrono::{DateTime, Utc};
-use logferry::config::{ConfigErrorKind, Section};
+use logferry::config::keys::Default;
+use logferry::config::{ConfigErrorKind, Key, KeySet, Section};
+use logferry_input::runtime::MAX_CYCLE_SECONDS;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,7 +18,68 @@ pub use crate::api::START_TIME_REGEX;
 /// How far back CloudTrail's event history goes: a `start_time` older than this starts here instead.
 pub const HISTORY: Duration = Duration::from_secs(90 * 24 * 3600);
 
-/// One `audit-events-all` service reading CloudTrail's event history.
+pub const START_TIME: Key = Key::format(
+    "start_time",
+    "RFC 3339 UTC, pattern `^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?(Z|[+-]00:00)$`, not in the future",
+    "oldest event time read (older than 90 days: 90 days ago, with a WARNING); a change resets the state",
+)
+.with_default(Default::Computed("one slot before `now - gap` at the first start"));
+const GAP_UNTIL_NOW_IN_MINUTES: Key = Key::int(
+    "gap_until_now_in_minutes",
+    15,
+    0,
+    1440,
+    "events newer than this are left for a later cycle (CloudTrail makes events visible within ~5 to 15 min)",
+);
+const TIME_SLOT_IN_HOURS: Key = Key::int(
+    "time_slot_in_hours",
+    1,
+    1,
+    2160,
+    "slot length; the state moves once per slot",
+);
+const SOURCES: Key = Key::format(
+    "sources",
+    "a string or a list of event sources (`s3.amazonaws.com`); `all_sources` = all",
+    "one pass per source",
+)
+.with_default(Default::Computed("all sources"));
+const DROP_EVENT_NAMES: Key = Key::list(
+    "drop_event_names",
+    "`eventName`s read, counted as dropped, not sent",
+);
+pub const TAG: Key = api_service_tag(super::DEFAULT_TAG);
+const REQUESTS_PER_SECOND: Key = Key::float_in(
+    "requests_per_second",
+    2.0,
+    0.1,
+    2.0,
+    "LookupEvents calls per second (CloudTrail's limit per account and region)",
+);
+
+/// The keys of `audit-events-all` with `types: [audit_apis]` (besides the S3 keys when `audits_s3` is there too).
+pub static CLOUDTRAIL_API_KEYS: KeySet = KeySet {
+    id: "inputs.aws.cloudtrail_api",
+    place: "`inputs.<name>.services.audit-events-all` of type `aws` with `types: [audit_apis]`",
+    groups: &[&[
+        TYPES,
+        ENABLED,
+        START_TIME,
+        GAP_UNTIL_NOW_IN_MINUTES,
+        TIME_SLOT_IN_HOURS,
+        SOURCES,
+        DROP_EVENT_NAMES,
+        AUTO_EVENT_TYPE,
+        TAG,
+        REQUESTS_PER_SECOND,
+        API_REQUEST_PERIOD_IN_SECONDS,
+        MAX_CYCLE_SECONDS,
+        REGIONS,
+    ]],
+};
+
+/// One `audit-events-all` service reading CloudTrail's event history; defaults and ranges are declared in
+/// [`CLOUDTRAIL_API_KEYS`].
 #[derive(Debug, Clone)]
 pub struct CloudTrailApiConfig {
     pub client: ClientConfig,
@@ -22,10 +88,10 @@ pub struct CloudTrailApiConfig {
     /// Changing it resets the puller's state.
     pub start_time: Option<DateTime<Utc>>,
     /// `gap_until_now_in_minutes`: events newer than `now - gap` are left for a later cycle, so that CloudTrail
-    /// (which makes events visible within about 5 minutes, rarely 15) has them all. Default 15; 0..=1440.
+    /// (which makes events visible within about 5 minutes, rarely 15) has them all.
     pub gap_until_now: Duration,
     /// `time_slot_in_hours`: the history is read in slots of this length, oldest first; the state is committed
-    /// after each slot is in Redis. Default 1; 1..=2160.
+    /// after each slot is in Redis.
     pub time_slot: Duration,
     /// `sources`: event sources to read (`s3.amazonaws.com`...), one pass per source with the LookupAttribute
     /// EventSource; a string or a list. Default: all sources in one pass.
@@ -37,13 +103,12 @@ pub struct CloudTrailApiConfig {
     pub auto_event_type: bool,
     /// `tag`: tag template. Default `cloud.aws.cloudtrail.{event_type}.{account_id}.{region_id}.{format_version}`.
     pub tag: TagTemplate,
-    /// `requests_per_second`: LookupEvents calls per second. Default 2 (CloudTrail's limit per account and region);
-    /// 0.1..=2.
+    /// `requests_per_second`: LookupEvents calls per second (at most CloudTrail's limit per account and region).
     pub requests_per_second: f64,
-    /// `request_period_in_seconds`: time between the starts of two pull cycles. Default 60; 0..=3600.
+    /// `request_period_in_seconds`: time between the starts of two pull cycles.
     pub request_period: Duration,
     /// `max_cycle_seconds`: no new slot starts after a cycle ran this long (a backfill goes on in the next cycle,
-    /// with no wait). Default 60; 1..=3600.
+    /// with no wait).
     pub max_cycle: Duration,
 }
 
@@ -63,14 +128,14 @@ pub fn read(
     client: Option<ClientConfig>,
     tag: Option<TagTemplate>,
 ) -> Option<CloudTrailApiConfig> {
-    let start_time = crate::api::read_start_time(s, 6, 7);
-    let gap = read_whole(s, "gap_until_now_in_minutes", 15, 0..=1440, 5);
-    let slot = read_whole(s, "time_slot_in_hours", 1, 1..=2160, 10);
+    let start_time = crate::api::read_start_time(s, &START_TIME, 6, 7);
+    let gap = read_whole(s, &GAP_UNTIL_NOW_IN_MINUTES, 5);
+    let slot = read_whole(s, &TIME_SLOT_IN_HOURS, 10);
     let sources = read_sources(s);
     let drop_event_names = read_drop_event_names(s);
-    let auto_event_type = s.or("auto_event_type", false);
-    let requests_per_second = s.in_range("requests_per_second", 2.0, 0.1..=2.0);
-    let request_period = logferry_input::config::request_period(s, 60, 3600);
+    let auto_event_type = s.get_bool(&AUTO_EVENT_TYPE);
+    let requests_per_second = s.get_float(&REQUESTS_PER_SECOND);
+    let request_period = logferry_input::config::request_period(s, &API_REQUEST_PERIOD_IN_SECONDS);
     let max_cycle = logferry_input::runtime::read_max_cycle(s);
     Some(CloudTrailApiConfig {
         client: client?,
@@ -87,14 +152,19 @@ pub fn read(
     })
 }
 
-/// A whole number with a default and a range; the seed's `AwsServiceConfigurationError(<id>)` when not an integer.
-fn read_whole(
-    s: &Section<'_>,
-    key: &str,
-    default: u64,
-    range: std::ops::RangeInclusive<u64>,
-    seed_id: u32,
-) -> Option<u64> {
+/// A declared whole number (its default and range); the seed's `AwsServiceConfigurationError(<id>)` when not an
+/// integer.
+fn read_whole(s: &Section<'_>, declared: &Key, seed_id: u32) -> Option<u64> {
+    let (logferry::config::keys::Kind::Int { min, max }, Default::Int(default)) =
+        (declared.kind, declared.default)
+    else {
+        panic!(
+            "{} is not declared as an integer with a default",
+            declared.name
+        )
+    };
+    let (default, range) = (default as u64, min as u64..=max as u64);
+    let key = declared.name;
     let path = s.key_path(key);
     match s.raw(key) {
         None | Some(Value::Null) => Some(default),
@@ -129,8 +199,9 @@ fn read_whole(
 /// `sources`: a string or a list of strings (AwsServiceConfigurationError 4 otherwise); `all_sources` (or none)
 /// is every source in one pass.
 fn read_sources(s: &Section<'_>) -> Option<Vec<String>> {
-    let path = s.key_path("sources");
-    let list: Vec<String> = match s.raw("sources") {
+    let key = SOURCES.name;
+    let path = s.key_path(key);
+    let list: Vec<String> = match s.raw(key) {
         None | Some(Value::Null) => return Some(Vec::new()),
         Some(Value::String(one)) => vec![one.clone()],
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
@@ -139,7 +210,7 @@ fn read_sources(s: &Section<'_>) -> Option<Vec<String>> {
             .collect(),
         Some(_) => {
             s.error(
-                "sources",
+                key,
                 ConfigErrorKind::WrongType,
                 format!("AwsServiceConfigurationError(4): \"{path}\" property exists but with wrong format, only \"str\" or \"list\" values are allowed"),
             );
@@ -151,7 +222,7 @@ fn read_sources(s: &Section<'_>) -> Option<Vec<String>> {
         .find(|x| x.is_empty() || x.contains(char::is_whitespace))
     {
         s.error(
-            "sources",
+            key,
             ConfigErrorKind::InvalidValue,
             format!("\"{bad}\" is not an event source (e.g. s3.amazonaws.com)"),
         );
@@ -162,8 +233,9 @@ fn read_sources(s: &Section<'_>) -> Option<Vec<String>> {
 
 /// `drop_event_names`: a list of event names (AwsServiceConfigurationError 8 otherwise).
 fn read_drop_event_names(s: &Section<'_>) -> Option<HashSet<String>> {
-    let path = s.key_path("drop_event_names");
-    match s.raw("drop_event_names") {
+    let key = DROP_EVENT_NAMES.name;
+    let path = s.key_path(key);
+    match s.raw(key) {
         None | Some(Value::Null) => Some(HashSet::new()),
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
             items
@@ -173,7 +245,7 @@ fn read_drop_event_names(s: &Section<'_>) -> Option<HashSet<String>> {
         ),
         Some(_) => {
             s.error(
-                "drop_event_names",
+                key,
                 ConfigErrorKind::WrongType,
                 format!("AwsServiceConfigurationError(8): \"{path}\" property must be a list"),
             );

@@ -18,7 +18,7 @@ pub const DEFAULT_TAG: &str =
 
 /// Reads the service's keys and returns its puller, or None when a problem was recorded.
 pub fn configure(cx: &ServiceContext<'_>, s: &Section<'_>) -> Option<PullerSpec> {
-    let tag = cx.tag(s, DEFAULT_TAG);
+    let tag = cx.tag(s, &config::TAG);
     let cfg = Arc::new(config::read(s, cx.client(), tag)?);
     let defining = cfg.defining();
     Some(cx.spec(

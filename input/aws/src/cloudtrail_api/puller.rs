@@ -369,6 +369,7 @@ impl Puller for CloudTrailApiPuller {
                 if p.slot_done() {
                     log::info!("{}", p.line());
                 }
+                ctx.report_backfill(p.percent() / 100.0, p.time_left());
                 if p.finished() {
                     self.progress = None;
                 }

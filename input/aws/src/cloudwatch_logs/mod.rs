@@ -3,10 +3,13 @@
 
 pub mod puller;
 
+use crate::keys::{API_REQUEST_PERIOD_IN_SECONDS, ENABLED, REGIONS, REQUESTS_PER_SECOND, TYPES};
 use crate::ServiceContext;
 use chrono::{DateTime, Utc};
-use logferry::config::{ConfigErrorKind, Section};
+use logferry::config::keys::Default;
+use logferry::config::{ConfigErrorKind, Key, KeySet, Section};
 use logferry_input::config::PullerSpec;
+use logferry_input::runtime::MAX_CYCLE_SECONDS;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +18,46 @@ use std::time::Duration;
 /// cloud.aws.cloudwatch.logs").
 pub const DEFAULT_TAG: &str = "cloud.aws.cloudwatch.logs";
 
-/// One CloudWatch Logs service.
+const LOG_GROUP: Key = Key::text(
+    "log_group",
+    "the groups read: a name, a prefix of names, or `/` for every group of the region (AwsServiceConfigurationError \
+     1 when missing or not a string); groups created later are found at the next cycle",
+)
+.required();
+const START_TIME: Key = Key::format(
+    "start_time",
+    "RFC 3339 UTC (the pattern of `inputs.aws.cloudtrail_api`; id 1 wrong format, 2 not a string)",
+    "oldest event read in a group seen for the first time; a change resets the state",
+)
+.with_default(Default::Computed(
+    "`request_period` before the group is first seen",
+));
+const USE_FIRST_OPTIMIZED_RETRIEVAL: Key = Key::bool(
+    "use_first_optimized_retrieval",
+    false,
+    "the first retrieval of a group reads all its streams in one FilterLogEvents pass (fewer requests for many \
+     streams of medium size) instead of one pass per stream (id 43 when not a boolean)",
+);
+const TAG: Key = Key::text_or("tag", DEFAULT_TAG, "tag of every event");
+
+/// The keys of a CloudWatch Logs service (`requests_per_second` is the input's, see `inputs.aws`).
+pub static CLOUDWATCH_LOGS_KEYS: KeySet = KeySet {
+    id: "inputs.aws.cloudwatch_logs",
+    place: "`inputs.<name>.services.<service>` of type `aws` with `types: [logs]`",
+    groups: &[&[
+        TYPES,
+        ENABLED,
+        LOG_GROUP,
+        START_TIME,
+        USE_FIRST_OPTIMIZED_RETRIEVAL,
+        TAG,
+        API_REQUEST_PERIOD_IN_SECONDS,
+        MAX_CYCLE_SECONDS,
+        REGIONS,
+    ]],
+};
+
+/// One CloudWatch Logs service; defaults and ranges are declared in [`CLOUDWATCH_LOGS_KEYS`].
 #[derive(Debug, Clone)]
 pub struct CloudWatchLogsConfig {
     pub client: crate::config::ClientConfig,
@@ -30,37 +72,37 @@ pub struct CloudWatchLogsConfig {
     /// Default false.
     pub use_first_optimized_retrieval: bool,
     /// `requests_per_second` (input key, mandatory, as seed 002 says): CloudWatch Logs calls per second of this
-    /// input's services (FilterLogEvents allows 5 per account and region by default). 0.1..=25.
+    /// input's services (FilterLogEvents allows 5 per account and region by default).
     pub requests_per_second: f64,
     /// `tag`: default `cloud.aws.cloudwatch.logs`.
     pub tag: String,
-    /// `request_period_in_seconds`: default 60; 0..=3600.
+    /// `request_period_in_seconds` ([`CLOUDWATCH_LOGS_KEYS`], as every key here).
     pub request_period: Duration,
-    /// `max_cycle_seconds`: default 60; 1..=3600.
+    /// `max_cycle_seconds`.
     pub max_cycle: Duration,
 }
 
 /// True when a service section asks for CloudWatch Logs (`types: [logs]`).
 pub fn wanted(s: &Section<'_>) -> bool {
-    matches!(s.raw("types"), Some(Value::Array(t)) if t.iter().any(|x| x == "logs"))
+    matches!(s.raw(TYPES.name), Some(Value::Array(t)) if t.iter().any(|x| x == "logs"))
 }
 
 /// Reads `requests_per_second` of the input: mandatory when a CloudWatch Logs service is configured
 /// (AwsInputConfigurationError 0 of the seed).
 pub fn read_requests_per_second(input: &Section<'_>) -> Option<f64> {
-    if !input.contains("requests_per_second") {
+    let key = REQUESTS_PER_SECOND.name;
+    if !input.contains(key) {
         input.error(
-            "requests_per_second",
+            key,
             ConfigErrorKind::Missing,
             format!(
                 "AwsInputConfigurationError(0): Mandatory property \"requests_per_second\" is missing (located at: {})",
-                input.key_path("requests_per_second")
+                input.key_path(key)
             ),
         );
         return None;
     }
-    let v = input.in_range("requests_per_second", f64::NAN, 0.1..=25.0);
-    (!v.is_nan()).then_some(v)
+    input.get_float_opt(&REQUESTS_PER_SECOND)
 }
 
 /// Reads the service's keys and returns its puller, or None when a problem was recorded.
@@ -69,40 +111,42 @@ pub fn configure(
     s: &Section<'_>,
     requests_per_second: Option<f64>,
 ) -> Option<PullerSpec> {
-    s.accept(&["types"]);
-    let log_group = match s.raw("log_group") {
+    s.accept(&[TYPES.name]);
+    let key = LOG_GROUP.name;
+    let log_group = match s.raw(key) {
         Some(Value::String(g)) if !g.is_empty() => Some(g.clone()),
         Some(Value::String(_)) | None | Some(Value::Null) => {
-            let path = s.key_path("log_group");
-            s.error("log_group", ConfigErrorKind::Missing, format!("AwsServiceConfigurationError(1): \"{path}\" mandatory property is missing or empty"));
+            let path = s.key_path(key);
+            s.error(key, ConfigErrorKind::Missing, format!("AwsServiceConfigurationError(1): \"{path}\" mandatory property is missing or empty"));
             None
         }
         Some(_) => {
-            let path = s.key_path("log_group");
+            let path = s.key_path(key);
             s.error(
-                "log_group",
+                key,
                 ConfigErrorKind::WrongType,
                 format!("AwsServiceConfigurationError(1): \"{path}\" property must be a string"),
             );
             None
         }
     };
-    let start_time = crate::api::read_start_time(s, 2, 1);
-    let optimized = match s.raw("use_first_optimized_retrieval") {
+    let start_time = crate::api::read_start_time(s, &START_TIME, 2, 1);
+    let key = USE_FIRST_OPTIMIZED_RETRIEVAL.name;
+    let optimized = match s.raw(key) {
         None | Some(Value::Null) => Some(false),
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
-            let path = s.key_path("use_first_optimized_retrieval");
+            let path = s.key_path(key);
             s.error(
-                "use_first_optimized_retrieval",
+                key,
                 ConfigErrorKind::WrongType,
                 format!("AwsServiceConfigurationError(43): \"{path}\" property must be a boolean"),
             );
             None
         }
     };
-    let tag = s.or("tag", DEFAULT_TAG.to_owned());
-    let request_period = logferry_input::config::request_period(s, 60, 3600);
+    let tag = s.get_text(&TAG).unwrap_or_default();
+    let request_period = logferry_input::config::request_period(s, &API_REQUEST_PERIOD_IN_SECONDS);
     let max_cycle = logferry_input::runtime::read_max_cycle(s);
     let cfg = Arc::new(CloudWatchLogsConfig {
         client: cx.client()?,

@@ -7,10 +7,12 @@ pub mod puller;
 pub mod window;
 
 use crate::config::ClientConfig;
+use crate::keys::{api_service_tag, ENABLED, REGIONS, TYPES};
 use crate::tag::TagTemplate;
 use crate::ServiceContext;
-use logferry::config::{ConfigErrorKind, Section};
+use logferry::config::{ConfigErrorKind, Key, KeySet, Section};
 use logferry_input::config::PullerSpec;
+use logferry_input::runtime::MAX_CYCLE_SECONDS;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,63 @@ pub const NAMESPACE_SERVICES: &[(&str, &[&str])] = &[
 
 /// The service that reads every namespace.
 pub const ALL_SERVICE: &str = "metrics-all";
+
+const METRIC_NAMESPACES: Key = Key::list(
+    "metric_namespaces",
+    "the namespaces read (AwsServiceConfigurationError(0) when missing for a custom service or not a list)",
+)
+.computed_default("`metrics-all`: every namespace; per-namespace services: their list; custom: mandatory");
+const STATISTICS: Key = Key::list(
+    "statistics",
+    "1..=10 of `Average`, `Sum`, `Minimum`, `Maximum`, `SampleCount` or percentiles (`p99`, `p99.9`), each once; one \
+     query per statistic",
+)
+.computed_default("[Average, Sum, Minimum, Maximum, SampleCount]");
+/// The metric period (and cycle period) without `request_period_in_seconds`.
+const DEFAULT_PERIOD_SECONDS: u64 = 60;
+const PERIOD_IN_SECONDS: Key = Key::int(
+    "request_period_in_seconds",
+    DEFAULT_PERIOD_SECONDS as i64,
+    1,
+    window::MAX_PERIOD as i64,
+    "cycle and metric period: 1, 5, 10, 30, 60 or a multiple of 60 (AwsServiceConfigurationError(1) otherwise; below \
+     60 only high-resolution metrics have data)",
+);
+const TAG: Key = api_service_tag(DEFAULT_TAG);
+const RETRIEVAL_DELAY_IN_SECONDS: Key = Key::int(
+    "retrieval_delay_in_seconds",
+    0,
+    0,
+    3600,
+    "how long after its end a period is read (late data points: e.g. 180)",
+);
+const REQUESTS_PER_SECOND: Key = Key::float_in(
+    "requests_per_second",
+    5.0,
+    0.1,
+    25.0,
+    "ListMetrics + GetMetricData calls per second (AWS: 25 and 50 per account and region)",
+);
+
+/// The keys of a CloudWatch Metrics service (in `tag`, `{event_type}` is `metrics`; `max_cycle_seconds`: no new
+/// catch-up window after this in one cycle).
+pub static METRICS_KEYS: KeySet = KeySet {
+    id: "inputs.aws.metrics",
+    place: "`inputs.<name>.services.<service>` of type `aws`: `metrics-all`, a per-namespace service or `types: \
+            [metrics]`",
+    groups: &[&[
+        TYPES,
+        ENABLED,
+        METRIC_NAMESPACES,
+        PERIOD_IN_SECONDS,
+        STATISTICS,
+        RETRIEVAL_DELAY_IN_SECONDS,
+        REQUESTS_PER_SECOND,
+        TAG,
+        MAX_CYCLE_SECONDS,
+        REGIONS,
+    ]],
+};
 
 /// One CloudWatch Metrics service in one region.
 #[derive(Debug, Clone)]
@@ -82,7 +141,7 @@ impl MetricsConfig {
 pub fn wanted(service: &str, s: &Section<'_>) -> bool {
     service == ALL_SERVICE
         || NAMESPACE_SERVICES.iter().any(|(name, _)| *name == service)
-        || matches!(s.raw("types"), Some(Value::Array(t)) if t.iter().any(|x| x == "metrics"))
+        || matches!(s.raw(TYPES.name), Some(Value::Array(t)) if t.iter().any(|x| x == "metrics"))
 }
 
 /// Reads the service's keys and returns its puller, or None when a problem was recorded.
@@ -90,14 +149,14 @@ pub fn configure(cx: &ServiceContext<'_>, s: &Section<'_>) -> Option<PullerSpec>
     let custom =
         !(cx.service == ALL_SERVICE || NAMESPACE_SERVICES.iter().any(|(n, _)| *n == cx.service));
     if custom {
-        s.accept(&["types"]);
+        s.accept(&[TYPES.name]);
     }
     let namespaces = read_namespaces(cx.service, s, custom);
     let statistics = read_statistics(s);
     let period = read_period(s);
-    let retrieval_delay = s.in_range("retrieval_delay_in_seconds", 0, 0..=3600);
-    let requests_per_second = s.in_range("requests_per_second", 5.0, 0.1..=25.0);
-    let tag = cx.tag(s, DEFAULT_TAG);
+    let retrieval_delay: u64 = s.get_int(&RETRIEVAL_DELAY_IN_SECONDS);
+    let requests_per_second = s.get_float(&REQUESTS_PER_SECOND);
+    let tag = cx.tag(s, &TAG);
     let max_cycle = logferry_input::runtime::read_max_cycle(s);
     let cfg = Arc::new(MetricsConfig {
         client: cx.client()?,
@@ -126,12 +185,12 @@ fn read_namespaces(service: &str, s: &Section<'_>, custom: bool) -> Option<Vec<S
         .find(|(n, _)| *n == service)
         .map(|(_, ns)| ns.iter().map(|x| (*x).to_owned()).collect())
         .unwrap_or_default();
-    let list = match s.raw("metric_namespaces") {
+    let list = match s.raw(METRIC_NAMESPACES.name) {
         None | Some(Value::Null) if custom => {
             s.error(
-                "metric_namespaces",
+                METRIC_NAMESPACES.name,
                 ConfigErrorKind::Missing,
-                format!("AwsServiceConfigurationError(0): Mandatory property \"metric_namespaces\" is missing (located at: {})", s.key_path("metric_namespaces")),
+                format!("AwsServiceConfigurationError(0): Mandatory property \"metric_namespaces\" is missing (located at: {})", s.key_path(METRIC_NAMESPACES.name)),
             );
             return None;
         }
@@ -142,16 +201,16 @@ fn read_namespaces(service: &str, s: &Section<'_>, custom: bool) -> Option<Vec<S
             .collect::<Vec<_>>(),
         Some(_) => {
             s.error(
-                "metric_namespaces",
+                METRIC_NAMESPACES.name,
                 ConfigErrorKind::WrongType,
-                format!("AwsServiceConfigurationError(0): Mandatory property \"metric_namespaces\" property must be a list (located at: {})", s.key_path("metric_namespaces")),
+                format!("AwsServiceConfigurationError(0): Mandatory property \"metric_namespaces\" property must be a list (located at: {})", s.key_path(METRIC_NAMESPACES.name)),
             );
             return None;
         }
     };
     if list.is_empty() && custom {
         s.error(
-            "metric_namespaces",
+            METRIC_NAMESPACES.name,
             ConfigErrorKind::Missing,
             "AwsServiceConfigurationError(0): Mandatory property \"metric_namespaces\" is missing (the list is empty)",
         );
@@ -159,7 +218,7 @@ fn read_namespaces(service: &str, s: &Section<'_>, custom: bool) -> Option<Vec<S
     }
     if let Some(bad) = list.iter().find(|n| !valid_namespace(n)) {
         s.error(
-            "metric_namespaces",
+            METRIC_NAMESPACES.name,
             ConfigErrorKind::InvalidValue,
             format!("\"{bad}\" is not a CloudWatch namespace (1..=255 characters, not starting with \"AWS/\" alone, no spaces at the ends)"),
         );
@@ -174,13 +233,13 @@ fn valid_namespace(n: &str) -> bool {
 
 /// `statistics`: a non-empty list of at most 10 statistics.
 fn read_statistics(s: &Section<'_>) -> Option<Vec<String>> {
-    let Some(list) = s.optional::<Vec<String>>("statistics") else {
-        return (!s.contains("statistics") || s.raw("statistics") == Some(&Value::Null))
+    let Some(list) = s.get_list(&STATISTICS) else {
+        return (!s.contains(STATISTICS.name) || s.raw(STATISTICS.name) == Some(&Value::Null))
             .then(|| DEFAULT_STATISTICS.iter().map(|x| (*x).to_owned()).collect());
     };
     if list.is_empty() || list.len() > 10 {
         s.error(
-            "statistics",
+            STATISTICS.name,
             ConfigErrorKind::OutOfRange,
             format!("{} statistics given: 1..=10 are allowed", list.len()),
         );
@@ -188,7 +247,7 @@ fn read_statistics(s: &Section<'_>) -> Option<Vec<String>> {
     }
     if let Some(bad) = list.iter().find(|x| !valid_statistic(x)) {
         s.error(
-            "statistics",
+            STATISTICS.name,
             ConfigErrorKind::InvalidValue,
             format!("\"{bad}\" is not a statistic (Average, Sum, Minimum, Maximum, SampleCount, or a percentile such as p99 or p99.9)"),
         );
@@ -197,7 +256,7 @@ fn read_statistics(s: &Section<'_>) -> Option<Vec<String>> {
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = list.iter().find(|x| !seen.insert(x.as_str())) {
         s.error(
-            "statistics",
+            STATISTICS.name,
             ConfigErrorKind::InvalidValue,
             format!("\"{dup}\" is given twice"),
         );
@@ -217,16 +276,16 @@ fn valid_statistic(x: &str) -> bool {
 /// `request_period_in_seconds`: 1, 5, 10, 30, 60 or a multiple of 60 (at most a day); the seed's
 /// AwsServiceConfigurationError 1 otherwise.
 fn read_period(s: &Section<'_>) -> Option<Duration> {
-    let raw = s.raw("request_period_in_seconds");
+    let raw = s.raw(PERIOD_IN_SECONDS.name);
     let secs = match raw {
-        None | Some(Value::Null) => return Some(Duration::from_secs(60)),
+        None | Some(Value::Null) => return Some(Duration::from_secs(DEFAULT_PERIOD_SECONDS)),
         Some(v) => v.as_u64(),
     };
     match secs {
         Some(p) if window::valid_period(p) => Some(Duration::from_secs(p)),
         Some(p) if p.is_multiple_of(60) && p > 0 => {
             s.error(
-                "request_period_in_seconds",
+                PERIOD_IN_SECONDS.name,
                 ConfigErrorKind::OutOfRange,
                 format!(
                     "value {p} is out of range: at most {} seconds (a day)",
@@ -237,7 +296,7 @@ fn read_period(s: &Section<'_>) -> Option<Duration> {
         }
         _ => {
             s.error(
-                "request_period_in_seconds",
+                PERIOD_IN_SECONDS.name,
                 ConfigErrorKind::InvalidValue,
                 format!(
                     "AwsServiceConfigurationError(1): When a service uses \"metrics\" type, the property \"request_period_in_seconds\" must have one of the following values: 1, 5, 10, 30, 60, or any multiple of 60 (found {})",
