@@ -329,3 +329,16 @@ pub fn read_start_time(
     }
     Some(Some(t))
 }
+
+/// The SDK client of an API puller (`$sdk`: the SDK crate) on the session's configuration, with the SDK's own
+/// retries off: throttling and passing failures are retried by [`Caller`], on the same request, within the budget.
+macro_rules! sdk_client {
+    ($sdk:ident, $api:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from(&$api.session.sdk)
+                .retry_config($sdk::config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    };
+}
+pub(crate) use sdk_client;

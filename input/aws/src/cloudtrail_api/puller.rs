@@ -282,11 +282,7 @@ impl CloudTrailApiPuller {
 impl Puller for CloudTrailApiPuller {
     fn setup(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
         let api = ApiSession::open(self.rt.clone(), &self.cfg.client, ctx)?;
-        let conf = aws_sdk_cloudtrail::config::Builder::from(&api.session.sdk)
-            // Throttling and passing failures are retried by `Caller`, on the same page, within the budget.
-            .retry_config(aws_sdk_cloudtrail::config::retry::RetryConfig::disabled())
-            .build();
-        self.client = Some(aws_sdk_cloudtrail::Client::from_conf(conf));
+        self.client = Some(crate::api::sdk_client!(aws_sdk_cloudtrail, api));
         self.account_id = api.session.account_id.clone();
         self.rt = Some(api.rt);
         Ok(())

@@ -350,11 +350,7 @@ impl CloudWatchLogsPuller {
 impl Puller for CloudWatchLogsPuller {
     fn setup(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
         let api = ApiSession::open(self.rt.clone(), &self.cfg.client, ctx)?;
-        let conf = aws_sdk_cloudwatchlogs::config::Builder::from(&api.session.sdk)
-            // Throttling and passing failures are retried by `Caller`, on the same page, within the budget.
-            .retry_config(aws_sdk_cloudwatchlogs::config::retry::RetryConfig::disabled())
-            .build();
-        self.client = Some(aws_sdk_cloudwatchlogs::Client::from_conf(conf));
+        self.client = Some(crate::api::sdk_client!(aws_sdk_cloudwatchlogs, api));
         self.rt = Some(api.rt);
         Ok(())
     }

@@ -275,11 +275,7 @@ fn head_of(raw: &RawValue) -> Option<(String, i64)> {
 impl Puller for GuardDutyPuller {
     fn setup(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
         let api = ApiSession::open(self.rt.clone(), &self.cfg.client, ctx)?;
-        let conf = aws_sdk_guardduty::config::Builder::from(&api.session.sdk)
-            // Throttling and passing failures are retried by `Caller`, on the same request, within the budget.
-            .retry_config(aws_sdk_guardduty::config::retry::RetryConfig::disabled())
-            .build();
-        self.client = Some(aws_sdk_guardduty::Client::from_conf(conf));
+        self.client = Some(crate::api::sdk_client!(aws_sdk_guardduty, api));
         self.tag = self.cfg.tag.render(TagVars {
             event_type: EVENT_TYPE,
             account_id: &api.session.account_id,

@@ -335,11 +335,7 @@ fn collect_result(
 impl Puller for MetricsPuller {
     fn setup(&mut self, ctx: &mut PullContext) -> Result<(), PullerError> {
         let api = ApiSession::open(self.rt.clone(), &self.cfg.client, ctx)?;
-        let conf = aws_sdk_cloudwatch::config::Builder::from(&api.session.sdk)
-            // Throttling and passing failures are retried by `Caller`, on the same request, within the budget.
-            .retry_config(aws_sdk_cloudwatch::config::retry::RetryConfig::disabled())
-            .build();
-        self.client = Some(aws_sdk_cloudwatch::Client::from_conf(conf));
+        self.client = Some(crate::api::sdk_client!(aws_sdk_cloudwatch, api));
         self.account_id = api.session.account_id.clone();
         self.rt = Some(api.rt);
         Ok(())
