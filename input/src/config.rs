@@ -162,7 +162,8 @@ pub fn configure_inputs(inputs: &Section<'_>, kinds: &[&dyn InputKind]) -> Vec<P
     for (name, section) in inputs.entries() {
         let kind_name = section.get_text(&TYPE).unwrap_or_else(|| name.to_owned());
         let enabled = section.get_bool(&ENABLED);
-        let id = match section.raw(ID.name) {
+        // Missing (or null) is recorded by the read, as for every mandatory key.
+        let id = match section.get_raw(&ID) {
             Some(Value::Number(n)) => Some(n.to_string()),
             Some(Value::String(s)) if !s.is_empty() && s.len() <= 32 && !s.contains(':') => {
                 Some(s.clone())
@@ -175,7 +176,7 @@ pub fn configure_inputs(inputs: &Section<'_>, kinds: &[&dyn InputKind]) -> Vec<P
                 );
                 None
             }
-            Some(v) if !v.is_null() => {
+            Some(_) => {
                 section.error(
                     ID.name,
                     ConfigErrorKind::WrongType,
@@ -183,14 +184,7 @@ pub fn configure_inputs(inputs: &Section<'_>, kinds: &[&dyn InputKind]) -> Vec<P
                 );
                 None
             }
-            _ => {
-                section.error(
-                    ID.name,
-                    ConfigErrorKind::Missing,
-                    "mandatory property is missing or empty",
-                );
-                None
-            }
+            None => None,
         };
         let Some(kind) = kinds.iter().find(|k| k.name() == kind_name) else {
             let known: Vec<_> = kinds.iter().map(|k| k.name()).collect();

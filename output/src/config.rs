@@ -67,9 +67,6 @@ pub fn configure_outputs(
     kinds: &[&dyn OutputKind],
     globals: &Globals,
 ) -> Vec<OutputSpec> {
-    static EMPTY: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
-        std::sync::OnceLock::new();
-    let empty = EMPTY.get_or_init(serde_json::Map::new);
     let mut specs = Vec::new();
     for (name, section) in outputs.entries() {
         let Some(kind) = section.get_text(&TYPE) else {
@@ -86,14 +83,12 @@ pub fn configure_outputs(
                 ConfigErrorKind::UnknownType,
                 format!("unknown output type \"{kind}\"; known: {known:?}"),
             );
-            section.accept(&[CONFIG.name, ENABLED.name]);
+            section.accept_declared(&[&CONFIG, &ENABLED]);
             section.finish();
             continue;
         };
         let enabled = section.get_bool(&ENABLED);
-        let config = section
-            .get_section(&CONFIG)
-            .unwrap_or_else(|| section.child(CONFIG.name, empty));
+        let config = section.get_section_or_empty(&CONFIG);
         let connections = config.get_int(&RUNTIME_KEYS[0]);
         let spec = k.configure(name, &kind, &config, globals);
         config.finish();

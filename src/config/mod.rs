@@ -24,6 +24,13 @@
 //! let format = s.get_choice(&FORMAT);
 //! s.refuse_rejected(&MY_SERVICE_KEYS);                 // every rejected key present is an error with its reason
 //! ```
+//! Only declared keys can be read: every public read of [`Section`] takes a `&Key` (`get_*`; `get_value` for a
+//! value whose format the component checks itself, `has` for presence, `accept_declared` for keys another reader
+//! handles), and the string-keyed reads are private to the reader. So the converse of the unit test
+//! `every_declared_key_is_read` (supervisor/src/reference.rs) holds by construction: every key read is declared;
+//! a key read without a declaration does not compile. The names of a dictionary of dictionaries (`inputs`,
+//! `outputs`, `services`) are the user's, read with [`Section::entries`]; the file's top level is [`root_keys`].
+//!
 //! Register the set where the kind is registered (`OutputKind::keys`, `InputKind::keys`), add a
 //! `<!-- generated: <id> -->` / `<!-- end generated -->` region to the docs page and run
 //! `cargo run -p logferry-supervisor -- config-reference --write-docs docs`; `tests/config_reference.rs` fails while a
@@ -324,6 +331,20 @@ pub mod globals_keys {
     };
 }
 
+/// The file's top-level keys (as in the seeds).
+pub mod root_keys {
+    use super::globals_keys::GLOBALS_KEYS;
+    use super::Key;
+
+    pub const GLOBALS: Key = Key::dict(
+        "globals",
+        Some(&GLOBALS_KEYS),
+        "the collector's own settings",
+    );
+    pub const INPUTS: Key = Key::dict("inputs", None, "the inputs, by name").required();
+    pub const OUTPUTS: Key = Key::dict("outputs", None, "the outputs, by name").required();
+}
+
 /// The `globals` section; each field reads the key of the same name declared in [`globals_keys`].
 #[derive(Debug, Clone)]
 pub struct Globals {
@@ -455,7 +476,7 @@ impl Globals {
         };
         let kind = p.get_choice(&k::PERSISTENCE_TYPE);
         let result = if kind == "redis" {
-            let url: Option<String> = p.required(k::PERSISTENCE_URL.name);
+            let url: Option<String> = p.get_required(&k::PERSISTENCE_URL);
             if let Some(u) = &url {
                 if u.starts_with("rediss://") {
                     p.error(
@@ -480,7 +501,7 @@ impl Globals {
                 .get_text(&k::PERSISTENCE_DIRECTORY)
                 .map(|d| s.base_dir().join(d))
                 .unwrap_or(default_dir);
-            if p.contains(k::PERSISTENCE_URL.name) {
+            if p.has(&k::PERSISTENCE_URL) {
                 p.error(
                     k::PERSISTENCE_URL.name,
                     ConfigErrorKind::Conflict,
@@ -507,7 +528,7 @@ mod tests {
         };
         let d = Diagnostics::default();
         let r = file.root_section(&d);
-        let g = Globals::read(&r.section("globals", true).unwrap());
+        let g = Globals::read(&r.get_section(&root_keys::GLOBALS).unwrap());
         (g, d.take())
     }
 

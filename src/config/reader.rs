@@ -152,22 +152,11 @@ impl<'a> Section<'a> {
             .push(ConfigError::new(kind, self.key_path(key), message));
     }
 
-    pub fn contains(&self, key: &str) -> bool {
-        self.map.contains_key(key)
-    }
-
     /// The raw value of `key`, marked as used.
-    pub fn raw(&self, key: &str) -> Option<&'a Value> {
+    fn raw(&self, key: &str) -> Option<&'a Value> {
         let (k, v) = self.map.get_key_value(key)?;
         self.used.borrow_mut().insert(k.as_str());
         Some(v)
-    }
-
-    /// Marks keys as known without reading them (e.g. documentation-only keys).
-    pub fn accept(&self, keys: &[&str]) {
-        for key in keys {
-            self.raw(key);
-        }
     }
 
     fn convert<T: FromValue>(&self, key: &str, v: &Value) -> Option<T> {
@@ -189,7 +178,7 @@ impl<'a> Section<'a> {
     }
 
     /// An optional setting: `None` when absent or null (a wrong type is recorded and also gives `None`).
-    pub fn optional<T: FromValue>(&self, key: &str) -> Option<T> {
+    fn optional<T: FromValue>(&self, key: &str) -> Option<T> {
         match self.raw(key) {
             None | Some(Value::Null) => None,
             Some(v) => self.convert(key, v),
@@ -197,7 +186,7 @@ impl<'a> Section<'a> {
     }
 
     /// A mandatory setting: missing, null or empty strings are recorded as `Missing`.
-    pub fn required<T: FromValue>(&self, key: &str) -> Option<T> {
+    fn required<T: FromValue>(&self, key: &str) -> Option<T> {
         match self.raw(key) {
             None | Some(Value::Null) => {
                 self.error(
@@ -220,7 +209,7 @@ impl<'a> Section<'a> {
     }
 
     /// A setting with a default.
-    pub fn or<T: FromValue>(&self, key: &str, default: T) -> T {
+    fn or<T: FromValue>(&self, key: &str, default: T) -> T {
         self.optional(key).unwrap_or(default)
     }
 
@@ -243,7 +232,7 @@ impl<'a> Section<'a> {
     }
 
     /// A number with a default and an inclusive range; out-of-range values are recorded and the default is used.
-    pub fn in_range<T: FromValue + PartialOrd + Display + Copy>(
+    fn in_range<T: FromValue + PartialOrd + Display + Copy>(
         &self,
         key: &str,
         default: T,
@@ -268,7 +257,7 @@ impl<'a> Section<'a> {
     }
 
     /// A string that must be one of `allowed`.
-    pub fn one_of(&self, key: &str, default: &str, allowed: &[&str]) -> String {
+    fn one_of(&self, key: &str, default: &str, allowed: &[&str]) -> String {
         match self.optional::<String>(key) {
             Some(v) if allowed.contains(&v.as_str()) => v,
             Some(v) => {
@@ -284,7 +273,7 @@ impl<'a> Section<'a> {
     }
 
     /// A readable file path (resolved against the config file's directory); problems are recorded.
-    pub fn file(&self, key: &str, required: bool) -> Option<PathBuf> {
+    fn file(&self, key: &str, required: bool) -> Option<PathBuf> {
         let name: String = if required {
             self.required(key)?
         } else {
@@ -313,7 +302,7 @@ impl<'a> Section<'a> {
     }
 
     /// A nested dictionary; `None` (and recorded) when missing and `required`, or not a dictionary.
-    pub fn section(&self, key: &str, required: bool) -> Option<Section<'a>> {
+    fn section(&self, key: &str, required: bool) -> Option<Section<'a>> {
         match self.raw(key) {
             None | Some(Value::Null) => {
                 if required {
@@ -355,7 +344,7 @@ impl<'a> Section<'a> {
     }
 
     /// A child section for an already-fetched map.
-    pub fn child(&self, key: &str, map: &'a Map<String, Value>) -> Section<'a> {
+    fn child(&self, key: &str, map: &'a Map<String, Value>) -> Section<'a> {
         Section {
             path: self.key_path(key),
             map,
@@ -397,8 +386,9 @@ impl<'a> Section<'a> {
 
     // Reading declared keys: the default, range and allowed values come from the key's declaration.
 
-    /// The name under which `key` is present (its name or the first alias present), else its name.
-    fn present_name(&self, key: &Key) -> &'static str {
+    /// The name under which `key` is present (its name or the first alias present), else its name: the name a
+    /// problem of the key is recorded under.
+    pub fn present_name(&self, key: &Key) -> &'static str {
         std::iter::once(key.name)
             .chain(key.aliases.iter().copied())
             .find(|n| self.map.contains_key(*n))
@@ -519,6 +509,12 @@ impl<'a> Section<'a> {
         self.file(self.present_name(key), key.required)
     }
 
+    /// A declared file that this configuration needs when `needed` although its declaration does not always
+    /// (a client key with its certificate).
+    pub fn get_file_needed(&self, key: &Key, needed: bool) -> Option<PathBuf> {
+        self.file(self.present_name(key), needed)
+    }
+
     /// A declared nested dictionary.
     pub fn get_section(&self, key: &Key) -> Option<Section<'a>> {
         self.section(self.present_name(key), key.required)
@@ -539,6 +535,39 @@ impl<'a> Section<'a> {
             }
             None | Some(Value::Null) => None,
             v => v,
+        }
+    }
+
+    /// The value of a declared key as written (null included), marked as used: for a component that checks the
+    /// value's format itself, with its own error messages.
+    pub fn get_value(&self, key: &Key) -> Option<&'a Value> {
+        self.raw(self.present_name(key))
+    }
+
+    /// Whether a declared key is present (under its name or an alias), without reading it.
+    pub fn has(&self, key: &Key) -> bool {
+        self.map.contains_key(self.present_name(key))
+    }
+
+    /// A declared key that this configuration needs although its declaration does not always (mandatory with
+    /// another key's value, e.g. `url` with `type: redis`): recorded as `Missing` when absent, null or empty.
+    pub fn get_required<T: FromValue>(&self, key: &Key) -> Option<T> {
+        self.required(self.present_name(key))
+    }
+
+    /// A declared nested dictionary, or an empty one when absent (recorded when not a dictionary): a component
+    /// whose defaults all apply without the section.
+    pub fn get_section_or_empty(&self, key: &Key) -> Section<'a> {
+        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        self.get_section(key)
+            .unwrap_or_else(|| self.child(self.present_name(key), &EMPTY))
+    }
+
+    /// Marks declared keys as known without reading them (documentation-only keys, or keys another reader of
+    /// the same dictionary reads).
+    pub fn accept_declared(&self, keys: &[&Key]) {
+        for key in keys {
+            self.raw(self.present_name(key));
         }
     }
 

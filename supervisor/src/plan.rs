@@ -1,6 +1,6 @@
 //! Loading and validating the whole configuration: globals, inputs and outputs, every problem in one pass.
 
-use logferry::config::{ConfigError, ConfigFile, Diagnostics, Globals};
+use logferry::config::{root_keys, ConfigError, ConfigFile, Diagnostics, Globals};
 use logferry_input::{InputKind, PullerSpec};
 use logferry_output::{OutputKind, OutputSpec};
 use std::path::Path;
@@ -53,21 +53,15 @@ pub fn validate(path: &Path) -> Validation {
         }
     };
     let diagnostics = Diagnostics::default();
-    let empty = serde_json::Map::new();
     let root = file.root_section(&diagnostics);
-    let globals = match root.section("globals", false) {
-        Some(g) => {
-            let globals = Globals::read(&g);
-            g.finish();
-            globals
-        }
-        None => Globals::read(&root.child("globals", &empty)),
-    };
-    let pullers = match root.section("inputs", true) {
+    let globals_section = root.get_section_or_empty(&root_keys::GLOBALS);
+    let globals = Globals::read(&globals_section);
+    globals_section.finish();
+    let pullers = match root.get_section(&root_keys::INPUTS) {
         Some(inputs) => logferry_input::configure_inputs(&inputs, &input_kinds()),
         None => Vec::new(),
     };
-    let outputs = match root.section("outputs", true) {
+    let outputs = match root.get_section(&root_keys::OUTPUTS) {
         Some(outputs) => logferry_output::configure_outputs(&outputs, &output_kinds(), &globals),
         None => Vec::new(),
     };

@@ -2,7 +2,7 @@
 //! the queue itself), so that it works from another shell or container and says clearly when the collector is
 //! not running.
 
-use logferry::config::{ConfigFile, Diagnostics, Globals, Persistence};
+use logferry::config::{root_keys, ConfigFile, Diagnostics, Globals, Persistence};
 use logferry::figures::health::{self, Verdict};
 use logferry::figures::snapshot::{Reader, Snapshot};
 use logferry::figures::{PullerState, RECORD_TTL};
@@ -81,11 +81,7 @@ fn target(config: &Path) -> Result<(Globals, Option<String>), StatusError> {
     let file = ConfigFile::load(config).map_err(|e| StatusError::Config(e.to_string()))?;
     let diagnostics = Diagnostics::default();
     let root = file.root_section(&diagnostics);
-    let empty = serde_json::Map::new();
-    let globals = match root.section("globals", false) {
-        Some(g) => Globals::read(&g),
-        None => Globals::read(&root.child("globals", &empty)),
-    };
+    let globals = Globals::read(&root.get_section_or_empty(&root_keys::GLOBALS));
     let problems: Vec<String> = diagnostics
         .take()
         .into_iter()

@@ -338,7 +338,7 @@ pub(crate) fn region_unless_endpoint(s: &Section<'_>, endpoint: &Option<String>)
     if endpoint.is_some() {
         s.get_text(&REGION)
     } else {
-        s.required(REGION.name)
+        s.get_required(&REGION)
     }
 }
 

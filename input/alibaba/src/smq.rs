@@ -55,7 +55,7 @@ pub(crate) fn read_smq(s: &Section<'_>) -> SmqConfig {
     let account_id = if endpoint.is_some() {
         s.get_text(&ACCOUNT_ID)
     } else {
-        s.required(ACCOUNT_ID.name)
+        s.get_required(&ACCOUNT_ID)
     };
     let region = crate::config::region_unless_endpoint(s, &endpoint);
     let (account_id, region) = (account_id.unwrap_or_default(), region.unwrap_or_default());

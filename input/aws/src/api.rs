@@ -291,7 +291,7 @@ pub fn read_start_time(
 ) -> Option<Option<DateTime<Utc>>> {
     let key = declared.name;
     let path = s.key_path(key);
-    let text = match s.raw(key) {
+    let text = match s.get_value(declared) {
         None | Some(Value::Null) => return Some(None),
         Some(Value::String(t)) => t.clone(),
         Some(_) => {

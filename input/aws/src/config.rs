@@ -131,9 +131,10 @@ pub fn read_credentials(s: &Section<'_>, keys: &CredentialKeys) -> CredentialsCo
             "cross-account access uses the machine's own identity (default chain): remove the access key and secret",
         );
     }
-    for key in [k.base_role, k.target_role] {
+    for declared in [&keys.base_role, &keys.target_role] {
+        let key = declared.name;
         if let Some(arn) = s
-            .raw(key)
+            .get_value(declared)
             .and_then(|v| v.as_str())
             .filter(|v| !v.is_empty())
         {
@@ -398,13 +399,8 @@ pub fn regex_opt(s: &Section<'_>, key: &Key) -> Option<Regex> {
     match Regex::new(&v) {
         Ok(r) => Some(r),
         Err(e) => {
-            let name = [key.name]
-                .into_iter()
-                .chain(key.aliases.iter().copied())
-                .find(|n| s.contains(n))
-                .unwrap_or(key.name);
             s.error(
-                name,
+                s.present_name(key),
                 ConfigErrorKind::InvalidValue,
                 format!("property is not a valid regular expression: {e}"),
             );
@@ -431,7 +427,7 @@ pub fn read_endpoint(s: &Section<'_>) -> Option<String> {
 /// and checks its shape.
 pub fn read_region(s: &Section<'_>, region: &Key) -> Option<String> {
     let key = region.name;
-    let r: String = s.required(key)?;
+    let r: String = s.get_required(region)?;
     if !is_region(&r) {
         s.error(
             key,

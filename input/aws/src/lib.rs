@@ -122,8 +122,8 @@ impl InputKind for AwsInput {
         let entries = services.entries();
         // The input's `region` is the services' default: needed unless every service names its `regions`.
         let every_service_regional =
-            !entries.is_empty() && entries.iter().all(|(_, s)| s.contains(REGIONS.name));
-        let region = if section.contains(AWS_REGION.name) || !every_service_regional {
+            !entries.is_empty() && entries.iter().all(|(_, s)| s.has(&REGIONS));
+        let region = if section.has(&AWS_REGION) || !every_service_regional {
             read_region(section, &AWS_REGION)
         } else {
             None
@@ -510,7 +510,7 @@ fn parse_tag(
 /// `sqs_queue_url`, or `sqs_queue_name` (default `<service>-<input id>`; `{input_id}` is replaced).
 fn read_queue(s: &Section<'_>, input_id: &str, service: &str) -> Option<QueueRef> {
     if let Some(url) = s.get_text(&SQS_QUEUE_URL) {
-        if s.contains(SQS_QUEUE_NAME.name) {
+        if s.has(&SQS_QUEUE_NAME) {
             s.error(
                 SQS_QUEUE_NAME.name,
                 ConfigErrorKind::Conflict,

@@ -115,7 +115,7 @@ impl SyslogConfig {
         let multiline = s.get_choice(&MULTILINE_EVENTS);
         match (framing.as_str(), multiline.as_str()) {
             ("octet_counting", _) => {
-                if s.contains(MULTILINE_EVENTS.name) {
+                if s.has(&MULTILINE_EVENTS) {
                     s.error(
                         MULTILINE_EVENTS.name,
                         ConfigErrorKind::Conflict,

@@ -175,7 +175,7 @@ pub fn read(
     let use_tls = match tls_refused {
         None => s.get_bool(&keys.tls),
         Some(why) => {
-            if s.raw(keys.tls.name).is_some() {
+            if s.get_value(&keys.tls).is_some() {
                 s.error(keys.tls.name, ConfigErrorKind::InvalidValue, why);
             }
             true
@@ -186,7 +186,7 @@ pub fn read(
     }
     let mut usable = true;
     for k in [&keys.chain, &keys.cert, &keys.key] {
-        if s.raw(k.name).is_some() {
+        if s.get_value(k).is_some() {
             usable = false;
             s.error(
                 k.name,
@@ -203,8 +203,8 @@ pub fn from_section(s: &Section<'_>, keys: &TlsKeys) -> Option<Arc<ClientConfig>
     let mutual = keys.mutual();
     let chain = s.get_file(&keys.chain);
     let cert = s.get_file(&keys.cert);
-    let key = s.file(keys.key.name, keys.key.required || cert.is_some());
-    if !mutual && s.contains(keys.key.name) && !s.contains(keys.cert.name) {
+    let key = s.get_file_needed(&keys.key, keys.key.required || cert.is_some());
+    if !mutual && s.has(&keys.key) && !s.has(&keys.cert) {
         s.error(
             keys.cert.name,
             ConfigErrorKind::Missing,
@@ -212,7 +212,7 @@ pub fn from_section(s: &Section<'_>, keys: &TlsKeys) -> Option<Arc<ClientConfig>
         );
         return None;
     }
-    let roots = match (&chain, s.contains(keys.chain.name)) {
+    let roots = match (&chain, s.has(&keys.chain)) {
         (Some(c), _) => Roots::Chain(c),
         (None, false) if !mutual => Roots::System,
         (None, _) => return None,

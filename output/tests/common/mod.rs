@@ -44,7 +44,7 @@ pub fn read_config<T>(
     let d = Diagnostics::default();
     let s = Section::new("outputs.out.config", &map, d.clone(), base);
     let built = read(&s);
-    s.accept(&["concurrent_connections"]);
+    s.accept_declared(&[&logferry_output::config::RUNTIME_KEYS[0]]);
     s.finish();
     (built, d.take())
 }

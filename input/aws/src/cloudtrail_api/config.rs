@@ -166,7 +166,7 @@ fn read_whole(s: &Section<'_>, declared: &Key, seed_id: u32) -> Option<u64> {
     let (default, range) = (default as u64, min as u64..=max as u64);
     let key = declared.name;
     let path = s.key_path(key);
-    match s.raw(key) {
+    match s.get_value(declared) {
         None | Some(Value::Null) => Some(default),
         Some(v) => match v.as_u64() {
             Some(n) if range.contains(&n) => Some(n),
@@ -201,7 +201,7 @@ fn read_whole(s: &Section<'_>, declared: &Key, seed_id: u32) -> Option<u64> {
 fn read_sources(s: &Section<'_>) -> Option<Vec<String>> {
     let key = SOURCES.name;
     let path = s.key_path(key);
-    let list: Vec<String> = match s.raw(key) {
+    let list: Vec<String> = match s.get_value(&SOURCES) {
         None | Some(Value::Null) => return Some(Vec::new()),
         Some(Value::String(one)) => vec![one.clone()],
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
@@ -235,7 +235,7 @@ fn read_sources(s: &Section<'_>) -> Option<Vec<String>> {
 fn read_drop_event_names(s: &Section<'_>) -> Option<HashSet<String>> {
     let key = DROP_EVENT_NAMES.name;
     let path = s.key_path(key);
-    match s.raw(key) {
+    match s.get_value(&DROP_EVENT_NAMES) {
         None | Some(Value::Null) => Some(HashSet::new()),
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
             items

@@ -84,14 +84,14 @@ pub struct CloudWatchLogsConfig {
 
 /// True when a service section asks for CloudWatch Logs (`types: [logs]`).
 pub fn wanted(s: &Section<'_>) -> bool {
-    matches!(s.raw(TYPES.name), Some(Value::Array(t)) if t.iter().any(|x| x == "logs"))
+    matches!(s.get_value(&TYPES), Some(Value::Array(t)) if t.iter().any(|x| x == "logs"))
 }
 
 /// Reads `requests_per_second` of the input: mandatory when a CloudWatch Logs service is configured
 /// (AwsInputConfigurationError 0 of the seed).
 pub fn read_requests_per_second(input: &Section<'_>) -> Option<f64> {
     let key = REQUESTS_PER_SECOND.name;
-    if !input.contains(key) {
+    if !input.has(&REQUESTS_PER_SECOND) {
         input.error(
             key,
             ConfigErrorKind::Missing,
@@ -111,9 +111,9 @@ pub fn configure(
     s: &Section<'_>,
     requests_per_second: Option<f64>,
 ) -> Option<PullerSpec> {
-    s.accept(&[TYPES.name]);
+    s.accept_declared(&[&TYPES]);
     let key = LOG_GROUP.name;
-    let log_group = match s.raw(key) {
+    let log_group = match s.get_value(&LOG_GROUP) {
         Some(Value::String(g)) if !g.is_empty() => Some(g.clone()),
         Some(Value::String(_)) | None | Some(Value::Null) => {
             let path = s.key_path(key);
@@ -132,7 +132,7 @@ pub fn configure(
     };
     let start_time = crate::api::read_start_time(s, &START_TIME, 2, 1);
     let key = USE_FIRST_OPTIMIZED_RETRIEVAL.name;
-    let optimized = match s.raw(key) {
+    let optimized = match s.get_value(&USE_FIRST_OPTIMIZED_RETRIEVAL) {
         None | Some(Value::Null) => Some(false),
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
