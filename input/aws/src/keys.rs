@@ -301,7 +301,7 @@ pub const SQS_QUEUE_URL: Key = Key::format(
     "https://sqs.<region>.amazonaws.com/<account>/<queue>",
     "the queue's URL (instead of `sqs_queue_name`)",
 );
-const TAG_PLACEHOLDERS: &str =
+pub const TAG_PLACEHOLDERS: &str =
     "placeholders event_type account_id region_id format_version environment service_name";
 pub const TAG: Key = Key::format("tag", TAG_PLACEHOLDERS, "tag template")
     .computed_default("per service (see the table of services)");
@@ -314,9 +314,13 @@ pub const API_REQUEST_PERIOD_IN_SECONDS: Key = Key::int(
     3600,
     "time between cycle starts",
 );
-/// The `tag` of an API service whose tags default to `default`.
-pub const fn api_service_tag(default: &'static str) -> Key {
-    Key::format("tag", TAG_PLACEHOLDERS, "tag template").with_default(Default::Text(default))
+/// The `tag` of an API service whose tags default to `default`; `placeholders` as the tables show them.
+pub const fn api_service_tag(
+    default: &'static str,
+    placeholders: &'static str,
+    meaning: &'static str,
+) -> Key {
+    Key::format("tag", placeholders, meaning).with_default(Default::Text(default))
 }
 pub const ACK_MESSAGES: Key = Key::bool(
     "ack_messages",

@@ -2,7 +2,8 @@
 
 use crate::config::ClientConfig;
 use crate::keys::{
-    api_service_tag, API_REQUEST_PERIOD_IN_SECONDS, AUTO_EVENT_TYPE, ENABLED, REGIONS, TYPES,
+    api_service_tag, API_REQUEST_PERIOD_IN_SECONDS, AUTO_EVENT_TYPE, ENABLED, REGIONS,
+    TAG_PLACEHOLDERS, TYPES,
 };
 use crate::tag::TagTemplate;
 use chrono::{DateTime, Utc};
@@ -48,7 +49,7 @@ const DROP_EVENT_NAMES: Key = Key::list(
     "drop_event_names",
     "`eventName`s read, counted as dropped, not sent",
 );
-pub const TAG: Key = api_service_tag(super::DEFAULT_TAG);
+pub const TAG: Key = api_service_tag(super::DEFAULT_TAG, TAG_PLACEHOLDERS, "tag template");
 const REQUESTS_PER_SECOND: Key = Key::float_in(
     "requests_per_second",
     2.0,

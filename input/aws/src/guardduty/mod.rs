@@ -32,7 +32,11 @@ const REQUESTS_PER_SECOND: Key = Key::float_in(
     "GuardDuty calls per second of this service (ListDetectors, ListFindings, GetFindings); throttling answers are \
      waited out on the same request",
 );
-const TAG: Key = api_service_tag(DEFAULT_TAG);
+const TAG: Key = api_service_tag(
+    DEFAULT_TAG,
+    "placeholders account_id region_id format_version environment service_name; event_type is `findings`",
+    "the findings' tag (seed 002: `cloud.aws.guardduty.findings`, the same for every account and region)",
+);
 
 /// The keys of an `aws-guardduty` service (in `tag`, `{event_type}` is `findings`).
 pub static GUARDDUTY_KEYS: KeySet = KeySet {

@@ -60,7 +60,12 @@ const PERIOD_IN_SECONDS: Key = Key::int(
     "cycle and metric period: 1, 5, 10, 30, 60 or a multiple of 60 (AwsServiceConfigurationError(1) otherwise; below \
      60 only high-resolution metrics have data)",
 );
-const TAG: Key = api_service_tag(DEFAULT_TAG);
+const TAG: Key = api_service_tag(
+    DEFAULT_TAG,
+    "placeholders account_id region_id format_version environment service_name; event_type is `metrics`",
+    "the metrics' tag: `cloud.aws.cloudwatch.metrics.<account>.<region>.<version>` (seed 002: \
+     `cloud.aws.cloudwatch.metrics.936082584952.us-east-2.1`)",
+);
 const RETRIEVAL_DELAY_IN_SECONDS: Key = Key::int(
     "retrieval_delay_in_seconds",
     0,
@@ -141,7 +146,7 @@ impl MetricsConfig {
 pub fn wanted(service: &str, s: &Section<'_>) -> bool {
     service == ALL_SERVICE
         || NAMESPACE_SERVICES.iter().any(|(name, _)| *name == service)
-        || matches!(s.raw(TYPES.name), Some(Value::Array(t)) if t.iter().any(|x| x == "metrics"))
+        || matches!(s.get_value(&TYPES), Some(Value::Array(t)) if t.iter().any(|x| x == "metrics"))
 }
 
 /// Reads the service's keys and returns its puller, or None when a problem was recorded.
@@ -149,7 +154,7 @@ pub fn configure(cx: &ServiceContext<'_>, s: &Section<'_>) -> Option<PullerSpec>
     let custom =
         !(cx.service == ALL_SERVICE || NAMESPACE_SERVICES.iter().any(|(n, _)| *n == cx.service));
     if custom {
-        s.accept(&[TYPES.name]);
+        s.accept_declared(&[&TYPES]);
     }
     let namespaces = read_namespaces(cx.service, s, custom);
     let statistics = read_statistics(s);
@@ -185,7 +190,7 @@ fn read_namespaces(service: &str, s: &Section<'_>, custom: bool) -> Option<Vec<S
         .find(|(n, _)| *n == service)
         .map(|(_, ns)| ns.iter().map(|x| (*x).to_owned()).collect())
         .unwrap_or_default();
-    let list = match s.raw(METRIC_NAMESPACES.name) {
+    let list = match s.get_value(&METRIC_NAMESPACES) {
         None | Some(Value::Null) if custom => {
             s.error(
                 METRIC_NAMESPACES.name,
@@ -234,7 +239,7 @@ fn valid_namespace(n: &str) -> bool {
 /// `statistics`: a non-empty list of at most 10 statistics.
 fn read_statistics(s: &Section<'_>) -> Option<Vec<String>> {
     let Some(list) = s.get_list(&STATISTICS) else {
-        return (!s.contains(STATISTICS.name) || s.raw(STATISTICS.name) == Some(&Value::Null))
+        return (!s.has(&STATISTICS) || s.get_value(&STATISTICS) == Some(&Value::Null))
             .then(|| DEFAULT_STATISTICS.iter().map(|x| (*x).to_owned()).collect());
     };
     if list.is_empty() || list.len() > 10 {
@@ -276,7 +281,7 @@ fn valid_statistic(x: &str) -> bool {
 /// `request_period_in_seconds`: 1, 5, 10, 30, 60 or a multiple of 60 (at most a day); the seed's
 /// AwsServiceConfigurationError 1 otherwise.
 fn read_period(s: &Section<'_>) -> Option<Duration> {
-    let raw = s.raw(PERIOD_IN_SECONDS.name);
+    let raw = s.get_value(&PERIOD_IN_SECONDS);
     let secs = match raw {
         None | Some(Value::Null) => return Some(Duration::from_secs(DEFAULT_PERIOD_SECONDS)),
         Some(v) => v.as_u64(),
