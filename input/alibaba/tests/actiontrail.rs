@@ -15,7 +15,7 @@ use logferry_testkit::{seed_lines, wait_until, RedisServer, TempDir};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 const AK: &str = "testid";
@@ -25,6 +25,26 @@ const SECRET: &str = "testsecret";
 struct Trail {
     events: Mutex<Vec<Value>>,
     throttle_next: AtomicU32,
+    /// Requests for windows starting at or after this time (epoch seconds) wait until it is lifted ([`Hold`]).
+    hold_from: Mutex<Option<i64>>,
+    held: Condvar,
+}
+
+/// Holds the windows from a time on while it lives (lifted when dropped, also when the test fails).
+struct Hold(Arc<Trail>);
+
+impl Hold {
+    fn from(trail: &Arc<Trail>, time: i64) -> Hold {
+        *trail.hold_from.lock().unwrap() = Some(time);
+        Hold(trail.clone())
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        *self.0.hold_from.lock().unwrap() = None;
+        self.0.held.notify_all();
+    }
 }
 
 fn event(id: &str, t: i64) -> Value {
@@ -141,6 +161,15 @@ fn handle(trail: &Trail, req: &Req) -> Resp {
         );
     };
     let (s, e) = (parse(st), parse(et));
+    // Bounded, so that a test that never lifts its hold still ends.
+    let _lifted = trail
+        .held
+        .wait_timeout_while(
+            trail.hold_from.lock().unwrap(),
+            Duration::from_secs(120),
+            |hold| hold.is_some_and(|from| s >= from),
+        )
+        .unwrap();
     if e > Utc::now().timestamp() {
         return Resp::json(
             400,
@@ -183,6 +212,8 @@ fn server(events: Vec<Value>) -> (HttpServer, Arc<Trail>) {
     let trail = Arc::new(Trail {
         events: Mutex::new(events),
         throttle_next: AtomicU32::new(0),
+        hold_from: Mutex::new(None),
+        held: Condvar::new(),
     });
     let t2 = trail.clone();
     (HttpServer::start(move |r| handle(&t2, r)), trail)
@@ -614,8 +645,9 @@ fn a_run_writes_the_seed_000_lines() {
     );
 }
 
-/// A start 2 hours back read in 60 s windows is a backfill: `logferry status --json` shows it done (its share and
-/// time left) once the data is up to date.
+/// A start 2 hours back read in 60 s windows is a backfill: while the server holds the windows of its second hour,
+/// `logferry status --json` shows it under way (a share strictly between 0 and 1 and a time left); lifted, it shows
+/// it done once the data is up to date.
 #[test]
 fn status_shows_the_backfill_of_windows() {
     let now = Utc::now().timestamp();
@@ -623,7 +655,8 @@ fn status_shows_the_backfill_of_windows() {
     let events: Vec<Value> = (0..40)
         .map(|i| event(&format!("b{i}"), start + 10 + i * 150))
         .collect();
-    let (srv, _trail) = server(events);
+    let (srv, trail) = server(events);
+    let hold = Hold::from(&trail, start + 3600);
     let redis = RedisServer::start();
     let dir = TempDir::new("at-backfill");
     let config = json!({
@@ -635,8 +668,36 @@ fn status_shows_the_backfill_of_windows() {
         "outputs": {"console": {"type": "console"}},
     });
     let mut c = Collector::start(&logferry_bin(), dir.path(), &config.to_string());
-    c.wait_log("The data is up to date!", Duration::from_secs(60));
     let backfill = || collector::status_backfill(&dir.path().join("config.yaml"), "actiontrail");
+    let under_way = |b: &Value| {
+        b["done_ratio"].as_f64().is_some_and(|r| r > 0.0 && r < 1.0)
+            && b["seconds_left"].as_f64().is_some_and(|s| s > 0.0)
+    };
+    let mut seen = Value::Null;
+    wait_until(
+        Duration::from_secs(60),
+        "status showing the backfill under way (0 < done_ratio < 1, a time left)",
+        || {
+            seen = backfill().unwrap_or(Value::Null);
+            under_way(&seen)
+        },
+    );
+    // Held at the middle of the range: the share grows to about half (the windows before the hold, of the 2 hours
+    // up to the start) and stays under way there.
+    wait_until(
+        Duration::from_secs(60),
+        "status showing the backfill reach the held middle",
+        || {
+            seen = backfill().unwrap_or(Value::Null);
+            seen["done_ratio"].as_f64().is_some_and(|r| r >= 0.45)
+        },
+    );
+    assert!(
+        under_way(&seen) && seen["done_ratio"].as_f64() < Some(0.55),
+        "{seen}"
+    );
+    drop(hold);
+    c.wait_log("The data is up to date!", Duration::from_secs(60));
     wait_until(
         Duration::from_secs(30),
         "status showing the backfill of windows done",
