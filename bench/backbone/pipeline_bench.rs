@@ -212,10 +212,12 @@ outputs:
         );
     }
     println!(
-        "RESULT metrics={} events_per_s={:.0} cpu_us_per_event={:.4}",
+        "RESULT metrics={} events_per_s={:.0} cpu_us_per_event={:.4} collector_cpu_s={collector_cpu:.2} \
+         sink_cpu_s={:.2} seconds={secs:.2}",
         u8::from(metrics),
         l as f64 / secs,
-        collector_cpu / l as f64 * 1e6
+        collector_cpu / l as f64 * 1e6,
+        cpu[collector_procs],
     );
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();

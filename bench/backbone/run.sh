@@ -3,7 +3,8 @@
 # Env: EVENTS (default 3000000), CONNECTIONS (1), WRAP (500), IDLE_SECS (15), METRICS (0; 1 = globals.metrics on and
 # /metrics scraped every SCRAPE_MS, default 1000).
 # `run.sh --metrics-cost` runs ROUNDS (default 3) pairs, without and with globals.metrics (alternating), and prints
-# the cost of collecting and serving the figures (target: under 1 %).
+# per run events/s, the CPU seconds of the collector's processes and of the sink, and the load average before it;
+# then the cost of collecting and serving the figures (target: under 1 %).
 set -e
 cd "$(dirname "$0")/../.."
 scripts/install-deps.sh --demo-only
@@ -15,15 +16,20 @@ results=$(mktemp)
 i=0
 while [ "$i" -lt "${ROUNDS:-3}" ]; do
   for m in 0 1; do
-    IDLE_SECS=0 METRICS=$m target/release/examples/pipeline_bench | grep '^RESULT' >>"$results"
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    IDLE_SECS=0 METRICS=$m target/release/examples/pipeline_bench | grep '^RESULT' | sed "s|\$| load=$load|" >>"$results"
   done
   i=$((i + 1))
 done
 awk '
-  { split($2, m, "="); split($3, e, "="); split($4, c, "=");
+  { split($2, m, "="); split($3, e, "="); split($4, c, "="); split($5, cs, "="); split($6, ss, "=");
+    split($8, ld, "=");
     n[m[2]]++; eps[m[2]] += e[2]; cpu[m[2]] += c[2];
-    printf "| %d | %s | %.0f | %.4f |\n", NR, (m[2] == 1 ? "on" : "off"), e[2], c[2] }
-  BEGIN { print "| run | globals.metrics | events/s | collector CPU us/event |"; print "| ---: | --- | ---: | ---: |" }
+    printf "| %d | %s | %.0f | %.2f | %.2f | %.4f | %s %s %s |\n", NR, (m[2] == 1 ? "on" : "off"), e[2], cs[2], ss[2],
+      c[2], ld[2], $9, $10 }
+  BEGIN {
+    print "| run | globals.metrics | events/s | collector CPU s (all its processes) | sink CPU s | collector CPU us/event | load average before |";
+    print "| ---: | --- | ---: | ---: | ---: | ---: | --- |" }
   END {
     off_e = eps[0] / n[0]; on_e = eps[1] / n[1]; off_c = cpu[0] / n[0]; on_c = cpu[1] / n[1];
     print "";
