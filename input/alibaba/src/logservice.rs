@@ -26,6 +26,7 @@ use crate::flatten::Flattener;
 use crate::http::ApiError;
 use crate::pb::{self, LogGroup};
 use crate::sls::SlsClient;
+use logferry_input::progress::UNIT_PROGRESS_TTL;
 use logferry_input::runtime::cycle_level;
 use logferry_input::{PullContext, Puller, PullerError};
 use serde_json::{json, Map, Value};
@@ -45,10 +46,6 @@ struct Shard {
     /// Logs of the batch at `cursor` already queued before a restart (its saved progress): skipped once.
     queued: u64,
 }
-
-/// How long a shard's progress inside a batch is kept (the entry is rewritten by every write while the shard is
-/// read; one of a shard no longer read expires).
-const SHARD_PROGRESS_TTL: Duration = Duration::from_secs(4 * 24 * 3600);
 
 /// Flattens decoded log groups into events (JSON text, with `@devo_pulling_id` when given), parsing ActionTrail's
 /// `event` field when asked. Calls `f(time_ms, text)` for each log; returns the number of logs.
@@ -284,7 +281,7 @@ impl LogServicePuller {
         let pulling_id = Some(ctx.pulling_id());
         let queued = self.shards.get(&shard).map_or(0, |s| s.queued);
         let key = Self::progress_key(ctx, shard);
-        ctx.track_item(key, cursor.to_owned(), queued, SHARD_PROGRESS_TTL);
+        ctx.track_item(key, cursor.to_owned(), queued, UNIT_PROGRESS_TTL);
         let mut position = 0;
         let n = for_each_event(groups, self.cfg.parse_event_field, pulling_id, |t, text| {
             last = Some((t / 1000) as u32);
