@@ -296,6 +296,20 @@ impl PullContext {
         self.sink.emit_pieces(tag, time_ms, pieces)
     }
 
+    /// Emits a JSON-object event kept as text with `@devo_pulling_id` and the stable id member spliced in (those
+    /// given; see [`EventSink::emit_object`]).
+    pub fn emit_object(
+        &mut self,
+        tag: &str,
+        time_ms: i64,
+        text: &str,
+        pulling_id: Option<&crate::PullingIdField>,
+        id: Option<&str>,
+    ) -> Result<(), PullerError> {
+        self.stats.generated += 1;
+        self.sink.emit_object(tag, time_ms, text, pulling_id, id)
+    }
+
     /// Emits a JSON object with `@devo_pulling_id` added, as the seeds' collectors do.
     pub fn emit_json(
         &mut self,

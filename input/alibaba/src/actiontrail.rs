@@ -14,10 +14,11 @@ use crate::config::{ActionTrailConfig, Credentials, SignatureVersion};
 use crate::http::{authority, ApiError, Http, ServiceError};
 use crate::sign;
 use chrono::{DateTime, TimeZone, Utc};
+use logferry_input::event_id::source_hash;
 use logferry_input::progress::UNIT_PROGRESS_TTL;
 use logferry_input::runtime::cycle_level;
 use logferry_input::{PullContext, Puller, PullerError, SavedProgress};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -489,6 +490,7 @@ impl ActionTrailPuller {
                 let time_ms = time
                     .map(|t| t.timestamp_millis())
                     .unwrap_or_else(logferry::time::now_ms);
+                let map = self.with_event_id(map, id.as_deref());
                 ctx.emit_json(&self.cfg.tag, time_ms, map)?;
             }
             ctx.end_item();
@@ -508,6 +510,24 @@ impl ActionTrailPuller {
 }
 
 impl ActionTrailPuller {
+    /// The event with its stable id member when `event_id` is on: from its `eventId` (an event without one: from its
+    /// whole text, the same whenever the same event is read again).
+    fn with_event_id(
+        &self,
+        mut map: Map<String, Value>,
+        event_id: Option<&str>,
+    ) -> Map<String, Value> {
+        let Some(name) = &self.cfg.event_id_field else {
+            return map;
+        };
+        let id = match event_id {
+            Some(event_id) => source_hash(&["actiontrail", event_id]),
+            None => source_hash(&["actiontrail", &Value::Object(map.clone()).to_string()]),
+        };
+        map.insert(name.clone(), Value::from(id));
+        map
+    }
+
     /// The window starting at `start` that a crash interrupted (its progress saved with its events), said in the log.
     fn interrupted_window(
         &self,

@@ -26,9 +26,10 @@ use crate::flatten::Flattener;
 use crate::http::ApiError;
 use crate::pb::{self, LogGroup};
 use crate::sls::SlsClient;
+use logferry_input::event_id::source_hash;
 use logferry_input::progress::UNIT_PROGRESS_TTL;
 use logferry_input::runtime::cycle_level;
-use logferry_input::{PullContext, Puller, PullerError};
+use logferry_input::{EventIdField, PullContext, Puller, PullerError};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -80,10 +81,13 @@ pub struct LogServicePuller {
     last_heartbeat: Option<Instant>,
     /// Set once the group showed another collector committing under this consumer name (warned once).
     name_shared: bool,
+    /// The stable id member (`event_id: true`).
+    event_id: Option<EventIdField>,
 }
 
 impl LogServicePuller {
     pub fn new(cfg: LogServiceConfig, creds: Credentials) -> Self {
+        let event_id = cfg.event_id_field.as_deref().map(EventIdField::new);
         LogServicePuller {
             cfg,
             creds,
@@ -92,6 +96,7 @@ impl LogServicePuller {
             saved_cursors: Map::new(),
             last_heartbeat: None,
             name_shared: false,
+            event_id,
         }
     }
 
@@ -283,6 +288,15 @@ impl LogServicePuller {
         let key = Self::progress_key(ctx, shard);
         ctx.track_item(key, cursor.to_owned(), queued, UNIT_PROGRESS_TTL);
         let mut position = 0;
+        // Stable ids: the batch's source (logstore, shard, cursor) and the log's index in the batch.
+        let id_base = self.event_id.is_some().then(|| {
+            let shard = shard.to_string();
+            format!(
+                "{}-",
+                source_hash(&[&self.cfg.project, &self.cfg.logstore, &shard, cursor])
+            )
+        });
+        let mut event_id = self.event_id.take();
         let n = for_each_event(groups, self.cfg.parse_event_field, pulling_id, |t, text| {
             last = Some((t / 1000) as u32);
             position += 1;
@@ -290,8 +304,16 @@ impl LogServicePuller {
                 return Ok(());
             }
             ctx.advance_item(position);
-            ctx.emit_parts(&tag, t, text)
-        })?;
+            match (&mut event_id, &id_base) {
+                (Some(field), Some(base)) => {
+                    let member = field.member(base, position - 1);
+                    ctx.emit_object(&tag, t, text, None, Some(member))
+                }
+                _ => ctx.emit_parts(&tag, t, text),
+            }
+        });
+        self.event_id = event_id;
+        let n = n?;
         ctx.stats.received += n;
         ctx.end_item();
         ctx.flush()?;

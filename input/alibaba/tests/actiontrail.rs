@@ -13,7 +13,7 @@ use logferry_testkit::log_capture::LogCapture;
 use logferry_testkit::senders::{CaptureMode, CaptureServer, TestPki};
 use logferry_testkit::{seed_lines, wait_until, RedisServer, TempDir};
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -453,6 +453,7 @@ fn client_cfg(endpoint: &str, sig: SignatureVersion) -> ActionTrailConfig {
         lookup_attributes: vec![],
         tag: "t".into(),
         timeout: Duration::from_secs(5),
+        event_id_field: None,
     }
 }
 
@@ -735,4 +736,54 @@ fn a_killed_input_resumes_inside_the_window() {
         );
     }
     c.stop();
+}
+
+/// With `event_id: true` every event carries `@logferry_id` from its eventId: the same events read by two pullers
+/// (two collectors) get the same ids, different events different ones.
+#[test]
+fn stable_ids_come_from_the_event_id() {
+    const EVENTS: i64 = 40;
+    let now = Utc::now().timestamp();
+    let start = now - 3000;
+    let events: Vec<Value> = (0..EVENTS)
+        .map(|i| event(&format!("id{i}"), start + 10 + i * 30))
+        .collect();
+    let (srv, _trail) = server(events);
+    let read = |id: &str| -> HashMap<String, String> {
+        let mut cfg = config(
+            &srv.url(),
+            &api_time(Utc.timestamp_opt(start, 0).unwrap()),
+            "v3",
+        );
+        cfg["alibaba"]["services"]["actiontrail"]["event_id"] = json!(true);
+        let (mut specs, errs) = configure(cfg);
+        assert!(errs.is_empty(), "{errs:?}");
+        let p = Pipeline::start(id);
+        let run = Running::start(specs.remove(0), p.factory());
+        wait_until(Duration::from_secs(30), "every event", || {
+            p.events().len() as i64 >= EVENTS
+        });
+        run.stop();
+        p.events()
+            .iter()
+            .map(|e| {
+                let v: Value = serde_json::from_str(&e.message).unwrap();
+                let id = v["@logferry_id"].as_str().expect("an id").to_owned();
+                (v["eventId"].as_str().unwrap().to_owned(), id)
+            })
+            .collect()
+    };
+    let (first, second) = (read("ids-a"), read("ids-b"));
+    assert_eq!(first.len() as i64, EVENTS);
+    assert_eq!(first, second, "the same events, the same ids");
+    let distinct: HashSet<&String> = first.values().collect();
+    assert_eq!(
+        distinct.len() as i64,
+        EVENTS,
+        "different events, different ids"
+    );
+    assert_eq!(
+        first["id7"],
+        logferry_input::event_id::source_hash(&["actiontrail", "id7"])
+    );
 }

@@ -935,3 +935,40 @@ fn killed_input_resumes_inside_batches(local: bool) {
         );
     }
 }
+
+/// With `event_id: true` every log carries `@logferry_id` from the logstore, the shard, the batch's cursor and its
+/// index in the batch: the same logstore read by two pullers (two collectors) gives the same ids, different logs
+/// different ones.
+#[test]
+fn stable_ids_come_from_shard_cursor_and_index() {
+    let (srv, _sls) = server("actiontrail_mytrail", 3);
+    let read = |id: &str| -> HashMap<u64, String> {
+        let cfg = service_config(
+            &srv.url(),
+            "actiontrail_log_service",
+            "actiontrail_mytrail",
+            json!({"use_consumer_group": false, "event_id": true}),
+        );
+        let (mut specs, errs) = configure(cfg);
+        assert!(errs.is_empty(), "{errs:?}");
+        let p = Pipeline::start(id);
+        let run = Running::start(specs.remove(0), p.factory());
+        wait_until(Duration::from_secs(30), "every log", || {
+            unique_seqs(&p).len() == 120
+        });
+        run.stop();
+        p.events()
+            .iter()
+            .map(|e| {
+                let v: Value = serde_json::from_str(&e.message).unwrap();
+                let id = v["@logferry_id"].as_str().expect("an id").to_owned();
+                (v["seq"].as_str().unwrap().parse().unwrap(), id)
+            })
+            .collect()
+    };
+    let (first, second) = (read("ids-a"), read("ids-b"));
+    assert_eq!(first.len(), 120);
+    assert_eq!(first, second, "the same logs, the same ids");
+    let distinct: HashSet<&String> = first.values().collect();
+    assert_eq!(distinct.len(), 120, "different logs, different ids");
+}
