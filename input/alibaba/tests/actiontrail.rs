@@ -688,16 +688,7 @@ fn a_killed_input_resumes_inside_the_window() {
     });
     let mut c = Collector::start(&logferry_bin(), dir.path(), &config.to_string());
     let kills = [30, 65];
-    for percent in kills {
-        let at = EVENTS as usize * percent / 100;
-        wait_until(
-            Duration::from_secs(60),
-            &format!("{at} events on the console"),
-            || console_event_ids(&c).len() >= at,
-        );
-        let pid = c.kill_child("InputProcess");
-        c.wait_restarted("InputProcess", pid, Duration::from_secs(60));
-    }
+    kill_input_at(&c, &kills, EVENTS as usize, || console_event_ids(&c).len());
     wait_until(
         Duration::from_secs(60),
         "every event on the console",

@@ -887,16 +887,7 @@ fn killed_input_resumes_inside_batches(local: bool) {
         json!({"queue_max_size_in_messages": 2000, "queue_wrap_max_size_in_messages": 100}),
     );
     let kills = [25, 60];
-    for percent in kills {
-        let at = (TOTAL * percent / 100) as usize;
-        wait_until(
-            Duration::from_secs(120),
-            &format!("{at} events on the console"),
-            || console_seqs(&c).len() >= at,
-        );
-        let pid = c.kill_child("InputProcess");
-        c.wait_restarted("InputProcess", pid, Duration::from_secs(60));
-    }
+    kill_input_at(&c, &kills, TOTAL as usize, || console_seqs(&c).len());
     wait_until(Duration::from_secs(120), "every log on the console", || {
         console_seqs(&c).iter().collect::<HashSet<_>>().len() as u64 == TOTAL
     });

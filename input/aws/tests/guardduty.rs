@@ -61,15 +61,17 @@ fn finding_id(seq: u64) -> String {
     format!("f{seq:032x}")
 }
 
+/// The number after `key` in a line.
+fn number_after(l: &str, key: &str) -> Option<u64> {
+    let rest = &l[l.find(key)? + key.len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// How many times each (seq, version) arrived: the description says `seq=N version=M`.
 fn arrivals(sink: &LineSink) -> BTreeMap<(u64, u64), usize> {
-    let number_after = |l: &str, key: &str| -> Option<u64> {
-        let rest = &l[l.find(key)? + key.len()..];
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
     let mut n = BTreeMap::new();
     for l in sink.lines().iter().filter(|l| l.contains(TAG)) {
         if let (Some(seq), Some(version)) = (number_after(l, "seq="), number_after(l, "version=")) {
@@ -287,13 +289,6 @@ fn throttled_requests_are_sent_again_and_no_finding_is_lost() {
 
 /// The `@logferry_id` of each (seq, version) a sink received (the last one when repeated).
 fn ids(sink: &LineSink) -> BTreeMap<(u64, u64), String> {
-    let number_after = |l: &str, key: &str| -> Option<u64> {
-        let rest = &l[l.find(key)? + key.len()..];
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
     let id_of = |l: &str| -> Option<String> {
         let rest = &l[l.find("\"@logferry_id\":\"")? + 16..];
         Some(rest[..rest.find('"')?].to_owned())
