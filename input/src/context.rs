@@ -3,6 +3,7 @@
 
 use crate::config::PullerIdentity;
 use crate::error::PullerError;
+use crate::progress::{ProgressError, ProgressStore, SavedProgress};
 use crate::sink::{EventSink, SinkFactory};
 use logferry::deadletter::DeadLetters;
 use logferry::event::{Event, EventClass};
@@ -150,6 +151,8 @@ pub struct PullContext {
     figures: Arc<PullerFigures>,
     /// The next cycle's start chosen by the puller in this cycle.
     next_cycle_at: Option<Instant>,
+    /// Reads saved progress inside items (opened at the first use).
+    progress_store: Option<ProgressStore>,
 }
 
 impl PullContext {
@@ -178,6 +181,7 @@ impl PullContext {
             ledger,
             stats: CycleStats::default(),
             next_cycle_at: None,
+            progress_store: None,
         })
     }
 
@@ -292,6 +296,20 @@ impl PullContext {
         self.sink.emit_pieces(tag, time_ms, pieces)
     }
 
+    /// Emits a JSON-object event kept as text with `@devo_pulling_id` and the stable id member spliced in (those
+    /// given; see [`EventSink::emit_object`]).
+    pub fn emit_object(
+        &mut self,
+        tag: &str,
+        time_ms: i64,
+        text: &str,
+        pulling_id: Option<&crate::PullingIdField>,
+        id: Option<&str>,
+    ) -> Result<(), PullerError> {
+        self.stats.generated += 1;
+        self.sink.emit_object(tag, time_ms, text, pulling_id, id)
+    }
+
     /// Emits a JSON object with `@devo_pulling_id` added, as the seeds' collectors do.
     pub fn emit_json(
         &mut self,
@@ -317,6 +335,49 @@ impl PullContext {
     /// Makes sure every emitted event is in Redis.
     pub fn flush(&mut self) -> Result<(), PullerError> {
         self.sink.flush()
+    }
+
+    /// The Redis key of the progress inside the puller's item `item` (beside its state: `...:state:<puller>:<item>`).
+    pub fn progress_key(&self, item: &str) -> String {
+        format!(
+            "{}:{item}",
+            self.factory.keys.state(&self.identity.state_parts())
+        )
+    }
+
+    /// The progress saved under `key` (by [`PullContext::track_item`] before a crash), if any.
+    pub fn load_progress(&mut self, key: &str) -> Result<Option<SavedProgress>, PullerError> {
+        let store = match &mut self.progress_store {
+            Some(store) => store,
+            None => {
+                let conn = self.factory.connect()?;
+                self.progress_store.insert(ProgressStore::new(conn))
+            }
+        };
+        match store.load(key) {
+            Err(e @ ProgressError::Corrupt { .. }) => {
+                log::warn!("{e}: the item is read from its start");
+                Ok(None)
+            }
+            loaded => loaded.map_err(PullerError::from),
+        }
+    }
+
+    /// Starts noting the progress of an item: each write of the context's sink saves it with the events it covers
+    /// (see [`EventSink::track_item`]).
+    pub fn track_item(&mut self, key: String, version: String, position: u64, ttl: Duration) {
+        self.sink.track_item(key, version, position, ttl);
+    }
+
+    /// The item being read has `position` units done (call it before emitting the unit's event).
+    #[inline]
+    pub fn advance_item(&mut self, position: u64) {
+        self.sink.advance_item(position);
+    }
+
+    /// The item is read to its end.
+    pub fn end_item(&mut self) {
+        self.sink.end_item();
     }
 
     /// The puller's stored progress (`null` when fresh or reset).

@@ -3,7 +3,32 @@
 //! so the same event read again, after a crash or by another collector, carries the same id and a SIEM can drop the
 //! repeat. It is spliced into JSON-object events as one more member, like `@devo_pulling_id`.
 
+use logferry::config::keys::Default;
+use logferry::config::{Key, Section};
 use std::fmt::Write;
+
+pub const EVENT_ID: Key = Key::bool(
+    "event_id",
+    false,
+    "add a stable id member to JSON-object events (see Event ids)",
+);
+/// The member name of the stable event ids when `event_id_field` is not given.
+pub const DEFAULT_EVENT_ID_FIELD: &str = "@logferry_id";
+pub const EVENT_ID_FIELD: Key = Key::format(
+    "event_id_field",
+    logferry::config::keys::JSON_MEMBER_NAME,
+    "the name of the stable id member (with `event_id: true`)",
+)
+.with_default(Default::Text(DEFAULT_EVENT_ID_FIELD));
+/// The two keys of the stable ids, declared by every service that can add them.
+pub const EVENT_ID_KEYS: [Key; 2] = [EVENT_ID, EVENT_ID_FIELD];
+
+/// `event_id` and `event_id_field` (both read, so neither is ever an unknown key): the member's name when on.
+pub fn read_event_id(s: &Section<'_>) -> Option<String> {
+    let on = s.get_bool(&EVENT_ID);
+    let name = s.json_member_name(&EVENT_ID_FIELD);
+    on.then(|| name.unwrap_or_else(|| DEFAULT_EVENT_ID_FIELD.to_owned()))
+}
 
 /// FNV-1a (128 bits) of `parts` separated by a newline, as 32 hex digits: a hash whose definition never changes
 /// (std's hashers may change between Rust versions), so ids stay the same across versions and machines.
@@ -38,6 +63,16 @@ impl EventIdField {
         }
     }
 
+    /// The member (with its leading comma) for an event its source identifies by `parts` (an event id; a finding id
+    /// and its update time): the id is their [`source_hash`].
+    pub fn member_of(&mut self, parts: &[&str]) -> &str {
+        self.member.clear();
+        self.member.push_str(&self.head);
+        self.member.push_str(&source_hash(parts));
+        self.member.push('"');
+        &self.member
+    }
+
     /// The member (with its leading comma) for the event at `index` of the source whose ids start with `base`.
     pub fn member(&mut self, base: &str, index: u64) -> &str {
         self.member.clear();
@@ -70,5 +105,11 @@ mod tests {
         assert!(logferry::event::is_plain_json_name("@logferry_id"));
         assert!(!logferry::event::is_plain_json_name("a\"b"));
         assert!(!logferry::event::is_plain_json_name(""));
+        let by_parts = field.member_of(&["a", "b"]).to_owned();
+        assert_eq!(
+            by_parts,
+            format!(",\"@logferry_id\":\"{}\"", source_hash(&["a", "b"]))
+        );
+        assert_ne!(field.member_of(&["a", "c"]), by_parts);
     }
 }

@@ -11,6 +11,10 @@ use logferry::redis_conn::RedisLink;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// How long the progress inside a puller's unit (a Log Service batch, an ActionTrail window) is kept: the entry is
+/// rewritten by every write while the unit is read, so only one no longer read expires.
+pub const UNIT_PROGRESS_TTL: Duration = Duration::from_secs(4 * 24 * 3600);
+
 /// The progress of one item as saved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedProgress {

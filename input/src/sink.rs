@@ -3,6 +3,7 @@
 
 use crate::error::PullerError;
 use crate::progress::ProgressNotes;
+use crate::pulling_id::{object_body, PullingIdField};
 use logferry::event::{Event, EventClass, Wrap};
 use logferry::queue::{QueueLimits, QueueProducer};
 use logferry::redis_conn::{Keys, RedisLink};
@@ -142,6 +143,30 @@ impl EventSink {
         self.wrap_with_room()?.push_pieces(tag, time_ms, pieces);
         self.newest_ms = self.newest_ms.max(time_ms);
         self.after_push()
+    }
+
+    /// Adds a JSON-object event kept as text (`{...}`) with `@devo_pulling_id` and the stable id member (`id`:
+    /// `,"<name>":"<id>"`, see [`crate::EventIdField`]) spliced in before its closing brace, those that are given;
+    /// text that is not an object is written as it is.
+    pub fn emit_object(
+        &mut self,
+        tag: &str,
+        time_ms: i64,
+        text: &str,
+        pulling_id: Option<&PullingIdField>,
+        id: Option<&str>,
+    ) -> Result<(), PullerError> {
+        let wanted = pulling_id.is_some() || id.is_some();
+        let Some((body, empty)) = wanted.then(|| object_body(text)).flatten() else {
+            return self.emit_parts(tag, time_ms, text);
+        };
+        // The first member added to an empty object has no comma before it.
+        let id = id.map(|m| if empty { &m[1..] } else { m });
+        let close = pulling_id.map_or("}", |p| p.closing(empty && id.is_none()));
+        match id {
+            Some(id) => self.emit_pieces(tag, time_ms, &[body, id, close]),
+            None => self.emit_pieces(tag, time_ms, &[body, close]),
+        }
     }
 
     /// Starts noting the progress of an item (an S3 object) under `key`: from now on each write also saves, in the

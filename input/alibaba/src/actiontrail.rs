@@ -2,7 +2,10 @@
 //!
 //! Windows run from the state (or `initial_start_time_in_utc`) to `now - lag`, ending at the end of the previous
 //! second (the API filters by whole seconds). Each window is paged with `NextToken`; its events go to Redis, then
-//! the state `{next_start, edge_ids}` is committed. The next window starts at the same second the last one ended
+//! the state `{next_start, edge_ids}` is committed. Inside a window, every write of its events to Redis also saves,
+//! in the same `MULTI`/`EXEC`, where the window stands (`...:state:<puller>:window`: its bounds, the NextToken of the
+//! page being read, the edge ids so far, and the events of that page done), so a restart after a crash resumes the
+//! window at that page and skips what was queued instead of reading the window again. The next window starts at the same second the last one ended
 //! (so an event landing late in that second is not missed) and the events of that edge second already sent are
 //! filtered out by `eventId` (counted as duplicates). Requests are spaced to `requests_per_second`; throttling,
 //! 5xx and transport errors are retried with backoff (honouring `x-acs-retry-after`).
@@ -11,9 +14,11 @@ use crate::config::{ActionTrailConfig, Credentials, SignatureVersion};
 use crate::http::{authority, ApiError, Http, ServiceError};
 use crate::sign;
 use chrono::{DateTime, TimeZone, Utc};
+use logferry_input::event_id::source_hash;
+use logferry_input::progress::UNIT_PROGRESS_TTL;
 use logferry_input::runtime::cycle_level;
-use logferry_input::{PullContext, Puller, PullerError};
-use serde_json::{json, Value};
+use logferry_input::{PullContext, Puller, PullerError, SavedProgress};
+use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -333,6 +338,37 @@ pub struct ActionTrailPuller {
     busy: bool,
     /// The backfill under way (more than one window was due), until it reaches the end of a cycle's range.
     backfill: Option<Backfill>,
+    /// Where the window interrupted by a crash stood (its saved progress), until it is read again.
+    resume: Option<WindowResume>,
+}
+
+/// The position inside a window, as each write saves it: the page's NextToken (`None`: the first page) and the edge
+/// ids found before that page are the progress's `version`; its `position` counts the events of the page done.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct WindowResume {
+    start: String,
+    end: String,
+    token: Option<String>,
+    edge_ids: Vec<String>,
+    #[serde(skip)]
+    done_in_page: u64,
+}
+
+impl WindowResume {
+    /// The saved progress of the window starting at `start`, if it is one that was interrupted: a window of one
+    /// second ends where the next begins, so its progress would be taken for the next window's (never resumed).
+    fn of(saved: SavedProgress, start: DateTime<Utc>) -> Option<WindowResume> {
+        let mut resume: WindowResume = serde_json::from_str(&saved.version).ok()?;
+        let end = parse_api_time(&resume.end)?;
+        (resume.start == api_time(start) && end > start).then(|| {
+            resume.done_in_page = saved.position;
+            resume
+        })
+    }
+
+    fn version(&self) -> String {
+        serde_json::to_string(self).expect("window progress serialises")
+    }
 }
 
 /// A backfill of windows: where it began (event time) and when (wall clock), for its share done and time left.
@@ -366,6 +402,7 @@ impl ActionTrailPuller {
             edge_ids: HashSet::new(),
             busy: true,
             backfill: None,
+            resume: None,
         }
     }
 
@@ -373,23 +410,24 @@ impl ActionTrailPuller {
         self.client.as_mut().expect("setup ran")
     }
 
-    /// Pulls one window [start, end] (whole seconds, inclusive) page by page; returns the new edge ids, or None
-    /// when the stop interrupted it.
+    /// Pulls one window [start, end] (whole seconds, inclusive) page by page, from where `resume` says it stood;
+    /// returns the new edge ids, or None when the stop interrupted it. Every write saves the page's position.
     fn pull_window(
         &mut self,
         ctx: &mut PullContext,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
+        resume: Option<WindowResume>,
     ) -> Result<Option<HashSet<String>>, PullerError> {
         let (s, e) = (api_time(start), api_time(end));
         let max = self.cfg.max_results;
-        let mut token: Option<String> = None;
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut new_edge: HashSet<String> = if floor_second(start) == floor_second(end) {
-            self.edge_ids.clone()
-        } else {
-            HashSet::new()
+        let key = ctx.progress_key("window");
+        let (mut token, mut skip, mut new_edge) = match resume {
+            Some(r) => (r.token, r.done_in_page, r.edge_ids.into_iter().collect()),
+            None if floor_second(start) == floor_second(end) => (None, 0, self.edge_ids.clone()),
+            None => (None, 0, HashSet::new()),
         };
+        let mut seen: HashSet<String> = HashSet::new();
         let end_sec = end.timestamp();
         loop {
             let before = self.client().requests;
@@ -398,14 +436,29 @@ impl ActionTrailPuller {
                 Err(err) if err.code() == "InvalidNextToken" && token.is_some() => {
                     log::warn!("ActionTrail refused the NextToken of window {s}..{e} ({err}); restarting the window (events already sent are filtered by eventId)");
                     token = None;
+                    skip = 0;
                     continue;
                 }
                 Err(err) => return Err(pull_error(&err)),
             };
             ctx.stats.requests += self.client().requests - before;
             ctx.stats.received += page.events.len() as u64;
-            for ev in page.events {
+            let at = WindowResume {
+                start: s.clone(),
+                end: e.clone(),
+                token: token.clone(),
+                edge_ids: new_edge.iter().cloned().collect(),
+                done_in_page: 0,
+            };
+            ctx.track_item(key.clone(), at.version(), skip, UNIT_PROGRESS_TTL);
+            for (done, ev) in (1..).zip(page.events) {
+                // Events queued before a restart: still read for the window's ids, not emitted again.
+                let queued = done <= skip;
+                ctx.advance_item(done);
                 let Value::Object(map) = ev else {
+                    if queued {
+                        continue;
+                    }
                     let origin = format!("actiontrail {} window {s}..{e}", self.cfg.region);
                     ctx.set_aside(
                         &origin,
@@ -431,11 +484,17 @@ impl ActionTrailPuller {
                         new_edge.insert(id.clone());
                     }
                 }
+                if queued {
+                    continue;
+                }
                 let time_ms = time
                     .map(|t| t.timestamp_millis())
                     .unwrap_or_else(logferry::time::now_ms);
+                let map = self.with_event_id(map, id.as_deref());
                 ctx.emit_json(&self.cfg.tag, time_ms, map)?;
             }
+            ctx.end_item();
+            skip = 0;
             if ctx.stats.received > 0 {
                 ctx.log_partial_stats();
             }
@@ -447,6 +506,49 @@ impl ActionTrailPuller {
                 return Ok(None);
             }
         }
+    }
+}
+
+impl ActionTrailPuller {
+    /// The event with its stable id member when `event_id` is on: from its `eventId` (an event without one: from its
+    /// whole text, the same whenever the same event is read again).
+    fn with_event_id(
+        &self,
+        mut map: Map<String, Value>,
+        event_id: Option<&str>,
+    ) -> Map<String, Value> {
+        let Some(name) = &self.cfg.event_id_field else {
+            return map;
+        };
+        let id = match event_id {
+            Some(event_id) => source_hash(&["actiontrail", event_id]),
+            None => source_hash(&["actiontrail", &Value::Object(map.clone()).to_string()]),
+        };
+        map.insert(name.clone(), Value::from(id));
+        map
+    }
+
+    /// The window starting at `start` that a crash interrupted (its progress saved with its events), said in the log.
+    fn interrupted_window(
+        &self,
+        ctx: &mut PullContext,
+        start: DateTime<Utc>,
+    ) -> Result<Option<WindowResume>, PullerError> {
+        let key = ctx.progress_key("window");
+        let resume = ctx
+            .load_progress(&key)?
+            .and_then(|saved| WindowResume::of(saved, start));
+        if let Some(r) = &resume {
+            log::info!(
+                "Resuming window {}..{} at page {} event {}: {} events of that page already queued",
+                r.start,
+                r.end,
+                r.token.as_deref().unwrap_or("(first)"),
+                r.done_in_page,
+                r.done_in_page
+            );
+        }
+        Ok(resume)
     }
 }
 
@@ -500,6 +602,7 @@ impl Puller for ActionTrailPuller {
                 api_time(t),
                 self.edge_ids.len()
             );
+            self.resume = self.interrupted_window(ctx, t)?;
         } else {
             let start = match self.cfg.initial_start_time_in_utc {
                 Some(t) if t > Utc::now() => {
@@ -514,6 +617,7 @@ impl Puller for ActionTrailPuller {
             self.next_start = Some(start);
             self.edge_ids.clear();
             log::info!("No persistence: starting at {}", api_time(start));
+            self.resume = self.interrupted_window(ctx, start)?;
         }
         Ok(())
     }
@@ -564,8 +668,13 @@ impl Puller for ActionTrailPuller {
             });
         }
         while start <= end && !ctx.stopping() {
-            let wend = (start + window - chrono::TimeDelta::seconds(1)).min(end);
-            let Some(edge) = self.pull_window(ctx, start, wend)? else {
+            let resume = self.resume.take().filter(|r| r.start == api_time(start));
+            let wend = match resume.as_ref().and_then(|r| parse_api_time(&r.end)) {
+                // The interrupted window is read again with its own bounds (its NextToken belongs to them).
+                Some(resumed_end) => resumed_end,
+                None => (start + window - chrono::TimeDelta::seconds(1)).min(end),
+            };
+            let Some(edge) = self.pull_window(ctx, start, wend, resume)? else {
                 return Ok(());
             };
             let window_busy = ctx.stats.received > 0;

@@ -169,6 +169,8 @@ pub struct ActionTrailConfig {
     pub tag: String,
     /// `timeout_in_seconds`: HTTP timeout per request.
     pub timeout: Duration,
+    /// `event_id` / `event_id_field`: the name of the stable id member (from the event's `eventId`); None when off.
+    pub event_id_field: Option<String>,
 }
 
 /// Where a Log Service reader starts when no checkpoint exists.
@@ -233,6 +235,9 @@ pub struct LogServiceConfig {
     pub parse_event_field: bool,
     /// `tag`: tag of the events. Default per service (seed table).
     pub tag: String,
+    /// `event_id` / `event_id_field`: the name of the stable id member (from the shard, the batch's cursor and the
+    /// log's index in the batch); None when off.
+    pub event_id_field: Option<String>,
     /// `timeout_in_seconds`: HTTP timeout per request.
     pub timeout: Duration,
 }
@@ -452,6 +457,7 @@ pub(crate) fn read_actiontrail(s: &Section<'_>) -> ActionTrailConfig {
             .get_text(&TAG)
             .unwrap_or_else(|| ServiceKind::ActionTrail.default_tag().to_owned()),
         timeout: timeout(s),
+        event_id_field: logferry_input::event_id::read_event_id(s),
     }
 }
 
@@ -508,6 +514,7 @@ pub(crate) fn read_log_service(
             .get_text(&TAG)
             .unwrap_or_else(|| kind.default_tag().to_owned()),
         timeout: timeout(s),
+        event_id_field: logferry_input::event_id::read_event_id(s),
     }
 }
 

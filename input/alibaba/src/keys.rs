@@ -152,6 +152,7 @@ pub static ACTIONTRAIL_KEYS: KeySet = KeySet {
             LOOKUP_ATTRIBUTES,
             TIMEOUT_IN_SECONDS,
         ],
+        &logferry_input::event_id::EVENT_ID_KEYS,
     ],
 };
 
@@ -249,6 +250,7 @@ pub static LOG_SERVICE_KEYS: KeySet = KeySet {
             PARSE_EVENT_FIELD,
             TIMEOUT_IN_SECONDS,
         ],
+        &logferry_input::event_id::EVENT_ID_KEYS,
     ],
 };
 

@@ -2,9 +2,15 @@
 //! `internal_audit_service`): PullLogs over the shards this collector holds.
 //!
 //! With a consumer group (default) the shards are shared by every collector of the group: a heartbeat every
-//! `heartbeat_interval` reports the shards held and receives those assigned; checkpoints live server-side. A batch
-//! of log groups is emitted, flushed to Redis, and only then its next cursor is committed as the checkpoint, so a
-//! crash re-reads at most the last uncommitted batch. Without a consumer group the cursors are the local state.
+//! `heartbeat_interval` reports the shards held and receives those assigned; checkpoints live server-side. Without a
+//! consumer group the cursors are the local state.
+//!
+//! Order of a batch (PullLogs from cursor C): its logs are emitted; every write of the sink saves, in the same
+//! `MULTI`/`EXEC` as the events, the shard's progress `{version: C, position: logs of the batch queued}`
+//! (`...:state:<puller>:shard:<n>`); after the batch's last write its next cursor is committed (the group's
+//! checkpoint on the server, or the local state). A shard started again from cursor C (after a crash: the checkpoint
+//! or the local cursor) skips the logs its progress for C counts, so a `kill -9` repeats nothing that was queued;
+//! progress saved for another cursor is ignored (the batch was committed past it).
 //!
 //! Deliberate recoveries (the Python consumer silently jumps to the END on `InvalidCursor`, losing data):
 //! - `InvalidCursor`: the cursor expired (TTL) or is corrupt; reading resumes at the time of the last log read from
@@ -20,8 +26,10 @@ use crate::flatten::Flattener;
 use crate::http::ApiError;
 use crate::pb::{self, LogGroup};
 use crate::sls::SlsClient;
+use logferry_input::event_id::source_hash;
+use logferry_input::progress::UNIT_PROGRESS_TTL;
 use logferry_input::runtime::cycle_level;
-use logferry_input::{PullContext, Puller, PullerError};
+use logferry_input::{EventIdField, PullContext, Puller, PullerError};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -36,6 +44,8 @@ struct Shard {
     retry_at: Option<Instant>,
     /// The last checkpoint this collector committed (consumer group).
     committed: Option<String>,
+    /// Logs of the batch at `cursor` already queued before a restart (its saved progress): skipped once.
+    queued: u64,
 }
 
 /// Flattens decoded log groups into events (JSON text, with `@devo_pulling_id` when given), parsing ActionTrail's
@@ -71,10 +81,13 @@ pub struct LogServicePuller {
     last_heartbeat: Option<Instant>,
     /// Set once the group showed another collector committing under this consumer name (warned once).
     name_shared: bool,
+    /// The stable id member (`event_id: true`).
+    event_id: Option<EventIdField>,
 }
 
 impl LogServicePuller {
     pub fn new(cfg: LogServiceConfig, creds: Credentials) -> Self {
+        let event_id = cfg.event_id_field.as_deref().map(EventIdField::new);
         LogServicePuller {
             cfg,
             creds,
@@ -83,6 +96,7 @@ impl LogServicePuller {
             saved_cursors: Map::new(),
             last_heartbeat: None,
             name_shared: false,
+            event_id,
         }
     }
 
@@ -229,11 +243,40 @@ impl LogServicePuller {
         ctx.commit_state(json!({"cursors": self.saved_cursors}))
     }
 
-    /// Emits a pulled batch, flushes it to Redis, then commits its next cursor.
+    /// The Redis key of a shard's progress inside its current batch.
+    fn progress_key(ctx: &PullContext, shard: u32) -> String {
+        ctx.progress_key(&format!("shard:{shard}"))
+    }
+
+    /// After a restart at `cursor`: the logs of its batch already queued (the shard's saved progress for that very
+    /// cursor), said in the log; 0 when none were.
+    fn queued_at(
+        &self,
+        ctx: &mut PullContext,
+        shard: u32,
+        cursor: &str,
+    ) -> Result<u64, PullerError> {
+        let key = Self::progress_key(ctx, shard);
+        let queued = match ctx.load_progress(&key)? {
+            Some(saved) if saved.version == cursor => saved.position,
+            _ => 0,
+        };
+        if queued > 0 {
+            log::info!(
+                "Resuming shard {shard} of {} at cursor {cursor}, log {queued}: {queued} logs already queued",
+                self.cfg.logstore
+            );
+        }
+        Ok(queued)
+    }
+
+    /// Emits a pulled batch (read from `cursor`) after the logs already queued, each write saving the shard's
+    /// progress with its events; flushes it to Redis, then commits its next cursor.
     fn deliver(
         &mut self,
         ctx: &mut PullContext,
         shard: u32,
+        cursor: &str,
         groups: &[LogGroup],
         next: &str,
     ) -> Result<bool, PullerError> {
@@ -241,12 +284,42 @@ impl LogServicePuller {
         let tag = self.cfg.tag.clone();
         let mut last = None;
         let pulling_id = Some(ctx.pulling_id());
+        let queued = self.shards.get(&shard).map_or(0, |s| s.queued);
+        let key = Self::progress_key(ctx, shard);
+        ctx.track_item(key, cursor.to_owned(), queued, UNIT_PROGRESS_TTL);
+        let mut position = 0;
+        // Stable ids: the batch's source (logstore, shard, cursor) and the log's index in the batch.
+        let id_base = self.event_id.is_some().then(|| {
+            let shard = shard.to_string();
+            format!(
+                "{}-",
+                source_hash(&[&self.cfg.project, &self.cfg.logstore, &shard, cursor])
+            )
+        });
+        let mut event_id = self.event_id.take();
         let n = for_each_event(groups, self.cfg.parse_event_field, pulling_id, |t, text| {
             last = Some((t / 1000) as u32);
-            ctx.emit_parts(&tag, t, text)
-        })?;
+            position += 1;
+            if position <= queued {
+                return Ok(());
+            }
+            ctx.advance_item(position);
+            match (&mut event_id, &id_base) {
+                (Some(field), Some(base)) => {
+                    let member = field.member(base, position - 1);
+                    ctx.emit_object(&tag, t, text, None, Some(member))
+                }
+                _ => ctx.emit_parts(&tag, t, text),
+            }
+        });
+        self.event_id = event_id;
+        let n = n?;
         ctx.stats.received += n;
+        ctx.end_item();
         ctx.flush()?;
+        if let Some(st) = self.shards.get_mut(&shard) {
+            st.queued = 0;
+        }
         if self.cfg.use_consumer_group {
             ctx.stats.requests += 1;
             if let Err(e) = self.client().checkpoint(
@@ -303,8 +376,10 @@ impl LogServicePuller {
             Some(c) => c,
             None => match self.start_cursor(ctx, shard) {
                 Ok(c) => {
+                    let queued = self.queued_at(ctx, shard, &c)?;
                     if let Some(s) = self.shards.get_mut(&shard) {
                         s.cursor = Some(c.clone());
+                        s.queued = queued;
                     }
                     // A start at `end` is kept at once: logs written while the collector is down are read later.
                     if !self.cfg.use_consumer_group
@@ -334,7 +409,7 @@ impl LogServicePuller {
                 if p.count == 0 && p.next_cursor == cursor {
                     return Ok(false);
                 }
-                self.deliver(ctx, shard, &groups, &p.next_cursor)?;
+                self.deliver(ctx, shard, &cursor, &groups, &p.next_cursor)?;
                 Ok(p.count > 0)
             }
             Err(e) if e.code() == "InvalidCursor" => {
@@ -353,6 +428,7 @@ impl LogServicePuller {
                     Ok(c) => {
                         if let Some(s) = self.shards.get_mut(&shard) {
                             s.cursor = Some(c);
+                            s.queued = 0;
                         }
                         Ok(true)
                     }

@@ -13,7 +13,7 @@ use logferry_testkit::log_capture::LogCapture;
 use logferry_testkit::senders::{CaptureMode, CaptureServer, TestPki};
 use logferry_testkit::{seed_lines, wait_until, RedisServer, TempDir};
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -186,7 +186,7 @@ fn handle(trail: &Trail, req: &Req) -> Resp {
         .filter(|ev| (s..=e).contains(&parse(ev["eventTime"].as_str().unwrap())))
         .cloned()
         .collect();
-    matching.sort_by_key(|ev| std::cmp::Reverse(parse(ev["eventTime"].as_str().unwrap())));
+    matching.sort_by_cached_key(|ev| std::cmp::Reverse(parse(ev["eventTime"].as_str().unwrap())));
     // The token holds characters that need percent-encoding (and must come back intact).
     let offset = match req.param("NextToken") {
         None => 0,
@@ -484,6 +484,7 @@ fn client_cfg(endpoint: &str, sig: SignatureVersion) -> ActionTrailConfig {
         lookup_attributes: vec![],
         tag: "t".into(),
         timeout: Duration::from_secs(5),
+        event_id_field: None,
     }
 }
 
@@ -707,4 +708,134 @@ fn status_shows_the_backfill_of_windows() {
         },
     );
     c.stop();
+}
+
+/// The eventId of every event a collector printed on its console (repeated ones included).
+fn console_event_ids(c: &Collector) -> Vec<String> {
+    c.log_text()
+        .lines()
+        .filter(|l| l.contains("cloud.alibaba.actiontrail.events"))
+        .filter_map(|l| {
+            let at = l.find("\"eventId\":\"")? + 11;
+            Some(l[at..].split('"').next()?.to_owned())
+        })
+        .collect()
+}
+
+/// `kill -9` of the InputProcess twice inside one window of 3,000 events (100 pages of 30: a flush of 800 ends inside a page), through the binary: each
+/// write saved the window's page and the events of it done, so the restarted process goes on at that page. Every
+/// event arrives, a kill repeats at most one flush (measured: printed), and the log says where it resumed.
+#[test]
+fn a_killed_input_resumes_inside_the_window() {
+    const EVENTS: i64 = 3_000;
+    /// The most one flush of a sink holds: 8 wraps of `queue_wrap_max_size_in_messages` (100).
+    const FLUSH_EVENTS: usize = 800;
+    let now = Utc::now().timestamp();
+    let start = now - 3000;
+    let events: Vec<Value> = (0..EVENTS)
+        .map(|i| event(&format!("k{i}"), start + 10 + i * 2300 / EVENTS))
+        .collect();
+    let (srv, _trail) = server(events);
+    let redis = RedisServer::start();
+    let dir = TempDir::new("at-resume");
+    let config = json!({
+        "globals": {"id": "resume", "persistence": {"type": "redis", "url": redis.url()},
+            "queue_max_size_in_messages": 2000, "queue_wrap_max_size_in_messages": 100},
+        "inputs": {"alibaba": {"id": 12341, "credentials": {"access_key_id": AK, "access_key_secret": SECRET},
+            "services": {"actiontrail": {"region": "cn-hangzhou", "endpoint": srv.url(),
+                "initial_start_time_in_utc": api_time(Utc.timestamp_opt(start, 0).unwrap()),
+                "window_size_in_seconds": 3600, "max_results": 30, "requests_per_second": 10}}}},
+        "outputs": {"console": {"type": "console"}},
+    });
+    let mut c = Collector::start(&logferry_bin(), dir.path(), &config.to_string());
+    let kills = [30, 65];
+    kill_input_at(&c, &kills, EVENTS as usize, || console_event_ids(&c).len());
+    wait_until(
+        Duration::from_secs(60),
+        "every event on the console",
+        || console_event_ids(&c).iter().collect::<HashSet<_>>().len() == EVENTS as usize,
+    );
+    c.wait_log("The data is up to date!", Duration::from_secs(30));
+    let got = console_event_ids(&c);
+    let duplicates = got.len() - EVENTS as usize;
+    eprintln!(
+        "{} kills inside a window of {EVENTS} events: {duplicates} duplicates",
+        kills.len()
+    );
+    assert!(
+        duplicates <= kills.len() * FLUSH_EVENTS,
+        "{duplicates} duplicates for {} kills",
+        kills.len()
+    );
+    let log = c.log_text();
+    let resumed: Vec<&str> = log
+        .lines()
+        .filter(|l| !l.starts_with("<14>") && l.contains("Resuming window "))
+        .collect();
+    assert_eq!(resumed.len(), kills.len(), "{resumed:#?}\n{}", c.log_tail());
+    for line in &resumed {
+        assert!(line.contains(" at page pg/"), "inside the window: {line}");
+        let n: u64 = line
+            .split(" event ")
+            .nth(1)
+            .and_then(|r| r.split(':').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no event number in {line}"));
+        assert!(n > 0 && n <= 30, "{line}");
+        assert!(
+            line.contains(&format!(": {n} events of that page already queued")),
+            "{line}"
+        );
+    }
+    c.stop();
+}
+
+/// With `event_id: true` every event carries `@logferry_id` from its eventId: the same events read by two pullers
+/// (two collectors) get the same ids, different events different ones.
+#[test]
+fn stable_ids_come_from_the_event_id() {
+    const EVENTS: i64 = 40;
+    let now = Utc::now().timestamp();
+    let start = now - 3000;
+    let events: Vec<Value> = (0..EVENTS)
+        .map(|i| event(&format!("id{i}"), start + 10 + i * 30))
+        .collect();
+    let (srv, _trail) = server(events);
+    let read = |id: &str| -> HashMap<String, String> {
+        let mut cfg = config(
+            &srv.url(),
+            &api_time(Utc.timestamp_opt(start, 0).unwrap()),
+            "v3",
+        );
+        cfg["alibaba"]["services"]["actiontrail"]["event_id"] = json!(true);
+        let (mut specs, errs) = configure(cfg);
+        assert!(errs.is_empty(), "{errs:?}");
+        let p = Pipeline::start(id);
+        let run = Running::start(specs.remove(0), p.factory());
+        wait_until(Duration::from_secs(30), "every event", || {
+            p.events().len() as i64 >= EVENTS
+        });
+        run.stop();
+        p.events()
+            .iter()
+            .map(|e| {
+                let v: Value = serde_json::from_str(&e.message).unwrap();
+                let id = v["@logferry_id"].as_str().expect("an id").to_owned();
+                (v["eventId"].as_str().unwrap().to_owned(), id)
+            })
+            .collect()
+    };
+    let (first, second) = (read("ids-a"), read("ids-b"));
+    assert_eq!(first.len() as i64, EVENTS);
+    assert_eq!(first, second, "the same events, the same ids");
+    let distinct: HashSet<&String> = first.values().collect();
+    assert_eq!(
+        distinct.len() as i64,
+        EVENTS,
+        "different events, different ids"
+    );
+    assert_eq!(
+        first["id7"],
+        logferry_input::event_id::source_hash(&["actiontrail", "id7"])
+    );
 }

@@ -346,7 +346,11 @@ fn handle(s: &Sls, req: &Req) -> Resp {
 }
 
 fn server(store: &str, visible: usize) -> (HttpServer, Arc<Sls>) {
-    let shards = fixtures(store);
+    server_of(fixtures(store), visible)
+}
+
+/// The local Log Service serving `shards` (packages per shard), the first `visible` of each shard readable.
+fn server_of(shards: Vec<Vec<Package>>, visible: usize) -> (HttpServer, Arc<Sls>) {
     let n = shards.len();
     let sls = Arc::new(Sls {
         shards,
@@ -652,13 +656,29 @@ fn run_collector(
     endpoint: &str,
     service_keys: Value,
 ) -> Collector {
+    run_collector_with(dir, redis, id, endpoint, service_keys, json!({}))
+}
+
+/// [`run_collector`] with `globals_keys` added to the globals.
+fn run_collector_with(
+    dir: &TempDir,
+    redis: &RedisServer,
+    id: &str,
+    endpoint: &str,
+    service_keys: Value,
+    globals_keys: Value,
+) -> Collector {
     let mut svc = json!({"endpoint": endpoint, "project": "myproject", "logstore": "actiontrail_mytrail",
         "heartbeat_interval_in_seconds": 1, "request_period_in_seconds": 0, "fetch_count": 100});
     for (k, v) in service_keys.as_object().unwrap() {
         svc[k] = v.clone();
     }
+    let mut globals = json!({"id": id, "persistence": {"type": "redis", "url": redis.url()}});
+    for (k, v) in globals_keys.as_object().unwrap() {
+        globals[k] = v.clone();
+    }
     let config = json!({
-        "globals": {"id": id, "persistence": {"type": "redis", "url": redis.url()}},
+        "globals": globals,
         "inputs": {"alibaba": {"id": 7, "credentials": {"access_key_id": AK, "access_key_secret": SECRET},
             "services": {"actiontrail_log_service": svc}}},
         "outputs": {"console": {"type": "console"}},
@@ -765,4 +785,181 @@ fn a_consumer_name_shared_by_two_collectors_is_warned() {
         .lines()
         .filter(|l| l.contains("WARNING InputProcess::") && l.contains("Another collector uses"));
     assert_eq!(warnings.count(), 1, "warned once");
+}
+
+/// A protobuf length-delimited field (`field`, wire type 2).
+fn pb_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+    pb_varint(out, field << 3 | 2);
+    pb_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn pb_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A PullLogs package as the service sends it (lz4 block of a `LogGroupList`): `groups` log groups of `logs` logs
+/// each, whose `seq` contents count on from `first_seq`, with an ActionTrail `event` of about 300 bytes.
+fn generated_package(first_seq: u64, groups: u64, logs: u64) -> Package {
+    const TIME: u32 = 1_704_164_645;
+    let mut list = Vec::new();
+    for g in 0..groups {
+        let mut group = Vec::new();
+        for l in 0..logs {
+            let seq = first_seq + g * logs + l;
+            let event = format!(
+                "{{\"eventId\":\"evt-{seq}\",\"eventName\":\"DescribeInstances\",\"eventTime\":\"2024-01-02T03:04:05Z\",\
+                 \"acsRegion\":\"cn-hangzhou\",\"serviceName\":\"Ecs\",\"sourceIpAddress\":\"198.51.100.{}\",\
+                 \"userIdentity\":{{\"type\":\"ram-user\",\"principalId\":\"2046\",\"accountId\":\"1234567890\"}}}}",
+                seq % 250
+            );
+            let mut log = Vec::new();
+            pb_varint(&mut log, 1 << 3);
+            pb_varint(&mut log, u64::from(TIME));
+            for (k, v) in [("event", event.as_str()), ("seq", &seq.to_string())] {
+                let mut content = Vec::new();
+                pb_field(&mut content, 1, k.as_bytes());
+                pb_field(&mut content, 2, v.as_bytes());
+                pb_field(&mut log, 2, &content);
+            }
+            pb_field(&mut group, 1, &log);
+        }
+        pb_field(&mut group, 3, b"actiontrail_audit_event");
+        pb_field(&mut group, 4, b"10.0.0.1");
+        pb_field(&mut list, 1, &group);
+    }
+    Package {
+        body: lz4_flex::block::compress(&list),
+        raw_size: list.len(),
+        groups,
+        max_time: i64::from(TIME),
+        flattened: Vec::new(),
+    }
+}
+
+/// `shards` shards of `packages` packages of `groups` x `logs` logs; the `seq`s run over all of them.
+fn generated_shards(shards: u64, packages: u64, groups: u64, logs: u64) -> Vec<Vec<Package>> {
+    let per_shard = packages * groups * logs;
+    (0..shards)
+        .map(|s| {
+            (0..packages)
+                .map(|p| generated_package(s * per_shard + p * groups * logs, groups, logs))
+                .collect()
+        })
+        .collect()
+}
+
+/// `kill -9` of the InputProcess while shards are read, through the binary, with a consumer group (checkpoints on
+/// the server) and with local cursors: each write saved the shard's position inside its batch with the events, so
+/// the restarted process skips what was queued. Every log arrives, and a kill repeats at most one flush per shard
+/// (measured: printed).
+#[test]
+fn a_killed_input_resumes_inside_the_batch_of_each_shard() {
+    for local in [false, true] {
+        killed_input_resumes_inside_batches(local);
+    }
+}
+
+fn killed_input_resumes_inside_batches(local: bool) {
+    const SHARDS: u64 = 2;
+    const TOTAL: u64 = SHARDS * 3 * 3 * 2_000;
+    /// The most one flush of a sink holds: 8 wraps of `queue_wrap_max_size_in_messages` (100).
+    const FLUSH_EVENTS: u64 = 800;
+    let (srv, _sls) = server_of(generated_shards(SHARDS, 3, 3, 2_000), 3);
+    let redis = RedisServer::start();
+    let dir = TempDir::new("sls-resume");
+    let mode = if local {
+        json!({"use_consumer_group": false})
+    } else {
+        json!({"consumer_name": "resume-test"})
+    };
+    // The InputProcess is at most about 2,000 events ahead of the console: a kill falls inside a batch of 6,000.
+    let c = run_collector_with(
+        &dir,
+        &redis,
+        "r",
+        &srv.url(),
+        mode,
+        json!({"queue_max_size_in_messages": 2000, "queue_wrap_max_size_in_messages": 100}),
+    );
+    let kills = [25, 60];
+    kill_input_at(&c, &kills, TOTAL as usize, || console_seqs(&c).len());
+    wait_until(Duration::from_secs(120), "every log on the console", || {
+        console_seqs(&c).iter().collect::<HashSet<_>>().len() as u64 == TOTAL
+    });
+    let got = console_seqs(&c);
+    let duplicates = got.len() as u64 - TOTAL;
+    eprintln!(
+        "{} kills over {TOTAL} logs of {SHARDS} shards (local cursors: {local}): {duplicates} duplicates",
+        kills.len()
+    );
+    assert!(
+        duplicates <= kills.len() as u64 * SHARDS * FLUSH_EVENTS,
+        "{duplicates} duplicates for {} kills",
+        kills.len()
+    );
+    let log = c.log_text();
+    let resumed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Resuming shard "))
+        .collect();
+    assert!(
+        !resumed.is_empty(),
+        "no kill inside a batch\n{}",
+        c.log_tail()
+    );
+    for line in &resumed {
+        let n: u64 = line
+            .split(", log ")
+            .nth(1)
+            .and_then(|r| r.split(':').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no log number in {line}"));
+        assert!(n > 0 && n < 6_000, "{line}");
+        assert!(
+            line.contains(&format!(": {n} logs already queued")),
+            "{line}"
+        );
+    }
+}
+
+/// With `event_id: true` every log carries `@logferry_id` from the logstore, the shard, the batch's cursor and its
+/// index in the batch: the same logstore read by two pullers (two collectors) gives the same ids, different logs
+/// different ones.
+#[test]
+fn stable_ids_come_from_shard_cursor_and_index() {
+    let (srv, _sls) = server("actiontrail_mytrail", 3);
+    let read = |id: &str| -> HashMap<u64, String> {
+        let cfg = service_config(
+            &srv.url(),
+            "actiontrail_log_service",
+            "actiontrail_mytrail",
+            json!({"use_consumer_group": false, "event_id": true}),
+        );
+        let (mut specs, errs) = configure(cfg);
+        assert!(errs.is_empty(), "{errs:?}");
+        let p = Pipeline::start(id);
+        let run = Running::start(specs.remove(0), p.factory());
+        wait_until(Duration::from_secs(30), "every log", || {
+            unique_seqs(&p).len() == 120
+        });
+        run.stop();
+        p.events()
+            .iter()
+            .map(|e| {
+                let v: Value = serde_json::from_str(&e.message).unwrap();
+                let id = v["@logferry_id"].as_str().expect("an id").to_owned();
+                (v["seq"].as_str().unwrap().parse().unwrap(), id)
+            })
+            .collect()
+    };
+    let (first, second) = (read("ids-a"), read("ids-b"));
+    assert_eq!(first.len(), 120);
+    assert_eq!(first, second, "the same logs, the same ids");
+    let distinct: HashSet<&String> = first.values().collect();
+    assert_eq!(distinct.len(), 120, "different logs, different ids");
 }

@@ -355,7 +355,7 @@ pub fn read_common(s: &Section<'_>, ranges: &SqsRangeKeys) -> Common {
         bad_object_policy: policy,
         records_check,
         object_progress: read_object_progress(s),
-        event_id_field: read_event_id(s),
+        event_id_field: logferry_input::event_id::read_event_id(s),
         request_period: logferry_input::config::request_period(s, &REQUEST_PERIOD_IN_SECONDS),
         max_cycle: logferry_input::runtime::read_max_cycle(s),
     }
@@ -366,13 +366,6 @@ fn read_object_progress(s: &Section<'_>) -> Option<Duration> {
     let ttl = s.get_int(&OBJECT_PROGRESS_TTL_IN_SECONDS);
     s.get_bool(&RESUME_INSIDE_OBJECTS)
         .then(|| Duration::from_secs(ttl))
-}
-
-/// `event_id` and `event_id_field` (both read, so neither is ever an unknown key).
-fn read_event_id(s: &Section<'_>) -> Option<String> {
-    let on = s.get_bool(&EVENT_ID);
-    let name = s.json_member_name(&EVENT_ID_FIELD);
-    on.then(|| name.unwrap_or_else(|| DEFAULT_EVENT_ID_FIELD.to_owned()))
 }
 
 /// The settings [`read_common`] returns.

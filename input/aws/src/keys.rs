@@ -252,19 +252,7 @@ pub const OBJECT_PROGRESS_TTL_IN_SECONDS: Key = Key::int(
     1_209_600,
     "expiry of a progress entry whose message never came back (default 4 days)",
 );
-pub const EVENT_ID: Key = Key::bool(
-    "event_id",
-    false,
-    "add a stable id member to JSON-object events (see Event ids)",
-);
-/// The member name of the stable event ids when `event_id_field` is not given.
-pub const DEFAULT_EVENT_ID_FIELD: &str = "@logferry_id";
-pub const EVENT_ID_FIELD: Key = Key::format(
-    "event_id_field",
-    logferry::config::keys::JSON_MEMBER_NAME,
-    "the name of the stable id member (with `event_id: true`)",
-)
-.with_default(Default::Text(DEFAULT_EVENT_ID_FIELD));
+pub use logferry_input::event_id::{DEFAULT_EVENT_ID_FIELD, EVENT_ID, EVENT_ID_FIELD};
 
 /// The keys both seeds' S3/SQS pullers read ([`crate::config::read_common`]), ranges aside.
 pub const COMMON_SQS_KEYS: [Key; 13] = [

@@ -78,12 +78,23 @@ fn rfc3339(secs: i64) -> String {
 
 /// A collector config with one or more `aws` inputs reading the server (`(input name, secret, start_time)`).
 fn config(dir: &Path, endpoint: &str, sink_port: u16, inputs: &[(&str, &str, i64)]) -> String {
+    config_with(dir, endpoint, sink_port, inputs, "")
+}
+
+/// [`config`] with `more` (YAML lines) in each service.
+fn config_with(
+    dir: &Path,
+    endpoint: &str,
+    sink_port: u16,
+    inputs: &[(&str, &str, i64)],
+    more: &str,
+) -> String {
     let inputs: String = inputs
         .iter()
         .enumerate()
         .map(|(i, (name, secret, start))| {
             let service = format!(
-                "      audit-events-all:\n        types: [audit_apis]\n        start_time: \"{}\"\n        gap_until_now_in_minutes: 0\n        time_slot_in_hours: 1\n        drop_event_names: [ConsoleLogin]\n        request_period_in_seconds: 5\n",
+                "      audit-events-all:\n        types: [audit_apis]\n        start_time: \"{}\"\n        gap_until_now_in_minutes: 0\n        time_slot_in_hours: 1\n        drop_event_names: [ConsoleLogin]\n        request_period_in_seconds: 5\n{more}",
                 rfc3339(*start)
             );
             common::aws_input_yaml(name, 100 + i, endpoint, secret, &service)
@@ -402,4 +413,54 @@ fn server_errors_are_retried_on_the_same_page_and_lose_nothing() {
         "{log}"
     );
     assert!(log.contains("attempt 2 of 5"), "{log}");
+}
+
+/// With `event_id: true` every event carries `@logferry_id` from its eventId: two collectors reading the same
+/// history give the same ids, different events different ones.
+#[test]
+fn stable_ids_come_from_the_event_id() {
+    let dir = TempDir::new("ct-ids");
+    let start = hours_ago(2);
+    let events: Vec<Ev> = (0..300)
+        .map(|seq| Ev {
+            seq,
+            time: start + 1 + seq as i64 * 20,
+            source: "s3.amazonaws.com",
+        })
+        .collect();
+    let server = CloudTrailServer::start(dir.path(), &events, 10.0);
+    let want = kept(&events).len();
+    let ids = |sink: &LineSink| -> BTreeMap<u64, String> {
+        sink.lines()
+            .iter()
+            .filter(|l| l.contains(TAG_MARK))
+            .filter_map(|l| {
+                let seq = collector::seqs([l.as_str()], TAG_MARK).into_iter().next()?;
+                let rest = &l[l.find("\"@logferry_id\":\"")? + 16..];
+                Some((seq, rest[..rest.find('"')?].to_owned()))
+            })
+            .collect()
+    };
+    let (dir_a, dir_b) = (TempDir::new("ct-ids-a"), TempDir::new("ct-ids-b"));
+    let (sink_a, sink_b) = (LineSink::start(), LineSink::start());
+    let run = |dir: &TempDir, sink: &LineSink| {
+        let inputs = [("aws", SECRET, start)];
+        let config = config_with(
+            dir.path(),
+            &server.url(),
+            sink.port,
+            &inputs,
+            "        event_id: true\n",
+        );
+        Collector::start(&logferry_bin(), dir.path(), &config)
+    };
+    let (a, b) = (run(&dir_a, &sink_a), run(&dir_b, &sink_b));
+    wait_until(Duration::from_secs(120), "every event at both", || {
+        ids(&sink_a).len() == want && ids(&sink_b).len() == want
+    });
+    drop((a, b));
+    let (first, second) = (ids(&sink_a), ids(&sink_b));
+    assert_eq!(first, second, "the same events, the same ids");
+    let distinct: std::collections::HashSet<&String> = first.values().collect();
+    assert_eq!(distinct.len(), want, "different events, different ids");
 }

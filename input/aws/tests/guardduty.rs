@@ -61,15 +61,17 @@ fn finding_id(seq: u64) -> String {
     format!("f{seq:032x}")
 }
 
+/// The number after `key` in a line.
+fn number_after(l: &str, key: &str) -> Option<u64> {
+    let rest = &l[l.find(key)? + key.len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// How many times each (seq, version) arrived: the description says `seq=N version=M`.
 fn arrivals(sink: &LineSink) -> BTreeMap<(u64, u64), usize> {
-    let number_after = |l: &str, key: &str| -> Option<u64> {
-        let rest = &l[l.find(key)? + key.len()..];
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
     let mut n = BTreeMap::new();
     for l in sink.lines().iter().filter(|l| l.contains(TAG)) {
         if let (Some(seq), Some(version)) = (number_after(l, "seq="), number_after(l, "version=")) {
@@ -80,12 +82,25 @@ fn arrivals(sink: &LineSink) -> BTreeMap<(u64, u64), usize> {
 }
 
 fn config(dir: &Path, server: &GuardDutyServer, sink_port: u16, inputs: &[(&str, &str)]) -> String {
-    let service = "      aws-guardduty:\n        requests_per_second: 8\n        request_period_in_seconds: 1\n";
+    config_with(dir, server, sink_port, inputs, "")
+}
+
+/// [`config`] with `more` (YAML lines) in the service.
+fn config_with(
+    dir: &Path,
+    server: &GuardDutyServer,
+    sink_port: u16,
+    inputs: &[(&str, &str)],
+    more: &str,
+) -> String {
+    let service = format!(
+        "      aws-guardduty:\n        requests_per_second: 8\n        request_period_in_seconds: 1\n{more}"
+    );
     let inputs: String = inputs
         .iter()
         .enumerate()
         .map(|(i, (name, secret))| {
-            common::aws_input_yaml(name, 100 + i, &server.url(), secret, service)
+            common::aws_input_yaml(name, 100 + i, &server.url(), secret, &service)
         })
         .collect();
     common::collector_yaml(dir, "gd", &inputs, sink_port)
@@ -269,5 +284,62 @@ fn throttled_requests_are_sent_again_and_no_finding_is_lost() {
         ),
         "{}",
         c.log_text()
+    );
+}
+
+/// The `@logferry_id` of each (seq, version) a sink received (the last one when repeated).
+fn ids(sink: &LineSink) -> BTreeMap<(u64, u64), String> {
+    let id_of = |l: &str| -> Option<String> {
+        let rest = &l[l.find("\"@logferry_id\":\"")? + 16..];
+        Some(rest[..rest.find('"')?].to_owned())
+    };
+    sink.lines()
+        .iter()
+        .filter(|l| l.contains(TAG))
+        .filter_map(|l| {
+            let key = (number_after(l, "seq=")?, number_after(l, "version=")?);
+            Some((key, id_of(l).expect("every finding has an id")))
+        })
+        .collect()
+}
+
+/// With `event_id: true` every finding carries `@logferry_id` from its id and `updatedAt`: two collectors reading
+/// the same findings give the same ids, different findings (and a finding's new version) different ones.
+#[test]
+fn stable_ids_come_from_the_finding_id_and_its_update_time() {
+    const FINDINGS: u64 = 200;
+    let dir = TempDir::new("gd-ids");
+    let t0 = chrono::Utc::now().timestamp_millis() - 86_400_000;
+    let findings: Vec<Finding> = (0..FINDINGS)
+        .map(|seq| Finding {
+            detector: "d1",
+            seq,
+            updated: t0 + seq as i64,
+        })
+        .collect();
+    let server = GuardDutyServer::start(dir.path(), &findings, &[], 50.0);
+    let (dir_a, dir_b) = (TempDir::new("gd-ids-a"), TempDir::new("gd-ids-b"));
+    let (sink_a, sink_b) = (LineSink::start(), LineSink::start());
+    let more = "        event_id: true\n";
+    let start = |dir: &TempDir, sink: &LineSink| {
+        let config = config_with(dir.path(), &server, sink.port, &[("aws", SECRET)], more);
+        Collector::start(&logferry_bin(), dir.path(), &config)
+    };
+    let (a, b) = (start(&dir_a, &sink_a), start(&dir_b, &sink_b));
+    wait_until(Duration::from_secs(120), "every finding at both", || {
+        ids(&sink_a).len() as u64 == FINDINGS && ids(&sink_b).len() as u64 == FINDINGS
+    });
+    server.update("d1", 7);
+    wait_until(Duration::from_secs(60), "the new version at both", || {
+        ids(&sink_a).contains_key(&(7, 2)) && ids(&sink_b).contains_key(&(7, 2))
+    });
+    drop((a, b));
+    let (first, second) = (ids(&sink_a), ids(&sink_b));
+    assert_eq!(first, second, "the same findings, the same ids");
+    let distinct: std::collections::HashSet<&String> = first.values().collect();
+    assert_eq!(
+        distinct.len() as u64,
+        FINDINGS + 1,
+        "different findings and versions, different ids"
     );
 }

@@ -22,11 +22,29 @@ const FLUSH_EVENTS: u64 = 800;
 
 /// A gzip `{"Records": [...]}` CloudTrail object of `records` records whose eventIDs are `<prefix>-<n>`.
 fn cloudtrail_gz(records: u64, prefix: &str) -> Vec<u8> {
+    cloudtrail_object(records, prefix, Shape::Records)
+}
+
+/// How an object holds its CloudTrail records.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// `{"Records": [...]}`, as CloudTrail writes.
+    Records,
+    /// One record per line, as Firehose and CloudTrail Lake exports write.
+    JsonLines,
+}
+
+/// A gzip CloudTrail object of `records` records whose eventIDs are `<prefix>-<n>`, in `shape`.
+fn cloudtrail_object(records: u64, prefix: &str, shape: Shape) -> Vec<u8> {
     let mut text = String::with_capacity(records as usize * 330 + 16);
-    text.push_str("{\"Records\":[");
+    let (open, separator, close) = match shape {
+        Shape::Records => ("{\"Records\":[", ",", "]}"),
+        Shape::JsonLines => ("", "\n", "\n"),
+    };
+    text.push_str(open);
     for n in 0..records {
         if n > 0 {
-            text.push(',');
+            text.push_str(separator);
         }
         text.push_str(&format!(
             "{{\"eventVersion\":\"1.08\",\"eventID\":\"{prefix}-{n}\",\"eventTime\":\"2026-12-03T10:{:02}:{:02}Z\",\
@@ -39,7 +57,7 @@ fn cloudtrail_gz(records: u64, prefix: &str) -> Vec<u8> {
             n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
         ));
     }
-    text.push_str("]}");
+    text.push_str(close);
     gzip_fast(text.as_bytes())
 }
 
@@ -114,6 +132,16 @@ fn progress_entries(f: &Fixture) -> Vec<String> {
 /// Three kills, at 20 %, 50 % and 80 % of three 200,000-record objects read one after the other.
 #[test]
 fn a_killed_input_resumes_inside_the_object_and_resends_at_most_one_flush() {
+    killed_input_resumes_inside_objects(Shape::Records);
+}
+
+/// The same kills inside gzip JSON-lines objects (one record per line): the position counts lines.
+#[test]
+fn a_killed_input_resumes_inside_json_lines_objects() {
+    killed_input_resumes_inside_objects(Shape::JsonLines);
+}
+
+fn killed_input_resumes_inside_objects(shape: Shape) {
     common::init_log();
     const OBJECTS: u64 = 3;
     const RECORDS: u64 = 200_000;
@@ -125,7 +153,7 @@ fn a_killed_input_resumes_inside_the_object_and_resends_at_most_one_flush() {
         f.put(
             "resume-bucket",
             &format!("AWSLogs/123456789012/CloudTrail/us-east-1/2026/12/03/trail-{o}.json.gz"),
-            cloudtrail_gz(RECORDS, &format!("o{o}")),
+            cloudtrail_object(RECORDS, &format!("o{o}"), shape),
         );
     }
     let dir = TempDir::new("aws-resume");
@@ -158,7 +186,7 @@ fn a_killed_input_resumes_inside_the_object_and_resends_at_most_one_flush() {
     let counts = arrivals(&sink);
     let duplicates: u64 = counts.values().map(|&n| u64::from(n) - 1).sum();
     eprintln!(
-        "{} kills over {TOTAL} records in {:.1} s: {duplicates} duplicates",
+        "{} kills over {TOTAL} records ({shape:?}) in {:.1} s: {duplicates} duplicates",
         kills.len(),
         started.elapsed().as_secs_f64()
     );

@@ -390,3 +390,62 @@ fn assume_role_through_moto_sts() {
     // The assumed session works for SQS too.
     rt.block_on(s.sqs().list_queues().send()).unwrap();
 }
+
+/// With `event_id: true` a Security Hub finding's id comes from its `Id` and `UpdatedAt`, not from the message:
+/// the same finding version in two messages gets the same id, another version or finding another one.
+#[test]
+fn security_hub_ids_come_from_the_finding_id_and_update_time() {
+    init_log();
+    let f = Fixture::start();
+    let hq = f.queue("hub-ids.fifo");
+    let message = |id: &str, findings: serde_json::Value| {
+        json!({"version": "0", "id": id, "detail-type": "Security Hub Findings - Imported", "source": "aws.securityhub",
+            "account": "111122223333", "region": "us-east-1", "detail": {"findings": findings}})
+        .to_string()
+    };
+    let v1 = json!({"Id": "f1", "UpdatedAt": "2024-01-02T03:04:05.000Z", "n": 1});
+    let v2 = json!({"Id": "f1", "UpdatedAt": "2024-01-02T04:00:00.000Z", "n": 2});
+    let other = json!({"Id": "f2", "UpdatedAt": "2024-01-02T03:04:05.000Z", "n": 3});
+    f.send(&hq, &message("m1", json!([v1, other])));
+    f.send(&hq, &message("m2", json!([v1, v2])));
+    let input = f.aws_input(json!({"services": {
+        "sqs-cloudwatch-consumer": fast(json!({"sqs_queue_name": "hub-ids.fifo", "event_id": true})),
+    }}));
+    let mut sp = specs(&AwsInput, &input);
+    let _r = run(sp.pop().unwrap(), |s| f.factory(s));
+    wait_until(T, "4 findings and an empty queue", || {
+        f.events().len() == 4 && f.queue_depth(&hq) == 0
+    });
+    let mut ids: Vec<(u64, String)> = f
+        .events()
+        .iter()
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(&e.message).unwrap();
+            (
+                v["n"].as_u64().unwrap(),
+                v["@logferry_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(ids[0].0, 1);
+    assert_eq!(ids[1].0, 1);
+    assert_eq!(
+        ids[0].1, ids[1].1,
+        "one finding version in two messages: one id"
+    );
+    let distinct: std::collections::HashSet<&String> = ids.iter().map(|(_, id)| id).collect();
+    assert_eq!(
+        distinct.len(),
+        3,
+        "another version or finding: another id: {ids:?}"
+    );
+    assert_eq!(
+        ids[0].1,
+        format!(
+            "{}-0",
+            logferry_input::event_id::source_hash(&["f1", "2024-01-02T03:04:05.000Z"])
+        )
+    );
+}

@@ -127,6 +127,26 @@ impl Drop for Running {
     }
 }
 
+/// Kills the collector's InputProcess (SIGKILL) once `delivered()` reaches each of `percents` of `total`, waiting
+/// for its restart each time.
+pub fn kill_input_at(
+    c: &logferry_testkit::collector::Collector,
+    percents: &[usize],
+    total: usize,
+    delivered: impl Fn() -> usize,
+) {
+    for percent in percents {
+        let at = total * percent / 100;
+        logferry_testkit::wait_until(
+            std::time::Duration::from_secs(120),
+            &format!("{at} events delivered"),
+            || delivered() >= at,
+        );
+        let pid = c.kill_child("InputProcess");
+        c.wait_restarted("InputProcess", pid, std::time::Duration::from_secs(60));
+    }
+}
+
 /// Reads an `inputs` section with the alibaba kinds.
 pub fn configure(inputs: Value) -> (Vec<PullerSpec>, Vec<ConfigError>) {
     let d = Diagnostics::default();

@@ -76,6 +76,8 @@ pub static CLOUDTRAIL_API_KEYS: KeySet = KeySet {
         API_REQUEST_PERIOD_IN_SECONDS,
         MAX_CYCLE_SECONDS,
         REGIONS,
+        logferry_input::event_id::EVENT_ID,
+        logferry_input::event_id::EVENT_ID_FIELD,
     ]],
 };
 
@@ -111,6 +113,8 @@ pub struct CloudTrailApiConfig {
     /// `max_cycle_seconds`: no new slot starts after a cycle ran this long (a backfill goes on in the next cycle,
     /// with no wait).
     pub max_cycle: Duration,
+    /// `event_id` / `event_id_field`: the name of the stable id member (from the event's `eventId`); None when off.
+    pub event_id_field: Option<String>,
 }
 
 impl CloudTrailApiConfig {
@@ -138,6 +142,7 @@ pub fn read(
     let requests_per_second = s.get_float(&REQUESTS_PER_SECOND);
     let request_period = logferry_input::config::request_period(s, &API_REQUEST_PERIOD_IN_SECONDS);
     let max_cycle = logferry_input::runtime::read_max_cycle(s);
+    let event_id_field = logferry_input::event_id::read_event_id(s);
     Some(CloudTrailApiConfig {
         client: client?,
         start_time: start_time?,
@@ -150,6 +155,7 @@ pub fn read(
         requests_per_second,
         request_period,
         max_cycle,
+        event_id_field,
     })
 }
 

@@ -13,7 +13,7 @@ use crate::tag::{TagCache, TagVars};
 use aws_sdk_cloudtrail::primitives::DateTime as AwsTime;
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use chrono::{DateTime, SecondsFormat, Utc};
-use logferry_input::{PullContext, Puller, PullerError, PullingIdField};
+use logferry_input::{EventIdField, PullContext, Puller, PullerError, PullingIdField};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::borrow::Cow;
@@ -93,11 +93,14 @@ pub struct CloudTrailApiPuller {
     position: Option<Position>,
     progress: Option<Progress>,
     tags: TagCache,
+    /// The stable id member (`event_id: true`): from the event's `eventId`.
+    event_id: Option<EventIdField>,
 }
 
 impl CloudTrailApiPuller {
     pub fn new(cfg: Arc<CloudTrailApiConfig>) -> Self {
         let caller = Caller::new(cfg.requests_per_second, &cfg.client.region);
+        let event_id = cfg.event_id_field.as_deref().map(EventIdField::new);
         CloudTrailApiPuller {
             cfg,
             rt: None,
@@ -107,6 +110,7 @@ impl CloudTrailApiPuller {
             position: None,
             progress: None,
             tags: TagCache::default(),
+            event_id,
         }
     }
 
@@ -261,10 +265,10 @@ impl CloudTrailApiPuller {
             region_id: region,
         };
         let tag = self.tags.get(&self.cfg.tag, vars);
-        match pulling_id.splice(record) {
-            Some(pieces) => ctx.emit_pieces(tag, time * 1000, &pieces)?,
-            None => ctx.emit_parts(tag, time * 1000, record)?,
-        }
+        let id = (self.event_id.as_mut())
+            .zip(event.event_id())
+            .map(|(field, event_id)| field.member_of(&["cloudtrail", event_id]));
+        ctx.emit_object(tag, time * 1000, record, Some(pulling_id), id)?;
         counts.generated += 1;
         Ok(())
     }

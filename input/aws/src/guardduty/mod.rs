@@ -50,6 +50,8 @@ pub static GUARDDUTY_KEYS: KeySet = KeySet {
         API_REQUEST_PERIOD_IN_SECONDS,
         MAX_CYCLE_SECONDS,
         REGIONS,
+        logferry_input::event_id::EVENT_ID,
+        logferry_input::event_id::EVENT_ID_FIELD,
     ]],
 };
 
@@ -69,6 +71,9 @@ pub struct GuardDutyConfig {
     /// `max_cycle_seconds`: no new batch of findings starts after a cycle ran this long (the next cycle goes on
     /// with no wait).
     pub max_cycle: Duration,
+    /// `event_id` / `event_id_field`: the name of the stable id member (from the finding's id and `updatedAt`);
+    /// None when off.
+    pub event_id_field: Option<String>,
 }
 
 impl GuardDutyConfig {
@@ -93,6 +98,7 @@ pub fn configure(cx: &ServiceContext<'_>, s: &Section<'_>) -> Option<PullerSpec>
     let tag = cx.tag(s, &TAG);
     let request_period = logferry_input::config::request_period(s, &API_REQUEST_PERIOD_IN_SECONDS);
     let max_cycle = logferry_input::runtime::read_max_cycle(s);
+    let event_id_field = logferry_input::event_id::read_event_id(s);
     let cfg = Arc::new(GuardDutyConfig {
         client: cx.client()?,
         start_time: start_time?,
@@ -100,6 +106,7 @@ pub fn configure(cx: &ServiceContext<'_>, s: &Section<'_>) -> Option<PullerSpec>
         tag: tag?,
         request_period,
         max_cycle,
+        event_id_field,
     });
     let defining = cfg.defining();
     Some(cx.spec(

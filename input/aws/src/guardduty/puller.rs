@@ -13,7 +13,7 @@ use aws_sdk_guardduty::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_guardduty::operation::list_detectors::ListDetectorsOutput;
 use aws_sdk_guardduty::types::{Condition, FindingCriteria, OrderBy, SortCriteria};
 use chrono::{DateTime, SecondsFormat, Utc};
-use logferry_input::{PullContext, Puller, PullerError, PullingIdField};
+use logferry_input::{EventIdField, PullContext, Puller, PullerError, PullingIdField};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -94,11 +94,14 @@ pub struct GuardDutyPuller {
     /// The tag with the session's account and the region filled in.
     tag: String,
     detectors: BTreeMap<String, DetectorPosition>,
+    /// The stable id member (`event_id: true`): from the finding's id and `updatedAt`.
+    event_id: Option<EventIdField>,
 }
 
 impl GuardDutyPuller {
     pub fn new(cfg: Arc<GuardDutyConfig>) -> Self {
         let caller = Caller::new(cfg.requests_per_second, &cfg.client.region);
+        let event_id = cfg.event_id_field.as_deref().map(EventIdField::new);
         GuardDutyPuller {
             cfg,
             rt: None,
@@ -106,6 +109,7 @@ impl GuardDutyPuller {
             caller,
             tag: String::new(),
             detectors: BTreeMap::new(),
+            event_id,
         }
     }
 
@@ -251,10 +255,9 @@ impl GuardDutyPuller {
                 ctx.stats.duplicated += 1;
                 continue;
             }
-            match pulling_id.splice(raw.get()) {
-                Some(pieces) => ctx.emit_pieces(&self.tag, updated_at, &pieces)?,
-                None => ctx.emit_parts(&self.tag, updated_at, raw.get())?,
-            }
+            let version = updated_at.to_string();
+            let member = (self.event_id.as_mut()).map(|f| f.member_of(&[&id, &version]));
+            ctx.emit_object(&self.tag, updated_at, raw.get(), Some(&pulling_id), member)?;
             position.record(&id, updated_at);
             counts.sent += 1;
         }

@@ -22,8 +22,8 @@ use logferry::event::{Event, EventClass};
 use logferry_input::event_id::source_hash;
 use logferry_input::progress::ProgressError;
 use logferry_input::{
-    object_body, EventIdField, EventSink, ItemLedger, ItemRead, ProgressStore, PullContext, Puller,
-    PullerError, PullingIdField, SinkFactory,
+    EventIdField, EventSink, ItemLedger, ItemRead, ProgressStore, PullContext, Puller, PullerError,
+    PullingIdField, SinkFactory,
 };
 use serde_json::Value;
 use std::io::Read;
@@ -884,10 +884,34 @@ impl Worker {
                             account_id: acc,
                             region_id: reg,
                         });
+                        let index = self.finding_id_base(m, f, index);
                         self.emit(&tag, time, &f.to_string(), true, index)?;
                     }
                 }
                 Ok(Outcome::Ack)
+            }
+        }
+    }
+
+    /// With stable ids on, a Security Hub finding's id comes from its `Id` and `UpdatedAt` (the same finding
+    /// version gets the same id in any message, `<hash>-0`); a finding without `Id` keeps the message id and its
+    /// index. Sets the id base; returns the index to use.
+    fn finding_id_base(&mut self, m: &Message, finding: &Value, index: u64) -> u64 {
+        if self.event_id.is_none() {
+            return index;
+        }
+        match finding.get("Id").and_then(Value::as_str) {
+            Some(id) => {
+                let updated = finding
+                    .get("UpdatedAt")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                self.id_base = format!("{}-", source_hash(&[id, updated]));
+                0
+            }
+            None => {
+                self.id_base = format!("{}-", m.message_id().unwrap_or(""));
+                index
             }
         }
     }
@@ -1264,18 +1288,9 @@ fn emit_text(
     text: &str,
     object: bool,
 ) -> Result<(), PullerError> {
-    let wanted = object && (members.pulling_id.is_some() || members.id.is_some());
-    let Some((body, empty)) = wanted.then(|| object_body(text)).flatten() else {
-        return sink.emit_parts(tag, time_ms, text);
-    };
-    // The first member added to an empty object has no comma before it.
-    let id = members.id.map(|m| if empty { &m[1..] } else { m });
-    let close = members
-        .pulling_id
-        .map_or("}", |p| p.closing(empty && id.is_none()));
-    match id {
-        Some(id) => sink.emit_pieces(tag, time_ms, &[body, id, close]),
-        None => sink.emit_pieces(tag, time_ms, &[body, close]),
+    match object {
+        true => sink.emit_object(tag, time_ms, text, members.pulling_id, members.id),
+        false => sink.emit_parts(tag, time_ms, text),
     }
 }
 
