@@ -120,11 +120,14 @@ impl<'a> Reader<'a> {
 /// A string field, borrowed from the body; bytes that are not UTF-8 become U+FFFD (then owned) and are counted in
 /// `replaced`.
 fn text<'a>(b: &'a [u8], replaced: &mut u32) -> Cow<'a, str> {
-    let t = String::from_utf8_lossy(b);
-    if matches!(t, Cow::Owned(_)) {
-        *replaced += 1;
+    // The plain check first: it is many times faster than the lossy decode's chunk walk on valid text.
+    match std::str::from_utf8(b) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => {
+            *replaced += 1;
+            Cow::Owned(String::from_utf8_lossy(b).into_owned())
+        }
     }
-    t
 }
 
 /// A key/value pair (Content, LogTag).
