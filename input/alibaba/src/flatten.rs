@@ -177,7 +177,7 @@ impl<'a> Flattener<'a> {
 fn push_event(out: &mut String, text: &str, group: &LogGroup<'_>, log: &Log<'_>) {
     let object = text.trim();
     if object.starts_with('{')
-        && !object.bytes().any(|b| b == b'\n' || b == b'\r')
+        && memchr::memchr2(b'\n', b'\r', object.as_bytes()).is_none()
         && serde_json::from_str::<serde::de::IgnoredAny>(object).is_ok()
     {
         out.push_str(object);
