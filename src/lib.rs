@@ -8,6 +8,7 @@ pub mod config;
 pub mod deadletter;
 pub mod event;
 pub mod figures;
+pub mod json_text;
 pub mod logging;
 pub mod lookup;
 pub mod memory;

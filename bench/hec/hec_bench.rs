@@ -7,8 +7,9 @@
 //! LOGFERRY_BIN, LOGFERRY_VECTOR_XZ; HEC_EXTRA: more lines under `outputs.hec.config` (indented 6 spaces),
 //! GLOBALS_EXTRA: more lines under `globals` (indented 2 spaces), to compare settings.
 
+use logferry_testkit::demo::DemoInto;
 use logferry_testkit::procfs::{env_u64, process_cpu, spawn_logferry, terminate, tree_cpu};
-use logferry_testkit::vector::{VectorHec, VECTOR_HEC_TOKEN};
+use logferry_testkit::vector::VectorHec;
 use logferry_testkit::{wait_until, TempDir};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -85,35 +86,18 @@ fn round(bin: &str, n: u64) -> Round {
     let (sink_port, tally) = counting_sink(n);
     let vector = VectorHec::start(sink_port);
     let dir = TempDir::new("hecbench");
-    let config = format!(
-        r#"globals:
-  id: hecbench
-  persistence: {{type: embedded, directory: "{state}"}}
-  sender_stats_period_in_sec: 60
-  stop_drain_timeout_in_sec: 5
-{globals_extra}
-inputs:
-  demo:
-    id: 1
-    services:
-      cloudtrail:
-        format: cloudtrail
-        events_per_second: 0
-        count: {n}
-        request_period_in_seconds: 0
-        tag: my.app.bench.hec
-outputs:
-  hec:
-    type: splunk_hec
-    config:
-      url: "{url}"
-      token: "{VECTOR_HEC_TOKEN}"
-{hec_extra}
-"#,
-        state = dir.path().join("state").display(),
-        url = vector.url(),
-        globals_extra = std::env::var("GLOBALS_EXTRA").unwrap_or_default(),
-        hec_extra = std::env::var("HEC_EXTRA").unwrap_or_default(),
+    let globals_extra = std::env::var("GLOBALS_EXTRA").unwrap_or_default();
+    let config = DemoInto {
+        id: "hecbench",
+        count: n,
+        tag: "my.app.bench.hec",
+        drain: 5,
+        globals_extra: &globals_extra,
+        ..DemoInto::default()
+    }
+    .config(
+        dir.path(),
+        &vector.hec_output(&std::env::var("HEC_EXTRA").unwrap_or_default()),
     );
     let cfg = dir.path().join("bench.yaml");
     std::fs::write(&cfg, config).expect("write config");

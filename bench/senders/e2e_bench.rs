@@ -5,6 +5,7 @@
 //! Run: `bench/senders/run.sh e2e` (builds target/release/logferry). Env: EVENTS (default 3000000),
 //! CONNECTIONS (concurrent_connections, default 2), LOGFERRY_BIN.
 
+use logferry_testkit::demo::DemoInto;
 use logferry_testkit::procfs::{
     children_of, env_u64, spawn_logferry, terminate, thread_cpu, tree_cpu,
 };
@@ -94,26 +95,19 @@ fn main() {
     let pki = TestPki::generate();
     let (port, bytes, lines) = tls_sink(&pki);
     let dir = TempDir::new("e2e");
-    let config = format!(
-        r#"globals:
-  id: bench
-  persistence: {{type: embedded, directory: "{state}"}}
-  queue_max_size_in_messages: 100000
-  queue_wrap_max_size_in_messages: 500
-  sender_stats_period_in_sec: 60
-  stop_drain_timeout_in_sec: 5
-inputs:
-  demo:
-    id: 1
-    services:
-      cloudtrail:
-        format: cloudtrail
-        events_per_second: 0
-        count: {n}
-        request_period_in_seconds: 0
-        tag: my.app.bench.cloudtrail
-outputs:
-  devo:
+    let config = DemoInto {
+        id: "bench",
+        count: n,
+        tag: "my.app.bench.cloudtrail",
+        drain: 5,
+        globals_extra:
+            "  queue_max_size_in_messages: 100000\n  queue_wrap_max_size_in_messages: 500",
+        ..DemoInto::default()
+    }
+    .config(
+        dir.path(),
+        &format!(
+            r#"  devo:
     type: devo_platform
     config:
       address: 127.0.0.1
@@ -121,12 +115,11 @@ outputs:
       chain: "{chain}"
       cert: "{cert}"
       key: "{key}"
-      concurrent_connections: {conns}
-"#,
-        state = dir.path().join("state").display(),
-        chain = pki.cert("ca").display(),
-        cert = pki.cert("client").display(),
-        key = pki.key("client").display(),
+      concurrent_connections: {conns}"#,
+            chain = pki.cert("ca").display(),
+            cert = pki.cert("client").display(),
+            key = pki.key("client").display(),
+        ),
     );
     let cfg = dir.path().join("bench.yaml");
     std::fs::write(&cfg, config).unwrap();

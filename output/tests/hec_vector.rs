@@ -6,7 +6,8 @@
 //! repeated.
 
 use logferry_testkit::collector::{self, logferry_bin, Collector};
-use logferry_testkit::vector::{VectorHec, VECTOR_HEC_TOKEN};
+use logferry_testkit::demo::DemoInto;
+use logferry_testkit::vector::VectorHec;
 use logferry_testkit::{LineSink, TempDir};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,33 +17,15 @@ const TAG: &str = "my.app.test.hec";
 
 /// The collector at default settings but for the demo's pace and `hec_extra` (lines under `outputs.hec.config`).
 fn config(dir: &Path, vector: &VectorHec, count: u64, per_second: u64, hec_extra: &str) -> String {
-    format!(
-        r#"globals:
-  id: hec-vector
-  persistence: {{type: embedded, directory: "{state}"}}
-  sender_stats_period_in_sec: 60
-  stop_drain_timeout_in_sec: 10
-inputs:
-  demo:
-    id: 5
-    services:
-      trail:
-        format: cloudtrail
-        events_per_second: {per_second}
-        count: {count}
-        request_period_in_seconds: 1
-        tag: {TAG}
-outputs:
-  hec:
-    type: splunk_hec
-    config:
-      url: "{url}"
-      token: "{VECTOR_HEC_TOKEN}"
-{hec_extra}
-"#,
-        state = dir.join("state").display(),
-        url = vector.url(),
-    )
+    DemoInto {
+        id: "hec-vector",
+        count,
+        rate: per_second,
+        period: 1,
+        tag: TAG,
+        ..DemoInto::default()
+    }
+    .config(dir, &vector.hec_output(hec_extra))
 }
 
 /// How many times each demo sequence id reached the sink.

@@ -89,3 +89,71 @@ impl Demo {
 pub fn seqs(lines: &[String]) -> BTreeSet<u64> {
     crate::collector::seqs(lines.iter().map(String::as_str), TAG)
 }
+
+/// A collector at default settings but for what is set here: the embedded Redis with its state in `dir/state`, the
+/// demo's CloudTrail events (carrying `"seq"`) into the outputs given. The benchmarks and the tests of one output
+/// through the binary start from it.
+#[derive(Debug, Clone)]
+pub struct DemoInto<'a> {
+    /// `globals.id`.
+    pub id: &'a str,
+    pub count: u64,
+    /// `events_per_second` of the demo (0: as fast as the queue takes them).
+    pub rate: u64,
+    /// `request_period_in_seconds` of the demo.
+    pub period: u64,
+    pub tag: &'a str,
+    /// `stop_drain_timeout_in_sec`.
+    pub drain: u64,
+    /// More lines under `globals` (indented 2 spaces), e.g. settings to compare.
+    pub globals_extra: &'a str,
+}
+
+impl Default for DemoInto<'_> {
+    fn default() -> Self {
+        DemoInto {
+            id: "demo-into",
+            count: 10_000,
+            rate: 0,
+            period: 0,
+            tag: TAG,
+            drain: 10,
+            globals_extra: "",
+        }
+    }
+}
+
+impl DemoInto<'_> {
+    /// The YAML; `outputs`: the lines under `outputs:` (each output indented 2 spaces).
+    pub fn config(&self, dir: &Path, outputs: &str) -> String {
+        format!(
+            r#"globals:
+  id: {id}
+  persistence: {{type: embedded, directory: "{state}"}}
+  sender_stats_period_in_sec: 60
+  stop_drain_timeout_in_sec: {drain}
+{globals_extra}
+inputs:
+  demo:
+    id: 1
+    services:
+      cloudtrail:
+        format: cloudtrail
+        events_per_second: {rate}
+        count: {count}
+        request_period_in_seconds: {period}
+        tag: {tag}
+outputs:
+{outputs}
+"#,
+            id = self.id,
+            state = dir.join("state").display(),
+            drain = self.drain,
+            globals_extra = self.globals_extra,
+            rate = self.rate,
+            count = self.count,
+            period = self.period,
+            tag = self.tag,
+        )
+    }
+}

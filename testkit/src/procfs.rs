@@ -23,6 +23,19 @@ pub fn own_cpu(pid: u32) -> f64 {
     stat_cpu(&format!("/proc/{pid}/stat"), false)
 }
 
+/// CPU seconds of this process's threads to the nanosecond (`/proc/self/task/*/schedstat`), for benchmarks whose
+/// phases last a fraction of a second (the clock ticks of `stat` count only hundredths).
+pub fn self_cpu_precise() -> f64 {
+    let tasks = std::fs::read_dir("/proc/self/task").map(|d| d.flatten().collect::<Vec<_>>());
+    tasks
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        / 1e9
+}
+
 /// CPU seconds of one thread.
 pub fn thread_cpu(pid: u32, tid: u32) -> f64 {
     stat_cpu(&format!("/proc/{pid}/task/{tid}/stat"), false)

@@ -160,6 +160,15 @@ sinks:
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The YAML lines (under `outputs:`) of a `splunk_hec` output named `hec` posting to this Vector with its token,
+    /// at default settings but for `extra` (lines under `config`, indented 6 spaces).
+    pub fn hec_output(&self, extra: &str) -> String {
+        format!(
+            "  hec:\n    type: splunk_hec\n    config:\n      url: \"{url}\"\n      token: \"{VECTOR_HEC_TOKEN}\"\n{extra}\n",
+            url = self.url()
+        )
+    }
+
     pub fn pid(&self) -> u32 {
         self.guard.as_ref().map(|g| g.pid()).unwrap_or(0)
     }

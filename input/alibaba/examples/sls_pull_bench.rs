@@ -33,12 +33,7 @@ fn packages(store: &str) -> Vec<(Vec<u8>, usize)> {
 }
 
 fn cpu_seconds() -> f64 {
-    // utime + stime of this process, from /proc (clock ticks of 100 Hz on Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
+    logferry_testkit::procfs::self_cpu_precise()
 }
 
 struct Row {

@@ -8,6 +8,7 @@
 //! log to log) and reused while the layout stays the same, with each key already rendered as JSON text.
 
 use crate::pb::{DecodeError, Log, LogGroup};
+use logferry::json_text::push_json_str;
 use std::borrow::Cow;
 use std::fmt::Write;
 
@@ -176,7 +177,7 @@ impl<'a> Flattener<'a> {
 fn push_event(out: &mut String, text: &str, group: &LogGroup<'_>, log: &Log<'_>) {
     let object = text.trim();
     if object.starts_with('{')
-        && !object.bytes().any(|b| b == b'\n' || b == b'\r')
+        && memchr::memchr2(b'\n', b'\r', object.as_bytes()).is_none()
         && serde_json::from_str::<serde::de::IgnoredAny>(object).is_ok()
     {
         out.push_str(object);
@@ -200,51 +201,6 @@ fn push_number(out: &mut String, n: impl std::fmt::Display) {
     let _ = write!(out, "{n}");
 }
 
-/// How each byte is written inside a JSON string, as serde_json writes it: 0 as is, `u` as `\u00XX`, else a
-/// backslash and that character.
-const ESCAPE: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        t[b] = b'u';
-        b += 1;
-    }
-    t[0x08] = b'b';
-    t[0x09] = b't';
-    t[0x0a] = b'n';
-    t[0x0c] = b'f';
-    t[0x0d] = b'r';
-    t[b'"' as usize] = b'"';
-    t[b'\\' as usize] = b'\\';
-    t
-};
-
-/// Appends `s` as a JSON string (quotes and escapes exactly as serde_json writes them).
-fn push_json_str(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push('"');
-    let mut start = 0;
-    for (i, &b) in s.as_bytes().iter().enumerate() {
-        let escape = ESCAPE[b as usize];
-        if escape == 0 {
-            continue;
-        }
-        // Escaped bytes are ASCII: `i` is a character boundary.
-        out.push_str(&s[start..i]);
-        out.push('\\');
-        if escape == b'u' {
-            out.push_str("u00");
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 0xf)] as char);
-        } else {
-            out.push(escape as char);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,21 +221,6 @@ mod tests {
             let mut out = String::new();
             push_event(&mut out, text, &group, &log);
             assert_eq!(out, written, "{text:?}");
-        }
-    }
-
-    #[test]
-    fn strings_are_escaped_as_serde_json_does() {
-        for s in [
-            "plain",
-            "quote \" backslash \\ slash /",
-            "\u{0}\u{1}\u{8}\t\n\u{b}\u{c}\r\u{1f}\u{7f}",
-            "caf\u{e9} \u{fffd} \u{1f600}",
-            "",
-        ] {
-            let mut out = String::new();
-            push_json_str(&mut out, s);
-            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::senders::gzip::GzipMembers;
 use crate::senders::rejects::{self, RejectSink, Rejected};
 use logferry::config::{ConfigErrorKind, Globals, Key, KeySet, Secret, Section};
 use logferry::event::EventRef;
+use logferry::json_text::push_json_str;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
@@ -57,6 +58,15 @@ const TAG_MAPPING: Key = Key::dict(
 const CHAIN: Key =
     Key::file("chain", "CA file (PEM) to verify the collector").computed_default("web PKI roots");
 const GZIP: Key = Key::bool("gzip", true, "`Content-Encoding: gzip`");
+const COMPRESSION_LEVEL: Key = Key::int(
+    "compression_level",
+    DEFAULT_COMPRESSION_LEVEL,
+    1,
+    9,
+    "gzip level of the posts when `gzip` is true: 1 is the fastest, 9 the smallest (6 is zlib's own default)",
+);
+/// Chosen by `bench/hec/run.sh` (docs/outputs.md, Splunk HEC figures).
+const DEFAULT_COMPRESSION_LEVEL: i64 = 1;
 const BATCH_MAX_BYTES: Key = Key::int(
     "batch_max_bytes",
     1_048_576,
@@ -134,6 +144,7 @@ pub static HEC_KEYS: KeySet = KeySet {
             TAG_MAPPING,
             CHAIN,
             GZIP,
+            COMPRESSION_LEVEL,
             BATCH_MAX_BYTES,
             BATCH_MAX_WAIT_IN_MS,
             USE_ACK,
@@ -164,6 +175,8 @@ pub struct HecConfig {
     /// Key `chain`: `None` = the public web PKI roots.
     pub chain: Option<Vec<ureq::tls::Certificate<'static>>>,
     pub gzip: bool,
+    /// Key `compression_level`: the gzip level, 1..=9.
+    pub compression_level: u32,
     pub batch_max_bytes: usize,
     /// Key `batch_max_wait_in_ms` (0: a post goes out as soon as the sender took every batch waiting for it).
     pub batch_max_wait: Duration,
@@ -250,6 +263,7 @@ impl HecConfig {
             chain,
             event_id_field: s.json_member_name(&EVENT_ID_FIELD),
             gzip: s.get_bool(&GZIP),
+            compression_level: s.get_int(&COMPRESSION_LEVEL),
             batch_max_bytes: s.get_int(&BATCH_MAX_BYTES),
             batch_max_wait: Duration::from_millis(s.get_int(&BATCH_MAX_WAIT_IN_MS)),
             use_ack: s.get_bool(&USE_ACK),
@@ -441,6 +455,8 @@ pub struct SplunkHecSender {
     /// The last ackId the indexer gave on this channel: ids only grow until the indexer restarts.
     last_ack_id: Option<u64>,
     pacer: AckPacer,
+    /// The envelope parts of the last tag seen.
+    tag_parts: Option<TagParts>,
     gzip: GzipMembers,
     zbuf: Vec<u8>,
     health_checked: bool,
@@ -472,8 +488,58 @@ fn channel_guid() -> String {
     )
 }
 
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("strings always serialize");
+/// The stable id in an event's text (`"<event_id_field>":"<id>"`, as the inputs splice it: no escapes); `needle`
+/// is `"<event_id_field>":"`.
+fn event_id<'m>(needle: &Option<String>, message: &'m str) -> Option<&'m str> {
+    let needle = needle.as_deref()?;
+    let rest = &message[message.find(needle)? + needle.len()..];
+    Some(&rest[..rest.find('"')?])
+}
+
+/// The parts of an envelope that depend only on the event's tag, as JSON text.
+struct TagParts {
+    tag: String,
+    /// `,"host":..,"index":..,"sourcetype":..,"source":..,"event":` (the fields set).
+    before_event: String,
+    /// `,"fields":{"tag":"<tag>"`.
+    fields: String,
+}
+
+impl TagParts {
+    fn render(cfg: &HecConfig, tag: &str) -> TagParts {
+        let m = cfg.mapping(tag);
+        let mut before_event = String::from(",\"host\":");
+        push_json_str(&mut before_event, &cfg.host);
+        let fields = [
+            (
+                "index",
+                m.and_then(|m| m.index.as_ref()).or(cfg.index.as_ref()),
+            ),
+            (
+                "sourcetype",
+                m.and_then(|m| m.sourcetype.as_ref())
+                    .or(cfg.sourcetype.as_ref()),
+            ),
+            (
+                "source",
+                m.and_then(|m| m.source.as_ref()).or(cfg.source.as_ref()),
+            ),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                before_event.push_str(&format!(",\"{k}\":"));
+                push_json_str(&mut before_event, v);
+            }
+        }
+        before_event.push_str(",\"event\":");
+        let mut fields = String::from(",\"fields\":{\"tag\":");
+        push_json_str(&mut fields, tag);
+        TagParts {
+            tag: tag.to_owned(),
+            before_event,
+            fields,
+        }
+    }
 }
 
 impl SplunkHecSender {
@@ -509,7 +575,8 @@ impl SplunkHecSender {
             awaiting: HashMap::new(),
             last_ack_id: None,
             pacer: AckPacer::new(cfg.ack_poll_min_interval, cfg.ack_poll_interval),
-            gzip: GzipMembers::new(6),
+            tag_parts: None,
+            gzip: GzipMembers::new(cfg.compression_level),
             zbuf: Vec::new(),
             health_checked: false,
             stop: info.stop.clone(),
@@ -522,39 +589,20 @@ impl SplunkHecSender {
         &self.channel
     }
 
-    fn envelope(&self, out: &mut Vec<u8>, e: EventRef<'_>) {
-        let m = self.cfg.mapping(e.tag);
+    /// Appends the envelope of `e`: `{"time":..` then the parts fixed per tag (rendered once per tag, see
+    /// [`SplunkHecSender::tag_parts`]), the event text escaped straight into the body.
+    fn envelope(&mut self, out: &mut Vec<u8>, e: EventRef<'_>) {
         let secs = e.time_ms.div_euclid(1000);
         let ms = e.time_ms.rem_euclid(1000);
-        let _ = write!(out, "{{\"time\":{secs}.{ms:03},\"host\":");
-        push_json_str(out, &self.cfg.host);
-        let fields = [
-            (
-                "index",
-                m.and_then(|m| m.index.as_ref()).or(self.cfg.index.as_ref()),
-            ),
-            (
-                "sourcetype",
-                m.and_then(|m| m.sourcetype.as_ref())
-                    .or(self.cfg.sourcetype.as_ref()),
-            ),
-            (
-                "source",
-                m.and_then(|m| m.source.as_ref())
-                    .or(self.cfg.source.as_ref()),
-            ),
-        ];
-        for (k, v) in fields {
-            if let Some(v) = v {
-                let _ = write!(out, ",\"{k}\":");
-                push_json_str(out, v);
-            }
-        }
-        out.extend_from_slice(b",\"event\":");
+        let _ = write!(out, "{{\"time\":{secs}.{ms:03}");
+        let parts = self.tag_parts(e.tag);
+        out.extend_from_slice(parts.before_event.as_bytes());
         push_json_str(out, e.message);
-        out.extend_from_slice(b",\"fields\":{\"tag\":");
-        push_json_str(out, e.tag);
-        if let (Some(name), Some(id)) = (&self.cfg.event_id_field, self.event_id(e.message)) {
+        out.extend_from_slice(parts.fields.as_bytes());
+        if let (Some(name), Some(id)) = (
+            &self.cfg.event_id_field,
+            event_id(&self.id_needle, e.message),
+        ) {
             out.push(b',');
             push_json_str(out, name);
             out.push(b':');
@@ -563,11 +611,13 @@ impl SplunkHecSender {
         out.extend_from_slice(b"}}\n");
     }
 
-    /// The stable id in an event's text (`"<event_id_field>":"<id>"`, as the inputs splice it: no escapes).
-    fn event_id<'m>(&self, message: &'m str) -> Option<&'m str> {
-        let needle = self.id_needle.as_deref()?;
-        let rest = &message[message.find(needle)? + needle.len()..];
-        Some(&rest[..rest.find('"')?])
+    /// The envelope parts fixed for events of `tag` (the last tag's are kept: a stream's events mostly share one).
+    fn tag_parts(&mut self, tag: &str) -> &TagParts {
+        match &mut self.tag_parts {
+            Some(parts) if parts.tag == tag => {}
+            slot => *slot = Some(TagParts::render(&self.cfg, tag)),
+        }
+        self.tag_parts.as_ref().expect("rendered above")
     }
 
     fn finalize_current(&mut self) {
