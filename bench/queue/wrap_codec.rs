@@ -5,6 +5,7 @@
 //! Usage: `cargo run --release --example wrap_codec [MiB per shape, default 256]`.
 
 use logferry::event::{DecodedWrap, Wrap};
+use logferry_testkit::filler::{filler, Rng};
 
 /// CPU seconds this thread has used: the figures hold on a loaded machine, where wall time would not.
 fn thread_cpu() -> f64 {
@@ -17,64 +18,21 @@ fn thread_cpu() -> f64 {
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
-const WORDS: &[&str] = &[
-    "request",
-    "completed",
-    "user",
-    "session",
-    "token",
-    "refresh",
-    "cache",
-    "miss",
-    "upstream",
-    "timeout",
-    "retrying",
-    "connection",
-    "reset",
-    "by",
-    "peer",
-    "handler",
-    "returned",
-    "status",
-    "payload",
-    "accepted",
-];
-
-/// A small xorshift generator: the same events in every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn filler(&mut self, s: &mut String, len: usize) {
-        let start = s.len();
-        while s.len() - start < len {
-            s.push_str(WORDS[(self.next() % WORDS.len() as u64) as usize]);
-            s.push(' ');
-        }
-    }
-}
-
 /// A JSON line of about 1.2 KB, as `bench/aws/e2e.sh` writes them.
 fn jsonl(r: &mut Rng, i: u64) -> String {
     let mut s = format!(
         "{{\"ts\":{},\"host\":\"web-{}\",\"level\":\"INFO\",\"req_id\":\"{:016x}{:016x}\",\"src_ip\":\"10.{}.{}.{}\",\"user\":\"user{}\",\"status\":{},\"msg\":\"",
         1_704_164_645_000 + i,
-        r.next() % 64,
-        r.next(),
-        r.next(),
-        r.next() % 256,
-        r.next() % 256,
-        r.next() % 256,
-        r.next() % 10_000,
-        [200, 404, 500][(r.next() % 3) as usize],
+        r.next_u64() % 64,
+        r.next_u64(),
+        r.next_u64(),
+        r.next_u64() % 256,
+        r.next_u64() % 256,
+        r.next_u64() % 256,
+        r.next_u64() % 10_000,
+        [200, 404, 500][(r.next_u64() % 3) as usize],
     );
-    r.filler(&mut s, 880);
+    filler(r, &mut s, 880);
     s.push_str("\"}");
     s
 }
@@ -83,18 +41,18 @@ fn jsonl(r: &mut Rng, i: u64) -> String {
 fn cloudtrail(r: &mut Rng, i: u64) -> String {
     let mut s = format!(
         "{{\"eventVersion\":\"1.08\",\"userIdentity\":{{\"type\":\"AssumedRole\",\"principalId\":\"AROA{:016X}:s{}\",\"accountId\":\"123456789012\"}},\"eventTime\":\"2024-01-02T03:{:02}:{:02}Z\",\"eventSource\":\"ec2.amazonaws.com\",\"eventName\":\"DescribeInstances\",\"awsRegion\":\"eu-west-1\",\"sourceIPAddress\":\"10.{}.{}.{}\",\"requestID\":\"{:016x}{:016x}\",\"eventID\":\"{:016x}\",\"requestParameters\":{{\"seq\":{i},\"filter\":\"",
-        r.next(),
-        r.next() % 1000,
+        r.next_u64(),
+        r.next_u64() % 1000,
         (i / 60) % 60,
         i % 60,
-        r.next() % 256,
-        r.next() % 256,
-        r.next() % 256,
-        r.next(),
-        r.next(),
-        r.next(),
+        r.next_u64() % 256,
+        r.next_u64() % 256,
+        r.next_u64() % 256,
+        r.next_u64(),
+        r.next_u64(),
+        r.next_u64(),
     );
-    r.filler(&mut s, 400);
+    filler(r, &mut s, 400);
     s.push_str("\"},\"responseElements\":null}");
     s
 }
