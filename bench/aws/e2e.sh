@@ -12,6 +12,9 @@
 # table gives each shape's and collector's median. VECTOR_BIN (default /tmp/vector; unpacked from
 # ../shared/tools/vector-0.58.xz when VECTOR_BIN is not set): without it, logferry alone is measured. LOGFERRY_BASE=<binary>:
 # also measure another logferry build (e.g. the one before a change) in the same rounds, labelled logferry-base.
+# LOGFERRY_GLOBALS / LOGFERRY_BASE_GLOBALS="key: value;key: value": extra `globals` lines for logferry /
+# logferry-base (e.g. LOGFERRY_BASE=target/release/logferry LOGFERRY_BASE_GLOBALS="queue_compression: none": two
+# settings of one build in the same rounds).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-20}

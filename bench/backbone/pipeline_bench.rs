@@ -1,7 +1,8 @@
 //! Backbone benchmark (not a test): the release `logferry` binary runs demo input -> embedded Redis -> syslog
 //! output -> a TCP sink in this process that counts lines. Prints events/s, MB/s, CPU seconds and peak RSS per
 //! process, the sink (the peer) included. Env: EVENTS (default 3000000), CONNECTIONS (1), WRAP (500),
-//! IDLE_SECS (15: wait before the idle RSS is read), LOGFERRY_BIN (default target/release/logferry), METRICS (0; 1:
+//! IDLE_SECS (15: wait before the idle RSS is read), DEFAULTS (0; 1: the queue's settings at their defaults, WRAP
+//! ignored), LOGFERRY_BIN (default target/release/logferry), METRICS (0; 1:
 //! `globals.metrics` on, and this process scrapes `/metrics` every SCRAPE_MS, default 1000, as Prometheus would).
 //! The last line, `RESULT ...`, is for scripts (run.sh --metrics-cost).
 
@@ -72,14 +73,19 @@ fn main() {
     } else {
         String::new()
     };
+    // DEFAULTS=1: the queue's settings left at their defaults (issue 18's goal 2), else the bench's former larger queue.
+    let defaults = env_u64("DEFAULTS", 0) == 1;
+    let queue_keys = match defaults {
+        true => String::new(),
+        false => format!(
+            "  queue_max_size_in_messages: 100000\n  queue_max_size_in_mb: 512\n  queue_wrap_max_size_in_messages: {wrap}\n"
+        ),
+    };
     let config = format!(
         r#"globals:
   id: bench
 {metrics_key}  persistence: {{type: embedded, directory: "{state}"}}
-  queue_max_size_in_messages: 100000
-  queue_max_size_in_mb: 512
-  queue_wrap_max_size_in_messages: {wrap}
-  sender_stats_period_in_sec: 60
+{queue_keys}  sender_stats_period_in_sec: 60
   memory_report_period_in_sec: 3600
 inputs:
   demo:
@@ -186,7 +192,10 @@ outputs:
     println!("| demo -> Redis -> syslog TCP -> counting sink | value |");
     println!("| --- | ---: |");
     println!("| events (lines received) | {l} |");
-    println!("| wrap size / concurrent_connections | {wrap} / {connections} |");
+    match defaults {
+        true => println!("| queue settings / concurrent_connections | defaults / {connections} |"),
+        false => println!("| wrap size / concurrent_connections | {wrap} / {connections} |"),
+    }
     println!("| seconds (first byte to last event) | {secs:.2} |");
     println!("| events/s | {:.0} |", l as f64 / secs);
     println!("| MB/s on the wire | {:.1} |", b as f64 / secs / 1e6);

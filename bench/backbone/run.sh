@@ -1,7 +1,7 @@
 #!/bin/sh
 # Backbone benchmark (not a test): demo input -> embedded Redis -> syslog TCP output -> counting sink.
 # Env: EVENTS (default 3000000), CONNECTIONS (1), WRAP (500), IDLE_SECS (15), METRICS (0; 1 = globals.metrics on and
-# /metrics scraped every SCRAPE_MS, default 1000).
+# /metrics scraped every SCRAPE_MS, default 1000), DEFAULTS (0; 1 = the queue settings at their defaults: issue 18 goal 2).
 # `run.sh --metrics-cost` runs ROUNDS (default 3) pairs, without and with globals.metrics (alternating), and prints
 # per run events/s, the CPU seconds of the collector's processes and of the sink, and the load average before it;
 # then the cost of collecting and serving the figures (target: under 1 %).

@@ -3,6 +3,7 @@
 
 pub mod collector;
 pub mod demo;
+pub mod filler;
 pub mod log_capture;
 pub mod moto;
 pub mod procfs;

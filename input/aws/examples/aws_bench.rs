@@ -36,6 +36,7 @@ use logferry::queue::{QueueConsumer, QueueLimits};
 use logferry::redis_conn::Keys;
 use logferry_input::config::{InputInfo, InputKind, PullerSpec};
 use logferry_input::SinkFactory;
+use logferry_testkit::filler::{filler, Rng, WORDS};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
@@ -109,86 +110,6 @@ fn clients(rt: &tokio::runtime::Runtime, moto: &str) -> (aws_sdk_sqs::Client, aw
     (aws_sdk_sqs::Client::new(&sdk), s3)
 }
 
-/// xorshift64*: deterministic filler without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
-        words[(self.next() % words.len() as u64) as usize]
-    }
-}
-
-const WORDS: &[&str] = &[
-    "request",
-    "completed",
-    "user",
-    "session",
-    "token",
-    "refresh",
-    "cache",
-    "miss",
-    "hit",
-    "upstream",
-    "timeout",
-    "retry",
-    "backend",
-    "pool",
-    "connection",
-    "opened",
-    "closed",
-    "latency",
-    "bytes",
-    "sent",
-    "received",
-    "error",
-    "warning",
-    "db",
-    "query",
-    "select",
-    "insert",
-    "update",
-    "auth",
-    "ok",
-    "denied",
-    "queue",
-    "worker",
-    "job",
-    "done",
-    "started",
-    "shard",
-    "replica",
-    "leader",
-    "follower",
-    "gc",
-    "pause",
-    "heap",
-    "alloc",
-    "route",
-    "matched",
-    "tls",
-    "handshake",
-    "cert",
-    "expired",
-    "renewed",
-    "dns",
-    "lookup",
-    "resolved",
-    "ipv4",
-    "ipv6",
-    "client",
-    "server",
-    "metric",
-    "span",
-    "trace",
-    "sampled",
-    "dropped",
-    "flushed",
-];
 const SOURCES: &[&str] = &[
     "ec2.amazonaws.com",
     "s3.amazonaws.com",
@@ -198,16 +119,8 @@ const SOURCES: &[&str] = &[
     "lambda.amazonaws.com",
 ];
 
-fn filler(r: &mut Rng, s: &mut String, len: usize) {
-    let start = s.len();
-    while s.len() - start < len {
-        s.push_str(r.pick(WORDS));
-        s.push(' ');
-    }
-}
-
 fn hex(r: &mut Rng) -> String {
-    format!("{:016x}{:016x}", r.next(), r.next())
+    format!("{:016x}{:016x}", r.next_u64(), r.next_u64())
 }
 
 /// One JSON line of about 1.2 KB (with its trailing newline).
@@ -215,16 +128,16 @@ fn jsonl_event(r: &mut Rng, i: u64, s: &mut String) {
     let ms = 1_704_164_645_000 + i;
     s.push_str(&format!(
         "{{\"ts\":{ms},\"host\":\"web-{}\",\"level\":\"{}\",\"req_id\":\"{}\",\"src_ip\":\"10.{}.{}.{}\",\"user\":\"user{}\",\"path\":\"/api/v1/items/{}\",\"status\":{},\"bytes\":{},\"msg\":\"",
-        r.next() % 64,
-        ["INFO", "WARN", "ERROR", "DEBUG"][(r.next() % 4) as usize],
+        r.next_u64() % 64,
+        ["INFO", "WARN", "ERROR", "DEBUG"][(r.next_u64() % 4) as usize],
         hex(r),
-        r.next() % 256,
-        r.next() % 256,
-        r.next() % 256,
-        r.next() % 10_000,
-        r.next() % 1_000_000,
-        [200, 201, 204, 301, 404, 500][(r.next() % 6) as usize],
-        r.next() % 100_000,
+        r.next_u64() % 256,
+        r.next_u64() % 256,
+        r.next_u64() % 256,
+        r.next_u64() % 10_000,
+        r.next_u64() % 1_000_000,
+        [200, 201, 204, 301, 404, 500][(r.next_u64() % 6) as usize],
+        r.next_u64() % 100_000,
     ));
     filler(r, s, 880);
     s.push_str("\"}\n");
@@ -235,17 +148,17 @@ fn cloudtrail_record(r: &mut Rng, i: u64, s: &mut String) {
     let src = r.pick(SOURCES);
     s.push_str(&format!(
         "{{\"eventVersion\":\"1.08\",\"userIdentity\":{{\"type\":\"AssumedRole\",\"principalId\":\"AROA{:016X}:session{}\",\"arn\":\"arn:aws:sts::123456789012:assumed-role/app/session{}\",\"accountId\":\"123456789012\",\"accessKeyId\":\"ASIA{:016X}\"}},\"eventTime\":\"2024-01-02T03:{:02}:{:02}Z\",\"eventSource\":\"{src}\",\"eventName\":\"Describe{}\",\"awsRegion\":\"eu-west-1\",\"sourceIPAddress\":\"10.{}.{}.{}\",\"userAgent\":\"aws-sdk-go/1.44.{} (go1.20; linux; amd64)\",\"requestID\":\"{}\",\"eventID\":\"{}\",\"readOnly\":true,\"eventType\":\"AwsApiCall\",\"managementEvent\":true,\"recipientAccountId\":\"123456789012\",\"eventCategory\":\"Management\",\"requestParameters\":{{\"seq\":{i},\"filter\":\"",
-        r.next(),
-        r.next() % 1000,
-        r.next() % 1000,
-        r.next(),
+        r.next_u64(),
+        r.next_u64() % 1000,
+        r.next_u64() % 1000,
+        r.next_u64(),
         (i / 60) % 60,
         i % 60,
         r.pick(WORDS),
-        r.next() % 256,
-        r.next() % 256,
-        r.next() % 256,
-        r.next() % 300,
+        r.next_u64() % 256,
+        r.next_u64() % 256,
+        r.next_u64() % 256,
+        r.next_u64() % 300,
         hex(r),
         hex(r),
     ));

@@ -101,11 +101,24 @@ fn logferry_config(a: &E2eArgs, dir: &Path, port: u16) -> String {
             moto = a.moto
         )
     };
+    // Extra `globals` keys for comparing settings, `;` between lines: LOGFERRY_GLOBALS for `logferry`,
+    // LOGFERRY_BASE_GLOBALS for `logferry-base` (e.g. the same binary with `queue_compression: none`).
+    let variable = match a.collector.as_str() {
+        "logferry-base" => "LOGFERRY_BASE_GLOBALS",
+        _ => "LOGFERRY_GLOBALS",
+    };
+    let extra: String = std::env::var(variable)
+        .unwrap_or_default()
+        .split(';')
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| format!("  {line}\n"))
+        .collect();
     format!(
         r#"globals:
   id: e2e
   persistence: {{type: embedded, directory: "{state}"}}
-inputs:
+{extra}inputs:
 {input}outputs:
   sink:
     type: syslog
