@@ -91,18 +91,13 @@ fn config_with(
     inputs: &[(&str, &str, i64)],
     more: &str,
 ) -> String {
-    let inputs: String = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, (name, secret, start))| {
-            let service = format!(
-                "      audit-events-all:\n        types: [audit_apis]\n        start_time: \"{}\"\n        gap_until_now_in_minutes: 0\n        time_slot_in_hours: 1\n        drop_event_names: [ConsoleLogin]\n        request_period_in_seconds: 5\n{more}",
-                rfc3339(*start)
-            );
-            common::aws_input_yaml(name, 100 + i, endpoint, secret, &service)
-        })
-        .collect();
-    common::collector_yaml(dir, "ct", &inputs, sink_port)
+    let names: Vec<(&str, &str)> = inputs.iter().map(|(n, s, _)| (*n, *s)).collect();
+    common::inputs_collector_yaml(dir, "ct", endpoint, sink_port, &names, |i| {
+        format!(
+            "      audit-events-all:\n        types: [audit_apis]\n        start_time: \"{}\"\n        gap_until_now_in_minutes: 0\n        time_slot_in_hours: 1\n        drop_event_names: [ConsoleLogin]\n        request_period_in_seconds: 5\n{more}",
+            rfc3339(inputs[i].2)
+        )
+    })
 }
 
 /// How many times each seq arrived.
@@ -114,6 +109,18 @@ fn arrivals(lines: &[String]) -> BTreeMap<u64, usize> {
         }
     }
     n
+}
+
+/// `n` S3 events of us-east-1, `step` seconds apart from `first`.
+fn spaced(n: u64, first: i64, step: i64) -> Vec<Ev> {
+    (0..n)
+        .map(|i| Ev {
+            seq: i,
+            time: first + i as i64 * step,
+            source: "s3.amazonaws.com",
+            region: "us-east-1",
+        })
+        .collect()
 }
 
 /// Seqs that are not dropped (`ConsoleLogin`, every seq ending in 9, is in `drop_event_names`).
@@ -296,14 +303,7 @@ fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_tim
     let t0 = std::time::Instant::now();
     let dir = TempDir::new("ct-throttle");
     let start = hours_ago(3);
-    let events: Vec<Ev> = (0..600)
-        .map(|i| Ev {
-            seq: i,
-            time: start - 3600 + i as i64 * 18,
-            region: "us-east-1",
-            source: "s3.amazonaws.com",
-        })
-        .collect();
+    let events = spaced(600, start - 3600, 18);
     let server = CloudTrailServer::start(dir.path(), &events, 1.0);
     eprintln!("{:?} server started", t0.elapsed());
     let sink = LineSink::start();
@@ -384,14 +384,7 @@ fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_tim
 fn server_errors_are_retried_on_the_same_page_and_lose_nothing() {
     let dir = TempDir::new("ct-5xx");
     let start = hours_ago(3);
-    let events: Vec<Ev> = (0..600)
-        .map(|i| Ev {
-            seq: i,
-            time: start + i as i64 * 18,
-            region: "us-east-1",
-            source: "s3.amazonaws.com",
-        })
-        .collect();
+    let events = spaced(600, start, 18);
     let server = CloudTrailServer::start(dir.path(), &events, 100.0);
     let proxy = common::fault_proxy(&server.url(), "LookupEvents", 0.0, 3);
     let sink = LineSink::start();

@@ -63,13 +63,7 @@ fn finding_id(seq: u64) -> String {
 
 /// How many times each (seq, version) arrived: the description says `seq=N version=M`.
 fn arrivals(sink: &LineSink) -> BTreeMap<(u64, u64), usize> {
-    let number_after = |l: &str, key: &str| -> Option<u64> {
-        let rest = &l[l.find(key)? + key.len()..];
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
+    let number_after = common::number_after;
     let mut n = BTreeMap::new();
     for l in sink.lines().iter().filter(|l| l.contains(TAG)) {
         if let (Some(seq), Some(version)) = (number_after(l, "seq="), number_after(l, "version=")) {
@@ -81,14 +75,9 @@ fn arrivals(sink: &LineSink) -> BTreeMap<(u64, u64), usize> {
 
 fn config(dir: &Path, server: &GuardDutyServer, sink_port: u16, inputs: &[(&str, &str)]) -> String {
     let service = "      aws-guardduty:\n        requests_per_second: 8\n        request_period_in_seconds: 1\n";
-    let inputs: String = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, (name, secret))| {
-            common::aws_input_yaml(name, 100 + i, &server.url(), secret, service)
-        })
-        .collect();
-    common::collector_yaml(dir, "gd", &inputs, sink_port)
+    common::inputs_collector_yaml(dir, "gd", &server.url(), sink_port, inputs, |_| {
+        service.to_owned()
+    })
 }
 
 #[test]
