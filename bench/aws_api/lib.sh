@@ -59,3 +59,24 @@ while todo:
 print(f"{total / hz:.2f}")
 PY
 }
+
+# Writes $WORK/config.yaml: collector id $1, the embedded Redis in $WORK/state, one `aws` input (us-east-1) reading
+# endpoint $2 with access key $3 and secret $4, its services $5 (YAML indented by 6), and a console output.
+write_config() {
+    cat > "$WORK/config.yaml" <<YAML
+globals:
+  id: $1
+  persistence: {type: embedded, directory: "$WORK/state"}
+inputs:
+  aws:
+    id: 1
+    region: us-east-1
+    endpoint: $2
+    credentials: {access_key: $3, access_secret: $4}
+    services:
+$5
+outputs:
+  console:
+    type: console
+YAML
+}

@@ -27,26 +27,11 @@ PY
 python3 "$ROOT/input/aws/tests/servers/cloudtrail_server.py" --port "$PORT" --events "$WORK/events.jsonl" --rate 2 2>/dev/null &
 PIDS+=($!)
 wait_port "$PORT"
-cat > "$WORK/config.yaml" <<YAML
-globals:
-  id: ctbench
-  persistence: {type: embedded, directory: "$WORK/state"}
-inputs:
-  aws:
-    id: 1
-    region: us-east-1
-    endpoint: http://127.0.0.1:$PORT
-    credentials: {access_key: AKIDLOGFERRY, access_secret: logferry-secret}
-    services:
-      audit-events-all:
+write_config ctbench "http://127.0.0.1:$PORT" AKIDLOGFERRY logferry-secret "      audit-events-all:
         types: [audit_apis]
-        start_time: "$(cat "$WORK/start")"
+        start_time: \"$(cat "$WORK/start")\"
         gap_until_now_in_minutes: 0
-        time_slot_in_hours: 1
-outputs:
-  console:
-    type: console
-YAML
+        time_slot_in_hours: 1"
 start_logferry
 until grep -q "Number of processed time slots so far: \([0-9]*\) of \1 (100.0%)" "$WORK/run.log"; do sleep 0.5; done
 TICKS=$(awk '{print $14 + $15}' "/proc/$INPUT/stat")

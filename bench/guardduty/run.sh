@@ -26,23 +26,8 @@ python3 "$ROOT/input/aws/tests/servers/guardduty_server.py" --port "$PORT" --fin
 PIDS+=($!)
 SERVER=$!
 wait_port "$PORT"
-cat > "$WORK/config.yaml" <<YAML
-globals:
-  id: gdbench
-  persistence: {type: embedded, directory: "$WORK/state"}
-inputs:
-  aws:
-    id: 1
-    region: us-east-1
-    endpoint: http://127.0.0.1:$PORT
-    credentials: {access_key: AKIDLOGFERRY, access_secret: logferry-secret}
-    services:
-      aws-guardduty:
-        requests_per_second: $RATE
-outputs:
-  console:
-    type: console
-YAML
+write_config gdbench "http://127.0.0.1:$PORT" AKIDLOGFERRY logferry-secret "      aws-guardduty:
+        requests_per_second: $RATE"
 SERVER_CPU0=$(cpu_seconds "$SERVER")
 start_logferry
 read_findings() {

@@ -2,7 +2,7 @@
 //! instead of every cycle (Telegraf's cloudwatch input does the same with its `cache_ttl`).
 //!
 //! A metric that first shows up at a refresh was not read by the periods read since the list before: the refresh
-//! returns it with the period end from which the old list was used, so that the puller reads it back from there.
+//! returns it with the period start from which the old list was used, so that the puller reads it back from there.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 struct Listed<M> {
     metrics: Vec<M>,
     at: Instant,
-    /// The period end (ms) from which this list was used, when the puller had one.
-    used_from: Option<i64>,
+    /// The period start (ms) from which this list was used.
+    used_from: i64,
 }
 
 /// Metrics listed since the list before, and where their reading must start (ms).
@@ -46,17 +46,17 @@ impl<M: Clone + Eq + Hash> Listing<M> {
         (now.duration_since(listed.at) < self.refresh).then_some(listed.metrics.as_slice())
     }
 
-    /// Stores a new list of `pass`, used from the period end `used_from`; returns the metrics it adds to the list
-    /// before, with the period end from which they were missed.
+    /// Stores a new list of `pass`, used from the period start `used_from` (ms); returns the metrics it adds to
+    /// the list before, with the period start from which they were missed.
     pub fn store(
         &mut self,
         pass: Option<String>,
         metrics: Vec<M>,
         now: Instant,
-        used_from: Option<i64>,
+        used_from: i64,
     ) -> Option<NewMetrics<M>> {
         let added = self.passes.get(&pass).and_then(|before| {
-            let from = before.used_from?;
+            let from = before.used_from;
             let known: HashSet<&M> = before.metrics.iter().collect();
             let added: Vec<M> = metrics
                 .iter()
@@ -90,7 +90,7 @@ mod tests {
         let mut l = Listing::new(HOUR);
         let pass = Some("App".to_owned());
         assert_eq!(l.current(&pass, t0), None);
-        assert_eq!(l.store(pass.clone(), vec!["a"], t0, Some(1_000)), None);
+        assert_eq!(l.store(pass.clone(), vec!["a"], t0, 1_000), None);
         assert_eq!(l.current(&pass, t0 + HOUR / 2), Some(&["a"][..]));
         assert_eq!(l.current(&None, t0), None, "another pass has its own list");
         assert_eq!(l.current(&pass, t0 + HOUR), None);
@@ -100,16 +100,16 @@ mod tests {
     fn a_zero_refresh_lists_every_time() {
         let t0 = Instant::now();
         let mut l = Listing::new(Duration::ZERO);
-        l.store(None, vec!["a"], t0, None);
+        l.store(None, vec!["a"], t0, 0);
         assert_eq!(l.current(&None, t0), None);
     }
 
     #[test]
-    fn metrics_new_at_a_refresh_come_with_the_period_end_the_old_list_was_used_from() {
+    fn metrics_new_at_a_refresh_come_with_the_period_start_the_old_list_was_used_from() {
         let t0 = Instant::now();
         let mut l = Listing::new(HOUR);
-        l.store(None, vec!["a", "b"], t0, Some(1_000));
-        let new = l.store(None, vec!["b", "c", "a", "d"], t0 + HOUR, Some(9_000));
+        l.store(None, vec!["a", "b"], t0, 1_000);
+        let new = l.store(None, vec!["b", "c", "a", "d"], t0 + HOUR, 9_000);
         assert_eq!(
             new,
             Some(NewMetrics {
@@ -117,10 +117,6 @@ mod tests {
                 metrics: vec!["c", "d"]
             })
         );
-        assert_eq!(l.store(None, vec!["a"], t0 + 2 * HOUR, Some(12_000)), None);
-        // A list made before any period was read has nothing to read back.
-        let mut l = Listing::new(HOUR);
-        l.store(None, vec!["a"], t0, None);
-        assert_eq!(l.store(None, vec!["a", "b"], t0 + HOUR, Some(5_000)), None);
+        assert_eq!(l.store(None, vec!["a"], t0 + 2 * HOUR, 12_000), None);
     }
 }

@@ -8,6 +8,7 @@ use super::window::{self, Plan};
 use super::MetricsConfig;
 use crate::api::{ApiSession, Caller};
 use crate::tag::TagVars;
+use aws_sdk_cloudwatch::operation::list_metrics::ListMetricsOutput;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsTime;
 use aws_sdk_cloudwatch::types::{
     Dimension, Metric, MetricDataQuery, MetricDataResult, MetricStat, ScanBy, StatusCode,
@@ -123,11 +124,12 @@ impl MetricsPuller {
     }
 
     /// Every metric of the namespaces (all of them when none is configured): a namespace's list of less than
-    /// `metrics_list_refresh_in_seconds` ago, else a new one. Also returns the metrics a new list adds, with the
-    /// period end from which they were not read.
+    /// `metrics_list_refresh_in_seconds` ago, else a new one, used from the period start `read_from` (ms). Also
+    /// returns the metrics a new list adds, with the period start from which they were not read.
     fn list_metrics(
         &mut self,
         ctx: &mut PullContext,
+        read_from: i64,
     ) -> Result<(Vec<MetricName>, Vec<NewMetrics<MetricName>>), PullerError> {
         let passes: Vec<Option<String>> = if self.cfg.namespaces.is_empty() {
             vec![None]
@@ -151,7 +153,7 @@ impl MetricsPuller {
                 self.cfg.metrics_list_refresh.as_secs()
             );
             metrics.extend_from_slice(&listed);
-            added.extend(self.listing.store(pass, listed, now, self.last_end));
+            added.extend(self.listing.store(pass, listed, now, read_from));
         }
         Ok((metrics, added))
     }
@@ -163,42 +165,42 @@ impl MetricsPuller {
         namespace: &Option<String>,
     ) -> Result<Vec<MetricName>, PullerError> {
         let (rt, client) = self.api()?;
-        let mut metrics = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let request = || {
-                client
-                    .list_metrics()
-                    .set_namespace(namespace.clone())
-                    .set_next_token(token.clone())
-                    .send()
-            };
-            let page = self
-                .caller
-                .call(&rt, ctx, "ListMetrics", request)
-                .map_err(|e| e.into_pull_error(PULL_ERROR_ID))?;
-            ctx.stats.requests += 1;
-            metrics.extend(page.metrics().iter().filter_map(MetricName::from_sdk));
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(metrics);
-            }
-        }
+        let request = |token| {
+            client
+                .list_metrics()
+                .set_namespace(namespace.clone())
+                .set_next_token(token)
+                .send()
+        };
+        let mut pages = 0;
+        let take = |page: ListMetricsOutput| {
+            pages += 1;
+            let metrics = page
+                .metrics()
+                .iter()
+                .filter_map(MetricName::from_sdk)
+                .collect();
+            (metrics, page.next_token)
+        };
+        let metrics = self
+            .caller
+            .list_all(&rt, ctx, "ListMetrics", request, take)
+            .map_err(|e| e.into_pull_error(PULL_ERROR_ID))?;
+        ctx.stats.requests += pages;
+        Ok(metrics)
     }
 
-    /// Reads the periods a new list's metrics were not read for (from the period end the list before was used
-    /// from up to the committed end). Their events go to Redis with the next window's; the committed end does not
-    /// move.
+    /// Reads the periods a new list's metrics were not read for: from the period the list before was used from
+    /// up to `end`, where this cycle's windows start. Their events go to Redis with the next window's; the
+    /// committed end does not move.
     fn read_back(
         &mut self,
         ctx: &mut PullContext,
         added: &NewMetrics<MetricName>,
+        end: i64,
         tag: &str,
         counts: &mut Counts,
     ) -> Result<(), PullerError> {
-        let Some(end) = self.last_end else {
-            return Ok(());
-        };
         log::info!(
             "{} metric(s) new since the last listing: reading them back from {}",
             added.metrics.len(),
@@ -452,9 +454,10 @@ impl Puller for MetricsPuller {
         let mut counts = Counts::default();
         let tag = self.tag();
         if !plan.windows.is_empty() {
-            let (metrics, added) = self.list_metrics(ctx)?;
+            let read_from = plan.windows[0].0;
+            let (metrics, added) = self.list_metrics(ctx, read_from)?;
             for new in &added {
-                self.read_back(ctx, new, &tag, &mut counts)?;
+                self.read_back(ctx, new, read_from, &tag, &mut counts)?;
             }
             for (i, w) in plan.windows.iter().enumerate() {
                 // At least one window per cycle; then the cycle's bound or a stop ends it (the next goes on).
