@@ -3,18 +3,15 @@
 # LookupEvents server (input/aws/tests/servers/cloudtrail_server.py): AWS's page size (50 events) and its budget of
 # 2 requests/s. The budget must be the limit (100 events/s), not logferry: the InputProcess's CPU per event is
 # reported. Usage: bench/cloudtrail_api/run.sh [events, default 12000] [hours of history, default 24]
-# Release build of the binary (built here). Prints events/s over the backfill and CPU per event of the InputProcess.
+# Release build of the binary (built here; BIN=<binary> measures another). Prints events/s over the backfill and CPU
+# per event of the InputProcess.
 set -euo pipefail
 EVENTS=${1:-12000}
 HOURS=${2:-24}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cargo build --release -q -p logferry-supervisor --manifest-path "$ROOT/Cargo.toml"
-BIN="$ROOT/target/release/logferry"
-WORK=$(mktemp -d /tmp/ct-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+source "$ROOT/bench/aws_api/lib.sh"
+logferry_bin
+PORT=$(free_port)
 python3 - "$WORK" "$EVENTS" "$HOURS" <<'PY'
 import json, sys, time, datetime
 work, n, hours = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -29,31 +26,13 @@ open(f"{work}/start", "w").write(st)
 PY
 python3 "$ROOT/input/aws/tests/servers/cloudtrail_server.py" --port "$PORT" --events "$WORK/events.jsonl" --rate 2 2>/dev/null &
 PIDS+=($!)
-until python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT))" 2>/dev/null; do sleep 0.2; done
-cat > "$WORK/config.yaml" <<YAML
-globals:
-  id: ctbench
-  persistence: {type: embedded, directory: "$WORK/state"}
-inputs:
-  aws:
-    id: 1
-    region: us-east-1
-    endpoint: http://127.0.0.1:$PORT
-    credentials: {access_key: AKIDLOGFERRY, access_secret: logferry-secret}
-    services:
-      audit-events-all:
+wait_port "$PORT"
+write_config ctbench "http://127.0.0.1:$PORT" AKIDLOGFERRY logferry-secret "      audit-events-all:
         types: [audit_apis]
-        start_time: "$(cat "$WORK/start")"
+        start_time: \"$(cat "$WORK/start")\"
         gap_until_now_in_minutes: 0
-        time_slot_in_hours: 1
-outputs:
-  console:
-    type: console
-YAML
-"$BIN" run --config "$WORK/config.yaml" > "$WORK/run.log" 2>&1 &
-PIDS+=($!)
-until grep -q "InputProcess started (pid" "$WORK/run.log" 2>/dev/null; do sleep 0.2; done
-INPUT=$(grep -o "InputProcess started (pid [0-9]*" "$WORK/run.log" | head -1 | grep -o "[0-9]*$")
+        time_slot_in_hours: 1"
+start_logferry
 until grep -q "Number of processed time slots so far: \([0-9]*\) of \1 (100.0%)" "$WORK/run.log"; do sleep 0.5; done
 TICKS=$(awk '{print $14 + $15}' "/proc/$INPUT/stat")
 HZ=$(getconf CLK_TCK)

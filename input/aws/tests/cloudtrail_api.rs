@@ -23,6 +23,8 @@ struct Ev {
     seq: u64,
     time: i64,
     source: &'static str,
+    /// The region whose event history holds it (the server answers a request with its region's events).
+    region: &'static str,
 }
 
 /// The local LookupEvents server (`tests/servers/cloudtrail_server.py`).
@@ -36,7 +38,7 @@ impl CloudTrailServer {
             text.push_str(
                 &json!({"id": format!("ev-{}", e.seq), "seq": e.seq, "time": e.time,
                     "source": e.source, "name": if e.seq % 10 == 9 { "ConsoleLogin" } else { "GetObject" },
-                    "region": "us-east-1", "account": "123456789012"})
+                    "region": e.region, "account": "123456789012"})
                 .to_string(),
             );
             text.push('\n');
@@ -81,7 +83,7 @@ fn config(dir: &Path, endpoint: &str, sink_port: u16, inputs: &[(&str, &str, i64
     config_with(dir, endpoint, sink_port, inputs, "")
 }
 
-/// [`config`] with `more` (YAML lines) in each service.
+/// [`config`] with `more` (YAML lines indented by 8) added to each `audit-events-all` service.
 fn config_with(
     dir: &Path,
     endpoint: &str,
@@ -89,18 +91,13 @@ fn config_with(
     inputs: &[(&str, &str, i64)],
     more: &str,
 ) -> String {
-    let inputs: String = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, (name, secret, start))| {
-            let service = format!(
-                "      audit-events-all:\n        types: [audit_apis]\n        start_time: \"{}\"\n        gap_until_now_in_minutes: 0\n        time_slot_in_hours: 1\n        drop_event_names: [ConsoleLogin]\n        request_period_in_seconds: 5\n{more}",
-                rfc3339(*start)
-            );
-            common::aws_input_yaml(name, 100 + i, endpoint, secret, &service)
-        })
-        .collect();
-    common::collector_yaml(dir, "ct", &inputs, sink_port)
+    let names: Vec<(&str, &str)> = inputs.iter().map(|(n, s, _)| (*n, *s)).collect();
+    common::inputs_collector_yaml(dir, "ct", endpoint, sink_port, &names, |i| {
+        format!(
+            "      audit-events-all:\n        types: [audit_apis]\n        start_time: \"{}\"\n        gap_until_now_in_minutes: 0\n        time_slot_in_hours: 1\n        drop_event_names: [ConsoleLogin]\n        request_period_in_seconds: 5\n{more}",
+            rfc3339(inputs[i].2)
+        )
+    })
 }
 
 /// How many times each seq arrived.
@@ -112,6 +109,18 @@ fn arrivals(lines: &[String]) -> BTreeMap<u64, usize> {
         }
     }
     n
+}
+
+/// `n` S3 events of us-east-1, `step` seconds apart from `first`.
+fn spaced(n: u64, first: i64, step: i64) -> Vec<Ev> {
+    (0..n)
+        .map(|i| Ev {
+            seq: i,
+            time: first + i as i64 * step,
+            source: "s3.amazonaws.com",
+            region: "us-east-1",
+        })
+        .collect()
 }
 
 /// Seqs that are not dropped (`ConsoleLogin`, every seq ending in 9, is in `drop_event_names`).
@@ -131,6 +140,7 @@ fn the_server_answers_boto3_as_cloudtrail_does() {
         .map(|i| Ev {
             seq: i,
             time: start + i as i64 * 60,
+            region: "us-east-1",
             source: if i % 2 == 0 {
                 "s3.amazonaws.com"
             } else {
@@ -154,6 +164,8 @@ s3 = ct.lookup_events(LookupAttributes=[{{"AttributeKey": "EventSource", "Attrib
                       StartTime=t({start}), EndTime=t({end}))
 assert len(s3["Events"]) == 50 and all(e["EventSource"] == "s3.amazonaws.com" for e in s3["Events"])
 assert boto3.client("sts", **kw).get_caller_identity()["Account"] == "123456789012"
+other = boto3.client("cloudtrail", **dict(kw, region_name="eu-west-1"))
+assert other.lookup_events(StartTime=t({start}), EndTime=t({end}))["Events"] == [], "another region's history"
 bad = boto3.client("cloudtrail", **dict(kw, aws_secret_access_key="wrong"))
 try:
     bad.lookup_events()
@@ -183,6 +195,7 @@ fn a_backfill_killed_in_a_slot_resumes_at_that_slot_and_delivers_every_event() {
         events.push(Ev {
             seq,
             time,
+            region: "us-east-1",
             source: "s3.amazonaws.com",
         });
         seq += 1;
@@ -290,13 +303,7 @@ fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_tim
     let t0 = std::time::Instant::now();
     let dir = TempDir::new("ct-throttle");
     let start = hours_ago(3);
-    let events: Vec<Ev> = (0..600)
-        .map(|i| Ev {
-            seq: i,
-            time: start - 3600 + i as i64 * 18,
-            source: "s3.amazonaws.com",
-        })
-        .collect();
+    let events = spaced(600, start - 3600, 18);
     let server = CloudTrailServer::start(dir.path(), &events, 1.0);
     eprintln!("{:?} server started", t0.elapsed());
     let sink = LineSink::start();
@@ -377,13 +384,7 @@ fn throttling_loses_no_page_a_wrong_secret_names_its_service_and_a_new_start_tim
 fn server_errors_are_retried_on_the_same_page_and_lose_nothing() {
     let dir = TempDir::new("ct-5xx");
     let start = hours_ago(3);
-    let events: Vec<Ev> = (0..600)
-        .map(|i| Ev {
-            seq: i,
-            time: start + i as i64 * 18,
-            source: "s3.amazonaws.com",
-        })
-        .collect();
+    let events = spaced(600, start, 18);
     let server = CloudTrailServer::start(dir.path(), &events, 100.0);
     let proxy = common::fault_proxy(&server.url(), "LookupEvents", 0.0, 3);
     let sink = LineSink::start();
@@ -426,6 +427,7 @@ fn stable_ids_come_from_the_event_id() {
             seq,
             time: start + 1 + seq as i64 * 20,
             source: "s3.amazonaws.com",
+            region: "us-east-1",
         })
         .collect();
     let server = CloudTrailServer::start(dir.path(), &events, 10.0);
@@ -463,4 +465,138 @@ fn stable_ids_come_from_the_event_id() {
     assert_eq!(first, second, "the same events, the same ids");
     let distinct: std::collections::HashSet<&String> = first.values().collect();
     assert_eq!(distinct.len(), want, "different events, different ids");
+}
+
+/// `regions: [us-east-1, eu-west-1]` runs one puller per region against the regional server (each region's history
+/// answers requests signed for that region). eu-west-1 has a short history and finishes; us-east-1 has a slot of
+/// 3,000 events and is killed (SIGKILL of the InputProcess) in the middle of it. After the restart eu-west-1 resumes
+/// where it stood (its state untouched: none of its events is read again) and us-east-1 at its big slot; every
+/// event arrives with its own region in the tag.
+#[test]
+fn two_regions_run_one_puller_each_and_keep_their_own_state_across_a_kill() {
+    let dir = TempDir::new("ct-regions");
+    const HOURS: i64 = 8;
+    const BIG_SLOT: i64 = 3;
+    let start = hours_ago(HOURS);
+    let mut events = Vec::new();
+    for (region, big) in [("us-east-1", 3_000), ("eu-west-1", 40)] {
+        for hour in 0..HOURS {
+            let n = if hour == BIG_SLOT { big } else { 40 };
+            for i in 0..n {
+                events.push(Ev {
+                    seq: events.len() as u64,
+                    time: start + hour * 3600 + i * 3599 / n,
+                    source: "s3.amazonaws.com",
+                    region,
+                });
+            }
+        }
+    }
+    let of_region = |region: &str| -> Vec<u64> {
+        kept(&events)
+            .into_iter()
+            .filter(|s| events[*s as usize].region == region)
+            .collect()
+    };
+    let server = CloudTrailServer::start(dir.path(), &events, 2.0);
+    let sink = LineSink::start();
+    let c = Collector::start(
+        &logferry_bin(),
+        dir.path(),
+        &config_with(
+            dir.path(),
+            &server.url(),
+            sink.port,
+            &[("aws", SECRET, start)],
+            "        regions: [us-east-1, eu-west-1]\n",
+        ),
+    );
+    let eu = of_region("eu-west-1");
+    let us_before_big = of_region("us-east-1")
+        .into_iter()
+        .filter(|s| events[*s as usize].time < start + BIG_SLOT * 3600)
+        .count();
+    // eu-west-1's backfill done (its last slot committed before this line), us-east-1 inside its big slot.
+    wait_until(
+        Duration::from_secs(120),
+        "eu-west-1 done and us-east-1 into its big slot",
+        || {
+            let got = arrivals(&sink.lines());
+            c.log_text().lines().any(|l| {
+                l.contains("audit-events-all,predefined,eu-west-1)") && l.contains("(100.0%)")
+            }) && eu.iter().all(|s| got.contains_key(s))
+                && got.len() >= eu.len() + us_before_big + 500
+        },
+    );
+    let pid = c.kill_child("InputProcess");
+    let seen_before_kill = server.0.requests().len();
+    c.wait_restarted("InputProcess", pid, Duration::from_secs(60));
+    let want = kept(&events);
+    wait_until(
+        Duration::from_secs(300),
+        "every kept event of both regions at the receiver",
+        || arrivals(&sink.lines()).len() == want.len(),
+    );
+    let lines = sink.lines();
+    let got = arrivals(&lines);
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), want);
+    for (seq, n) in &got {
+        let e = &events[*seq as usize];
+        if e.region == "eu-west-1" || e.time < start + BIG_SLOT * 3600 {
+            assert_eq!(
+                *n, 1,
+                "seq {seq} ({}, time {}) committed before the kill arrived {n} times",
+                e.region, e.time
+            );
+        }
+    }
+    // Each event carries its own region: in the tag and in the event.
+    for line in lines.iter().filter(|l| l.contains(TAG_MARK)) {
+        let Some(seq) = collector::seqs([line.as_str()], TAG_MARK)
+            .into_iter()
+            .next()
+        else {
+            continue;
+        };
+        let region = events[seq as usize].region;
+        assert!(
+            line.contains(&format!(".{region}."))
+                && line.contains(&format!("\"awsRegion\":\"{region}\"")),
+            "seq {seq} of {region}: {line}"
+        );
+    }
+    // After the restart eu-west-1 asks nothing older than the end of its history (its state was kept).
+    let requests = server.0.requests();
+    let eu_after: Vec<&serde_json::Value> = requests[seen_before_kill..]
+        .iter()
+        .filter(|r| r["target"] == "LookupEvents" && r["region"] == "eu-west-1")
+        .collect();
+    assert!(
+        eu_after
+            .iter()
+            .all(|r| r["start"].as_f64().unwrap() >= (start + HOURS * 3600) as f64),
+        "eu-west-1 read its history again after the restart: {eu_after:?}"
+    );
+    let log = c.log_text();
+    for region in ["us-east-1", "eu-west-1"] {
+        let thread =
+            format!("AwsCloudtrailApiPuller(aws,100,audit-events-all,predefined,{region})");
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&thread) && l.contains("Resuming the event history at")),
+            "{region} did not resume from its own state: {log}"
+        );
+    }
+    assert!(
+        log.contains(&format!(
+            "Resuming the event history at {}",
+            rfc3339(start + BIG_SLOT * 3600)
+        )),
+        "us-east-1 did not resume at its big slot: {log}"
+    );
+    assert_eq!(
+        server.lookups("ThrottlingException"),
+        0,
+        "each region kept within its 2 requests/s"
+    );
 }

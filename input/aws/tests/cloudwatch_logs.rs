@@ -77,37 +77,14 @@ impl Logs {
 }
 
 fn config(dir: &Path, endpoint: &str, sink_port: u16, start: &str, optimized: bool) -> String {
-    format!(
-        r#"globals:
-  id: cwl
-  persistence: {{type: embedded, directory: "{state}"}}
-  stop_drain_timeout_in_sec: 5
-inputs:
-  aws:
-    id: 123
-    region: us-east-1
-    endpoint: {url}
-    requests_per_second: 10
-    credentials:
-      access_key: testing
-      access_secret: testing
-    services:
-      cwl_1:
-        types: [logs]
-        log_group: /app/
-        start_time: "{start}"
-        use_first_optimized_retrieval: {optimized}
-        request_period_in_seconds: 1
-outputs:
-  relay:
-    type: syslog
-    config:
-      address: 127.0.0.1
-      port: {sink_port}
-"#,
-        state = dir.join("state").display(),
-        url = endpoint,
-    )
+    let input = common::AwsInputYaml {
+        input_keys: "    requests_per_second: 10\n",
+        ..common::AwsInputYaml::moto(endpoint)
+    };
+    let services = format!(
+        "      cwl_1:\n        types: [logs]\n        log_group: /app/\n        start_time: \"{start}\"\n        use_first_optimized_retrieval: {optimized}\n        request_period_in_seconds: 1\n"
+    );
+    common::collector_yaml(dir, "cwl", &input.with(&services), sink_port)
 }
 
 /// How many times each seq arrived.
@@ -116,14 +93,8 @@ fn arrivals(sink: &LineSink) -> BTreeMap<u64, usize> {
     for l in sink.lines() {
         let seq = l
             .contains(TAG)
-            .then(|| l.split("seq=").nth(1))
-            .flatten()
-            .and_then(|rest| {
-                rest.split(|c: char| !c.is_ascii_digit())
-                    .next()?
-                    .parse()
-                    .ok()
-            });
+            .then(|| common::number_after(&l, "seq="))
+            .flatten();
         if let Some(seq) = seq {
             *n.entry(seq).or_insert(0) += 1;
         }

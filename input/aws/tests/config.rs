@@ -469,3 +469,36 @@ fn object_progress_and_event_id_keys_are_checked() {
         "{errors:#?}"
     );
 }
+
+/// The example configurations of the AWS services in `config/` are valid for `logferry validate` (every key they
+/// show is declared), with the number of pullers their comments promise.
+#[test]
+fn the_example_configs_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    for (file, pullers) in [
+        ("aws.yaml", None),
+        ("sqs.yaml", None),
+        ("aws_cloudtrail_api.yaml", Some(2)),
+        ("aws_cloudwatch_logs.yaml", None),
+        ("aws_guardduty.yaml", None),
+        ("aws_metrics.yaml", Some(3)),
+    ] {
+        let out = std::process::Command::new(logferry_testkit::collector::logferry_bin())
+            .args(["validate", "--config"])
+            .arg(root.join(file))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains(": valid ("),
+            "{file}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(n) = pullers {
+            assert!(
+                text.contains(&format!("valid ({n} puller(s)")),
+                "{file}: {text}"
+            );
+        }
+    }
+}

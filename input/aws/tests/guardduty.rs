@@ -61,17 +61,9 @@ fn finding_id(seq: u64) -> String {
     format!("f{seq:032x}")
 }
 
-/// The number after `key` in a line.
-fn number_after(l: &str, key: &str) -> Option<u64> {
-    let rest = &l[l.find(key)? + key.len()..];
-    rest.split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// How many times each (seq, version) arrived: the description says `seq=N version=M`.
 fn arrivals(sink: &LineSink) -> BTreeMap<(u64, u64), usize> {
+    let number_after = common::number_after;
     let mut n = BTreeMap::new();
     for l in sink.lines().iter().filter(|l| l.contains(TAG)) {
         if let (Some(seq), Some(version)) = (number_after(l, "seq="), number_after(l, "version=")) {
@@ -96,14 +88,9 @@ fn config_with(
     let service = format!(
         "      aws-guardduty:\n        requests_per_second: 8\n        request_period_in_seconds: 1\n{more}"
     );
-    let inputs: String = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, (name, secret))| {
-            common::aws_input_yaml(name, 100 + i, &server.url(), secret, &service)
-        })
-        .collect();
-    common::collector_yaml(dir, "gd", &inputs, sink_port)
+    common::inputs_collector_yaml(dir, "gd", &server.url(), sink_port, inputs, |_| {
+        service.clone()
+    })
 }
 
 #[test]
@@ -297,7 +284,10 @@ fn ids(sink: &LineSink) -> BTreeMap<(u64, u64), String> {
         .iter()
         .filter(|l| l.contains(TAG))
         .filter_map(|l| {
-            let key = (number_after(l, "seq=")?, number_after(l, "version=")?);
+            let key = (
+                common::number_after(l, "seq=")?,
+                common::number_after(l, "version=")?,
+            );
             Some((key, id_of(l).expect("every finding has an id")))
         })
         .collect()

@@ -14,6 +14,7 @@ use logferry_testkit::moto::MotoServer;
 use logferry_testkit::{wait_until, LineSink, RedisServer, TempDir};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::time::Duration;
 
 const NAMESPACE: &str = "Test/Ferry";
@@ -47,12 +48,12 @@ impl Cw {
         aws_sdk_cloudwatch::Client::from_conf(conf)
     }
 
-    /// One data point every `step` seconds from `from_s` to `to_s` (excluded) for each host `h0..h<hosts>` of
+    /// One data point every `step` seconds from `from_s` to `to_s` (excluded) for each host `h<i>` of `hosts` of
     /// metric `Requests`, the value being the point's offset from `from_s` in seconds.
-    fn put(&self, region: &str, hosts: usize, (from_s, to_s): (i64, i64), step: i64) {
+    fn put(&self, region: &str, hosts: Range<usize>, (from_s, to_s): (i64, i64), step: i64) {
         let client = self.client(region);
         let mut data = Vec::new();
-        for h in 0..hosts {
+        for h in hosts {
             for t in (from_s..to_s).step_by(step as usize) {
                 data.push(
                     MetricDatum::builder()
@@ -84,31 +85,9 @@ impl Cw {
     }
 }
 
-fn config(persistence: &str, moto: &MotoServer, sink_port: u16, service: &str) -> String {
-    format!(
-        r#"globals:
-  id: met
-  persistence: {persistence}
-  stop_drain_timeout_in_sec: 5
-inputs:
-  aws:
-    id: 123
-    region: us-east-1
-    endpoint: {url}
-    credentials:
-      access_key: testing
-      access_secret: testing
-    services:
-{service}
-outputs:
-  relay:
-    type: syslog
-    config:
-      address: 127.0.0.1
-      port: {sink_port}
-"#,
-        url = moto.url(),
-    )
+fn config(persistence: &str, endpoint: &str, sink_port: u16, service: &str) -> String {
+    let input = common::AwsInputYaml::moto(endpoint).with(service);
+    common::collector_yaml_with(persistence, "met", &input, sink_port)
 }
 
 fn custom_service(regions: &str) -> String {
@@ -217,7 +196,7 @@ fn every_period_arrives_in_batches_and_a_killed_input_process_resumes_without_lo
     const HOSTS: usize = 110;
     let data_start = (now_s() - 30).div_euclid(PERIOD_S) * PERIOD_S;
     let data_end = data_start + 45;
-    cw.put("us-east-1", HOSTS, (data_start, data_end), PERIOD_S);
+    cw.put("us-east-1", 0..HOSTS, (data_start, data_end), PERIOD_S);
     // The data are in the past once moto has them: the retrieval delay makes the fresh puller start 15 s before
     // them and read a period at a time from there, as if they were coming in.
     let delay = now_s() - data_start + 15;
@@ -231,7 +210,7 @@ fn every_period_arrives_in_batches_and_a_killed_input_process_resumes_without_lo
     let mut c = Collector::start(
         &bin,
         dir.path(),
-        &config(&persistence, &cw.moto, sink.port, &service),
+        &config(&persistence, &cw.moto.url(), sink.port, &service),
     );
     let complete = |sink: &LineSink, until: i64| {
         let got = received(sink);
@@ -287,7 +266,7 @@ fn two_regions_run_two_pullers_and_a_state_from_before_regions_is_adopted() {
     // Data a fresh puller would not read (it starts at the last complete period): only the adopted state of
     // us-east-1 reaches back to it.
     let old_start = (now_s() - 120).div_euclid(PERIOD_S) * PERIOD_S;
-    cw.put("us-east-1", 2, (old_start, old_start + 2 * PERIOD_S), 1);
+    cw.put("us-east-1", 0..2, (old_start, old_start + 2 * PERIOD_S), 1);
     // The state a version before regions stored for us-east-1 (its defining values name the region).
     let legacy_key = "logferry:met:state:aws:123:app_metrics:custom";
     let stored = json!({
@@ -305,8 +284,8 @@ fn two_regions_run_two_pullers_and_a_state_from_before_regions_is_adopted() {
         .unwrap();
     let data_start = aligned_after(10);
     let data_end = data_start + 2 * PERIOD_S;
-    cw.put("us-east-1", 2, (data_start, data_end), 1);
-    cw.put("eu-west-1", 3, (data_start, data_end), 1);
+    cw.put("us-east-1", 0..2, (data_start, data_end), 1);
+    cw.put("eu-west-1", 0..3, (data_start, data_end), 1);
     let dir = TempDir::new("metrics-regions");
     let sink = LineSink::start();
     let persistence = format!("{{type: redis, url: \"{}\"}}", redis.url());
@@ -314,7 +293,7 @@ fn two_regions_run_two_pullers_and_a_state_from_before_regions_is_adopted() {
     let mut c = Collector::start(
         &bin,
         dir.path(),
-        &config(&persistence, &cw.moto, sink.port, &service),
+        &config(&persistence, &cw.moto.url(), sink.port, &service),
     );
     let expected = |got: &BTreeMap<(String, String, i64), Vec<Value>>| {
         let old = periods(old_start, old_start + 2 * PERIOD_S)
@@ -358,6 +337,77 @@ fn two_regions_run_two_pullers_and_a_state_from_before_regions_is_adopted() {
         let key = format!("{legacy_key}:{region}");
         assert!(exists(&key, &mut conn), "no state under {key}");
     }
+}
+
+/// `metrics_list_refresh_in_seconds: 15`: the metric list is not asked for every cycle (ListMetrics counted by a
+/// proxy in front of moto), and a metric that appears while running is picked up at the next refresh with its
+/// periods since the list before read back: every period of both metrics arrives, once.
+#[test]
+fn the_metric_list_is_refreshed_on_its_period_and_a_new_metric_is_read_back() {
+    let bin = logferry_bin();
+    let cw = Cw::start();
+    let proxy = common::fault_proxy(&cw.moto.url(), "", 0.0, 0);
+    const REFRESH_S: i64 = 15;
+    let data_start = aligned_after(5);
+    let data_end = data_start + 6 * PERIOD_S;
+    cw.put("us-east-1", 0..1, (data_start, data_end), 1);
+    let dir = TempDir::new("metrics-listing");
+    let sink = LineSink::start();
+    let persistence = format!(
+        "{{type: embedded, directory: \"{}\"}}",
+        dir.path().join("state").display()
+    );
+    let service = custom_service(&format!(
+        "        metrics_list_refresh_in_seconds: {REFRESH_S}\n"
+    ));
+    let started = std::time::Instant::now();
+    let mut c = Collector::start(
+        &bin,
+        dir.path(),
+        &config(&persistence, &proxy.url(), sink.port, &service),
+    );
+    let has =
+        |host: &str, p: i64| received(&sink).contains_key(&("us-east-1".into(), host.into(), p));
+    wait_logged(&c, Duration::from_secs(60), "h0's first period", || {
+        has("h0", data_start)
+    });
+    // h1 appears after the first listing, with data since data_start.
+    cw.put("us-east-1", 1..2, (data_start, data_end), 1);
+    wait_logged(
+        &c,
+        Duration::from_secs(90),
+        "every period of h0 and h1",
+        || periods(data_start, data_end).all(|p| has("h0", p) && has("h1", p)),
+    );
+    let elapsed = started.elapsed().as_secs() as i64;
+    c.stop();
+    let got = received(&sink);
+    for ((_, host, period), events) in &got {
+        if (data_start..data_end).contains(period) {
+            assert_eq!(
+                events.len(),
+                1,
+                "{host} {period} arrived {} times",
+                events.len()
+            );
+            check_period(&events[0], *period, data_start, 1);
+        }
+    }
+    let log = c.log_text();
+    let cycles = log.matches("Time range: \"").count() as i64;
+    let lists = proxy.http("GET", "/_faults", "")["operations"]["ListMetrics"]
+        .as_i64()
+        .unwrap_or(0);
+    eprintln!("{cycles} cycles, {lists} ListMetrics in {elapsed} s");
+    assert!(cycles >= 6, "{cycles} cycles");
+    assert!(
+        lists >= 2 && lists <= elapsed / REFRESH_S + 1,
+        "{lists} ListMetrics in {elapsed} s with a refresh every {REFRESH_S} s ({cycles} cycles)"
+    );
+    assert!(
+        log.contains("1 metric(s) new since the last listing: reading them back from"),
+        "{log}"
+    );
 }
 
 #[test]

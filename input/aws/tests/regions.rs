@@ -58,21 +58,8 @@ fn a_service_in_two_regions_reads_the_queue_of_each_region() {
         .into_iter()
         .map(|s| run(s, |stop| f.factory(stop)))
         .collect();
-    let depth = |(sqs, url): &(aws_sdk_sqs::Client, String)| {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
-        let r =
-            f.rt.block_on(
-                sqs.get_queue_attributes()
-                    .queue_url(url)
-                    .attribute_names(A::ApproximateNumberOfMessages)
-                    .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-                    .send(),
-            )
-            .unwrap();
-        let a = r.attributes().unwrap();
-        let n = |k: A| a.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
-    };
+    let depth =
+        |(sqs, url): &(aws_sdk_sqs::Client, String)| common::sqs_queue_depth(&f.rt, sqs, url);
     wait_until(
         Duration::from_secs(60),
         "one event from each region and both queues empty",

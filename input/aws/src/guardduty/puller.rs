@@ -1,24 +1,30 @@
 //! `AwsGuardDutyApiPuller`: every cycle lists the region's detectors (ListDetectors, paged), then for each
 //! detector the ids of the findings updated since its position (ListFindings with `updatedAt >= since`, sorted by
 //! `updatedAt`, 50 per page) and their contents (GetFindings, the page's 50 ids at once). A finding is sent as
-//! GetFindings returns it (JSON, `@devo_pulling_id` added); a finding updated later is sent again (its new
+//! GetFindings returns it (JSON, `@devo_pulling_id` added; the body is parsed once, here, not by the SDK: see
+//! [`TakeBody`]); a finding updated later is sent again (its new
 //! version). The position of each detector is committed after each batch is in Redis ([`super::position`]).
 
 use super::position::DetectorPosition;
 use super::GuardDutyConfig;
 use crate::api::{ApiSession, Caller};
 use crate::tag::TagVars;
-use aws_sdk_guardduty::config::interceptors::AfterDeserializationInterceptorContextRef;
+use aws_sdk_guardduty::config::interceptors::BeforeDeserializationInterceptorContextMut;
 use aws_sdk_guardduty::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_guardduty::operation::list_detectors::ListDetectorsOutput;
 use aws_sdk_guardduty::types::{Condition, FindingCriteria, OrderBy, SortCriteria};
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
+use http_body::Frame;
 use logferry_input::{EventIdField, PullContext, Puller, PullerError, PullingIdField};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
@@ -57,32 +63,95 @@ struct FindingHead {
     updated_at: String,
 }
 
-/// Keeps the body of a response once the SDK has read it: the SDK's typed findings cannot be written back as
-/// the JSON GuardDuty sent, so the puller sends the body's findings as they are.
-#[derive(Debug, Default, Clone)]
-struct BodyCapture(Arc<Mutex<Option<Vec<u8>>>>);
+/// What the SDK is given to deserialize in place of a successful GetFindings body.
+const NO_FINDINGS: &[u8] = b"{\"findings\":[]}";
 
-impl BodyCapture {
+/// Takes the body of a successful GetFindings response for the puller and hands the SDK an empty list of findings
+/// to deserialize: the findings are parsed once, by the puller, from the JSON GuardDuty sent (the SDK's typed
+/// findings cannot be written back as that JSON, and building them cost as much as reading the body again).
+/// Error responses are left to the SDK, which reads their code and message.
+#[derive(Debug, Default, Clone)]
+struct TakeBody(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl TakeBody {
     fn take(&self) -> Option<Vec<u8>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
+
+    fn put(&self, body: Vec<u8>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
+    }
 }
 
-impl Intercept for BodyCapture {
+impl Intercept for TakeBody {
     fn name(&self) -> &'static str {
-        "BodyCapture"
+        "TakeBody"
     }
 
-    fn read_after_deserialization(
+    fn modify_before_deserialization(
         &self,
-        context: &AfterDeserializationInterceptorContextRef<'_>,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        if let Some(bytes) = context.response().body().bytes() {
-            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes.to_vec());
+        let response = context.response_mut();
+        if !response.status().is_success() {
+            return Ok(());
         }
+        let body = std::mem::replace(response.body_mut(), SdkBody::taken());
+        // The body is usually still streaming here: it is read by the SDK (through `TakenBody`) before it
+        // deserializes, so a retried attempt gets a fresh one.
+        *response.body_mut() = match body.bytes() {
+            Some(bytes) => {
+                self.put(bytes.to_vec());
+                SdkBody::from(NO_FINDINGS)
+            }
+            None => SdkBody::from_body_1_x(TakenBody {
+                inner: body,
+                read: Vec::new(),
+                taker: self.clone(),
+                done: false,
+            }),
+        };
         Ok(())
+    }
+}
+
+/// A response body that passes the bytes of `inner` to its [`TakeBody`] and yields [`NO_FINDINGS`] instead.
+struct TakenBody {
+    inner: SdkBody,
+    read: Vec<u8>,
+    taker: TakeBody,
+    done: bool,
+}
+
+impl http_body::Body for TakenBody {
+    type Data = Bytes;
+    type Error = aws_smithy_types::body::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        this.read.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => {
+                    this.done = true;
+                    this.taker.put(std::mem::take(&mut this.read));
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(NO_FINDINGS)))));
+                }
+            }
+        }
     }
 }
 
@@ -210,7 +279,7 @@ impl GuardDutyPuller {
         counts: &mut Counts,
     ) -> Result<(), PullerError> {
         let (rt, client) = self.api()?;
-        let body = BodyCapture::default();
+        let body = TakeBody::default();
         let request = || {
             client
                 .get_findings()

@@ -3,6 +3,7 @@
 //! then reads the last complete period(s) with GetMetricData in batches of 500 queries (the API's maximum); the
 //! end of the periods read is committed after their events are in Redis, so a restart resumes there.
 
+pub mod listing;
 pub mod puller;
 pub mod window;
 
@@ -73,6 +74,14 @@ const RETRIEVAL_DELAY_IN_SECONDS: Key = Key::int(
     3600,
     "how long after its end a period is read (late data points: e.g. 180)",
 );
+const METRICS_LIST_REFRESH_IN_SECONDS: Key = Key::int(
+    "metrics_list_refresh_in_seconds",
+    3600,
+    0,
+    86_400,
+    "how long a namespace's metric list (ListMetrics) is used before it is listed again (0: every cycle); metrics new \
+     at a refresh are read back to the listing before",
+);
 const REQUESTS_PER_SECOND: Key = Key::float_in(
     "requests_per_second",
     5.0,
@@ -94,6 +103,7 @@ pub static METRICS_KEYS: KeySet = KeySet {
         PERIOD_IN_SECONDS,
         STATISTICS,
         RETRIEVAL_DELAY_IN_SECONDS,
+        METRICS_LIST_REFRESH_IN_SECONDS,
         REQUESTS_PER_SECOND,
         TAG,
         MAX_CYCLE_SECONDS,
@@ -121,6 +131,10 @@ pub struct MetricsConfig {
     /// CloudWatch late (AWS services publish most metrics within 1-3 minutes; a period read before its data
     /// arrived is not read again). Default 0 (the seed's behaviour: the last complete period); 0..=3600.
     pub retrieval_delay: Duration,
+    /// `metrics_list_refresh_in_seconds`: a namespace's metric list (ListMetrics, every page) is used this long
+    /// before it is listed again, instead of every cycle (Telegraf's `cache_ttl`). Metrics a new list adds are read
+    /// back from the period end the list before was used from. Default 3600; 0 (every cycle)..=86400.
+    pub metrics_list_refresh: Duration,
     /// `requests_per_second`: ListMetrics + GetMetricData calls per second (AWS allows 25 ListMetrics and 50
     /// GetMetricData per second per account and region). Default 5; 0.1..=25.
     pub requests_per_second: f64,
@@ -160,6 +174,7 @@ pub fn configure(cx: &ServiceContext<'_>, s: &Section<'_>) -> Option<PullerSpec>
     let statistics = read_statistics(s);
     let period = read_period(s);
     let retrieval_delay: u64 = s.get_int(&RETRIEVAL_DELAY_IN_SECONDS);
+    let metrics_list_refresh: u64 = s.get_int(&METRICS_LIST_REFRESH_IN_SECONDS);
     let requests_per_second = s.get_float(&REQUESTS_PER_SECOND);
     let tag = cx.tag(s, &TAG);
     let max_cycle = logferry_input::runtime::read_max_cycle(s);
@@ -169,6 +184,7 @@ pub fn configure(cx: &ServiceContext<'_>, s: &Section<'_>) -> Option<PullerSpec>
         statistics: statistics?,
         period: period?,
         retrieval_delay: Duration::from_secs(retrieval_delay),
+        metrics_list_refresh: Duration::from_secs(metrics_list_refresh),
         requests_per_second,
         tag: tag?,
         max_cycle,

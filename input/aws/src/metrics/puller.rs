@@ -3,10 +3,12 @@
 //! 500 queries per request (the API's maximum), every NextToken page. One event per metric and period, with the
 //! value of each statistic. The end of the periods read is committed after their events are in Redis.
 
+use super::listing::{Listing, NewMetrics};
 use super::window::{self, Plan};
 use super::MetricsConfig;
 use crate::api::{ApiSession, Caller};
 use crate::tag::TagVars;
+use aws_sdk_cloudwatch::operation::list_metrics::ListMetricsOutput;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsTime;
 use aws_sdk_cloudwatch::types::{
     Dimension, Metric, MetricDataQuery, MetricDataResult, MetricStat, ScanBy, StatusCode,
@@ -29,8 +31,8 @@ const PULL_ERROR_ID: u32 = 313;
 pub const MAX_QUERIES: usize = 500;
 
 /// One metric as ListMetrics names it.
-#[derive(Debug, Clone)]
-struct MetricName {
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MetricName {
     namespace: String,
     name: String,
     dimensions: Vec<(String, String)>,
@@ -81,11 +83,14 @@ pub struct MetricsPuller {
     caller: Caller,
     /// End (ms) of the periods read and committed.
     last_end: Option<i64>,
+    /// The metric list of each namespace, listed again every `metrics_list_refresh_in_seconds`.
+    listing: Listing<MetricName>,
 }
 
 impl MetricsPuller {
     pub fn new(cfg: Arc<MetricsConfig>) -> Self {
         let caller = Caller::new(cfg.requests_per_second, &cfg.client.region);
+        let listing = Listing::new(cfg.metrics_list_refresh);
         MetricsPuller {
             cfg,
             rt: None,
@@ -93,6 +98,7 @@ impl MetricsPuller {
             account_id: String::new(),
             caller,
             last_end: None,
+            listing,
         }
     }
 
@@ -117,42 +123,114 @@ impl MetricsPuller {
         format!("[{}]", names.join(", "))
     }
 
-    /// Every metric of the namespaces (all of them when none is configured).
-    fn list_metrics(&mut self, ctx: &mut PullContext) -> Result<Vec<MetricName>, PullerError> {
-        let (rt, client) = self.api()?;
+    /// Every metric of the namespaces (all of them when none is configured): a namespace's list of less than
+    /// `metrics_list_refresh_in_seconds` ago, else a new one, used from the period start `read_from` (ms). Also
+    /// returns the metrics a new list adds, with the period start from which they were not read.
+    fn list_metrics(
+        &mut self,
+        ctx: &mut PullContext,
+        read_from: i64,
+    ) -> Result<(Vec<MetricName>, Vec<NewMetrics<MetricName>>), PullerError> {
         let passes: Vec<Option<String>> = if self.cfg.namespaces.is_empty() {
             vec![None]
         } else {
             self.cfg.namespaces.iter().cloned().map(Some).collect()
         };
         let mut metrics = Vec::new();
-        for namespace in passes {
-            let mut token: Option<String> = None;
-            loop {
-                let request = || {
-                    client
-                        .list_metrics()
-                        .set_namespace(namespace.clone())
-                        .set_next_token(token.clone())
-                        .send()
-                };
-                let page = self
-                    .caller
-                    .call(&rt, ctx, "ListMetrics", request)
-                    .map_err(|e| e.into_pull_error(PULL_ERROR_ID))?;
-                ctx.stats.requests += 1;
-                metrics.extend(page.metrics().iter().filter_map(MetricName::from_sdk));
-                token = page.next_token().map(str::to_owned);
-                if token.is_none() {
-                    break;
-                }
+        let mut added = Vec::new();
+        for pass in passes {
+            let now = Instant::now();
+            if let Some(listed) = self.listing.current(&pass, now) {
+                metrics.extend_from_slice(listed);
+                continue;
             }
+            let listed = self.list_namespace(ctx, &pass)?;
+            log::log!(
+                ctx.routine_level(),
+                "ListMetrics of \"{}\": {} metric(s), listed again in {} s",
+                pass.as_deref().unwrap_or("all_namespaces"),
+                listed.len(),
+                self.cfg.metrics_list_refresh.as_secs()
+            );
+            metrics.extend_from_slice(&listed);
+            added.extend(self.listing.store(pass, listed, now, read_from));
         }
+        Ok((metrics, added))
+    }
+
+    /// Every page of ListMetrics of one namespace (`None`: every namespace).
+    fn list_namespace(
+        &mut self,
+        ctx: &mut PullContext,
+        namespace: &Option<String>,
+    ) -> Result<Vec<MetricName>, PullerError> {
+        let (rt, client) = self.api()?;
+        let request = |token| {
+            client
+                .list_metrics()
+                .set_namespace(namespace.clone())
+                .set_next_token(token)
+                .send()
+        };
+        let mut pages = 0;
+        let take = |page: ListMetricsOutput| {
+            pages += 1;
+            let metrics = page
+                .metrics()
+                .iter()
+                .filter_map(MetricName::from_sdk)
+                .collect();
+            (metrics, page.next_token)
+        };
+        let metrics = self
+            .caller
+            .list_all(&rt, ctx, "ListMetrics", request, take)
+            .map_err(|e| e.into_pull_error(PULL_ERROR_ID))?;
+        ctx.stats.requests += pages;
         Ok(metrics)
     }
 
-    /// Reads one window of every metric, batch by batch, emits its events, then commits its end.
+    /// Reads the periods a new list's metrics were not read for: from the period the list before was used from
+    /// up to `end`, where this cycle's windows start. Their events go to Redis with the next window's; the
+    /// committed end does not move.
+    fn read_back(
+        &mut self,
+        ctx: &mut PullContext,
+        added: &NewMetrics<MetricName>,
+        end: i64,
+        tag: &str,
+        counts: &mut Counts,
+    ) -> Result<(), PullerError> {
+        log::info!(
+            "{} metric(s) new since the last listing: reading them back from {}",
+            added.metrics.len(),
+            utc(added.from)
+        );
+        let period = self.cfg.period.as_millis() as i64;
+        for w in window::split(added.from, end, period) {
+            self.read_periods(ctx, &added.metrics, w, tag, counts)?;
+        }
+        Ok(())
+    }
+
+    /// Reads one window of every metric (see [`Self::read_periods`]), then commits its end.
     fn read_window(
+        &mut self,
+        ctx: &mut PullContext,
+        metrics: &[MetricName],
+        (start, end): (i64, i64),
+        tag: &str,
+        counts: &mut Counts,
+    ) -> Result<(), PullerError> {
+        self.read_periods(ctx, metrics, (start, end), tag, counts)?;
+        // The window's events are in Redis (commit_state flushes first) before its end is stored.
+        ctx.commit_state(json!({"last_end": end, "last_end_utc": utc(end)}))?;
+        self.last_end = Some(end);
+        Ok(())
+    }
+
+    /// Reads the periods of `[start, end)` of `metrics`, batch by batch, and emits their events.
+    fn read_periods(
         &mut self,
         ctx: &mut PullContext,
         metrics: &[MetricName],
@@ -174,9 +252,6 @@ impl MetricsPuller {
                 counts.generated += 1;
             }
         }
-        // The window's events are in Redis (commit_state flushes first) before its end is stored.
-        ctx.commit_state(json!({"last_end": end, "last_end_utc": utc(end)}))?;
-        self.last_end = Some(end);
         Ok(())
     }
 
@@ -379,7 +454,11 @@ impl Puller for MetricsPuller {
         let mut counts = Counts::default();
         let tag = self.tag();
         if !plan.windows.is_empty() {
-            let metrics = self.list_metrics(ctx)?;
+            let read_from = plan.windows[0].0;
+            let (metrics, added) = self.list_metrics(ctx, read_from)?;
+            for new in &added {
+                self.read_back(ctx, new, read_from, &tag, &mut counts)?;
+            }
             for (i, w) in plan.windows.iter().enumerate() {
                 // At least one window per cycle; then the cycle's bound or a stop ends it (the next goes on).
                 if i > 0 && (ctx.cycle_over() || ctx.stopping()) {

@@ -48,6 +48,17 @@ pub fn plan(now: i64, last_end: Option<i64>, period_ms: i64, delay_ms: i64) -> P
     let oldest = end - retention_ms(period_ms).div_euclid(period_ms) * period_ms;
     let wanted = last_end.unwrap_or(end - period_ms);
     let start = wanted.max(oldest);
+    Plan {
+        windows: split(start, end, period_ms),
+        end,
+        offset_ms: end + delay_ms - now,
+        next_cycle: end + period_ms + delay_ms,
+        clipped: wanted < oldest,
+    }
+}
+
+/// `[start, end)` in windows of at most [`WINDOW_PERIODS`] periods (ms).
+pub fn split(start: i64, end: i64, period_ms: i64) -> Vec<(i64, i64)> {
     let mut windows = Vec::new();
     let mut from = start;
     while from < end {
@@ -55,13 +66,7 @@ pub fn plan(now: i64, last_end: Option<i64>, period_ms: i64, delay_ms: i64) -> P
         windows.push((from, to));
         from = to;
     }
-    Plan {
-        windows,
-        end,
-        offset_ms: end + delay_ms - now,
-        next_cycle: end + period_ms + delay_ms,
-        clipped: wanted < oldest,
-    }
+    windows
 }
 
 #[cfg(test)]

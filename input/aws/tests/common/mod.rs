@@ -139,21 +139,7 @@ impl Fixture {
 
     /// Visible + in-flight messages of the queue.
     pub fn queue_depth(&self, url: &str) -> u64 {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
-        let r = self
-            .rt
-            .block_on(
-                self.sqs
-                    .get_queue_attributes()
-                    .queue_url(url)
-                    .attribute_names(A::ApproximateNumberOfMessages)
-                    .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-                    .send(),
-            )
-            .unwrap();
-        let a = r.attributes().unwrap();
-        let n = |k: A| a.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
+        sqs_queue_depth(&self.rt, &self.sqs, url)
     }
 
     /// moto's model dump (`/moto-api/data.json`).
@@ -583,9 +569,17 @@ pub fn fault_proxy(upstream: &str, targets: &str, rate: f64, fail_every: u32) ->
 /// A collector config around `inputs` (the YAML of the `inputs:` entries, indented by 2): its state and embedded
 /// Redis in `dir`, a syslog output to 127.0.0.1:`sink_port`.
 pub fn collector_yaml(dir: &Path, id: &str, inputs: &str, sink_port: u16) -> String {
-    format!(
-        "globals:\n  id: {id}\n  persistence: {{type: embedded, directory: \"{}\"}}\n  stop_drain_timeout_in_sec: 5\ninputs:\n{inputs}outputs:\n  relay:\n    type: syslog\n    config:\n      address: 127.0.0.1\n      port: {sink_port}\n",
+    let persistence = format!(
+        "{{type: embedded, directory: \"{}\"}}",
         dir.join("state").display()
+    );
+    collector_yaml_with(&persistence, id, inputs, sink_port)
+}
+
+/// [`collector_yaml`] with another `persistence` (a YAML flow mapping, e.g. `{type: redis, url: "..."}`).
+pub fn collector_yaml_with(persistence: &str, id: &str, inputs: &str, sink_port: u16) -> String {
+    format!(
+        "globals:\n  id: {id}\n  persistence: {persistence}\n  stop_drain_timeout_in_sec: 5\ninputs:\n{inputs}outputs:\n  relay:\n    type: syslog\n    config:\n      address: 127.0.0.1\n      port: {sink_port}\n"
     )
 }
 
@@ -598,9 +592,99 @@ pub fn aws_input_yaml(
     secret: &str,
     services: &str,
 ) -> String {
-    format!(
-        "  {name}:\n    type: aws\n    id: {id}\n    region: us-east-1\n    endpoint: {endpoint}\n    credentials:\n      access_key: {KEY}\n      access_secret: {secret}\n    services:\n{services}"
-    )
+    AwsInputYaml {
+        name,
+        id,
+        endpoint,
+        key: KEY,
+        secret,
+        input_keys: "",
+    }
+    .with(services)
+}
+
+/// One `aws` input of a collector config, all its parts given.
+pub struct AwsInputYaml<'a> {
+    pub name: &'a str,
+    pub id: usize,
+    pub endpoint: &'a str,
+    pub key: &'a str,
+    pub secret: &'a str,
+    /// More keys of the input (YAML lines indented by 4), e.g. `"    requests_per_second: 10\n"`.
+    pub input_keys: &'a str,
+}
+
+impl AwsInputYaml<'_> {
+    /// moto's input: any key is accepted (`testing`), region us-east-1, id 123.
+    pub fn moto(endpoint: &str) -> AwsInputYaml<'_> {
+        AwsInputYaml {
+            name: "aws",
+            id: 123,
+            endpoint,
+            key: "testing",
+            secret: "testing",
+            input_keys: "",
+        }
+    }
+
+    /// The input's YAML with `services` (its `services:` entries, indented by 6).
+    pub fn with(&self, services: &str) -> String {
+        let AwsInputYaml {
+            name,
+            id,
+            endpoint,
+            key,
+            secret,
+            input_keys,
+        } = self;
+        format!(
+            "  {name}:\n    type: aws\n    id: {id}\n    region: us-east-1\n    endpoint: {endpoint}\n{input_keys}    credentials:\n      access_key: {key}\n      access_secret: {secret}\n    services:\n{services}"
+        )
+    }
+}
+
+/// A collector config of several `aws` inputs reading a local server at `endpoint`, one per `(name, secret)`
+/// (ids 100, 101...), input `i` with the services `services(i)`.
+pub fn inputs_collector_yaml(
+    dir: &Path,
+    id: &str,
+    endpoint: &str,
+    sink_port: u16,
+    inputs: &[(&str, &str)],
+    services: impl Fn(usize) -> String,
+) -> String {
+    let inputs: String = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (name, secret))| aws_input_yaml(name, 100 + i, endpoint, secret, &services(i)))
+        .collect();
+    collector_yaml(dir, id, &inputs, sink_port)
+}
+
+/// The number right after the first `key` in `line` (`seq=12 ...` -> 12 for `seq=`).
+pub fn number_after(line: &str, key: &str) -> Option<u64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Visible + in-flight messages of an SQS queue.
+pub fn sqs_queue_depth(rt: &tokio::runtime::Runtime, sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let r = rt
+        .block_on(
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(A::ApproximateNumberOfMessages)
+                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                .send(),
+        )
+        .unwrap();
+    let a = r.attributes().unwrap();
+    let n = |k: A| a.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
 }
 
 /// Runs a Python `script` (e.g. boto3 against a local server) and asserts that it printed `ok`.

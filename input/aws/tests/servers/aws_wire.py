@@ -37,6 +37,8 @@ def setup_server(server, key, secret, rate, burst=2):
     """The shared state a Handler needs on its server."""
     server.key, server.secret = key, secret
     server.bucket = Bucket(rate, burst)
+    server.rate, server.burst = rate, burst
+    server.region_buckets = {}
     server.lock = threading.Lock()
     server.seen = []
 
@@ -75,6 +77,20 @@ class Handler(BaseHTTPRequestHandler):
             body = json.dumps(self.server.seen)
         self.reply(200, body, "application/json")
         return True
+
+    def scope_region(self):
+        """The region of the request's SigV4 credential scope (None when it is not signed)."""
+        auth = self.headers.get("Authorization", "")
+        at = auth.find("Credential=")
+        if at < 0:
+            return None
+        return auth[at + len("Credential="):].split(",")[0].split("/")[2]
+
+    def take_region_token(self, region):
+        """A token of the region's own bucket: AWS budgets an API per account and region."""
+        with self.server.lock:
+            bucket = self.server.region_buckets.setdefault(region, Bucket(self.server.rate, self.server.burst))
+        return bucket.take()
 
     def signature_refusal(self, method, body):
         """None when the request is signed with the expected key and secret, else (code, message)."""

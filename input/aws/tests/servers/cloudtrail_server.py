@@ -8,9 +8,12 @@ moto has no LookupEvents, so this stands in for CloudTrail's endpoint:
 - STS GetCallerIdentity (AWS query protocol, XML), which the collector's setup calls at the same endpoint;
 - every request's SigV4 signature is checked with botocore's own signer run on the request as received
   (the headers the client signed, its X-Amz-Date): a wrong secret gets the service's real error;
-- a token bucket of `--rate` requests per second (burst 2, AWS's 2 requests/s for LookupEvents by default):
-  beyond it `ThrottlingException` (HTTP 400), as CloudTrail answers;
-- `GET /_requests` returns every request seen (time, target, StartTime/EndTime, NextToken, outcome) as JSON.
+- regional, as CloudTrail's event history is: a request signed for region R (its SigV4 credential scope) sees
+  the events whose `region` is R, and each region has its own token bucket of `--rate` requests per second
+  (burst 2, AWS's 2 requests/s per account and region for LookupEvents by default): beyond it
+  `ThrottlingException` (HTTP 400), as CloudTrail answers;
+- `GET /_requests` returns every request seen (time, region, target, StartTime/EndTime, NextToken, outcome) as
+  JSON.
 
 Events come from a JSON-lines file (`--events`), one per line:
   {"id": "...", "time": <epoch seconds>, "source": "s3.amazonaws.com", "name": "GetObject",
@@ -86,13 +89,14 @@ class Handler(aws_wire.Handler):
 
     def lookup_events(self, body, refusal):
         req = json.loads(body or b"{}")
-        entry = {"target": "LookupEvents", "start": req.get("StartTime"), "end": req.get("EndTime"),
+        region = self.scope_region()
+        entry = {"target": "LookupEvents", "region": region, "start": req.get("StartTime"), "end": req.get("EndTime"),
                  "token": req.get("NextToken"), "attributes": req.get("LookupAttributes", [])}
         if refusal:
             entry["outcome"] = refusal[0]
             self.note(entry)
             return self.json_error(403 if refusal[0] == "InvalidSignatureException" else 400, *refusal)
-        if not self.server.bucket.take():
+        if not self.take_region_token(region):
             entry["outcome"] = "ThrottlingException"
             self.note(entry)
             return self.json_error(400, "ThrottlingException", "Rate exceeded")
@@ -103,7 +107,7 @@ class Handler(aws_wire.Handler):
         offset = 0
         if req.get("NextToken"):
             offset = int(base64.b64decode(req["NextToken"]).decode().split(":")[1])
-        matching = [e for e in self.server.events if start <= e["time"] <= end
+        matching = [e for e in self.server.events if start <= e["time"] <= end and e["region"] == region
                     and (not sources or e["source"] in sources)]
         page = matching[offset:offset + page_size]
         out = {"Events": [{

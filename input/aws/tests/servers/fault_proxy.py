@@ -5,7 +5,9 @@ real wire format of JSON APIs (AWS JSON 1.1 errors), for fault tests:
   of `--targets`; beyond it `ThrottlingException` (HTTP 400, "Rate exceeded");
 - `--fail-every N`: every Nth such request is answered `--fail-status` (default 500) `InternalFailure`.
 Every other request (STS, other operations) is forwarded as is, headers included (the Host the client signed is
-kept, so a signature checked upstream still matches). `GET /_faults` returns the counts as JSON.
+kept, so a signature checked upstream still matches). An operation is named by its `X-Amz-Target` (JSON
+protocols) or the `Action` of its form body (query protocol: CloudWatch, STS). `GET /_faults` returns the counts as
+JSON, with the requests seen per operation (`operations`).
 Usage: fault_proxy.py --port P --upstream http://127.0.0.1:Q --targets FilterLogEvents,LookupEvents
        [--rate 1] [--fail-every 3] [--fail-status 500]
 """
@@ -16,7 +18,7 @@ import os
 import sys
 import threading
 from http.server import ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aws_wire  # noqa: E402
@@ -34,17 +36,27 @@ class Proxy(aws_wire.Handler):
 
     def do_POST(self):
         body = self.read_body()
-        fault = self.fault()
+        operation = self.operation(body)
+        with self.server.lock:
+            seen = self.server.counts["operations"]
+            seen[operation] = seen.get(operation, 0) + 1
+        fault = self.fault(operation)
         if fault:
             status, code, message = fault
             return self.reply(status, json.dumps({"__type": code, "message": message}),
                               "application/x-amz-json-1.1")
         self.forward("POST", body)
 
-    def fault(self):
-        """The fault to answer this request with, or None to forward it."""
+    def operation(self, body):
+        """The operation of a request: its `X-Amz-Target`'s last part, else its form's `Action`."""
         target = self.headers.get("X-Amz-Target", "")
-        if not any(target.endswith("." + t) for t in self.server.targets):
+        if target:
+            return target.rsplit(".", 1)[-1]
+        return parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0]
+
+    def fault(self, operation):
+        """The fault to answer this request with, or None to forward it."""
+        if operation not in self.server.targets:
             return None
         s = self.server
         with s.lock:
@@ -94,7 +106,7 @@ def main():
     server.bucket = aws_wire.Bucket(a.rate, 2) if a.rate > 0 else None
     server.fail_every, server.fail_status = a.fail_every, a.fail_status
     server.lock = threading.Lock()
-    server.counts = {"matched": 0, "forwarded": 0, "throttled": 0, "failed": 0}
+    server.counts = {"matched": 0, "forwarded": 0, "throttled": 0, "failed": 0, "operations": {}}
     print(f"proxy on {a.port} to {a.upstream}", file=sys.stderr, flush=True)
     server.serve_forever()
 
